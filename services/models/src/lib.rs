@@ -1,0 +1,17 @@
+//! On-premise models for Vellum: the sentence embedder (all-MiniLM-L6-v2 style BERT, run with
+//! candle from safetensors) and the text generator (any llama-family GGUF, run with candle's
+//! quantized models, tokenizer and chat template read from the GGUF metadata).
+//!
+//! Main types: [`Embedder`], [`Generator`] (trait) and [`GgufGenerator`], [`list_models`].
+//! This crate never opens a network connection and never downloads a model: models are files
+//! that `deploy/fetch-models.sh` put in a folder.
+
+mod embed;
+mod error;
+mod generate;
+mod registry;
+
+pub use embed::Embedder;
+pub use error::{Error, Result};
+pub use generate::{ChatMessage, Generation, GenerationParams, Generator, GgufGenerator, StopReason};
+pub use registry::{list_models, sha256_file, ModelInfo, ModelKind};
