@@ -1,1 +1,60 @@
-fn main() {}
+//! `vellum`: the one binary. Parses the command line, opens the data folder and the models,
+//! calls the library crates and renders their results for a terminal (or as JSON).
+//!
+//! Exit codes: 0 success, 1 error (the message says what to do next), 2 bad usage.
+
+mod cli;
+mod commands;
+mod context;
+mod render;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing(cli.global.verbose);
+    if let Err(err) = check_cpu() {
+        eprintln!("error: {err:#}");
+        return std::process::ExitCode::FAILURE;
+    }
+    match commands::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,html5ever=error",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VELLUM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// The release build targets x86-64-v3 (AVX2, FMA) because candle picks its quantized SIMD
+/// kernels at compile time; on an older CPU such a binary would die with SIGILL somewhere deep
+/// inside a matmul. Check at start-up and say so instead.
+fn check_cpu() -> anyhow::Result<()> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    {
+        let has_all = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("bmi2");
+        if !has_all {
+            anyhow::bail!(
+                "this vellum binary was built for x86-64-v3 CPUs (AVX2, FMA, BMI2) and this CPU \
+                 lacks one of them; rebuild without `-C target-cpu=x86-64-v3` in .cargo/config.toml"
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,1 +1,27 @@
-//! vellum-rag
+//! Retrieval-augmented answers for Vellum: hybrid retrieval (BM25 + vectors fused by reciprocal
+//! rank fusion), grounded answers with numbered sources and checked citations, whole-document
+//! summaries (map-reduce over every chunk), and retrieval evaluation on BEIR-format sets.
+//!
+//! Main types: [`Retriever`] (search in one of three [`SearchMode`]s), [`ask`] → [`Answer`],
+//! [`summarize`] → [`Summary`], and [`eval`] for nDCG/recall/MRR.
+//!
+//! This crate never sees a principal or a policy: callers pass a resolved
+//! [`vellum_store::SearchFilter`]. It does not know HTTP or terminals; streaming goes through
+//! a callback.
+
+mod answer;
+mod citations;
+mod error;
+pub mod eval;
+mod fusion;
+mod prompt;
+mod retrieve;
+mod summarize;
+
+pub use answer::{ask, Answer, AskOptions, Source};
+pub use citations::{check_citations, CitationCheck};
+pub use error::{Error, Result};
+pub use fusion::reciprocal_rank_fusion;
+pub use prompt::{build_answer_messages, SYSTEM_PROMPT};
+pub use retrieve::{QueryEmbedder, RetrievalOptions, RetrievedChunk, Retriever, SearchMode};
+pub use summarize::{summarize, Summary, SummaryOptions, SummaryProgress};

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Sets up (system packages, models) and runs every test. `.ci/run` calls exactly this.
+# One cargo profile (release) serves the build and the tests, so dependencies compile once.
+set -euo pipefail
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$repo_root/deploy/setup.sh"
+cd "$repo_root"
+
+export VELLUM_SHARED_DIR=${VELLUM_SHARED_DIR:-$repo_root/../shared}
+start=$(date +%s)
+cargo fmt --all -- --check
+cargo build --release --locked --workspace --all-targets
+echo "test: build took $(( $(date +%s) - start )) s"
+cargo test --release --locked --workspace --no-fail-fast
+echo "test: build and tests took $(( $(date +%s) - start )) s"

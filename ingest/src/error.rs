@@ -1,0 +1,53 @@
+//! Errors of extraction: what is wrong with a file, said so that a person can act on it.
+
+use crate::extract::Format;
+
+/// Result with the ingest crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a file could not be turned into text. Every variant is the file's fault (or a parser's
+/// bug triggered by the file), never the caller's; messages are lowercase and meant to be
+/// printed after the file's path.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file is of a kind Vellum does not read (binary, legacy .doc, a zip that is no DOCX...).
+    #[error("unsupported format: {reason}")]
+    Unsupported {
+        /// What the file is and, where there is one, what to do instead.
+        reason: String,
+    },
+    /// The file claims a supported format but its structure is broken.
+    #[error("malformed {format}: {reason}")]
+    Malformed {
+        /// The format the file was detected as.
+        format: Format,
+        /// What the parser found wrong.
+        reason: String,
+    },
+    /// The file, or what it unpacks to, is above a configured limit.
+    #[error("too large: {reason}")]
+    TooLarge {
+        /// Which limit was hit, with the numbers.
+        reason: String,
+    },
+    /// The file is password-protected.
+    #[error("encrypted: {reason}")]
+    Encrypted {
+        /// What kind of protection was found.
+        reason: String,
+    },
+    /// The file parsed but holds no extractable text (for example a scan without a text layer).
+    #[error("no text: {reason}")]
+    NoText {
+        /// Why there is no text and what would help.
+        reason: String,
+    },
+    /// A third-party parser panicked on this file; the panic was caught.
+    #[error("{format} parser crashed: {message}")]
+    Panicked {
+        /// The format whose parser crashed.
+        format: Format,
+        /// The panic message.
+        message: String,
+    },
+}

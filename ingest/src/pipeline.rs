@@ -1,0 +1,605 @@
+//! The ingest pipeline: files → bytes → SHA-256 (skip unchanged) → text per page → chunks →
+//! embeddings → one `commit_batch` into the store.
+//!
+//! Files are processed in batches so that a 10,000-file folder never holds all its text in
+//! memory: extraction runs on one thread per core, then the batch's chunks are embedded
+//! together (the embedder sorts them by length and batches them) and committed at once.
+//! A file that cannot be read or extracted is reported with its reason and the batch goes on.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use vellum_store::{ChunkId, DocumentId, NewChunk, NewDocument, SearchFilter, Store};
+
+use crate::chunk::{chunk_pages_with, ChunkOptions};
+use crate::extract::{extract_with_limits, ExtractLimits};
+
+/// Errors that stop an ingest run (a bad file does not: it is reported and skipped).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] vellum_store::Error),
+    /// The embedder failed.
+    #[error(transparent)]
+    Model(#[from] vellum_models::Error),
+    /// A folder given to ingest cannot be read.
+    #[error("cannot read {path}: {reason}")]
+    Path {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Embeds passages for the pipeline. Implemented by the real embedder; tests may stub it.
+pub trait PassageEmbedder: Sync {
+    /// Returns one L2-normalised vector per text, in order.
+    fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, vellum_models::Error>;
+    /// Returns the number of model tokens of `text` (no special tokens).
+    fn count_tokens(&self, text: &str) -> usize;
+    /// Returns the model's window in tokens, special tokens included.
+    fn max_tokens(&self) -> usize;
+}
+
+impl PassageEmbedder for vellum_models::Embedder {
+    fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, vellum_models::Error> {
+        self.embed(texts)
+    }
+    fn count_tokens(&self, text: &str) -> usize {
+        // A text the tokenizer cannot encode counts as too long, so the chunker splits it.
+        vellum_models::Embedder::count_tokens(self, text).unwrap_or(usize::MAX)
+    }
+    fn max_tokens(&self) -> usize {
+        vellum_models::Embedder::max_tokens(self)
+    }
+}
+
+/// How to ingest.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// The collection the documents go into.
+    pub collection: String,
+    /// Chunk sizes.
+    pub chunk: ChunkOptions,
+    /// Size limits for extraction.
+    pub limits: ExtractLimits,
+    /// Files extracted, embedded and committed together.
+    pub batch_files: usize,
+    /// Delete documents of this collection under the given folders whose files are gone.
+    pub prune: bool,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            collection: "default".into(),
+            chunk: ChunkOptions::default(),
+            limits: ExtractLimits::default(),
+            batch_files: 32,
+            prune: false,
+        }
+    }
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum FileOutcome {
+    /// New document indexed.
+    Indexed {
+        /// Pages extracted.
+        num_pages: u32,
+        /// Chunks indexed.
+        num_chunks: u32,
+    },
+    /// A changed file replaced its older version.
+    Replaced {
+        /// Pages extracted.
+        num_pages: u32,
+        /// Chunks indexed.
+        num_chunks: u32,
+    },
+    /// Same content as the stored version: nothing done.
+    Unchanged,
+    /// Not indexed, with the reason.
+    Skipped {
+        /// Why, in words a person understands.
+        reason: String,
+    },
+}
+
+/// Progress events, in order: one `Started`, then `FileDone` per file.
+#[derive(Debug, Clone)]
+pub enum IngestEvent<'a> {
+    /// Work is known.
+    Started {
+        /// Files (or text documents) to process.
+        num_files: usize,
+    },
+    /// One file finished.
+    FileDone {
+        /// Its source path.
+        path: &'a str,
+        /// What happened.
+        outcome: &'a FileOutcome,
+    },
+}
+
+/// The summary printed at the end of an ingest.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestSummary {
+    /// Files looked at.
+    pub num_files: usize,
+    /// New documents indexed.
+    pub num_indexed: usize,
+    /// Changed documents replaced.
+    pub num_replaced: usize,
+    /// Unchanged documents skipped.
+    pub num_unchanged: usize,
+    /// Documents deleted because their file is gone (`prune`).
+    pub num_pruned: usize,
+    /// Pages extracted from indexed documents.
+    pub num_pages: u64,
+    /// Chunks indexed.
+    pub num_chunks: u64,
+    /// Files not indexed: (path, reason).
+    pub skipped: Vec<(String, String)>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// A document whose text is already known (e.g. a BEIR corpus record).
+#[derive(Debug, Clone)]
+pub struct TextDocument {
+    /// Identity within the collection (a path, or a corpus id).
+    pub source_path: String,
+    /// Title, may be empty.
+    pub title: String,
+    /// Text per page.
+    pub pages: Vec<String>,
+    /// Format name stored in the catalog.
+    pub format: String,
+    /// Extra metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Lists the files under `paths` (files as given, folders walked recursively, hidden entries
+/// skipped), sorted and de-duplicated. Unreadable entries are returned as (path, reason).
+pub fn collect_files(
+    paths: &[PathBuf],
+) -> Result<(Vec<PathBuf>, Vec<(String, String)>), PipelineError> {
+    let mut files = BTreeSet::new();
+    let mut errors = Vec::new();
+    for root in paths {
+        let meta = std::fs::metadata(root).map_err(|e| PipelineError::Path {
+            path: root.clone(),
+            reason: e.to_string(),
+        })?;
+        if meta.is_file() {
+            files.insert(canonical(root));
+            continue;
+        }
+        let walker = walkdir::WalkDir::new(root)
+            .follow_links(false)
+            .into_iter()
+            .filter_entry(|entry| entry.depth() == 0 || !is_hidden(entry.file_name()));
+        for entry in walker {
+            match entry {
+                Ok(entry) if entry.file_type().is_file() => {
+                    files.insert(canonical(entry.path()));
+                }
+                Ok(_) => {}
+                Err(err) => errors.push((
+                    err.path()
+                        .map_or_else(|| root.display().to_string(), |p| p.display().to_string()),
+                    err.to_string(),
+                )),
+            }
+        }
+    }
+    Ok((files.into_iter().collect(), errors))
+}
+
+fn is_hidden(name: &std::ffi::OsStr) -> bool {
+    name.to_str().is_some_and(|n| n.starts_with('.'))
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// A document ready to embed and commit.
+struct Prepared {
+    document: NewDocument,
+    chunks: Vec<(u32, u32, String)>,
+    replaces_existing: bool,
+}
+
+/// Ingests `files` into `store`. Returns the summary; per-file problems are in `skipped`.
+pub fn ingest_files(
+    store: &Store,
+    embedder: &dyn PassageEmbedder,
+    files: &[PathBuf],
+    roots: &[PathBuf],
+    options: &IngestOptions,
+    on_event: &mut dyn FnMut(IngestEvent<'_>),
+) -> Result<IngestSummary, PipelineError> {
+    let started = Instant::now();
+    let mut summary = IngestSummary {
+        num_files: files.len(),
+        ..IngestSummary::default()
+    };
+    on_event(IngestEvent::Started {
+        num_files: files.len(),
+    });
+    for batch in files.chunks(options.batch_files.max(1)) {
+        let prepared = parallel_map(batch, |path| {
+            let source_path = path.display().to_string();
+            let result = prepare_file(store, embedder, path, &source_path, options);
+            (source_path, result)
+        });
+        commit_prepared(store, embedder, prepared, &mut summary, on_event)?;
+    }
+    if options.prune {
+        summary.num_pruned = prune_missing(store, files, roots, &options.collection)?;
+    }
+    if summary.num_indexed + summary.num_replaced + summary.num_pruned > 0 {
+        store.optimize()?;
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Ingests documents whose text is already known (used by `vellum eval` for BEIR corpora).
+pub fn ingest_texts(
+    store: &Store,
+    embedder: &dyn PassageEmbedder,
+    documents: Vec<TextDocument>,
+    options: &IngestOptions,
+    on_event: &mut dyn FnMut(IngestEvent<'_>),
+) -> Result<IngestSummary, PipelineError> {
+    let started = Instant::now();
+    let mut summary = IngestSummary {
+        num_files: documents.len(),
+        ..IngestSummary::default()
+    };
+    on_event(IngestEvent::Started {
+        num_files: documents.len(),
+    });
+    let batch_size = options.batch_files.max(1) * 4;
+    let mut documents = documents.into_iter().peekable();
+    while documents.peek().is_some() {
+        let batch: Vec<TextDocument> = documents.by_ref().take(batch_size).collect();
+        let prepared = parallel_map(&batch, |doc| {
+            let source_path = doc.source_path.clone();
+            let result = prepare_text(store, embedder, doc.clone(), options);
+            (source_path, result)
+        });
+        commit_prepared(store, embedder, prepared, &mut summary, on_event)?;
+    }
+    if summary.num_indexed + summary.num_replaced > 0 {
+        store.optimize()?;
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Maps `items` on plain scoped threads (one per core), keeping the input order.
+///
+/// Not rayon: extraction runs on its own big-stack thread and the PDF extractor uses rayon
+/// inside. If rayon's workers were the ones waiting for those extraction threads, the nested
+/// rayon jobs would find no free worker and the ingest would deadlock (seen with 2 cores).
+fn parallel_map<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let num_workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(items.len())
+        .max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..num_workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let idx = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(idx) else { break };
+                        done.push((idx, work(item)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().unwrap_or_default())
+            .collect()
+    });
+    results.sort_by_key(|(idx, _)| *idx);
+    results.into_iter().map(|(_, result)| result).collect()
+}
+
+fn prepare_file(
+    store: &Store,
+    embedder: &dyn PassageEmbedder,
+    path: &Path,
+    source_path: &str,
+    options: &IngestOptions,
+) -> Result<Option<Prepared>, String> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read: {e}"))?
+        .len();
+    if size > options.limits.max_file_bytes {
+        return Err(format!(
+            "file too large: {} MB (limit {} MB)",
+            size / 1_000_000,
+            options.limits.max_file_bytes / 1_000_000
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let existing = store
+        .find_document(&options.collection, source_path)
+        .map_err(|e| e.to_string())?;
+    if let Some(existing) = &existing {
+        if existing.sha256 == sha256 && existing.state == vellum_store::DocumentState::Ready {
+            return Ok(None);
+        }
+    }
+    let file_name = path.file_name().and_then(|n| n.to_str());
+    let extracted =
+        extract_with_limits(&bytes, file_name, &options.limits).map_err(|e| e.to_string())?;
+    drop(bytes);
+    let title = extracted
+        .title
+        .clone()
+        .filter(|t| !t.trim().is_empty())
+        .or_else(|| file_name.map(str::to_string))
+        .unwrap_or_default();
+    let document = new_document(
+        &options.collection,
+        source_path,
+        title,
+        sha256,
+        extracted.format.as_str().to_string(),
+        extracted.pages.len(),
+        extracted.metadata,
+    );
+    let chunks = make_chunks(embedder, &document.id, &extracted.pages, &options.chunk);
+    if chunks.is_empty() {
+        return Err("no text found in the file".into());
+    }
+    Ok(Some(Prepared {
+        document,
+        chunks,
+        replaces_existing: existing.is_some(),
+    }))
+}
+
+fn prepare_text(
+    store: &Store,
+    embedder: &dyn PassageEmbedder,
+    doc: TextDocument,
+    options: &IngestOptions,
+) -> Result<Option<Prepared>, String> {
+    let mut hasher = Sha256::new();
+    hasher.update(doc.title.as_bytes());
+    for page in &doc.pages {
+        hasher.update([0u8]);
+        hasher.update(page.as_bytes());
+    }
+    let sha256 = hex::encode(hasher.finalize());
+    let existing = store
+        .find_document(&options.collection, &doc.source_path)
+        .map_err(|e| e.to_string())?;
+    if let Some(existing) = &existing {
+        if existing.sha256 == sha256 && existing.state == vellum_store::DocumentState::Ready {
+            return Ok(None);
+        }
+    }
+    let document = new_document(
+        &options.collection,
+        &doc.source_path,
+        doc.title,
+        sha256,
+        doc.format,
+        doc.pages.len(),
+        doc.metadata,
+    );
+    let chunks = make_chunks(embedder, &document.id, &doc.pages, &options.chunk);
+    if chunks.is_empty() {
+        return Err("no text".into());
+    }
+    Ok(Some(Prepared {
+        document,
+        chunks,
+        replaces_existing: existing.is_some(),
+    }))
+}
+
+fn new_document(
+    collection: &str,
+    source_path: &str,
+    title: String,
+    sha256: String,
+    format: String,
+    num_pages: usize,
+    metadata: BTreeMap<String, String>,
+) -> NewDocument {
+    NewDocument {
+        id: document_id(collection, source_path, &sha256),
+        collection: collection.to_string(),
+        source_path: source_path.to_string(),
+        title,
+        sha256,
+        format,
+        num_pages: u32::try_from(num_pages).unwrap_or(u32::MAX),
+        metadata,
+    }
+}
+
+/// A document's id: stable for the same collection, path and content.
+pub fn document_id(collection: &str, source_path: &str, sha256: &str) -> DocumentId {
+    let digest = Sha256::digest(format!("{collection}\0{source_path}\0{sha256}").as_bytes());
+    DocumentId(hex::encode(&digest[..16]))
+}
+
+/// A chunk's id: stable for the same document, position and text.
+pub fn chunk_id(document_id: &DocumentId, ordinal: u32, text: &str) -> ChunkId {
+    let digest = Sha256::digest(format!("{}\0{ordinal}\0{text}", document_id.as_str()).as_bytes());
+    ChunkId(hex::encode(&digest[..16]))
+}
+
+/// Chunks the pages so that each chunk fits the embedder's window. Returns (ordinal, page, text).
+fn make_chunks(
+    embedder: &dyn PassageEmbedder,
+    _document_id: &DocumentId,
+    pages: &[String],
+    options: &ChunkOptions,
+) -> Vec<(u32, u32, String)> {
+    // Two of the window's tokens are [CLS] and [SEP].
+    let max_tokens = embedder.max_tokens().saturating_sub(2).max(16);
+    chunk_pages_with(
+        pages,
+        options,
+        &|text| embedder.count_tokens(text),
+        max_tokens,
+    )
+    .into_iter()
+    .map(|chunk| (chunk.ordinal, chunk.page, chunk.text))
+    .collect()
+}
+
+fn commit_prepared(
+    store: &Store,
+    embedder: &dyn PassageEmbedder,
+    prepared: Vec<(String, Result<Option<Prepared>, String>)>,
+    summary: &mut IngestSummary,
+    on_event: &mut dyn FnMut(IngestEvent<'_>),
+) -> Result<(), PipelineError> {
+    let mut ready = Vec::new();
+    for (source_path, result) in prepared {
+        match result {
+            Ok(Some(doc)) => ready.push((source_path, doc)),
+            Ok(None) => {
+                summary.num_unchanged += 1;
+                on_event(IngestEvent::FileDone {
+                    path: &source_path,
+                    outcome: &FileOutcome::Unchanged,
+                });
+            }
+            Err(reason) => {
+                let outcome = FileOutcome::Skipped {
+                    reason: reason.clone(),
+                };
+                on_event(IngestEvent::FileDone {
+                    path: &source_path,
+                    outcome: &outcome,
+                });
+                summary.skipped.push((source_path, reason));
+            }
+        }
+    }
+    if ready.is_empty() {
+        return Ok(());
+    }
+    let texts: Vec<&str> = ready
+        .iter()
+        .flat_map(|(_, doc)| doc.chunks.iter().map(|(_, _, text)| text.as_str()))
+        .collect();
+    let mut vectors = embedder.embed_passages(&texts)?.into_iter();
+    let mut batch = Vec::with_capacity(ready.len());
+    let mut outcomes = Vec::with_capacity(ready.len());
+    for (source_path, doc) in ready {
+        let mut chunks = Vec::with_capacity(doc.chunks.len());
+        for (ordinal, page, text) in doc.chunks {
+            let vector = vectors.next().ok_or_else(|| {
+                vellum_models::Error::Runtime(
+                    "the embedder returned fewer vectors than texts".into(),
+                )
+            })?;
+            chunks.push(NewChunk {
+                chunk_id: chunk_id(&doc.document.id, ordinal, &text),
+                ordinal,
+                page,
+                text,
+                vector,
+            });
+        }
+        let num_pages = doc.document.num_pages;
+        let num_chunks = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
+        summary.num_pages += u64::from(num_pages);
+        summary.num_chunks += u64::from(num_chunks);
+        let outcome = if doc.replaces_existing {
+            summary.num_replaced += 1;
+            FileOutcome::Replaced {
+                num_pages,
+                num_chunks,
+            }
+        } else {
+            summary.num_indexed += 1;
+            FileOutcome::Indexed {
+                num_pages,
+                num_chunks,
+            }
+        };
+        outcomes.push((source_path, outcome));
+        batch.push((doc.document, chunks));
+    }
+    store.commit_batch(batch)?;
+    for (source_path, outcome) in &outcomes {
+        on_event(IngestEvent::FileDone {
+            path: source_path,
+            outcome,
+        });
+    }
+    Ok(())
+}
+
+/// Deletes documents of `collection` stored under one of `roots` whose file is not in `files`.
+fn prune_missing(
+    store: &Store,
+    files: &[PathBuf],
+    roots: &[PathBuf],
+    collection: &str,
+) -> Result<usize, PipelineError> {
+    let present: BTreeSet<String> = files.iter().map(|p| p.display().to_string()).collect();
+    let roots: Vec<String> = roots
+        .iter()
+        .map(|r| canonical(r).display().to_string())
+        .collect();
+    let filter = SearchFilter {
+        collections: Some(vec![collection.to_string()]),
+    };
+    let mut pruned = 0;
+    for document in store.list_documents(&filter)? {
+        let under_root = roots
+            .iter()
+            .any(|root| Path::new(&document.source_path).starts_with(root));
+        if under_root && !present.contains(&document.source_path) {
+            store.delete_document(&document.id)?;
+            pruned += 1;
+        }
+    }
+    Ok(pruned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_and_content_sensitive() {
+        let a = document_id("c", "/x.pdf", "abc");
+        assert_eq!(a, document_id("c", "/x.pdf", "abc"));
+        assert_ne!(a, document_id("c", "/x.pdf", "abd"));
+        assert_ne!(a, document_id("d", "/x.pdf", "abc"));
+        assert_eq!(chunk_id(&a, 0, "t"), chunk_id(&a, 0, "t"));
+        assert_ne!(chunk_id(&a, 0, "t"), chunk_id(&a, 1, "t"));
+        assert_eq!(a.as_str().len(), 32);
+    }
+}

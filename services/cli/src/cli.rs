@@ -1,0 +1,161 @@
+//! The command line, as clap derives it. Every flag also reads a `VELLUM_*` variable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Private document search and summarization, on your own machine.
+#[derive(Debug, Parser)]
+#[command(name = "vellum", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The data folder (catalog, full-text index, vectors).
+    #[arg(
+        long,
+        global = true,
+        env = "VELLUM_DATA_DIR",
+        default_value = "vellum-data"
+    )]
+    pub data_dir: PathBuf,
+    /// The folder deploy/fetch-models.sh unpacked the models into.
+    #[arg(
+        long,
+        global = true,
+        env = "VELLUM_MODELS_DIR",
+        default_value = "models"
+    )]
+    pub models_dir: PathBuf,
+    /// The embedding model: a folder under the models folder, or a path.
+    #[arg(
+        long,
+        global = true,
+        env = "VELLUM_EMBEDDING_MODEL",
+        default_value = "all-MiniLM-L6-v2"
+    )]
+    pub embedding_model: PathBuf,
+    /// The generation model: a GGUF file under the models folder, or a path.
+    #[arg(
+        long,
+        global = true,
+        env = "VELLUM_GENERATION_MODEL",
+        default_value = "SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
+    )]
+    pub generation_model: PathBuf,
+    /// Print results as JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (-v info, -vv debug); VELLUM_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ingest files and folders (PDF, DOCX, HTML, e-mail, text, Markdown).
+    Ingest(IngestArgs),
+    /// Search the documents.
+    Search(SearchArgs),
+    /// Answer a question from the documents, with citations.
+    Ask(AskArgs),
+    /// Summarize one whole document, citing pages.
+    Summarize(SummarizeArgs),
+    /// List the documents in the data folder.
+    Documents(CollectionArgs),
+    /// Evaluate retrieval on a BEIR-format set.
+    Eval(EvalArgs),
+    /// List the models found in the models folder, with their SHA-256.
+    Models,
+}
+
+#[derive(Debug, Args)]
+pub struct CollectionArgs {
+    /// Only these collections (repeatable); default: all.
+    #[arg(long = "collection", short = 'c')]
+    pub collections: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files or folders to ingest.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The collection the documents go into.
+    #[arg(long, short = 'c', default_value = "default")]
+    pub collection: String,
+    /// Delete documents whose files are gone from the given folders.
+    #[arg(long)]
+    pub prune: bool,
+    /// Files extracted, embedded and committed together.
+    #[arg(long, default_value_t = 32)]
+    pub batch_files: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// What to look for.
+    pub query: String,
+    /// bm25, vector or hybrid.
+    #[arg(long, default_value = "hybrid")]
+    pub mode: String,
+    /// Results to show.
+    #[arg(short, long, default_value_t = 10)]
+    pub k: usize,
+    #[command(flatten)]
+    pub collections: CollectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// The question.
+    pub question: String,
+    /// bm25, vector or hybrid.
+    #[arg(long, default_value = "hybrid")]
+    pub mode: String,
+    /// Sources put into the prompt.
+    #[arg(long, default_value_t = 5)]
+    pub sources: usize,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: usize,
+    /// Sampling temperature; 0 is greedy (repeatable answers).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
+    /// Seed for sampling.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub collections: CollectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SummarizeArgs {
+    /// The document: its id, its source path, or a unique part of its file name.
+    pub document: String,
+    /// Most tokens for each partial and the final summary.
+    #[arg(long, default_value_t = 160)]
+    pub max_tokens: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.
+    #[arg(long)]
+    pub beir: PathBuf,
+    /// The qrels split.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Where to build the evaluation index (default: a temporary folder, removed afterwards).
+    #[arg(long)]
+    pub index_dir: Option<PathBuf>,
+    /// Modes to evaluate, comma-separated.
+    #[arg(long, default_value = "bm25,vector,hybrid")]
+    pub modes: String,
+}

@@ -1,0 +1,442 @@
+//! One function per subcommand: open what it needs, call the library, render the result.
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+use vellum_ingest::pipeline::{self, FileOutcome, IngestEvent, IngestOptions, TextDocument};
+use vellum_models::GenerationParams;
+use vellum_rag::{
+    eval, AskOptions, RetrievalOptions, Retriever, SearchMode, SummaryOptions, SummaryProgress,
+};
+use vellum_store::{DocumentId, DocumentRecord, SearchFilter, Store};
+
+use crate::cli::{
+    AskArgs, Cli, CollectionArgs, Command, EvalArgs, IngestArgs, SearchArgs, SummarizeArgs,
+};
+use crate::context::{open_store_at, Context};
+use crate::render::{print_json, progress_bar, short_name, snippet};
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let ctx = Context::new(&cli.global);
+    match cli.command {
+        Command::Ingest(args) => ingest(&ctx, args),
+        Command::Search(args) => search(&ctx, args),
+        Command::Ask(args) => ask(&ctx, args),
+        Command::Summarize(args) => summarize(&ctx, args),
+        Command::Documents(args) => documents(&ctx, args),
+        Command::Eval(args) => evaluate(&ctx, args),
+        Command::Models => models(&ctx),
+    }
+}
+
+fn filter_of(args: &CollectionArgs) -> SearchFilter {
+    SearchFilter {
+        collections: (!args.collections.is_empty()).then(|| args.collections.clone()),
+    }
+}
+
+fn ingest(ctx: &Context, args: IngestArgs) -> Result<()> {
+    let embedder = ctx.embedder()?;
+    let store = ctx.open_store(&embedder)?;
+    let (files, walk_errors) = pipeline::collect_files(&args.paths)?;
+    let options = IngestOptions {
+        collection: args.collection.clone(),
+        batch_files: args.batch_files,
+        prune: args.prune,
+        ..IngestOptions::default()
+    };
+    let bar = progress_bar(files.len() as u64, "ingesting");
+    let mut summary = pipeline::ingest_files(
+        &store,
+        &embedder,
+        &files,
+        &args.paths,
+        &options,
+        &mut |event| match event {
+            IngestEvent::Started { num_files } => bar.set_length(num_files as u64),
+            IngestEvent::FileDone { path, outcome } => {
+                bar.inc(1);
+                bar.set_message(short_name(path));
+                if let FileOutcome::Skipped { reason } = outcome {
+                    bar.suspend(|| eprintln!("skipped {path}: {reason}"));
+                }
+            }
+        },
+    )?;
+    bar.finish_and_clear();
+    summary.skipped.extend(walk_errors);
+    if ctx.json {
+        return print_json(&summary);
+    }
+    println!(
+        "Ingested into collection {:?} in {:.1} s: {} files read, {} new, {} replaced, {} unchanged{}; {} pages, {} chunks.",
+        args.collection,
+        summary.seconds,
+        summary.num_files,
+        summary.num_indexed,
+        summary.num_replaced,
+        summary.num_unchanged,
+        if args.prune { format!(", {} pruned", summary.num_pruned) } else { String::new() },
+        summary.num_pages,
+        summary.num_chunks
+    );
+    if !summary.skipped.is_empty() {
+        println!("Skipped {} file(s):", summary.skipped.len());
+        for (path, reason) in &summary.skipped {
+            println!("  {path}: {reason}");
+        }
+    }
+    let stats = store.stats()?;
+    println!(
+        "The data folder {} now holds {} documents in {} chunks.",
+        ctx.data_dir.display(),
+        stats.num_documents,
+        stats.num_chunks
+    );
+    Ok(())
+}
+
+fn search(ctx: &Context, args: SearchArgs) -> Result<()> {
+    let mode: SearchMode = args.mode.parse()?;
+    let embedder = ctx.embedder()?;
+    let store = ctx.open_store(&embedder)?;
+    let retriever = Retriever::new(&store, &embedder);
+    let options = RetrievalOptions {
+        mode,
+        k: args.k,
+        num_candidates: args.k.max(50),
+        filter: filter_of(&args.collections),
+        ..RetrievalOptions::default()
+    };
+    let started = Instant::now();
+    let results = retriever.search(&args.query, &options)?;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if ctx.json {
+        return print_json(&results);
+    }
+    if results.is_empty() {
+        println!(
+            "No results for {:?} ({} search).",
+            args.query,
+            mode.as_str()
+        );
+        return Ok(());
+    }
+    for (idx, result) in results.iter().enumerate() {
+        println!(
+            "{:>2}. {}, page {}  (score {:.4}{}{})",
+            idx + 1,
+            short_name(&result.hit.source_path),
+            result.hit.chunk.page,
+            result.score,
+            result
+                .bm25_rank
+                .map(|r| format!(", bm25 #{r}"))
+                .unwrap_or_default(),
+            result
+                .vector_rank
+                .map(|r| format!(", vector #{r}"))
+                .unwrap_or_default(),
+        );
+        println!("    {}", snippet(&result.hit.chunk.text, 160));
+    }
+    println!(
+        "{} results, {} search, {:.0} ms.",
+        results.len(),
+        mode.as_str(),
+        elapsed_ms
+    );
+    Ok(())
+}
+
+fn ask(ctx: &Context, args: AskArgs) -> Result<()> {
+    let mode: SearchMode = args.mode.parse()?;
+    let embedder = ctx.embedder()?;
+    let store = ctx.open_store(&embedder)?;
+    let generator = ctx.generator()?;
+    let retriever = Retriever::new(&store, &embedder);
+    let options = AskOptions {
+        retrieval: RetrievalOptions {
+            mode,
+            k: args.sources,
+            filter: filter_of(&args.collections),
+            ..RetrievalOptions::default()
+        },
+        generation: GenerationParams {
+            max_tokens: args.max_tokens,
+            temperature: args.temperature,
+            seed: args.seed,
+            ..GenerationParams::default()
+        },
+        ..AskOptions::default()
+    };
+    let stream = !ctx.json;
+    let mut stdout = std::io::stdout();
+    let answer = vellum_rag::ask(
+        &retriever,
+        &generator,
+        &args.question,
+        &options,
+        &mut |piece| {
+            if stream {
+                let _ = write!(stdout, "{piece}");
+                let _ = stdout.flush();
+            }
+        },
+    )?;
+    if ctx.json {
+        return print_json(&answer);
+    }
+    if answer.no_relevant_sources {
+        println!("{}", answer.text);
+        return Ok(());
+    }
+    println!();
+    if !answer.invalid_citations.is_empty() {
+        println!(
+            "\nNote: removed citation(s) {} that point to no source.",
+            answer.invalid_citations.join(" ")
+        );
+    }
+    if !answer.uncited_sentences.is_empty() {
+        println!("\nNot supported by a citation:");
+        for sentence in &answer.uncited_sentences {
+            println!("  - {sentence}");
+        }
+    }
+    println!("\nSources:");
+    for source in &answer.sources {
+        let marker = if answer.cited.contains(&source.n) {
+            "*"
+        } else {
+            " "
+        };
+        println!(
+            "{marker}[{}] {}, page {}",
+            source.n,
+            short_name(&source.source_path),
+            source.page
+        );
+    }
+    if let Some(generation) = &answer.generation {
+        println!(
+            "\n({} prompt tokens in {:.2} s, {} tokens generated in {:.2} s; * = cited)",
+            generation.num_prompt_tokens,
+            generation.prompt_seconds,
+            generation.num_generated_tokens,
+            generation.generation_seconds
+        );
+    }
+    Ok(())
+}
+
+/// Finds a document by id, exact source path, or a unique part of its file name.
+fn resolve_document(store: &Store, wanted: &str) -> Result<DocumentRecord> {
+    if let Some(doc) = store.get_document(&DocumentId(wanted.to_string()))? {
+        return Ok(doc);
+    }
+    let documents = store.list_documents(&SearchFilter::default())?;
+    let canonical = std::fs::canonicalize(wanted)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| wanted.to_string());
+    if let Some(doc) = documents.iter().find(|d| d.source_path == canonical) {
+        return Ok(doc.clone());
+    }
+    let matches: Vec<&DocumentRecord> = documents
+        .iter()
+        .filter(|d| short_name(&d.source_path).contains(wanted))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => anyhow::bail!("no document matches {wanted:?}; `vellum documents` lists them"),
+        many => anyhow::bail!(
+            "{} documents match {wanted:?} ({}, …); give its id or full path",
+            many.len(),
+            many.iter()
+                .take(3)
+                .map(|d| short_name(&d.source_path))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn summarize(ctx: &Context, args: SummarizeArgs) -> Result<()> {
+    let embedder = ctx.embedder()?;
+    let store = ctx.open_store(&embedder)?;
+    let document = resolve_document(&store, &args.document)?;
+    let generator = ctx.generator()?;
+    let options = SummaryOptions {
+        generation: GenerationParams {
+            max_tokens: args.max_tokens,
+            ..GenerationParams::default()
+        },
+        ..SummaryOptions::default()
+    };
+    let bar = progress_bar(1, "summarizing");
+    let summary = vellum_rag::summarize(
+        &store,
+        &generator,
+        &document.id,
+        &options,
+        &mut |p| match p {
+            SummaryProgress::Map { done, total } => {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            }
+            SummaryProgress::Reduce { num_partials } => {
+                bar.set_message(format!("merging {num_partials} partial summaries"));
+            }
+        },
+    )?;
+    bar.finish_and_clear();
+    if ctx.json {
+        return print_json(&summary);
+    }
+    println!(
+        "Summary of {} ({} pages, {} chunks read):\n",
+        short_name(&document.source_path),
+        document.num_pages,
+        summary.num_chunks
+    );
+    println!("{}", summary.text);
+    Ok(())
+}
+
+fn documents(ctx: &Context, args: CollectionArgs) -> Result<()> {
+    let embedder = ctx.embedder()?;
+    let store = ctx.open_store(&embedder)?;
+    let documents = store.list_documents(&filter_of(&args))?;
+    if ctx.json {
+        return print_json(&documents);
+    }
+    for doc in &documents {
+        println!(
+            "{}  {:<10} {:>4} pages {:>5} chunks  {}",
+            doc.id, doc.collection, doc.num_pages, doc.num_chunks, doc.source_path
+        );
+    }
+    println!("{} documents.", documents.len());
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct EvalReport {
+    beir: String,
+    split: String,
+    num_documents: usize,
+    ingest_seconds: f64,
+    num_chunks: u64,
+    modes: Vec<eval::ModeReport>,
+}
+
+fn evaluate(ctx: &Context, args: EvalArgs) -> Result<()> {
+    let set = eval::load_beir(&args.beir, &args.split)
+        .with_context(|| format!("loading the BEIR set {}", args.beir.display()))?;
+    let modes: Vec<SearchMode> = args
+        .modes
+        .split(',')
+        .map(|m| m.trim().parse())
+        .collect::<Result<_, _>>()?;
+    let embedder = ctx.embedder()?;
+    let temp_dir;
+    let index_dir = match &args.index_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temp_dir = tempfile::tempdir().context("creating a temporary index folder")?;
+            temp_dir.path().to_path_buf()
+        }
+    };
+    let store = open_store_at(&index_dir, &embedder)?;
+    let documents: Vec<TextDocument> = set
+        .corpus
+        .iter()
+        .map(|doc| TextDocument {
+            source_path: doc.id.clone(),
+            title: doc.title.clone(),
+            // BEIR convention: the title is part of the indexed text.
+            pages: vec![format!("{}\n{}", doc.title, doc.text)],
+            format: "text".into(),
+            metadata: Default::default(),
+        })
+        .collect();
+    let options = IngestOptions {
+        collection: "beir".into(),
+        ..IngestOptions::default()
+    };
+    let bar = progress_bar(documents.len() as u64, "indexing");
+    let summary = pipeline::ingest_texts(&store, &embedder, documents, &options, &mut |event| {
+        if let IngestEvent::FileDone { .. } = event {
+            bar.inc(1);
+        }
+    })?;
+    bar.finish_and_clear();
+    let retriever = Retriever::new(&store, &embedder);
+    let base = RetrievalOptions::default();
+    let mut reports = Vec::new();
+    for mode in modes {
+        reports.push(eval::evaluate(&retriever, &set, mode, &base)?);
+    }
+    let report = EvalReport {
+        beir: args.beir.display().to_string(),
+        split: args.split.clone(),
+        num_documents: set.corpus.len(),
+        ingest_seconds: summary.seconds,
+        num_chunks: summary.num_chunks,
+        modes: reports,
+    };
+    if ctx.json {
+        return print_json(&report);
+    }
+    println!(
+        "{} ({} split): {} documents, {} chunks indexed in {:.1} s",
+        report.beir, report.split, report.num_documents, report.num_chunks, report.ingest_seconds
+    );
+    println!(
+        "{:<8} {:>8} {:>9} {:>10} {:>8} {:>9} {:>9} {:>8}",
+        "mode", "nDCG@10", "Recall@10", "Recall@100", "MRR@10", "p50 ms", "p99 ms", "queries"
+    );
+    for r in &report.modes {
+        println!(
+            "{:<8} {:>8.4} {:>9.4} {:>10.4} {:>8.4} {:>9.1} {:>9.1} {:>8}",
+            r.mode.as_str(),
+            r.ndcg_at_10,
+            r.recall_at_10,
+            r.recall_at_100,
+            r.mrr_at_10,
+            r.latency_p50_ms,
+            r.latency_p99_ms,
+            r.num_queries
+        );
+    }
+    Ok(())
+}
+
+fn models(ctx: &Context) -> Result<()> {
+    let models = vellum_models::list_models(&ctx.models_dir)
+        .with_context(|| format!("listing models in {}", ctx.models_dir.display()))?;
+    if ctx.json {
+        return print_json(&models);
+    }
+    if models.is_empty() {
+        println!(
+            "No models in {}: run deploy/fetch-models.sh to fetch the default models.",
+            ctx.models_dir.display()
+        );
+        return Ok(());
+    }
+    for model in &models {
+        println!(
+            "{:<10} {:<40} {:>6.1} MB  sha256 {}\n           {}",
+            format!("{:?}", model.kind).to_lowercase(),
+            model.name,
+            model.bytes as f64 / 1e6,
+            model.sha256,
+            model.path.display()
+        );
+    }
+    Ok(())
+}

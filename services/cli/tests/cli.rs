@@ -1,0 +1,372 @@
+//! End-to-end tests of the `vellum` binary on real third-party files (CUAD contract PDFs,
+//! python-docx DOCX, readability HTML, PACER court e-mails) with the real default models.
+//! One ingest is shared by the tests; each test then runs the binary as a user would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+const JV_AGREEMENT: &str =
+    "ACCELERATEDTECHNOLOGIESHOLDINGCORP_04_24_2003-EX-10.13-JOINT VENTURE AGREEMENT.PDF";
+const IP_AGREEMENT: &str = "KNOWLABS,INC_08_15_2005-EX-10-INTELLECTUAL PROPERTY AGREEMENT.PDF";
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn shared_dir() -> PathBuf {
+    std::env::var_os("VELLUM_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared"))
+}
+
+fn models_dir() -> PathBuf {
+    let dir = std::env::var_os("VELLUM_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("models"));
+    assert!(
+        dir.join("all-MiniLM-L6-v2/model.safetensors").is_file(),
+        "models missing in {}: run deploy/fetch-models.sh",
+        dir.display()
+    );
+    dir
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    data_dir: PathBuf,
+    docs_dir: PathBuf,
+    first_ingest: Value,
+}
+
+fn vellum(data_dir: &Path, args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_vellum"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--models-dir")
+        .arg(models_dir())
+        .args(args)
+        .output()
+        .expect("the vellum binary runs");
+    output
+}
+
+fn vellum_ok(data_dir: &Path, args: &[&str]) -> String {
+    let output = vellum(data_dir, args);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "vellum {args:?} failed: {}\nstdout: {stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn vellum_json(data_dir: &Path, args: &[&str]) -> Value {
+    let mut all: Vec<&str> = args.to_vec();
+    all.push("--json");
+    let stdout = vellum_ok(data_dir, &all);
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("bad JSON from {args:?}: {e}\n{stdout}"))
+}
+
+/// Copies a mixed folder of real files (plus two broken ones) and ingests it once.
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let corpora = shared_dir().join("corpora");
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let docs_dir = tmp.path().join("docs");
+        std::fs::create_dir_all(&docs_dir).expect("docs dir");
+        let copies = [
+            (
+                format!("legal-cuad-contracts/pdf/{JV_AGREEMENT}"),
+                JV_AGREEMENT.to_string(),
+            ),
+            (
+                format!("legal-cuad-contracts/pdf/{IP_AGREEMENT}"),
+                IP_AGREEMENT.to_string(),
+            ),
+            (
+                "docx-python-docx/features/blk-paras-and-tables.docx".into(),
+                "paras.docx".into(),
+            ),
+            (
+                "docx-python-docx/features/par-hlink-frags.docx".into(),
+                "links.docx".into(),
+            ),
+            (
+                "html-readability-pages/001/source.html".into(),
+                "page-001.html".into(),
+            ),
+            (
+                "html-readability-pages/002/source.html".into(),
+                "page-002.html".into(),
+            ),
+            (
+                "email-court-notices-pacer/nef/almd_1.eml".into(),
+                "almd_1.eml".into(),
+            ),
+            (
+                "email-court-notices-pacer/nef/alsd_1.eml".into(),
+                "alsd_1.eml".into(),
+            ),
+        ];
+        for (from, to) in &copies {
+            let source = corpora.join(from);
+            std::fs::copy(&source, docs_dir.join(to))
+                .unwrap_or_else(|e| panic!("copy {}: {e}", source.display()));
+        }
+        // Two files that must be reported and skipped without stopping the batch.
+        let pdf = std::fs::read(docs_dir.join(JV_AGREEMENT)).expect("read pdf");
+        std::fs::write(docs_dir.join("truncated.pdf"), &pdf[..600]).expect("write");
+        let junk: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        std::fs::write(docs_dir.join("junk.bin"), junk).expect("write");
+
+        let data_dir = tmp.path().join("data");
+        let docs = docs_dir.to_str().expect("utf-8 path").to_string();
+        let first_ingest = vellum_json(&data_dir, &["ingest", &docs]);
+        Fixture {
+            _tmp: tmp,
+            data_dir,
+            docs_dir,
+            first_ingest,
+        }
+    })
+}
+
+fn file_name(source_path: &str) -> &str {
+    source_path.rsplit('/').next().unwrap_or(source_path)
+}
+
+fn top_hits(results: &Value, n: usize) -> Vec<(String, u64)> {
+    results
+        .as_array()
+        .expect("array of results")
+        .iter()
+        .take(n)
+        .map(|r| {
+            (
+                file_name(r["hit"]["source_path"].as_str().expect("source_path")).to_string(),
+                r["hit"]["chunk"]["page"].as_u64().expect("page"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn ingest_indexes_every_format_and_reports_broken_files() {
+    let summary = &fixture().first_ingest;
+    assert_eq!(summary["num_files"], 10, "{summary:#}");
+    assert_eq!(summary["num_indexed"], 8, "{summary:#}");
+    let skipped: Vec<String> = summary["skipped"]
+        .as_array()
+        .expect("skipped list")
+        .iter()
+        .map(|pair| format!("{} => {}", pair[0], pair[1]))
+        .collect();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert!(
+        skipped.iter().any(|s| s.contains("truncated.pdf")),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped.iter().any(|s| s.contains("junk.bin")),
+        "{skipped:?}"
+    );
+    assert!(summary["num_chunks"].as_u64().expect("chunks") >= 8);
+}
+
+#[test]
+fn clause_search_finds_the_right_contract_and_page() {
+    let data_dir = &fixture().data_dir;
+    let anti_assignment =
+        "mortgage, hypothecate, pledge, sell, or transfer an interest in the Joint Venture";
+    for mode in ["hybrid", "bm25", "vector"] {
+        let results = vellum_json(
+            data_dir,
+            &["search", anti_assignment, "--mode", mode, "-k", "3"],
+        );
+        let hits = top_hits(&results, 3);
+        assert!(
+            hits.contains(&(JV_AGREEMENT.to_string(), 2)),
+            "{mode}: the anti-assignment clause is on page 2 of the JV agreement; got {hits:?}"
+        );
+    }
+    let results = vellum_json(
+        data_dir,
+        &[
+            "search",
+            "governed by the laws of the Province of British Columbia",
+            "-k",
+            "1",
+        ],
+    );
+    assert_eq!(top_hits(&results, 1), vec![(IP_AGREEMENT.to_string(), 2)]);
+}
+
+#[test]
+fn search_finds_email_and_docx_content() {
+    let data_dir = &fixture().data_dir;
+    let results = vellum_json(
+        data_dir,
+        &["search", "Stapler v. Automatic Food Service", "-k", "3"],
+    );
+    let hits = top_hits(&results, 3);
+    assert!(
+        hits.iter().any(|(name, _)| name == "almd_1.eml"),
+        "{hits:?}"
+    );
+    let results = vellum_json(
+        data_dir,
+        &[
+            "search",
+            "Seven with bookmark referred to by prior link",
+            "-k",
+            "3",
+        ],
+    );
+    let hits = top_hits(&results, 3);
+    assert!(
+        hits.iter().any(|(name, _)| name == "links.docx"),
+        "{hits:?}"
+    );
+}
+
+#[test]
+fn reingesting_unchanged_files_does_nothing() {
+    let fixture = fixture();
+    let docs = fixture.docs_dir.to_str().expect("utf-8");
+    let summary = vellum_json(&fixture.data_dir, &["ingest", docs]);
+    assert_eq!(summary["num_indexed"], 0, "{summary:#}");
+    assert_eq!(summary["num_replaced"], 0, "{summary:#}");
+    assert_eq!(summary["num_unchanged"], 8, "{summary:#}");
+}
+
+#[test]
+fn collection_filter_limits_results() {
+    let fixture = fixture();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let note = tmp.path().join("memo.txt");
+    std::fs::write(
+        &note,
+        "Internal memo: the Joint Venture may not be pledged or transferred without consent.",
+    )
+    .expect("write memo");
+    let data_dir = tmp.path().join("data");
+    let docs = fixture.docs_dir.to_str().expect("utf-8");
+    vellum_ok(&data_dir, &["ingest", docs, "--collection", "contracts"]);
+    vellum_ok(
+        &data_dir,
+        &[
+            "ingest",
+            note.to_str().expect("utf-8"),
+            "--collection",
+            "memos",
+        ],
+    );
+    for mode in ["bm25", "vector", "hybrid"] {
+        let results = vellum_json(
+            &data_dir,
+            &[
+                "search",
+                "Joint Venture transfer",
+                "--mode",
+                mode,
+                "-c",
+                "memos",
+                "-k",
+                "20",
+            ],
+        );
+        let hits = top_hits(&results, 20);
+        assert_eq!(hits, vec![("memo.txt".to_string(), 1)], "{mode}");
+    }
+}
+
+#[test]
+fn ask_answers_with_sources_as_file_and_page() {
+    let data_dir = &fixture().data_dir;
+    let output = vellum_ok(
+        data_dir,
+        &[
+            "ask",
+            "Which law governs the Knowlabs intellectual property agreement?",
+            "--max-tokens",
+            "48",
+        ],
+    );
+    assert!(output.contains("Sources:"), "{output}");
+    assert!(
+        output.contains(&format!("[1] {IP_AGREEMENT}, page 2"))
+            || output.contains(&format!("{IP_AGREEMENT}, page 2")),
+        "the governing-law clause (page 2) must be among the sources:\n{output}"
+    );
+    let answer = vellum_json(
+        data_dir,
+        &[
+            "ask",
+            "Which law governs the Knowlabs intellectual property agreement?",
+            "--max-tokens",
+            "48",
+        ],
+    );
+    let generation = &answer["generation"];
+    assert!(
+        generation["num_generated_tokens"].as_u64().expect("tokens") > 0,
+        "{answer:#}"
+    );
+    assert!(!answer["raw_text"].as_str().expect("text").trim().is_empty());
+    for source in answer["sources"].as_array().expect("sources") {
+        assert_eq!(source["content_sha256"].as_str().expect("hash").len(), 64);
+    }
+}
+
+#[test]
+fn models_lists_both_default_models_with_checksums() {
+    let models = vellum_json(&fixture().data_dir, &["models"]);
+    let names: Vec<&str> = models
+        .as_array()
+        .expect("models")
+        .iter()
+        .map(|m| m["name"].as_str().expect("name"))
+        .collect();
+    assert!(
+        names.iter().any(|n| n.contains("all-MiniLM-L6-v2")),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n.contains("SmolLM2")), "{names:?}");
+    let gguf = models
+        .as_array()
+        .expect("models")
+        .iter()
+        .find(|m| m["kind"] == "generation")
+        .expect("a generation model");
+    assert_eq!(
+        gguf["sha256"],
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+    );
+}
+
+#[test]
+fn bad_usage_and_missing_models_give_clear_errors() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_vellum"))
+        .args(["--models-dir"])
+        .arg(tmp.path())
+        .args(["--data-dir"])
+        .arg(tmp.path().join("data"))
+        .args(["search", "anything"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("fetch-models.sh"), "{stderr}");
+    let output = vellum(&fixture().data_dir, &["search", "x", "--mode", "fuzzy"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("bm25, vector or hybrid"));
+}

@@ -1,0 +1,143 @@
+//! Measures embedding throughput: 1,000 SciFact abstracts of 100 to 200 words, embedded `BATCH`
+//! texts per call (default 32, and 1), printed as passages per second.
+//!
+//! Run with `cargo run --release -p vellum-models --example embed_bench -- [BATCH...]`.
+//! A batch written `stock32` runs candle-transformers' `BertModel` instead (32 texts per forward
+//! pass, padded to the longest), the baseline that [`Embedder`] replaced; run both in one process
+//! so that they see the same machine load.
+//! The model folder comes from `VELLUM_MODELS_DIR` (default `<workspace>/models`), the corpus from
+//! `VELLUM_SHARED_DIR` (default `<workspace>/../shared`). `NUM_PASSAGES` overrides 1,000.
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
+use vellum_models::Embedder;
+
+#[derive(serde::Deserialize)]
+struct CorpusRecord {
+    text: String,
+}
+
+fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
+    let workspace_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let models_dir = std::env::var_os("VELLUM_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root.join("models"));
+    let shared_dir = std::env::var_os("VELLUM_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root.join("../shared"));
+    let num_passages: usize = match std::env::var("NUM_PASSAGES") {
+        Ok(value) => value.parse()?,
+        Err(_) => 1000,
+    };
+    let mut runs: Vec<String> = std::env::args().skip(1).collect();
+    if runs.is_empty() {
+        runs = vec!["32".to_owned(), "1".to_owned()];
+    }
+
+    let corpus = std::fs::read_to_string(shared_dir.join("corpora/beir-scifact/corpus.jsonl"))?;
+    let mut passages = Vec::new();
+    for line in corpus.lines() {
+        let record: CorpusRecord = serde_json::from_str(line)?;
+        let num_words = record.text.split_whitespace().count();
+        if (100..=200).contains(&num_words) {
+            passages.push(record.text);
+        }
+        if passages.len() == num_passages {
+            break;
+        }
+    }
+    let passage_refs: Vec<&str> = passages.iter().map(String::as_str).collect();
+
+    let model_dir = models_dir.join("all-MiniLM-L6-v2");
+    let started = Instant::now();
+    let embedder = Embedder::load(&model_dir)?;
+    eprintln!(
+        "loaded {} in {:.2?}",
+        embedder.model_name(),
+        started.elapsed()
+    );
+    let mut num_tokens = 0;
+    for passage in &passage_refs {
+        num_tokens += (embedder.count_tokens(passage)? + 2).min(embedder.max_tokens());
+    }
+    eprintln!(
+        "{} passages, {:.0} tokens each on average (after truncation)",
+        passage_refs.len(),
+        num_tokens as f64 / passage_refs.len() as f64
+    );
+    // Warm-up: thread pools, allocator.
+    embedder.embed(&passage_refs[..passage_refs.len().min(8)])?;
+
+    for run in runs {
+        if let Some(batch_size) = run.strip_prefix("stock") {
+            let batch_size: usize = batch_size.parse()?;
+            let seconds = run_stock_bert(&model_dir, &passage_refs, batch_size)?;
+            println!(
+                "stock BertModel batch {batch_size:>3}: {:.1} passages/s ({seconds:.1} s)",
+                passage_refs.len() as f64 / seconds
+            );
+            continue;
+        }
+        let batch_size: usize = run.parse()?;
+        let started = Instant::now();
+        for batch in passage_refs.chunks(batch_size.max(1)) {
+            embedder.embed(batch)?;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "Embedder batch {batch_size:>3}: {:.1} passages/s ({seconds:.1} s)",
+            passage_refs.len() as f64 / seconds
+        );
+    }
+    Ok(())
+}
+
+/// Embeds `passages` with candle-transformers' `BertModel`, `batch_size` per forward pass padded
+/// to the longest, mean-pooled; returns the seconds taken (loading excluded).
+fn run_stock_bert(
+    model_dir: &Path,
+    passages: &[&str],
+    batch_size: usize,
+) -> Result<f64, Box<dyn Error + Send + Sync>> {
+    let config: BertConfig =
+        serde_json::from_slice(&std::fs::read(model_dir.join("config.json"))?)?;
+    let weights = std::fs::read(model_dir.join("model.safetensors"))?;
+    let var_builder = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)?;
+    let model = BertModel::load(var_builder, &config)?;
+    let mut tokenizer = Tokenizer::from_file(model_dir.join("tokenizer.json"))?;
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            max_length: 256,
+            ..Default::default()
+        }))?
+        .with_padding(Some(PaddingParams::default()));
+
+    let started = Instant::now();
+    for batch in passages.chunks(batch_size.max(1)) {
+        let encodings = tokenizer.encode_batch(batch.to_vec(), true)?;
+        let ids: Vec<Tensor> = encodings
+            .iter()
+            .map(|encoding| Tensor::new(encoding.get_ids(), &Device::Cpu))
+            .collect::<Result<_, _>>()?;
+        let masks: Vec<Tensor> = encodings
+            .iter()
+            .map(|encoding| Tensor::new(encoding.get_attention_mask(), &Device::Cpu))
+            .collect::<Result<_, _>>()?;
+        let ids = Tensor::stack(&ids, 0)?;
+        let mask = Tensor::stack(&masks, 0)?;
+        let hidden = model.forward(&ids, &ids.zeros_like()?, Some(&mask))?;
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let pooled = hidden
+            .broadcast_mul(&mask)?
+            .sum(1)?
+            .broadcast_div(&mask.sum(1)?)?;
+        let _vectors: Vec<Vec<f32>> = pooled.to_vec2()?;
+    }
+    Ok(started.elapsed().as_secs_f64())
+}

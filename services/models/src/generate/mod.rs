@@ -1,0 +1,550 @@
+//! Text generation with a local GGUF model: [`GgufGenerator`] reads the weights, tokenizer and
+//! chat template from one GGUF file and runs candle's quantized transformers on the CPU.
+//!
+//! Threading: a generator runs one generation at a time (the model and its KV cache sit behind a
+//! mutex); concurrent callers wait. Every generation starts from an empty KV cache.
+
+mod stream;
+mod template;
+mod tokenizer;
+mod weights;
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::{Device, Tensor};
+use candle_transformers::generation::LogitsProcessor;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use stream::{StreamStep, TextStream};
+use template::{ChatTemplate, FALLBACK_CHAT_TEMPLATE};
+use tokenizer::GgufTokenizer;
+use weights::ModelWeights;
+
+/// Prompt tokens run through the model per forward pass. Bounds the attention matrix of prompt
+/// processing (heads x chunk x context floats) while keeping matrix products large enough to be
+/// efficient.
+const PROMPT_CHUNK_TOKENS: usize = 512;
+
+/// One message of a conversation, as chat templates expect it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant` (templates may accept others).
+    pub role: String,
+    /// The message text.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// Returns a message with the given role.
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+
+    /// Returns a `system` message.
+    pub fn system(content: impl Into<String>) -> Self {
+        Self::new("system", content)
+    }
+
+    /// Returns a `user` message.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::new("user", content)
+    }
+
+    /// Returns an `assistant` message.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self::new("assistant", content)
+    }
+}
+
+/// How to generate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenerationParams {
+    /// Generates at most this many tokens (fewer if the context fills up).
+    pub max_tokens: usize,
+    /// Sampling temperature; 0 means greedy (always the most likely token).
+    pub temperature: f64,
+    /// Nucleus sampling: sample among the most likely tokens whose probabilities sum to this.
+    pub top_p: Option<f64>,
+    /// Seed of the sampler; the same seed, prompt and parameters give the same text.
+    pub seed: u64,
+    /// Generation stops before the first occurrence of any of these texts.
+    pub stop: Vec<String>,
+}
+
+impl Default for GenerationParams {
+    fn default() -> Self {
+        GenerationParams {
+            max_tokens: 256,
+            temperature: 0.0,
+            top_p: None,
+            seed: 42,
+            stop: Vec::new(),
+        }
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum StopReason {
+    /// The model produced an end-of-text token (EOS, `<|im_end|>`, `<|eot_id|>`...).
+    EndOfText,
+    /// One of [`GenerationParams::stop`] appeared.
+    StopSequence,
+    /// [`GenerationParams::max_tokens`] were generated, or the context is full.
+    MaxTokens,
+}
+
+/// The result of one generation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Generation {
+    /// The generated text, without end-of-text tokens and cut before any stop sequence.
+    pub text: String,
+    /// Tokens in the prompt (including BOS when the model adds one).
+    pub num_prompt_tokens: usize,
+    /// Tokens sampled, including the end-of-text token if that ended generation.
+    pub num_generated_tokens: usize,
+    /// Why generation ended.
+    pub stop_reason: StopReason,
+    /// Time spent processing the prompt.
+    pub prompt_seconds: f64,
+    /// Time spent generating after the prompt was processed.
+    pub generation_seconds: f64,
+}
+
+/// A text generator.
+pub trait Generator: Send + Sync {
+    /// Renders the chat template and generates; calls on_token with each new piece of text as it is decoded (valid UTF-8 pieces only).
+    fn generate(
+        &self,
+        messages: &[ChatMessage],
+        params: &GenerationParams,
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<Generation>;
+    /// Generates from an already-templated prompt (used by tests against llama.cpp references).
+    fn generate_raw(
+        &self,
+        prompt: &str,
+        params: &GenerationParams,
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<Generation>;
+    /// Returns the chat template rendered for `messages`, ending where the assistant's answer
+    /// begins (`add_generation_prompt = true`).
+    fn render_chat(&self, messages: &[ChatMessage]) -> Result<String>;
+    /// Returns the number of tokens `text` takes as message content.
+    fn count_tokens(&self, text: &str) -> Result<usize>;
+    /// Returns the number of tokens (prompt plus answer) the model can handle.
+    fn context_length(&self) -> usize;
+    /// Returns the model's name: its GGUF file name without the `.gguf` extension.
+    fn model_name(&self) -> &str;
+}
+
+/// A generator running a GGUF model (llama, qwen2 or phi3 architecture) on the CPU with candle.
+///
+/// The tokenizer comes from the GGUF metadata (`tokenizer.ggml.*`), the chat template from
+/// `tokenizer.chat_template` (or [`FALLBACK_CHAT_TEMPLATE`], ChatML, when there is none).
+pub struct GgufGenerator {
+    model_name: String,
+    architecture: String,
+    context_length: usize,
+    tokenizer: GgufTokenizer,
+    template: ChatTemplate,
+    model: Mutex<ModelWeights>,
+}
+
+impl std::fmt::Debug for GgufGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufGenerator")
+            .field("model_name", &self.model_name)
+            .field("architecture", &self.architecture)
+            .field("context_length", &self.context_length)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GgufGenerator {
+    /// Loads a GGUF model file. Tensor types that candle runs only with scalar kernels (Q4_1,
+    /// Q5_0, Q5_1) are converted to Q8_0 on load, for speed (see `weights::load`).
+    pub fn load(path: &Path) -> Result<GgufGenerator> {
+        Self::load_with_requantization(path, true)
+    }
+
+    /// Loads a GGUF model file, converting slow tensor types to Q8_0 only if `requantize`.
+    /// For comparing the converted model with the file as written (tests, benchmarks).
+    #[doc(hidden)]
+    pub fn load_with_requantization(path: &Path, requantize: bool) -> Result<GgufGenerator> {
+        let model_file_error = |reason: String| Error::ModelFile {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let mut file = std::fs::File::open(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let content = Content::read(&mut file)
+            .map_err(|err| model_file_error(format!("not a readable GGUF file: {err}")))?;
+        let architecture = content
+            .metadata
+            .get("general.architecture")
+            .and_then(|value| value.to_string().ok())
+            .cloned()
+            .ok_or_else(|| model_file_error("no general.architecture in the metadata".into()))?;
+        if !weights::SUPPORTED_ARCHITECTURES.contains(&architecture.as_str()) {
+            return Err(model_file_error(format!(
+                "unsupported architecture {architecture:?} (supported: {})",
+                weights::SUPPORTED_ARCHITECTURES.join(", ")
+            )));
+        }
+        let context_length =
+            weights::context_length(&architecture, &content.metadata).map_err(model_file_error)?;
+        let tokenizer = GgufTokenizer::from_metadata(&content.metadata)
+            .map_err(|reason| model_file_error(format!("tokenizer: {reason}")))?;
+        let num_embedding_rows = content
+            .tensor_infos
+            .get("token_embd.weight")
+            .and_then(|info| info.shape.dims().first().copied())
+            .ok_or_else(|| model_file_error("no token_embd.weight tensor".into()))?;
+        if tokenizer.vocab_size() > num_embedding_rows {
+            return Err(model_file_error(format!(
+                "the tokenizer has {} tokens but the model only {num_embedding_rows} embeddings",
+                tokenizer.vocab_size()
+            )));
+        }
+        let template_source = content
+            .metadata
+            .get("tokenizer.chat_template")
+            .and_then(|value| value.to_string().ok())
+            .map_or(FALLBACK_CHAT_TEMPLATE, String::as_str)
+            .to_string();
+        let template =
+            ChatTemplate::new(&template_source, tokenizer.bos_text(), tokenizer.eos_text())
+                .map_err(|err| model_file_error(format!("tokenizer.chat_template: {err}")))?;
+
+        // candle's loaders bail on missing tensors and metadata, but a corrupt file could still
+        // hit a panic inside them; a model file must never bring the service down.
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            weights::load(&architecture, content, &mut file, requantize)
+        }));
+        let model = match loaded {
+            Ok(Ok(model)) => model,
+            Ok(Err(err)) => {
+                return Err(model_file_error(format!("cannot load the weights: {err}")))
+            }
+            Err(panic) => {
+                let detail = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                return Err(model_file_error(format!(
+                    "the weights loader failed on this file: {detail}"
+                )));
+            }
+        };
+
+        let model_name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .map(|name| match name.strip_suffix(".gguf") {
+                Some(stem) => stem.to_string(),
+                None => name,
+            })
+            .unwrap_or_default();
+        tracing::info!(
+            model = %model_name,
+            architecture = %architecture,
+            context_length,
+            "loaded GGUF generator"
+        );
+        Ok(GgufGenerator {
+            model_name,
+            architecture,
+            context_length,
+            tokenizer,
+            template,
+            model: Mutex::new(model),
+        })
+    }
+
+    /// Returns the model's `general.architecture` (`llama`, `qwen2` or `phi3`).
+    pub fn architecture(&self) -> &str {
+        &self.architecture
+    }
+
+    /// Returns the hex SHA-256 of the chat template in use (the file's, or the fallback), so a
+    /// change of prompt format can be detected and recorded.
+    pub fn template_sha256(&self) -> String {
+        self.template.sha256()
+    }
+
+    /// Runs `prompt` followed by `continuation` (teacher forcing) and returns, for each token of
+    /// the continuation, how far its logit is below the best logit at that position (0 where it
+    /// is the greedy choice). For comparing with another engine's greedy output: near-ties flip
+    /// between engines with different quantized kernels, real errors show as large gaps.
+    #[doc(hidden)]
+    pub fn continuation_logit_gaps(&self, prompt: &str, continuation: &str) -> Result<Vec<f32>> {
+        let prompt_tokens = self
+            .tokenizer
+            .encode_prompt(prompt)
+            .map_err(Error::Tokenizer)?;
+        let continuation_tokens = self
+            .tokenizer
+            .encode_plain(continuation)
+            .map_err(Error::Tokenizer)?;
+        if prompt_tokens.is_empty()
+            || prompt_tokens.len() + continuation_tokens.len() > self.context_length
+        {
+            return Err(Error::InvalidRequest(
+                "the prompt is empty or does not fit the context".into(),
+            ));
+        }
+        let mut model = self
+            .model
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        model.clear_kv_cache();
+        let mut logits = prefill(&mut model, &prompt_tokens)?;
+        let mut position = prompt_tokens.len();
+        let mut gaps = Vec::with_capacity(continuation_tokens.len());
+        for &token in &continuation_tokens {
+            let values: Vec<f32> = logits.to_vec1()?;
+            let best = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let value = values
+                .get(token as usize)
+                .copied()
+                .ok_or_else(|| Error::Runtime(format!("token {token} has no logit")))?;
+            gaps.push(best - value);
+            logits = forward(&mut model, &[token], position)?;
+            position += 1;
+        }
+        model.clear_kv_cache();
+        Ok(gaps)
+    }
+
+    fn run(
+        &self,
+        prompt_tokens: Vec<u32>,
+        params: &GenerationParams,
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<Generation> {
+        validate(params)?;
+        if prompt_tokens.is_empty() {
+            return Err(Error::InvalidRequest("the prompt is empty".into()));
+        }
+        let num_prompt_tokens = prompt_tokens.len();
+        if num_prompt_tokens >= self.context_length {
+            return Err(Error::InvalidRequest(format!(
+                "the prompt has {num_prompt_tokens} tokens; the model's context holds {}",
+                self.context_length
+            )));
+        }
+        let max_new_tokens = params
+            .max_tokens
+            .min(self.context_length - num_prompt_tokens);
+        if max_new_tokens == 0 {
+            return Ok(Generation {
+                text: String::new(),
+                num_prompt_tokens,
+                num_generated_tokens: 0,
+                stop_reason: StopReason::MaxTokens,
+                prompt_seconds: 0.0,
+                generation_seconds: 0.0,
+            });
+        }
+        let temperature = (params.temperature > 0.0).then_some(params.temperature);
+        let top_p = temperature.and(params.top_p);
+        let mut sampler = LogitsProcessor::new(params.seed, temperature, top_p);
+        let mut stream = TextStream::new(&params.stop, self.tokenizer.strips_leading_space());
+
+        // Each generation starts a new sequence at position 0, so state left by an earlier
+        // (even panicked) generation is never read: a poisoned lock is safe to take over.
+        let mut model = self
+            .model
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        model.clear_kv_cache();
+
+        let prompt_start = Instant::now();
+        let mut logits = prefill(&mut model, &prompt_tokens)?;
+        let mut position = num_prompt_tokens;
+        let prompt_seconds = prompt_start.elapsed().as_secs_f64();
+
+        let generation_start = Instant::now();
+        let mut num_generated_tokens = 0;
+        let stop_reason = loop {
+            let token = sampler.sample(&logits)?;
+            num_generated_tokens += 1;
+            if self.tokenizer.is_end_of_generation(token) {
+                break StopReason::EndOfText;
+            }
+            if stream.push(self.tokenizer.token_bytes(token), on_token) == StreamStep::Stopped {
+                break StopReason::StopSequence;
+            }
+            if num_generated_tokens >= max_new_tokens {
+                break StopReason::MaxTokens;
+            }
+            logits = forward(&mut model, &[token], position)?;
+            position += 1;
+        };
+        model.clear_kv_cache();
+        drop(model);
+        let text = stream.finish(on_token);
+        Ok(Generation {
+            text,
+            num_prompt_tokens,
+            num_generated_tokens,
+            stop_reason,
+            prompt_seconds,
+            generation_seconds: generation_start.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// Runs a prompt from position 0, `PROMPT_CHUNK_TOKENS` at a time, and returns the logits of its
+/// last token.
+fn prefill(model: &mut ModelWeights, prompt_tokens: &[u32]) -> Result<Tensor> {
+    let mut logits = None;
+    let mut position = 0;
+    for chunk in prompt_tokens.chunks(PROMPT_CHUNK_TOKENS) {
+        logits = Some(forward(model, chunk, position)?);
+        position += chunk.len();
+    }
+    logits.ok_or_else(|| Error::InvalidRequest("the prompt is empty".into()))
+}
+
+/// Runs `tokens` at `position` and returns the last position's logits as a vector.
+fn forward(model: &mut ModelWeights, tokens: &[u32], position: usize) -> Result<Tensor> {
+    let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+    let logits = model.forward(&input, position)?;
+    Ok(logits.squeeze(0)?.to_dtype(candle_core::DType::F32)?)
+}
+
+fn validate(params: &GenerationParams) -> Result<()> {
+    if !params.temperature.is_finite() || params.temperature < 0.0 {
+        return Err(Error::InvalidRequest(format!(
+            "temperature must be a number >= 0, not {}",
+            params.temperature
+        )));
+    }
+    if let Some(top_p) = params.top_p {
+        let is_valid = top_p > 0.0 && top_p <= 1.0;
+        if !is_valid {
+            return Err(Error::InvalidRequest(format!(
+                "top_p must be in (0, 1], not {top_p}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Generator for GgufGenerator {
+    fn generate(
+        &self,
+        messages: &[ChatMessage],
+        params: &GenerationParams,
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<Generation> {
+        // Contents come from users and documents: special-token text in them stays text.
+        let escaped: Vec<ChatMessage> = messages
+            .iter()
+            .map(|message| ChatMessage {
+                role: message.role.clone(),
+                content: self.tokenizer.escape_special_text(&message.content),
+            })
+            .collect();
+        let prompt = self.template.render(&escaped, true)?;
+        let tokens = self
+            .tokenizer
+            .encode_prompt(&prompt)
+            .map_err(Error::Tokenizer)?;
+        self.run(tokens, params, on_token)
+    }
+
+    fn generate_raw(
+        &self,
+        prompt: &str,
+        params: &GenerationParams,
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<Generation> {
+        let tokens = self
+            .tokenizer
+            .encode_prompt(prompt)
+            .map_err(Error::Tokenizer)?;
+        self.run(tokens, params, on_token)
+    }
+
+    fn render_chat(&self, messages: &[ChatMessage]) -> Result<String> {
+        self.template.render(messages, true)
+    }
+
+    fn count_tokens(&self, text: &str) -> Result<usize> {
+        self.tokenizer
+            .encode_plain(text)
+            .map(|ids| ids.len())
+            .map_err(Error::Tokenizer)
+    }
+
+    fn context_length(&self) -> usize {
+        self.context_length
+    }
+
+    fn model_name(&self) -> &str {
+        &self.model_name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_params_are_greedy_with_256_tokens() {
+        let params = GenerationParams::default();
+        assert_eq!(params.max_tokens, 256);
+        assert_eq!(params.temperature, 0.0);
+        assert_eq!(params.top_p, None);
+        assert_eq!(params.seed, 42);
+        assert!(params.stop.is_empty());
+    }
+
+    #[test]
+    fn invalid_sampling_params_are_rejected() {
+        let bad_temperature = GenerationParams {
+            temperature: f64::NAN,
+            ..GenerationParams::default()
+        };
+        assert!(matches!(
+            validate(&bad_temperature),
+            Err(Error::InvalidRequest(_))
+        ));
+        let bad_top_p = GenerationParams {
+            temperature: 0.7,
+            top_p: Some(1.5),
+            ..GenerationParams::default()
+        };
+        assert!(matches!(
+            validate(&bad_top_p),
+            Err(Error::InvalidRequest(_))
+        ));
+        let good = GenerationParams {
+            temperature: 0.7,
+            top_p: Some(0.9),
+            ..GenerationParams::default()
+        };
+        assert!(validate(&good).is_ok());
+    }
+
+    #[test]
+    fn chat_message_helpers_set_roles() {
+        assert_eq!(ChatMessage::system("a").role, "system");
+        assert_eq!(ChatMessage::user("b").role, "user");
+        assert_eq!(ChatMessage::assistant("c").role, "assistant");
+        assert_eq!(ChatMessage::user("b").content, "b");
+    }
+}

@@ -1,0 +1,156 @@
+//! `ask`: retrieve, put the best chunks into the prompt as numbered sources, generate (streamed),
+//! then check the answer's citations against those sources.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use vellum_models::{Generation, GenerationParams, Generator};
+use vellum_store::{ChunkId, DocumentId};
+
+use crate::citations::check_citations;
+use crate::prompt::build_answer_messages;
+use crate::retrieve::{RetrievalOptions, Retriever};
+use crate::{Error, Result};
+
+/// What Vellum says when nothing relevant was retrieved, instead of letting the model guess.
+pub const NO_RELEVANT_SOURCES: &str =
+    "No relevant passages were found in the documents you can read, so there is no grounded answer.";
+
+/// How to answer.
+#[derive(Debug, Clone)]
+pub struct AskOptions {
+    /// Retrieval settings; `k` is the number of sources put into the prompt.
+    pub retrieval: RetrievalOptions,
+    /// Sampling settings for the generator.
+    pub generation: GenerationParams,
+    /// Below this cosine similarity for the best chunk, the sources count as not relevant and
+    /// no answer is generated. Only applies when the vector engine took part.
+    pub min_similarity: f32,
+}
+
+impl Default for AskOptions {
+    fn default() -> Self {
+        AskOptions {
+            retrieval: RetrievalOptions {
+                k: 5,
+                ..RetrievalOptions::default()
+            },
+            generation: GenerationParams {
+                max_tokens: 256,
+                ..GenerationParams::default()
+            },
+            min_similarity: 0.2,
+        }
+    }
+}
+
+/// A numbered source given to the model.
+#[derive(Debug, Clone, Serialize)]
+pub struct Source {
+    /// The number the model cites it by, from 1.
+    pub n: usize,
+    /// The chunk.
+    pub chunk_id: ChunkId,
+    /// Its document.
+    pub document_id: DocumentId,
+    /// The document's title (may be empty).
+    pub title: String,
+    /// The document's source path.
+    pub source_path: String,
+    /// The page the chunk is on, from 1.
+    pub page: u32,
+    /// The chunk's text as given to the model.
+    pub text: String,
+    /// SHA-256 of the chunk text, so a reader can prove what the model saw.
+    pub content_sha256: String,
+    /// The retrieval score.
+    pub score: f32,
+}
+
+/// A grounded answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Answer {
+    /// The question asked.
+    pub question: String,
+    /// The answer with invalid citation markers removed.
+    pub text: String,
+    /// The model's text as generated.
+    pub raw_text: String,
+    /// The numbered sources the model was given.
+    pub sources: Vec<Source>,
+    /// Source numbers the answer cites.
+    pub cited: Vec<usize>,
+    /// Citation markers that pointed to no source (removed from `text`).
+    pub invalid_citations: Vec<String>,
+    /// Sentences of the answer that cite no source.
+    pub uncited_sentences: Vec<String>,
+    /// True when retrieval found nothing relevant and no text was generated.
+    pub no_relevant_sources: bool,
+    /// Token counts and timings, when the model ran.
+    pub generation: Option<Generation>,
+}
+
+/// Answers `question` from the documents `retriever` can see; `on_token` receives the text as
+/// it is generated.
+pub fn ask(
+    retriever: &Retriever<'_>,
+    generator: &dyn Generator,
+    question: &str,
+    options: &AskOptions,
+    on_token: &mut dyn FnMut(&str),
+) -> Result<Answer> {
+    let question = question.trim();
+    if question.is_empty() {
+        return Err(Error::InvalidInput("the question is empty".into()));
+    }
+    let retrieved = retriever.search(question, &options.retrieval)?;
+    let best_similarity = retrieved
+        .iter()
+        .filter_map(|chunk| chunk.similarity)
+        .fold(None, |best: Option<f32>, s| {
+            Some(best.map_or(s, |b| b.max(s)))
+        });
+    let is_relevant = !retrieved.is_empty()
+        && best_similarity.is_none_or(|similarity| similarity >= options.min_similarity);
+    let sources: Vec<Source> = retrieved
+        .into_iter()
+        .enumerate()
+        .map(|(idx, chunk)| Source {
+            n: idx + 1,
+            content_sha256: hex::encode(Sha256::digest(chunk.hit.chunk.text.as_bytes())),
+            chunk_id: chunk.hit.chunk.chunk_id,
+            document_id: chunk.hit.chunk.document_id,
+            title: chunk.hit.title,
+            source_path: chunk.hit.source_path,
+            page: chunk.hit.chunk.page,
+            text: chunk.hit.chunk.text,
+            score: chunk.score,
+        })
+        .collect();
+    if !is_relevant {
+        return Ok(Answer {
+            question: question.to_string(),
+            text: NO_RELEVANT_SOURCES.to_string(),
+            raw_text: String::new(),
+            sources: Vec::new(),
+            cited: Vec::new(),
+            invalid_citations: Vec::new(),
+            uncited_sentences: Vec::new(),
+            no_relevant_sources: true,
+            generation: None,
+        });
+    }
+    let messages = build_answer_messages(question, &sources);
+    let generation = generator.generate(&messages, &options.generation, on_token)?;
+    let check = check_citations(&generation.text, sources.len());
+    Ok(Answer {
+        question: question.to_string(),
+        text: check.text,
+        raw_text: generation.text.clone(),
+        sources,
+        cited: check.cited,
+        invalid_citations: check.invalid,
+        uncited_sentences: check.uncited_sentences,
+        no_relevant_sources: false,
+        generation: Some(generation),
+    })
+}

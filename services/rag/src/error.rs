@@ -1,0 +1,27 @@
+//! Errors of the retrieval and answer layer.
+
+/// Result with the rag crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong while retrieving, answering, summarizing or evaluating.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] vellum_store::Error),
+    /// A model failed.
+    #[error(transparent)]
+    Model(#[from] vellum_models::Error),
+    /// The caller's input cannot be used (empty question, unknown mode, malformed eval file).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// A document asked for does not exist.
+    #[error("document not found: {0}")]
+    DocumentNotFound(String),
+    /// An evaluation file could not be read.
+    #[error("cannot read {path}: {reason}")]
+    EvalFile {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+}

@@ -1,0 +1,706 @@
+//! The SQLite catalog: which documents exist, in which state, and their chunks' text.
+//!
+//! The catalog is the source of truth for "is this document searchable": Tantivy and
+//! LanceDB hits are kept only when the catalog says the document is `ready`.
+//!
+//! Schema (`PRAGMA user_version = 1`; a newer version is refused, an older one does not exist yet):
+//!
+//! ```sql
+//! settings    (key TEXT PRIMARY KEY, value TEXT NOT NULL)          -- embedding_model, embedding_dim
+//! collections (name TEXT PRIMARY KEY, created_at TEXT NOT NULL)
+//! documents   (id TEXT PRIMARY KEY, collection TEXT NOT NULL REFERENCES collections(name),
+//!              source_path TEXT NOT NULL, title TEXT NOT NULL, sha256 TEXT NOT NULL,
+//!              format TEXT NOT NULL, num_pages INTEGER NOT NULL, num_chunks INTEGER NOT NULL,
+//!              state TEXT NOT NULL CHECK (state IN ('pending','ready','deleting')),
+//!              ingested_at TEXT NOT NULL,            -- RFC 3339 UTC
+//!              metadata TEXT NOT NULL)               -- JSON object of strings
+//! INDEX        documents_by_source ON documents(collection, source_path)
+//! UNIQUE INDEX documents_ready_source ON documents(collection, source_path) WHERE state = 'ready'
+//! chunks      (document_id TEXT NOT NULL REFERENCES documents(id), chunk_id TEXT NOT NULL,
+//!              ordinal INTEGER NOT NULL, page INTEGER NOT NULL, text TEXT NOT NULL,
+//!              PRIMARY KEY (document_id, chunk_id))
+//! INDEX        chunks_by_ordinal ON chunks(document_id, ordinal)
+//! ```
+//!
+//! (collection, source_path) cannot be unique outright: while a new version is committed the
+//! old one still exists (it stays `ready`, the new one is `pending`). Only one *ready* version
+//! per source is allowed, which the partial unique index enforces; the switch from old to new
+//! happens in one transaction (old → `deleting`, then new → `ready`).
+//!
+//! The chunk key is (document_id, chunk_id) rather than chunk_id alone so that two versions of
+//! a document may reuse chunk ids (e.g. content-derived ones) while both exist.
+//!
+//! Connection settings: WAL journal, `synchronous = NORMAL` (a power cut may lose the last
+//! transactions but never corrupts; the indexes are rebuilt from sources anyway), foreign keys
+//! on, a busy timeout for the rare second process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+
+use crate::error::{Error, Result};
+use crate::types::{
+    ChunkId, DocumentId, DocumentRecord, DocumentState, NewChunk, NewDocument, StoreOptions,
+    StoredChunk,
+};
+
+/// Version written to `PRAGMA user_version`; bump with a migration.
+const CATALOG_SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA_SQL: &str = "
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE collections (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
+CREATE TABLE documents (
+    id TEXT PRIMARY KEY,
+    collection TEXT NOT NULL REFERENCES collections(name),
+    source_path TEXT NOT NULL,
+    title TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    format TEXT NOT NULL,
+    num_pages INTEGER NOT NULL,
+    num_chunks INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'ready', 'deleting')),
+    ingested_at TEXT NOT NULL,
+    metadata TEXT NOT NULL
+);
+CREATE INDEX documents_by_source ON documents(collection, source_path);
+CREATE UNIQUE INDEX documents_ready_source ON documents(collection, source_path)
+    WHERE state = 'ready';
+CREATE TABLE chunks (
+    document_id TEXT NOT NULL REFERENCES documents(id),
+    chunk_id TEXT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    page INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (document_id, chunk_id)
+) WITHOUT ROWID;
+CREATE INDEX chunks_by_ordinal ON chunks(document_id, ordinal);
+";
+
+const DOCUMENT_COLUMNS: &str = "id, collection, source_path, title, sha256, format, num_pages, \
+     num_chunks, state, ingested_at, metadata";
+
+/// SQLite expression for "now" in RFC 3339 UTC, second precision.
+const NOW_RFC3339: &str = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
+
+/// What search needs to know about a hit's document.
+#[derive(Debug, Clone)]
+pub(crate) struct HitDocument {
+    pub(crate) state: DocumentState,
+    pub(crate) title: String,
+    pub(crate) source_path: String,
+}
+
+/// Counters for [`crate::StoreStats`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CatalogCounts {
+    pub(crate) num_documents: u64,
+    pub(crate) num_chunks: u64,
+}
+
+/// The SQLite catalog behind a mutex (one connection; statements are short).
+pub(crate) struct Catalog {
+    path: PathBuf,
+    connection: Mutex<Connection>,
+}
+
+impl Catalog {
+    /// Opens or creates the catalog and checks it was built for the same embedding space.
+    pub(crate) fn open(path: &Path, options: &StoreOptions) -> Result<Catalog> {
+        let connection = Connection::open(path).map_err(|source| Error::Catalog {
+            path: path.to_path_buf(),
+            operation: "open",
+            source,
+        })?;
+        let catalog = Catalog {
+            path: path.to_path_buf(),
+            connection: Mutex::new(connection),
+        };
+        catalog.configure_and_migrate()?;
+        catalog.check_embedding_settings(options)?;
+        Ok(catalog)
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
+        self.connection
+            .lock()
+            .map_err(|_| Error::Poisoned { name: "catalog" })
+    }
+
+    fn sql_error(&self, operation: &'static str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+        move |source| Error::Catalog {
+            path: self.path.clone(),
+            operation,
+            source,
+        }
+    }
+
+    fn configure_and_migrate(&self) -> Result<()> {
+        let mut connection = self.lock()?;
+        connection
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(self.sql_error("set busy timeout"))?;
+        // `journal_mode` returns a row, so it goes through pragma_update_and_check.
+        connection
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+            .map_err(self.sql_error("enable WAL"))?;
+        connection
+            .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(self.sql_error("configure connection"))?;
+        let user_version: i64 = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(self.sql_error("read schema version"))?;
+        match user_version {
+            0 => {
+                let transaction = connection
+                    .transaction()
+                    .map_err(self.sql_error("begin schema creation"))?;
+                transaction
+                    .execute_batch(SCHEMA_SQL)
+                    .map_err(self.sql_error("create schema"))?;
+                transaction
+                    .pragma_update(None, "user_version", CATALOG_SCHEMA_VERSION)
+                    .map_err(self.sql_error("write schema version"))?;
+                transaction
+                    .commit()
+                    .map_err(self.sql_error("commit schema creation"))?;
+                Ok(())
+            }
+            CATALOG_SCHEMA_VERSION => Ok(()),
+            other => Err(Error::CatalogCorrupt {
+                path: self.path.clone(),
+                detail: format!(
+                    "schema version {other} is not supported (this build knows version \
+                     {CATALOG_SCHEMA_VERSION}); was it written by a newer vellum?"
+                ),
+            }),
+        }
+    }
+
+    fn check_embedding_settings(&self, options: &StoreOptions) -> Result<()> {
+        let connection = self.lock()?;
+        let read_setting = |key: &str| -> Result<Option<String>> {
+            connection
+                .query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| {
+                    row.get(0)
+                })
+                .optional()
+                .map_err(self.sql_error("read settings"))
+        };
+        let recorded_model = read_setting("embedding_model")?;
+        let recorded_dim = read_setting("embedding_dim")?;
+        match (recorded_model, recorded_dim) {
+            (Some(recorded_model), Some(recorded_dim)) => {
+                let recorded_dim: usize =
+                    recorded_dim.parse().map_err(|_| Error::CatalogCorrupt {
+                        path: self.path.clone(),
+                        detail: format!("embedding_dim setting {recorded_dim:?} is not a number"),
+                    })?;
+                if recorded_model != options.embedding_model
+                    || recorded_dim != options.embedding_dim
+                {
+                    return Err(Error::EmbeddingMismatch {
+                        path: self.path.clone(),
+                        recorded_model,
+                        recorded_dim,
+                        requested_model: options.embedding_model.clone(),
+                        requested_dim: options.embedding_dim,
+                    });
+                }
+                Ok(())
+            }
+            (None, None) => {
+                connection
+                    .execute(
+                        "INSERT INTO settings (key, value) VALUES ('embedding_model', ?1), \
+                         ('embedding_dim', ?2)",
+                        params![options.embedding_model, options.embedding_dim.to_string()],
+                    )
+                    .map_err(self.sql_error("write settings"))?;
+                Ok(())
+            }
+            _ => Err(Error::CatalogCorrupt {
+                path: self.path.clone(),
+                detail: "only one of embedding_model and embedding_dim is recorded".into(),
+            }),
+        }
+    }
+
+    /// Returns the document with this id, any state.
+    pub(crate) fn get_document(&self, id: &DocumentId) -> Result<Option<DocumentRecord>> {
+        let connection = self.lock()?;
+        let mut statement = connection
+            .prepare_cached(&format!(
+                "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1"
+            ))
+            .map_err(self.sql_error("prepare document lookup"))?;
+        let raw = statement
+            .query_row([id.as_str()], RawDocument::from_row)
+            .optional()
+            .map_err(self.sql_error("look up document"))?;
+        raw.map(|raw| raw.into_record(&self.path)).transpose()
+    }
+
+    /// Returns the document stored for a source: the ready version if there is one, else the
+    /// most recently written one.
+    pub(crate) fn find_document(
+        &self,
+        collection: &str,
+        source_path: &str,
+    ) -> Result<Option<DocumentRecord>> {
+        let connection = self.lock()?;
+        let mut statement = connection
+            .prepare_cached(&format!(
+                "SELECT {DOCUMENT_COLUMNS} FROM documents \
+                 WHERE collection = ?1 AND source_path = ?2 \
+                 ORDER BY state = 'ready' DESC, rowid DESC LIMIT 1"
+            ))
+            .map_err(self.sql_error("prepare source lookup"))?;
+        let raw = statement
+            .query_row([collection, source_path], RawDocument::from_row)
+            .optional()
+            .map_err(self.sql_error("look up source"))?;
+        raw.map(|raw| raw.into_record(&self.path)).transpose()
+    }
+
+    /// Returns the ids of every version stored for a source, any state.
+    pub(crate) fn ids_for_source(
+        &self,
+        collection: &str,
+        source_path: &str,
+    ) -> Result<Vec<DocumentId>> {
+        let connection = self.lock()?;
+        let mut statement = connection
+            .prepare_cached("SELECT id FROM documents WHERE collection = ?1 AND source_path = ?2")
+            .map_err(self.sql_error("prepare source versions lookup"))?;
+        let ids = statement
+            .query_map([collection, source_path], |row| row.get(0).map(DocumentId))
+            .map_err(self.sql_error("look up source versions"))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.sql_error("read source versions"))?;
+        Ok(ids)
+    }
+
+    /// In one transaction: removes the rows of `purge_ids` (stale versions being rewritten)
+    /// and inserts every document as `pending` with its chunks.
+    pub(crate) fn insert_pending(
+        &self,
+        documents: &[(NewDocument, Vec<NewChunk>)],
+        purge_ids: &[DocumentId],
+    ) -> Result<()> {
+        let mut connection = self.lock()?;
+        let transaction = connection
+            .transaction()
+            .map_err(self.sql_error("begin pending insert"))?;
+        delete_rows_in(&transaction, purge_ids).map_err(self.sql_error("purge stale rows"))?;
+        {
+            let mut insert_collection = transaction
+                .prepare_cached(&format!(
+                    "INSERT OR IGNORE INTO collections (name, created_at) VALUES (?1, {NOW_RFC3339})"
+                ))
+                .map_err(self.sql_error("prepare collection insert"))?;
+            let mut insert_document = transaction
+                .prepare_cached(&format!(
+                    "INSERT INTO documents ({DOCUMENT_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', {NOW_RFC3339}, ?9)"
+                ))
+                .map_err(self.sql_error("prepare document insert"))?;
+            let mut insert_chunk = transaction
+                .prepare_cached(
+                    "INSERT INTO chunks (document_id, chunk_id, ordinal, page, text) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(self.sql_error("prepare chunk insert"))?;
+            for (document, chunks) in documents {
+                let metadata = serde_json::to_string(&document.metadata).map_err(|error| {
+                    Error::InvalidDocument {
+                        id: document.id.clone(),
+                        detail: format!("metadata cannot be encoded as JSON: {error}"),
+                    }
+                })?;
+                let num_chunks =
+                    u32::try_from(chunks.len()).map_err(|_| Error::InvalidDocument {
+                        id: document.id.clone(),
+                        detail: format!("{} chunks is more than the catalog counts", chunks.len()),
+                    })?;
+                insert_collection
+                    .execute([&document.collection])
+                    .map_err(self.sql_error("insert collection"))?;
+                insert_document
+                    .execute(params![
+                        document.id.as_str(),
+                        document.collection,
+                        document.source_path,
+                        document.title,
+                        document.sha256,
+                        document.format,
+                        document.num_pages,
+                        num_chunks,
+                        metadata,
+                    ])
+                    .map_err(self.sql_error("insert document"))?;
+                for chunk in chunks {
+                    insert_chunk
+                        .execute(params![
+                            document.id.as_str(),
+                            chunk.chunk_id.as_str(),
+                            chunk.ordinal,
+                            chunk.page,
+                            chunk.text,
+                        ])
+                        .map_err(self.sql_error("insert chunk"))?;
+                }
+            }
+        }
+        transaction
+            .commit()
+            .map_err(self.sql_error("commit pending insert"))
+    }
+
+    /// In one transaction: marks `retired_ids` as `deleting`, then `published_ids` as `ready`,
+    /// so that searches see either the old versions or the new ones, never both or neither.
+    pub(crate) fn publish(
+        &self,
+        published_ids: &[DocumentId],
+        retired_ids: &[DocumentId],
+    ) -> Result<()> {
+        let mut connection = self.lock()?;
+        let transaction = connection
+            .transaction()
+            .map_err(self.sql_error("begin publish"))?;
+        set_state_in(&transaction, retired_ids, DocumentState::Deleting)
+            .map_err(self.sql_error("retire old versions"))?;
+        set_state_in(&transaction, published_ids, DocumentState::Ready)
+            .map_err(self.sql_error("publish new versions"))?;
+        transaction
+            .commit()
+            .map_err(self.sql_error("commit publish"))
+    }
+
+    /// Sets the state of the given documents.
+    pub(crate) fn set_state(&self, ids: &[DocumentId], state: DocumentState) -> Result<()> {
+        let connection = self.lock()?;
+        set_state_in(&connection, ids, state).map_err(self.sql_error("update state"))
+    }
+
+    /// Deletes the documents' rows and their chunks' rows, in one transaction.
+    pub(crate) fn delete_rows(&self, ids: &[DocumentId]) -> Result<()> {
+        let mut connection = self.lock()?;
+        let transaction = connection
+            .transaction()
+            .map_err(self.sql_error("begin row deletion"))?;
+        delete_rows_in(&transaction, ids).map_err(self.sql_error("delete rows"))?;
+        transaction
+            .commit()
+            .map_err(self.sql_error("commit row deletion"))
+    }
+
+    /// Returns ready documents, optionally only of some collections, sorted by source path.
+    pub(crate) fn list_ready_documents(
+        &self,
+        collections: Option<&[String]>,
+    ) -> Result<Vec<DocumentRecord>> {
+        let connection = self.lock()?;
+        let collection_clause = match collections {
+            None => String::new(),
+            Some(names) => format!("AND collection IN ({})", placeholders(names.len())),
+        };
+        let sql = format!(
+            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE state = 'ready' {collection_clause} \
+             ORDER BY source_path, collection, id"
+        );
+        let mut statement = connection
+            .prepare(&sql)
+            .map_err(self.sql_error("prepare document listing"))?;
+        let raws = statement
+            .query_map(
+                params_from_iter(collections.unwrap_or_default()),
+                RawDocument::from_row,
+            )
+            .map_err(self.sql_error("list documents"))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.sql_error("read document listing"))?;
+        raws.into_iter()
+            .map(|raw| raw.into_record(&self.path))
+            .collect()
+    }
+
+    /// Returns every known collection with its number of ready documents, sorted by name.
+    pub(crate) fn list_collections(&self) -> Result<Vec<(String, u64)>> {
+        let connection = self.lock()?;
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT c.name, COUNT(d.id) FROM collections c \
+                 LEFT JOIN documents d ON d.collection = c.name AND d.state = 'ready' \
+                 GROUP BY c.name ORDER BY c.name",
+            )
+            .map_err(self.sql_error("prepare collection listing"))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, u64>(1)?))
+            })
+            .map_err(self.sql_error("list collections"))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.sql_error("read collection listing"))?;
+        Ok(rows)
+    }
+
+    /// Returns a document's chunks in ordinal order.
+    pub(crate) fn document_chunks(
+        &self,
+        id: &DocumentId,
+        collection: &str,
+    ) -> Result<Vec<StoredChunk>> {
+        let connection = self.lock()?;
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT chunk_id, ordinal, page, text FROM chunks WHERE document_id = ?1 \
+                 ORDER BY ordinal, chunk_id",
+            )
+            .map_err(self.sql_error("prepare chunk listing"))?;
+        let chunks = statement
+            .query_map([id.as_str()], |row| {
+                Ok(StoredChunk {
+                    chunk_id: ChunkId(row.get(0)?),
+                    document_id: id.clone(),
+                    collection: collection.to_string(),
+                    ordinal: row.get(1)?,
+                    page: row.get(2)?,
+                    text: row.get(3)?,
+                })
+            })
+            .map_err(self.sql_error("list chunks"))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.sql_error("read chunk listing"))?;
+        Ok(chunks)
+    }
+
+    /// Returns state, title and source path of each given document that exists.
+    pub(crate) fn hit_documents(
+        &self,
+        ids: impl IntoIterator<Item = DocumentId>,
+    ) -> Result<HashMap<DocumentId, HitDocument>> {
+        let connection = self.lock()?;
+        let mut statement = connection
+            .prepare_cached("SELECT state, title, source_path FROM documents WHERE id = ?1")
+            .map_err(self.sql_error("prepare hit lookup"))?;
+        let mut documents = HashMap::new();
+        for id in ids {
+            if documents.contains_key(&id) {
+                continue;
+            }
+            let row = statement
+                .query_row([id.as_str()], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                })
+                .optional()
+                .map_err(self.sql_error("look up hit document"))?;
+            if let Some((state, title, source_path)) = row {
+                let state = parse_state(&state, &self.path)?;
+                documents.insert(
+                    id,
+                    HitDocument {
+                        state,
+                        title,
+                        source_path,
+                    },
+                );
+            }
+        }
+        Ok(documents)
+    }
+
+    /// Returns the number of ready documents and of their chunks.
+    pub(crate) fn counts(&self) -> Result<CatalogCounts> {
+        let connection = self.lock()?;
+        let (num_documents, num_chunks) = connection
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(num_chunks), 0) FROM documents WHERE state = 'ready'",
+                [],
+                |row| Ok((row.get::<_, u64>(0)?, row.get::<_, u64>(1)?)),
+            )
+            .map_err(self.sql_error("count documents"))?;
+        Ok(CatalogCounts {
+            num_documents,
+            num_chunks,
+        })
+    }
+}
+
+fn placeholders(count: usize) -> String {
+    vec!["?"; count].join(", ")
+}
+
+fn set_state_in(
+    connection: &Connection,
+    ids: &[DocumentId],
+    state: DocumentState,
+) -> rusqlite::Result<()> {
+    let mut statement =
+        connection.prepare_cached("UPDATE documents SET state = ?1 WHERE id = ?2")?;
+    for id in ids {
+        statement.execute([state.as_catalog_str(), id.as_str()])?;
+    }
+    Ok(())
+}
+
+fn delete_rows_in(connection: &Connection, ids: &[DocumentId]) -> rusqlite::Result<()> {
+    let mut delete_chunks =
+        connection.prepare_cached("DELETE FROM chunks WHERE document_id = ?1")?;
+    let mut delete_document = connection.prepare_cached("DELETE FROM documents WHERE id = ?1")?;
+    for id in ids {
+        delete_chunks.execute([id.as_str()])?;
+        delete_document.execute([id.as_str()])?;
+    }
+    Ok(())
+}
+
+fn parse_state(value: &str, path: &Path) -> Result<DocumentState> {
+    DocumentState::from_catalog_str(value).ok_or_else(|| Error::CatalogCorrupt {
+        path: path.to_path_buf(),
+        detail: format!("unknown document state {value:?}"),
+    })
+}
+
+/// A `documents` row as SQLite returns it, before parsing state and metadata.
+struct RawDocument {
+    id: String,
+    collection: String,
+    source_path: String,
+    title: String,
+    sha256: String,
+    format: String,
+    num_pages: u32,
+    num_chunks: u32,
+    state: String,
+    ingested_at: String,
+    metadata: String,
+}
+
+impl RawDocument {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<RawDocument> {
+        Ok(RawDocument {
+            id: row.get(0)?,
+            collection: row.get(1)?,
+            source_path: row.get(2)?,
+            title: row.get(3)?,
+            sha256: row.get(4)?,
+            format: row.get(5)?,
+            num_pages: row.get(6)?,
+            num_chunks: row.get(7)?,
+            state: row.get(8)?,
+            ingested_at: row.get(9)?,
+            metadata: row.get(10)?,
+        })
+    }
+
+    fn into_record(self, path: &Path) -> Result<DocumentRecord> {
+        let state = parse_state(&self.state, path)?;
+        let metadata: BTreeMap<String, String> =
+            serde_json::from_str(&self.metadata).map_err(|error| Error::CatalogCorrupt {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "metadata of document {} is not a JSON object: {error}",
+                    self.id
+                ),
+            })?;
+        Ok(DocumentRecord {
+            id: DocumentId(self.id),
+            collection: self.collection,
+            source_path: self.source_path,
+            title: self.title,
+            sha256: self.sha256,
+            format: self.format,
+            num_pages: self.num_pages,
+            num_chunks: self.num_chunks,
+            state,
+            ingested_at: self.ingested_at,
+            metadata,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> StoreOptions {
+        StoreOptions {
+            embedding_dim: 4,
+            embedding_model: "test-model".into(),
+        }
+    }
+
+    fn new_document(id: &str, source_path: &str) -> NewDocument {
+        NewDocument {
+            id: DocumentId(id.into()),
+            collection: "papers".into(),
+            source_path: source_path.into(),
+            title: "Title".into(),
+            sha256: "00".into(),
+            format: "txt".into(),
+            num_pages: 1,
+            metadata: BTreeMap::from([("author".to_string(), "Ada".to_string())]),
+        }
+    }
+
+    #[test]
+    fn only_one_ready_version_per_source() -> Result<()> {
+        let directory = tempfile::tempdir().map_err(|source| Error::DataDir {
+            path: PathBuf::from("tempdir"),
+            source,
+        })?;
+        let catalog = Catalog::open(&directory.path().join("catalog.sqlite"), &options())?;
+        catalog.insert_pending(
+            &[
+                (new_document("old", "a.txt"), Vec::new()),
+                (new_document("new", "a.txt"), Vec::new()),
+            ],
+            &[],
+        )?;
+        let old = DocumentId("old".into());
+        let new = DocumentId("new".into());
+        catalog.publish(std::slice::from_ref(&old), &[])?;
+        // Publishing the second version without retiring the first violates the partial index.
+        assert!(catalog.publish(std::slice::from_ref(&new), &[]).is_err());
+        catalog.publish(std::slice::from_ref(&new), std::slice::from_ref(&old))?;
+        let found = catalog.find_document("papers", "a.txt")?;
+        assert_eq!(found.map(|record| record.id), Some(new));
+        let deleting = catalog.get_document(&old)?;
+        assert_eq!(
+            deleting.map(|record| record.state),
+            Some(DocumentState::Deleting)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn records_round_trip_metadata_and_timestamp() -> Result<()> {
+        let directory = tempfile::tempdir().map_err(|source| Error::DataDir {
+            path: PathBuf::from("tempdir"),
+            source,
+        })?;
+        let catalog = Catalog::open(&directory.path().join("catalog.sqlite"), &options())?;
+        catalog.insert_pending(&[(new_document("doc", "b.txt"), Vec::new())], &[])?;
+        let record = catalog.get_document(&DocumentId("doc".into()))?;
+        let record = record.ok_or(Error::DocumentNotFound {
+            id: DocumentId("doc".into()),
+        })?;
+        assert_eq!(record.state, DocumentState::Pending);
+        assert_eq!(
+            record.metadata.get("author").map(String::as_str),
+            Some("Ada")
+        );
+        // e.g. 2026-11-27T08:09:27Z
+        assert_eq!(record.ingested_at.len(), 20, "{}", record.ingested_at);
+        assert!(record.ingested_at.ends_with('Z'), "{}", record.ingested_at);
+        Ok(())
+    }
+}

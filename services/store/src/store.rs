@@ -1,0 +1,465 @@
+//! [`Store`]: the catalog, the full-text index and the vector table kept in step.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::catalog::{Catalog, HitDocument};
+use crate::error::{Error, Result};
+use crate::fulltext::FulltextIndex;
+use crate::types::{
+    ChunkHit, DocumentId, DocumentRecord, DocumentState, NewChunk, NewDocument, SearchFilter,
+    StoreOptions, StoreStats, StoredChunk,
+};
+use crate::vectors::VectorTable;
+
+/// File name of the SQLite catalog inside the data directory.
+const CATALOG_FILE: &str = "catalog.sqlite";
+/// Directory of the Tantivy index inside the data directory.
+const FULLTEXT_DIR: &str = "fulltext";
+/// Directory of the LanceDB database inside the data directory.
+const VECTORS_DIR: &str = "vectors";
+/// Extra candidates fetched from each engine to make up for hits of documents that are not
+/// `ready` (mid-commit or mid-delete), which are dropped. During a large replacement more than
+/// this many may be dropped and a search then returns fewer than `k` hits for a moment.
+const NOT_READY_MARGIN: usize = 32;
+
+/// One store of documents and chunks over a SQLite catalog, a Tantivy index and a LanceDB
+/// table, all under one data directory.
+///
+/// Every method is synchronous. LanceDB calls run on a small tokio runtime owned by the
+/// store, and the calling thread blocks until they finish, so do not call the store from an
+/// async runtime's worker thread: use `tokio::task::spawn_blocking` (or a plain thread).
+///
+/// `Store` is `Send + Sync`. Searches run concurrently; commits, deletions and `optimize`
+/// are serialised by an internal write lock. Only one `Store` (in any process) may open a
+/// data directory at a time; a second one fails with [`Error::FulltextLocked`].
+pub struct Store {
+    data_dir: PathBuf,
+    options: StoreOptions,
+    catalog: Catalog,
+    fulltext: FulltextIndex,
+    vectors: VectorTable,
+    write_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("data_dir", &self.data_dir)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens or creates `data_dir/{catalog.sqlite, fulltext/, vectors/}`.
+    ///
+    /// Fails with a "re-ingest needed" error ([`crate::ErrorKind::Conflict`]) if the catalog
+    /// records another embedding model or dimension, or the existing vector table has another
+    /// dimension.
+    pub fn open(data_dir: &Path, options: StoreOptions) -> Result<Store> {
+        let create_dir = |path: PathBuf| -> Result<PathBuf> {
+            fs_err::create_dir_all(&path).map_err(|source| Error::DataDir {
+                path: path.clone(),
+                source,
+            })?;
+            Ok(path)
+        };
+        if options.embedding_dim == 0 {
+            return Err(Error::InvalidInput {
+                detail: "embedding dimension must be at least 1".into(),
+            });
+        }
+        let data_dir = create_dir(data_dir.to_path_buf())?;
+        let catalog = Catalog::open(&data_dir.join(CATALOG_FILE), &options)?;
+        let fulltext = FulltextIndex::open(&create_dir(data_dir.join(FULLTEXT_DIR))?)?;
+        let vectors = VectorTable::open(
+            &create_dir(data_dir.join(VECTORS_DIR))?,
+            options.embedding_dim,
+        )?;
+        Ok(Store {
+            data_dir,
+            options,
+            catalog,
+            fulltext,
+            vectors,
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    /// Returns the data directory this store was opened on.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Returns the options this store was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.options
+    }
+
+    fn lock_writes(&self) -> Result<MutexGuard<'_, ()>> {
+        self.write_lock.lock().map_err(|_| Error::Poisoned {
+            name: "store writes",
+        })
+    }
+
+    /// Returns the document currently stored for (collection, source_path), any state: the
+    /// ready version if there is one, else the most recently written one.
+    pub fn find_document(
+        &self,
+        collection: &str,
+        source_path: &str,
+    ) -> Result<Option<DocumentRecord>> {
+        self.catalog.find_document(collection, source_path)
+    }
+
+    /// Returns the document with this id, any state.
+    pub fn get_document(&self, id: &DocumentId) -> Result<Option<DocumentRecord>> {
+        self.catalog.get_document(id)
+    }
+
+    /// Commits many documents at once (one Tantivy commit, one LanceDB append for the batch)
+    /// and returns their records, in input order.
+    ///
+    /// A document whose id is already stored and `ready` is left alone (its stored record is
+    /// returned). A document whose (collection, source_path) is stored under another id
+    /// replaces it: the old version is removed from all three stores.
+    ///
+    /// Order: catalog rows inserted as `pending` → Tantivy add + commit → LanceDB append →
+    /// catalog switch (old versions `deleting`, new ones `ready`, one SQLite transaction) →
+    /// old versions deleted. If a step before the switch fails, what was written is undone
+    /// (best effort) and the error returned. If removing old versions fails after the switch,
+    /// the batch is committed and the failure is only logged: the old versions stay in state
+    /// `deleting`, invisible to search.
+    ///
+    /// The whole batch is validated first (ids, vector lengths, finite values, no duplicate
+    /// ids or sources within the batch); nothing is written if any document is invalid.
+    pub fn commit_batch(
+        &self,
+        documents: Vec<(NewDocument, Vec<NewChunk>)>,
+    ) -> Result<Vec<DocumentRecord>> {
+        self.validate_batch(&documents)?;
+        let _writes = self.lock_writes()?;
+
+        let mut records: Vec<Option<DocumentRecord>> = vec![None; documents.len()];
+        let mut new_positions = Vec::new();
+        let mut new_documents = Vec::new();
+        // Versions with the same id left `pending`/`deleting` by an interrupted commit or
+        // delete: rewritten from scratch.
+        let mut stale_ids = Vec::new();
+        // Other versions of the same sources: removed once the new ones are ready.
+        let mut retired_ids = Vec::new();
+        for (position, (document, chunks)) in documents.into_iter().enumerate() {
+            match self.catalog.get_document(&document.id)? {
+                Some(existing) if existing.state == DocumentState::Ready => {
+                    records[position] = Some(existing);
+                    continue;
+                }
+                Some(_) => stale_ids.push(document.id.clone()),
+                None => {}
+            }
+            for other_id in self
+                .catalog
+                .ids_for_source(&document.collection, &document.source_path)?
+            {
+                if other_id != document.id {
+                    retired_ids.push(other_id);
+                }
+            }
+            new_positions.push(position);
+            new_documents.push((document, chunks));
+        }
+        if new_documents.is_empty() {
+            return collect_records(records);
+        }
+        let new_ids: Vec<DocumentId> = new_documents
+            .iter()
+            .map(|(document, _)| document.id.clone())
+            .collect();
+
+        self.catalog.insert_pending(&new_documents, &stale_ids)?;
+        if let Err(error) = self.fulltext.replace_and_commit(&stale_ids, &new_documents) {
+            self.undo_new_documents(&new_ids, UndoFrom::Catalog);
+            return Err(error);
+        }
+        let vectors_written = self
+            .vectors
+            .delete_documents(&stale_ids)
+            .and_then(|()| self.vectors.append(&new_documents));
+        if let Err(error) = vectors_written {
+            self.undo_new_documents(&new_ids, UndoFrom::Fulltext);
+            return Err(error);
+        }
+        if let Err(error) = self.catalog.publish(&new_ids, &retired_ids) {
+            self.undo_new_documents(&new_ids, UndoFrom::Vectors);
+            return Err(error);
+        }
+        if let Err(error) = self.remove_from_indexes_and_catalog(&retired_ids) {
+            tracing::warn!(
+                data_dir = %self.data_dir.display(),
+                num_documents = retired_ids.len(),
+                error = %error,
+                "old document versions are left in state deleting"
+            );
+        }
+
+        for (position, id) in new_positions.into_iter().zip(&new_ids) {
+            let record = self
+                .catalog
+                .get_document(id)?
+                .ok_or_else(|| Error::DocumentNotFound { id: id.clone() })?;
+            if let Some(slot) = records.get_mut(position) {
+                *slot = Some(record);
+            }
+        }
+        collect_records(records)
+    }
+
+    fn validate_batch(&self, documents: &[(NewDocument, Vec<NewChunk>)]) -> Result<()> {
+        let mut ids = HashSet::new();
+        let mut sources = HashSet::new();
+        for (document, chunks) in documents {
+            let invalid = |detail: String| Error::InvalidDocument {
+                id: document.id.clone(),
+                detail,
+            };
+            if document.id.as_str().trim().is_empty() {
+                return Err(invalid("the id is empty".into()));
+            }
+            if document.collection.trim().is_empty() {
+                return Err(invalid("the collection name is empty".into()));
+            }
+            if !ids.insert(&document.id) {
+                return Err(invalid("the id appears twice in the batch".into()));
+            }
+            if !sources.insert((&document.collection, &document.source_path)) {
+                return Err(invalid(format!(
+                    "source {:?} of collection {:?} appears twice in the batch",
+                    document.source_path, document.collection
+                )));
+            }
+            let mut chunk_ids = HashSet::new();
+            for chunk in chunks {
+                if !chunk_ids.insert(&chunk.chunk_id) {
+                    return Err(invalid(format!(
+                        "chunk id {} appears twice",
+                        chunk.chunk_id
+                    )));
+                }
+                if chunk.vector.len() != self.options.embedding_dim {
+                    return Err(invalid(format!(
+                        "chunk {} has a vector of length {}, the store's dimension is {}",
+                        chunk.chunk_id,
+                        chunk.vector.len(),
+                        self.options.embedding_dim
+                    )));
+                }
+                if chunk.vector.iter().any(|value| !value.is_finite()) {
+                    return Err(invalid(format!(
+                        "chunk {} has a vector with a non-finite value",
+                        chunk.chunk_id
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Best-effort removal of documents whose commit failed half-way; failures are logged,
+    /// the original error is what the caller sees.
+    fn undo_new_documents(&self, ids: &[DocumentId], written_up_to: UndoFrom) {
+        let mut undo_errors = Vec::new();
+        if written_up_to >= UndoFrom::Vectors {
+            if let Err(error) = self.vectors.delete_documents(ids) {
+                undo_errors.push(error);
+            }
+        }
+        if written_up_to >= UndoFrom::Fulltext {
+            if let Err(error) = self.fulltext.delete_and_commit(ids) {
+                undo_errors.push(error);
+            }
+        }
+        if let Err(error) = self.catalog.delete_rows(ids) {
+            undo_errors.push(error);
+        }
+        for error in undo_errors {
+            tracing::warn!(
+                data_dir = %self.data_dir.display(),
+                error = %error,
+                "undoing a failed commit failed; pending documents remain"
+            );
+        }
+    }
+
+    /// Removes documents from Tantivy, LanceDB and then the catalog (in that order, so that a
+    /// failure leaves a catalog row that still names what is left to clean).
+    fn remove_from_indexes_and_catalog(&self, ids: &[DocumentId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.fulltext.delete_and_commit(ids)?;
+        self.vectors.delete_documents(ids)?;
+        self.catalog.delete_rows(ids)
+    }
+
+    /// Removes a document from all three stores (catalog state `deleting` first, then
+    /// Tantivy, LanceDB, then the row). Fails with [`Error::DocumentNotFound`] if absent.
+    pub fn delete_document(&self, id: &DocumentId) -> Result<()> {
+        let _writes = self.lock_writes()?;
+        if self.catalog.get_document(id)?.is_none() {
+            return Err(Error::DocumentNotFound { id: id.clone() });
+        }
+        let ids = std::slice::from_ref(id);
+        self.catalog.set_state(ids, DocumentState::Deleting)?;
+        self.remove_from_indexes_and_catalog(ids)
+    }
+
+    /// Returns the ready documents (of the filter's collections), sorted by source path.
+    pub fn list_documents(&self, filter: &SearchFilter) -> Result<Vec<DocumentRecord>> {
+        self.catalog
+            .list_ready_documents(filter.collections.as_deref())
+    }
+
+    /// Returns every collection ever committed to, with its number of ready documents,
+    /// sorted by name (a collection whose documents were all deleted is listed with 0).
+    pub fn list_collections(&self) -> Result<Vec<(String, u64)>> {
+        self.catalog.list_collections()
+    }
+
+    /// Returns all chunks of a document in ordinal order (for whole-document summaries).
+    pub fn document_chunks(&self, id: &DocumentId) -> Result<Vec<StoredChunk>> {
+        let record = self
+            .catalog
+            .get_document(id)?
+            .ok_or_else(|| Error::DocumentNotFound { id: id.clone() })?;
+        self.catalog.document_chunks(id, &record.collection)
+    }
+
+    /// Returns the BM25 top `k` chunks for user text, matched against chunk text and title.
+    ///
+    /// The collection filter is part of the Tantivy query. The query is parsed leniently:
+    /// punctuation, quotes, colons and operators never cause an error; an empty query returns
+    /// no hits. Only chunks of `ready` documents are returned.
+    pub fn search_bm25(
+        &self,
+        query: &str,
+        filter: &SearchFilter,
+        k: usize,
+    ) -> Result<Vec<ChunkHit>> {
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let hits = self.fulltext.search(
+            query,
+            filter.collections.as_deref(),
+            k.saturating_add(NOT_READY_MARGIN),
+        )?;
+        self.keep_ready(hits.into_iter().map(|hit| (hit.chunk, hit.score)), k)
+    }
+
+    /// Returns the `k` chunks nearest to `vector` (cosine; score = 1 - cosine distance,
+    /// higher is better).
+    ///
+    /// The collection filter is a LanceDB prefilter, so the top `k` are chosen among the
+    /// allowed collections. Only chunks of `ready` documents are returned. Fails with
+    /// [`crate::ErrorKind::InvalidInput`] if the vector's length is not the store's dimension.
+    pub fn search_vector(
+        &self,
+        vector: &[f32],
+        filter: &SearchFilter,
+        k: usize,
+    ) -> Result<Vec<ChunkHit>> {
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let hits = self.vectors.search(
+            vector,
+            filter.collections.as_deref(),
+            k.saturating_add(NOT_READY_MARGIN),
+        )?;
+        self.keep_ready(hits.into_iter().map(|hit| (hit.chunk, hit.score)), k)
+    }
+
+    /// Drops hits whose document is not `ready` in the catalog (mid-commit, mid-delete or
+    /// left over by a crash) and adds title and source path to the rest.
+    ///
+    /// FIXME(#8): once start-up recovery reconciles the three stores, non-ready
+    /// hits can only come from in-flight commits; the check stays but gets cheaper to reason
+    /// about.
+    fn keep_ready(
+        &self,
+        hits: impl Iterator<Item = (StoredChunk, f32)>,
+        k: usize,
+    ) -> Result<Vec<ChunkHit>> {
+        let hits: Vec<(StoredChunk, f32)> = hits.collect();
+        let documents = self
+            .catalog
+            .hit_documents(hits.iter().map(|(chunk, _)| chunk.document_id.clone()))?;
+        Ok(hits
+            .into_iter()
+            .filter_map(|(chunk, score)| {
+                let document: &HitDocument = documents.get(&chunk.document_id)?;
+                (document.state == DocumentState::Ready).then(|| ChunkHit {
+                    title: document.title.clone(),
+                    source_path: document.source_path.clone(),
+                    chunk,
+                    score,
+                })
+            })
+            .take(k)
+            .collect())
+    }
+
+    /// Returns document and chunk counts and the engines' commit counters.
+    pub fn stats(&self) -> Result<StoreStats> {
+        let counts = self.catalog.counts()?;
+        Ok(StoreStats {
+            num_documents: counts.num_documents,
+            num_chunks: counts.num_chunks,
+            fulltext_opstamp: self.fulltext.commit_opstamp()?,
+            vectors_version: self.vectors.version()?,
+        })
+    }
+
+    /// Compacts LanceDB fragments (and prunes superseded versions) and merges Tantivy
+    /// segments; call it after a big ingest.
+    pub fn optimize(&self) -> Result<()> {
+        let _writes = self.lock_writes()?;
+        self.vectors.optimize()?;
+        self.fulltext.merge_segments()
+    }
+}
+
+/// How far a failed commit got, i.e. what has to be undone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum UndoFrom {
+    /// Only catalog rows were written.
+    Catalog,
+    /// Catalog rows and Tantivy documents were written.
+    Fulltext,
+    /// Catalog rows, Tantivy documents and LanceDB rows were written.
+    Vectors,
+}
+
+fn collect_records(records: Vec<Option<DocumentRecord>>) -> Result<Vec<DocumentRecord>> {
+    records
+        .into_iter()
+        .map(|record| {
+            record.ok_or_else(|| Error::Runtime {
+                detail: "a committed document has no record (bug)".into(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Store>();
+    }
+}

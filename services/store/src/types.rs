@@ -1,0 +1,224 @@
+//! Plain data types of the store's public API: ids, documents, chunks, hits, filters.
+//!
+//! Compatibility: `DocumentState` is persisted in the catalog as its lowercase name
+//! (`pending`, `ready`, `deleting`); renaming a variant needs a catalog migration.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Identifies one version of a document (the ingest crate derives it from the content hash).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DocumentId(pub String);
+
+impl DocumentId {
+    /// Returns the id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DocumentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Identifies one chunk of one document version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ChunkId(pub String);
+
+impl ChunkId {
+    /// Returns the id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ChunkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How a store is opened: the embedding space every vector in it belongs to.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Length of every chunk vector.
+    pub embedding_dim: usize,
+    /// Name of the model that produced the vectors; recorded in the catalog on creation.
+    pub embedding_model: String,
+}
+
+/// A document to commit, without its chunks.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewDocument {
+    /// The version's id; committing the same id twice is a no-op.
+    pub id: DocumentId,
+    /// Collection the document belongs to.
+    pub collection: String,
+    /// Where it came from; (collection, source_path) names "the same document" across versions.
+    pub source_path: String,
+    /// Human-readable title (indexed for BM25 too).
+    pub title: String,
+    /// Hex SHA-256 of the source bytes.
+    pub sha256: String,
+    /// Source format, e.g. `pdf`, `html`.
+    pub format: String,
+    /// Number of pages of the source.
+    pub num_pages: u32,
+    /// Free-form metadata, stored as JSON in the catalog.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A chunk to commit with its document.
+#[derive(Debug, Clone)]
+pub struct NewChunk {
+    /// The chunk's id, unique within its document.
+    pub chunk_id: ChunkId,
+    /// Position of the chunk in the document, from 0.
+    pub ordinal: u32,
+    /// Page the chunk starts on.
+    pub page: u32,
+    /// The chunk's text.
+    pub text: String,
+    /// L2-normalised embedding of the text; its length must equal the store's dimension.
+    pub vector: Vec<f32>,
+}
+
+/// Where a document is in its life cycle; only `Ready` documents are searchable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DocumentState {
+    /// Catalog row written, indexes not yet committed.
+    Pending,
+    /// In all three stores and searchable.
+    Ready,
+    /// Being removed from the indexes.
+    Deleting,
+}
+
+impl DocumentState {
+    /// Returns the name stored in the catalog's `state` column.
+    pub(crate) fn as_catalog_str(self) -> &'static str {
+        match self {
+            DocumentState::Pending => "pending",
+            DocumentState::Ready => "ready",
+            DocumentState::Deleting => "deleting",
+        }
+    }
+
+    /// Parses the catalog's `state` column.
+    pub(crate) fn from_catalog_str(value: &str) -> Option<DocumentState> {
+        match value {
+            "pending" => Some(DocumentState::Pending),
+            "ready" => Some(DocumentState::Ready),
+            "deleting" => Some(DocumentState::Deleting),
+            _ => None,
+        }
+    }
+}
+
+/// A document as the catalog records it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DocumentRecord {
+    /// The version's id.
+    pub id: DocumentId,
+    /// Collection the document belongs to.
+    pub collection: String,
+    /// Where it came from.
+    pub source_path: String,
+    /// Human-readable title.
+    pub title: String,
+    /// Hex SHA-256 of the source bytes.
+    pub sha256: String,
+    /// Source format.
+    pub format: String,
+    /// Number of pages of the source.
+    pub num_pages: u32,
+    /// Number of chunks stored for it.
+    pub num_chunks: u32,
+    /// Life-cycle state.
+    pub state: DocumentState,
+    /// When the catalog row was written, RFC 3339 UTC.
+    pub ingested_at: String,
+    /// Free-form metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A chunk as stored (without its vector).
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredChunk {
+    /// The chunk's id.
+    pub chunk_id: ChunkId,
+    /// The document version it belongs to.
+    pub document_id: DocumentId,
+    /// The document's collection.
+    pub collection: String,
+    /// Position in the document, from 0.
+    pub ordinal: u32,
+    /// Page the chunk starts on.
+    pub page: u32,
+    /// The chunk's text.
+    pub text: String,
+}
+
+/// One search result: a chunk, its score and enough about its document to cite it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChunkHit {
+    /// The matching chunk.
+    pub chunk: StoredChunk,
+    /// Engine score, higher is better (BM25 score, or 1 - cosine distance).
+    pub score: f32,
+    /// Title of the chunk's document.
+    pub title: String,
+    /// Source path of the chunk's document.
+    pub source_path: String,
+}
+
+/// Restricts searches and listings.
+#[derive(Debug, Clone, Default)]
+pub struct SearchFilter {
+    /// Only these collections; `None` means all, an empty list means none.
+    pub collections: Option<Vec<String>>,
+}
+
+/// Counters describing the store.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreStats {
+    /// Ready documents.
+    pub num_documents: u64,
+    /// Chunks of ready documents.
+    pub num_chunks: u64,
+    /// Opstamp of the last Tantivy commit.
+    pub fulltext_opstamp: u64,
+    /// Version of the LanceDB table.
+    pub vectors_version: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_state_round_trips_through_catalog_names() {
+        for state in [
+            DocumentState::Pending,
+            DocumentState::Ready,
+            DocumentState::Deleting,
+        ] {
+            assert_eq!(
+                DocumentState::from_catalog_str(state.as_catalog_str()),
+                Some(state)
+            );
+        }
+        assert_eq!(DocumentState::from_catalog_str("Ready"), None);
+    }
+
+    #[test]
+    fn document_state_serializes_lowercase() {
+        let json = serde_json::to_string(&DocumentState::Deleting).unwrap_or_default();
+        assert_eq!(json, "\"deleting\"");
+    }
+}

@@ -1,0 +1,538 @@
+//! The LanceDB vector table over chunks, driven through a private tokio runtime.
+//!
+//! Table `chunks` (changing it needs a re-ingest; `open` refuses a table with another shape):
+//! `chunk_id Utf8, document_id Utf8, collection Utf8, page UInt32, ordinal UInt32, text Utf8,
+//! vector FixedSizeList<Float32, dim>`.
+//!
+//! Search is a flat (exact) scan with cosine distance: at the sizes Vellum targets (tens of
+//! thousands of chunks) it takes milliseconds, and an ANN index would only add recall loss
+//! and build time. An IVF index is worth creating only past ~100k rows; not done yet.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use futures::TryStreamExt;
+use lancedb::arrow::arrow_array::{
+    Array, FixedSizeListArray, Float32Array, RecordBatch, StringArray, UInt32Array,
+};
+use lancedb::arrow::arrow_schema::{DataType, Field, Schema, SchemaRef};
+use lancedb::query::{ExecutableQuery, QueryBase, Select};
+use lancedb::table::{CompactionOptions, Duration as VersionAge, OptimizeAction};
+use lancedb::{DistanceType, Table};
+
+use crate::error::{Error, Result};
+use crate::types::{ChunkId, DocumentId, NewChunk, NewDocument, StoredChunk};
+
+/// Name of the one table in the LanceDB database.
+const TABLE_NAME: &str = "chunks";
+/// Column LanceDB adds to vector-search results.
+const DISTANCE_COLUMN: &str = "_distance";
+/// Worker threads of the private runtime: LanceDB does its heavy lifting on its own CPU pool,
+/// so these mostly wait on I/O.
+const RUNTIME_WORKER_THREADS: usize = 2;
+
+/// A chunk found by vector search, before the catalog adds its document's title and state.
+#[derive(Debug, Clone)]
+pub(crate) struct VectorHit {
+    pub(crate) chunk: StoredChunk,
+    pub(crate) score: f32,
+}
+
+/// The LanceDB `chunks` table and the runtime its futures run on.
+pub(crate) struct VectorTable {
+    path: PathBuf,
+    embedding_dim: usize,
+    schema: SchemaRef,
+    table: Table,
+    /// Queries hold it shared; pruning old versions holds it exclusively, so no query reads a
+    /// version whose files are being removed.
+    prune_guard: RwLock<()>,
+    /// `None` only while dropping (see `Drop`).
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl VectorTable {
+    /// Opens or creates the table in the LanceDB database at `path` and checks its dimension.
+    pub(crate) fn open(path: &Path, embedding_dim: usize) -> Result<VectorTable> {
+        let list_length = i32::try_from(embedding_dim)
+            .ok()
+            .filter(|length| *length > 0)
+            .ok_or_else(|| Error::InvalidInput {
+                detail: format!("embedding dimension {embedding_dim} must be between 1 and 2^31"),
+            })?;
+        let uri = path
+            .to_str()
+            .ok_or_else(|| Error::InvalidInput {
+                detail: format!("vector directory {} is not valid UTF-8", path.display()),
+            })?
+            .to_string();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(RUNTIME_WORKER_THREADS)
+            .thread_name("vellum-store-lancedb")
+            .enable_all()
+            .build()
+            .map_err(|error| Error::Runtime {
+                detail: format!("cannot start the LanceDB runtime: {error}"),
+            })?;
+        let schema = chunk_schema(list_length);
+        let vectors_error = |operation: &'static str| {
+            move |source| Error::Vectors {
+                path: path.to_path_buf(),
+                operation,
+                source,
+            }
+        };
+
+        let connection = run_on(
+            &runtime,
+            async move { lancedb::connect(&uri).execute().await },
+        )?
+        .map_err(vectors_error("connect"))?;
+        let table_names = {
+            let connection = connection.clone();
+            run_on(
+                &runtime,
+                async move { connection.table_names().execute().await },
+            )?
+            .map_err(vectors_error("list tables"))?
+        };
+        let table = if table_names.iter().any(|name| name == TABLE_NAME) {
+            let table = {
+                let connection = connection.clone();
+                run_on(&runtime, async move {
+                    connection.open_table(TABLE_NAME).execute().await
+                })?
+                .map_err(vectors_error("open table"))?
+            };
+            let table_schema = {
+                let table = table.clone();
+                run_on(&runtime, async move { table.schema().await })?
+                    .map_err(vectors_error("read schema"))?
+            };
+            check_table_schema(path, &table_schema, &schema, embedding_dim)?;
+            table
+        } else {
+            let schema = schema.clone();
+            run_on(&runtime, async move {
+                connection
+                    .create_empty_table(TABLE_NAME, schema)
+                    .execute()
+                    .await
+            })?
+            .map_err(vectors_error("create table"))?
+        };
+        Ok(VectorTable {
+            path: path.to_path_buf(),
+            embedding_dim,
+            schema,
+            table,
+            prune_guard: RwLock::new(()),
+            runtime: Some(runtime),
+        })
+    }
+
+    fn run<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T> {
+        let runtime = self.runtime.as_ref().ok_or_else(|| Error::Runtime {
+            detail: "the LanceDB runtime is shut down".into(),
+        })?;
+        run_on(runtime, future)
+    }
+
+    fn vectors_error(&self, operation: &'static str) -> impl FnOnce(lancedb::Error) -> Error + '_ {
+        move |source| Error::Vectors {
+            path: self.path.clone(),
+            operation,
+            source,
+        }
+    }
+
+    fn corrupt(&self, detail: impl Into<String>) -> Error {
+        Error::VectorsCorrupt {
+            path: self.path.clone(),
+            detail: detail.into(),
+        }
+    }
+
+    /// Appends the chunks of `documents` (one LanceDB commit); no-op when there are none.
+    /// Vectors must already have the table's dimension.
+    pub(crate) fn append(&self, documents: &[(NewDocument, Vec<NewChunk>)]) -> Result<()> {
+        let Some(batch) = self.record_batch(documents)? else {
+            return Ok(());
+        };
+        let table = self.table.clone();
+        self.run(async move { table.add(batch).execute().await.map(|_| ()) })?
+            .map_err(self.vectors_error("append chunks"))
+    }
+
+    fn record_batch(
+        &self,
+        documents: &[(NewDocument, Vec<NewChunk>)],
+    ) -> Result<Option<RecordBatch>> {
+        // Arrow's `from_iter_values` wants iterators with an exact size, which `flat_map` is
+        // not: collect the rows once.
+        let rows: Vec<(&NewDocument, &NewChunk)> = documents
+            .iter()
+            .flat_map(|(document, chunks)| chunks.iter().map(move |chunk| (document, chunk)))
+            .collect();
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut values = Vec::with_capacity(rows.len() * self.embedding_dim);
+        for &(document, chunk) in &rows {
+            if chunk.vector.len() != self.embedding_dim {
+                return Err(Error::InvalidDocument {
+                    id: document.id.clone(),
+                    detail: format!(
+                        "chunk {} has a vector of length {}, the store's dimension is {}",
+                        chunk.chunk_id,
+                        chunk.vector.len(),
+                        self.embedding_dim
+                    ),
+                });
+            }
+            values.extend_from_slice(&chunk.vector);
+        }
+        let list_length = i32::try_from(self.embedding_dim)
+            .map_err(|_| self.corrupt("embedding dimension exceeds i32"))?;
+        let vectors = FixedSizeListArray::try_new(
+            Arc::new(vector_item_field()),
+            list_length,
+            Arc::new(Float32Array::from(values)),
+            None,
+        )
+        .map_err(|error| self.corrupt(format!("cannot build the vector column: {error}")))?;
+        let batch = RecordBatch::try_new(
+            self.schema.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|(_, chunk)| chunk.chunk_id.as_str()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|(document, _)| document.id.as_str()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter()
+                        .map(|(document, _)| document.collection.as_str()),
+                )),
+                Arc::new(UInt32Array::from_iter_values(
+                    rows.iter().map(|(_, chunk)| chunk.page),
+                )),
+                Arc::new(UInt32Array::from_iter_values(
+                    rows.iter().map(|(_, chunk)| chunk.ordinal),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|(_, chunk)| chunk.text.as_str()),
+                )),
+                Arc::new(vectors),
+            ],
+        )
+        .map_err(|error| self.corrupt(format!("cannot build a record batch: {error}")))?;
+        Ok(Some(batch))
+    }
+
+    /// Deletes every chunk of the given documents (one LanceDB commit); no-op for no ids.
+    pub(crate) fn delete_documents(&self, ids: &[DocumentId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let predicate = format!(
+            "document_id IN ({})",
+            ids.iter()
+                .map(|id| sql_string_literal(id.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let table = self.table.clone();
+        self.run(async move { table.delete(predicate.as_str()).await.map(|_| ()) })?
+            .map_err(self.vectors_error("delete chunks"))
+    }
+
+    /// Returns the `limit` chunks nearest to `vector` by cosine distance, restricted to
+    /// `collections` by a prefilter when given.
+    pub(crate) fn search(
+        &self,
+        vector: &[f32],
+        collections: Option<&[String]>,
+        limit: usize,
+    ) -> Result<Vec<VectorHit>> {
+        if vector.len() != self.embedding_dim {
+            return Err(Error::InvalidInput {
+                detail: format!(
+                    "query vector has length {}, the store's dimension is {}",
+                    vector.len(),
+                    self.embedding_dim
+                ),
+            });
+        }
+        if limit == 0 || collections.is_some_and(|names| names.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let filter = collections.map(|names| {
+            format!(
+                "collection IN ({})",
+                names
+                    .iter()
+                    .map(|name| sql_string_literal(name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        });
+        let table = self.table.clone();
+        let vector = vector.to_vec();
+        let _shared = self.prune_guard.read().map_err(|_| Error::Poisoned {
+            name: "vector prune guard",
+        })?;
+        let batches = self
+            .run(async move {
+                let mut query = table
+                    .query()
+                    .nearest_to(vector)?
+                    .distance_type(DistanceType::Cosine)
+                    .limit(limit)
+                    .select(Select::columns(&[
+                        "chunk_id",
+                        "document_id",
+                        "collection",
+                        "page",
+                        "ordinal",
+                        "text",
+                    ]));
+                // `only_if` is a prefilter (LanceDB's default): the top `limit` are taken among
+                // the allowed collections, not cut down from a global top `limit`.
+                if let Some(filter) = filter {
+                    query = query.only_if(filter);
+                }
+                query
+                    .execute()
+                    .await?
+                    .try_collect::<Vec<RecordBatch>>()
+                    .await
+            })?
+            .map_err(self.vectors_error("vector search"))?;
+        let mut hits = Vec::new();
+        for batch in &batches {
+            self.read_hits(batch, &mut hits)?;
+        }
+        // Batches come in distance order, but do not rely on it across batches.
+        hits.sort_by(|left, right| right.score.total_cmp(&left.score));
+        hits.truncate(limit);
+        Ok(hits)
+    }
+
+    fn read_hits(&self, batch: &RecordBatch, hits: &mut Vec<VectorHit>) -> Result<()> {
+        let chunk_ids = self.column::<StringArray>(batch, "chunk_id")?;
+        let document_ids = self.column::<StringArray>(batch, "document_id")?;
+        let collections = self.column::<StringArray>(batch, "collection")?;
+        let pages = self.column::<UInt32Array>(batch, "page")?;
+        let ordinals = self.column::<UInt32Array>(batch, "ordinal")?;
+        let texts = self.column::<StringArray>(batch, "text")?;
+        let distances = self.column::<Float32Array>(batch, DISTANCE_COLUMN)?;
+        let columns: [&dyn Array; 7] = [
+            chunk_ids,
+            document_ids,
+            collections,
+            pages,
+            ordinals,
+            texts,
+            distances,
+        ];
+        for row in 0..batch.num_rows() {
+            let has_null = columns.iter().any(|column| column.is_null(row));
+            if has_null {
+                return Err(self.corrupt(format!("row {row} of a search result has a null")));
+            }
+            hits.push(VectorHit {
+                chunk: StoredChunk {
+                    chunk_id: ChunkId(chunk_ids.value(row).to_string()),
+                    document_id: DocumentId(document_ids.value(row).to_string()),
+                    collection: collections.value(row).to_string(),
+                    ordinal: ordinals.value(row),
+                    page: pages.value(row),
+                    text: texts.value(row).to_string(),
+                },
+                // Cosine distance is in [0, 2]; 1 - distance is the cosine similarity.
+                score: 1.0 - distances.value(row),
+            });
+        }
+        Ok(())
+    }
+
+    fn column<'batch, T: Array + 'static>(
+        &self,
+        batch: &'batch RecordBatch,
+        name: &str,
+    ) -> Result<&'batch T> {
+        batch
+            .column_by_name(name)
+            .and_then(|column| column.as_any().downcast_ref::<T>())
+            .ok_or_else(|| self.corrupt(format!("search result lacks a usable {name} column")))
+    }
+
+    /// Returns the table's version (it grows with every append, delete and compaction).
+    pub(crate) fn version(&self) -> Result<u64> {
+        let table = self.table.clone();
+        self.run(async move { table.version().await })?
+            .map_err(self.vectors_error("read version"))
+    }
+
+    /// Merges small fragments and removes files of superseded versions.
+    pub(crate) fn optimize(&self) -> Result<()> {
+        let table = self.table.clone();
+        self.run(async move {
+            table
+                .optimize(OptimizeAction::Compact {
+                    options: CompactionOptions::default(),
+                    remap_options: None,
+                })
+                .await
+                .map(|_| ())
+        })?
+        .map_err(self.vectors_error("compact"))?;
+        // Old versions are only useful for time travel, which Vellum does not offer; the
+        // catalog, not LanceDB, is our history. Pruning needs exclusive access (see
+        // `prune_guard`). Unverified files (possibly an in-flight writer's) are kept.
+        let _exclusive = self.prune_guard.write().map_err(|_| Error::Poisoned {
+            name: "vector prune guard",
+        })?;
+        let table = self.table.clone();
+        self.run(async move {
+            table
+                .optimize(OptimizeAction::Prune {
+                    older_than: Some(VersionAge::zero()),
+                    delete_unverified: Some(false),
+                    error_if_tagged_old_versions: Some(false),
+                })
+                .await
+                .map(|_| ())
+        })?
+        .map_err(self.vectors_error("prune old versions"))
+    }
+}
+
+impl Drop for VectorTable {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks until its tasks end, which tokio forbids (by panicking)
+        // when the drop happens inside another runtime's task. Every call into LanceDB has
+        // completed by now, so nothing is lost by not waiting.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Runs `future` on `runtime` and blocks the calling thread until it completes.
+///
+/// Spawning (rather than `Runtime::block_on`) means the future is always polled by the
+/// runtime's own workers, so this does not panic when the caller is itself inside an async
+/// context; it does block that caller's thread, hence the contract on [`crate::Store`].
+fn run_on<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    future: impl Future<Output = T> + Send + 'static,
+) -> Result<T> {
+    let handle = runtime.spawn(future);
+    futures::executor::block_on(handle).map_err(|error| Error::Runtime {
+        detail: format!("a LanceDB task failed: {error}"),
+    })
+}
+
+fn vector_item_field() -> Field {
+    Field::new("item", DataType::Float32, true)
+}
+
+fn chunk_schema(list_length: i32) -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("chunk_id", DataType::Utf8, false),
+        Field::new("document_id", DataType::Utf8, false),
+        Field::new("collection", DataType::Utf8, false),
+        Field::new("page", DataType::UInt32, false),
+        Field::new("ordinal", DataType::UInt32, false),
+        Field::new("text", DataType::Utf8, false),
+        Field::new(
+            "vector",
+            DataType::FixedSizeList(Arc::new(vector_item_field()), list_length),
+            false,
+        ),
+    ]))
+}
+
+fn check_table_schema(
+    path: &Path,
+    table_schema: &Schema,
+    expected: &Schema,
+    embedding_dim: usize,
+) -> Result<()> {
+    let table_dim = match table_schema
+        .field_with_name("vector")
+        .map(|field| field.data_type().clone())
+    {
+        Ok(DataType::FixedSizeList(_, length)) => usize::try_from(length).ok(),
+        _ => None,
+    };
+    match table_dim {
+        Some(table_dim) if table_dim != embedding_dim => Err(Error::VectorDimensionMismatch {
+            path: path.to_path_buf(),
+            table_dim,
+            requested_dim: embedding_dim,
+        }),
+        Some(_) => {
+            let shape = |schema: &Schema| {
+                schema
+                    .fields()
+                    .iter()
+                    .map(|field| (field.name().clone(), field.data_type().clone()))
+                    .collect::<Vec<_>>()
+            };
+            if shape(table_schema) == shape(expected) {
+                Ok(())
+            } else {
+                Err(Error::VectorsCorrupt {
+                    path: path.to_path_buf(),
+                    detail: format!(
+                        "table {TABLE_NAME} has columns {:?}, expected {:?}",
+                        shape(table_schema),
+                        shape(expected)
+                    ),
+                })
+            }
+        }
+        None => Err(Error::VectorsCorrupt {
+            path: path.to_path_buf(),
+            detail: format!("table {TABLE_NAME} has no fixed-size-list vector column"),
+        }),
+    }
+}
+
+/// Quotes a value as an SQL string literal for LanceDB filters (doubling single quotes).
+fn sql_string_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_literals_double_quotes() {
+        assert_eq!(sql_string_literal("o'brien"), "'o''brien'");
+        assert_eq!(sql_string_literal("') OR 1=1 --"), "''') OR 1=1 --'");
+    }
+
+    #[test]
+    fn schema_check_names_both_dimensions() {
+        let table = chunk_schema(8);
+        let expected = chunk_schema(4);
+        let error = check_table_schema(Path::new("/v"), &table, &expected, 4);
+        assert!(matches!(
+            error,
+            Err(Error::VectorDimensionMismatch {
+                table_dim: 8,
+                requested_dim: 4,
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,650 @@
+//! Integration tests of `Store`: the three stores stay in step through commits, replacements,
+//! deletions and reopening, and searches honour collection filters and readiness.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{ensure, Context, Result};
+use vellum_store::{
+    ChunkHit, ChunkId, DocumentId, DocumentState, ErrorKind, NewChunk, NewDocument, SearchFilter,
+    Store, StoreOptions,
+};
+
+const DIM: usize = 8;
+const MODEL: &str = "fake-embedder-8";
+
+fn options(embedding_dim: usize, embedding_model: &str) -> StoreOptions {
+    StoreOptions {
+        embedding_dim,
+        embedding_model: embedding_model.into(),
+    }
+}
+
+fn open(data_dir: &Path) -> Result<Store> {
+    Store::open(data_dir, options(DIM, MODEL)).context("opening the store")
+}
+
+/// A unit vector mostly along `axis`, with a little of the next axis so that vectors are not
+/// all orthogonal.
+fn unit_vector(axis: usize) -> Vec<f32> {
+    let mut vector = vec![0.0_f32; DIM];
+    vector[axis % DIM] = 0.96;
+    vector[(axis + 1) % DIM] = 0.28;
+    vector
+}
+
+fn document(id: &str, collection: &str, source_path: &str, title: &str) -> NewDocument {
+    NewDocument {
+        id: DocumentId(id.into()),
+        collection: collection.into(),
+        source_path: source_path.into(),
+        title: title.into(),
+        sha256: format!("sha-of-{id}"),
+        format: "txt".into(),
+        num_pages: 1,
+        metadata: BTreeMap::from([("origin".to_string(), "test".to_string())]),
+    }
+}
+
+fn chunk(document_id: &str, ordinal: u32, text: &str, axis: usize) -> NewChunk {
+    NewChunk {
+        chunk_id: ChunkId(format!("{document_id}-{ordinal}")),
+        ordinal,
+        page: 1 + ordinal / 2,
+        text: text.into(),
+        vector: unit_vector(axis),
+    }
+}
+
+fn all() -> SearchFilter {
+    SearchFilter::default()
+}
+
+fn only(collections: &[&str]) -> SearchFilter {
+    SearchFilter {
+        collections: Some(collections.iter().map(|name| name.to_string()).collect()),
+    }
+}
+
+fn chunk_ids(hits: &[ChunkHit]) -> Vec<&str> {
+    hits.iter().map(|hit| hit.chunk.chunk_id.as_str()).collect()
+}
+
+/// Two documents in collection `biology`, one in `physics`.
+fn commit_small_corpus(store: &Store) -> Result<()> {
+    store.commit_batch(vec![
+        (
+            document(
+                "photo",
+                "biology",
+                "bio/photosynthesis.txt",
+                "Photosynthesis",
+            ),
+            vec![
+                chunk(
+                    "photo",
+                    0,
+                    "Plants convert sunlight into chemical energy.",
+                    0,
+                ),
+                chunk("photo", 1, "Chlorophyll absorbs red and blue light.", 1),
+            ],
+        ),
+        (
+            document("cells", "biology", "bio/cells.txt", "Cell biology"),
+            vec![chunk(
+                "cells",
+                0,
+                "Mitochondria are the powerhouse of the cell.",
+                2,
+            )],
+        ),
+        (
+            document("optics", "physics", "phys/optics.txt", "Optics"),
+            vec![chunk("optics", 0, "Light bends when it enters water.", 4)],
+        ),
+    ])?;
+    Ok(())
+}
+
+#[test]
+fn committed_chunk_is_found_by_both_searches() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    let store = open(data_dir.path())?;
+    commit_small_corpus(&store)?;
+
+    let bm25 = store.search_bm25("mitochondria powerhouse", &all(), 5)?;
+    ensure!(
+        chunk_ids(&bm25).first() == Some(&"cells-0"),
+        "bm25 hits: {:?}",
+        chunk_ids(&bm25)
+    );
+    let top = &bm25[0];
+    ensure!(top.title == "Cell biology" && top.source_path == "bio/cells.txt");
+    ensure!(top.chunk.collection == "biology" && top.chunk.document_id.as_str() == "cells");
+    ensure!(top.score > 0.0);
+
+    // Stemming: "converting" matches "convert".
+    let stemmed = store.search_bm25("converting sunlight", &all(), 5)?;
+    ensure!(
+        chunk_ids(&stemmed).first() == Some(&"photo-0"),
+        "{:?}",
+        chunk_ids(&stemmed)
+    );
+
+    let vector = store.search_vector(&unit_vector(2), &all(), 5)?;
+    ensure!(
+        chunk_ids(&vector).first() == Some(&"cells-0"),
+        "vector hits: {:?}",
+        chunk_ids(&vector)
+    );
+    ensure!(
+        (vector[0].score - 1.0).abs() < 1e-4,
+        "score of an identical vector: {}",
+        vector[0].score
+    );
+    ensure!(vector[0].chunk.text == "Mitochondria are the powerhouse of the cell.");
+    ensure!(vector[0].title == "Cell biology");
+    ensure!(
+        vector.windows(2).all(|pair| pair[0].score >= pair[1].score),
+        "vector hits not sorted by score"
+    );
+
+    let stats = store.stats()?;
+    ensure!(
+        stats.num_documents == 3 && stats.num_chunks == 4,
+        "{stats:?}"
+    );
+
+    let record = store
+        .get_document(&DocumentId("photo".into()))?
+        .context("photo is stored")?;
+    ensure!(record.state == DocumentState::Ready && record.num_chunks == 2);
+    ensure!(record.metadata.get("origin").map(String::as_str) == Some("test"));
+    let chunks = store.document_chunks(&record.id)?;
+    ensure!(
+        chunk_ids_of(&chunks) == ["photo-0", "photo-1"],
+        "{:?}",
+        chunk_ids_of(&chunks)
+    );
+    Ok(())
+}
+
+fn chunk_ids_of(chunks: &[vellum_store::StoredChunk]) -> Vec<&str> {
+    chunks.iter().map(|chunk| chunk.chunk_id.as_str()).collect()
+}
+
+#[test]
+fn collection_filter_excludes_other_collections_in_both_engines() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    let store = open(data_dir.path())?;
+    commit_small_corpus(&store)?;
+
+    // "light" occurs in both collections; the vector is closest to the physics chunk.
+    let bm25 = store.search_bm25("light", &only(&["biology"]), 100)?;
+    ensure!(!bm25.is_empty());
+    ensure!(
+        bm25.iter().all(|hit| hit.chunk.collection == "biology"),
+        "{:?}",
+        chunk_ids(&bm25)
+    );
+    let bm25_physics = store.search_bm25("light", &only(&["physics"]), 100)?;
+    ensure!(
+        chunk_ids(&bm25_physics) == ["optics-0"],
+        "{:?}",
+        chunk_ids(&bm25_physics)
+    );
+
+    let vector = store.search_vector(&unit_vector(4), &only(&["biology"]), 100)?;
+    ensure!(
+        vector.len() == 3,
+        "all three biology chunks: {:?}",
+        chunk_ids(&vector)
+    );
+    ensure!(vector.iter().all(|hit| hit.chunk.collection == "biology"));
+    let vector_both = store.search_vector(&unit_vector(4), &only(&["biology", "physics"]), 100)?;
+    ensure!(vector_both.len() == 4 && vector_both[0].chunk.chunk_id.as_str() == "optics-0");
+
+    // A collection name needing SQL quoting is a plain value, not syntax.
+    let quoted = store.search_vector(&unit_vector(4), &only(&["bio' OR '1'='1"]), 100)?;
+    ensure!(quoted.is_empty(), "{:?}", chunk_ids(&quoted));
+
+    // An empty list means no collection at all.
+    ensure!(store.search_bm25("light", &only(&[]), 100)?.is_empty());
+    ensure!(store
+        .search_vector(&unit_vector(4), &only(&[]), 100)?
+        .is_empty());
+
+    let listed = store.list_documents(&only(&["physics"]))?;
+    ensure!(listed.len() == 1 && listed[0].id.as_str() == "optics");
+    let sorted: Vec<String> = store
+        .list_documents(&all())?
+        .into_iter()
+        .map(|record| record.source_path)
+        .collect();
+    ensure!(
+        sorted == ["bio/cells.txt", "bio/photosynthesis.txt", "phys/optics.txt"],
+        "{sorted:?}"
+    );
+    let collections = store.list_collections()?;
+    ensure!(
+        collections == [("biology".to_string(), 2), ("physics".to_string(), 1)],
+        "{collections:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn recommitting_the_same_id_is_a_no_op() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    let store = open(data_dir.path())?;
+    commit_small_corpus(&store)?;
+    let before = store.stats()?;
+    let original = store
+        .get_document(&DocumentId("cells".into()))?
+        .context("cells is stored")?;
+
+    // Same id, different content: the stored version wins.
+    let records = store.commit_batch(vec![(
+        document("cells", "biology", "bio/cells.txt", "Renamed"),
+        vec![chunk("cells", 0, "Ribosomes build proteins.", 3)],
+    )])?;
+    ensure!(
+        records.len() == 1 && records[0].title == "Cell biology",
+        "{records:?}"
+    );
+    ensure!(records[0].ingested_at == original.ingested_at);
+
+    let after = store.stats()?;
+    ensure!(
+        after.fulltext_opstamp == before.fulltext_opstamp,
+        "{before:?} {after:?}"
+    );
+    ensure!(
+        after.vectors_version == before.vectors_version,
+        "{before:?} {after:?}"
+    );
+    ensure!(after.num_chunks == before.num_chunks);
+    ensure!(store.search_bm25("ribosomes", &all(), 10)?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn new_version_replaces_the_old_one_in_all_three_stores() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    let store = open(data_dir.path())?;
+    commit_small_corpus(&store)?;
+    store.commit_batch(vec![(
+        document("report-v1", "biology", "bio/report.txt", "Report"),
+        vec![
+            chunk("report-v1", 0, "The zebra population declined.", 5),
+            chunk("report-v1", 1, "Zebra stripes confuse flies.", 6),
+        ],
+    )])?;
+    ensure!(chunk_ids(&store.search_bm25("zebra", &all(), 10)?).len() == 2);
+
+    let records = store.commit_batch(vec![(
+        document("report-v2", "biology", "bio/report.txt", "Report, revised"),
+        vec![chunk("report-v2", 0, "The yak population recovered.", 7)],
+    )])?;
+    ensure!(records.len() == 1 && records[0].state == DocumentState::Ready);
+
+    ensure!(store.search_bm25("zebra", &all(), 100)?.is_empty());
+    ensure!(chunk_ids(&store.search_bm25("yak", &all(), 100)?) == ["report-v2-0"]);
+    let vector = store.search_vector(&unit_vector(5), &all(), 100)?;
+    ensure!(
+        vector
+            .iter()
+            .all(|hit| hit.chunk.document_id.as_str() != "report-v1"),
+        "{:?}",
+        chunk_ids(&vector)
+    );
+    ensure!(
+        vector.len() == 5,
+        "4 corpus chunks + 1 new: {:?}",
+        chunk_ids(&vector)
+    );
+
+    ensure!(store
+        .get_document(&DocumentId("report-v1".into()))?
+        .is_none());
+    let old_chunks = store.document_chunks(&DocumentId("report-v1".into()));
+    ensure!(matches!(old_chunks, Err(ref error) if error.kind() == ErrorKind::NotFound));
+    let current = store
+        .find_document("biology", "bio/report.txt")?
+        .context("the source has a document")?;
+    ensure!(current.id.as_str() == "report-v2" && current.title == "Report, revised");
+    ensure!(chunk_ids_of(&store.document_chunks(&current.id)?) == ["report-v2-0"]);
+    let stats = store.stats()?;
+    ensure!(
+        stats.num_documents == 4 && stats.num_chunks == 5,
+        "{stats:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn deleted_document_leaves_all_three_stores() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    let store = open(data_dir.path())?;
+    commit_small_corpus(&store)?;
+    let id = DocumentId("photo".into());
+    store.delete_document(&id)?;
+
+    ensure!(store.get_document(&id)?.is_none());
+    ensure!(store
+        .find_document("biology", "bio/photosynthesis.txt")?
+        .is_none());
+    ensure!(store
+        .search_bm25("chlorophyll sunlight", &all(), 100)?
+        .is_empty());
+    let vector = store.search_vector(&unit_vector(0), &all(), 100)?;
+    ensure!(chunk_ids(&vector).len() == 2, "{:?}", chunk_ids(&vector));
+    ensure!(vector.iter().all(|hit| hit.chunk.document_id != id));
+    ensure!(store.list_documents(&all())?.len() == 2);
+    let stats = store.stats()?;
+    ensure!(
+        stats.num_documents == 2 && stats.num_chunks == 2,
+        "{stats:?}"
+    );
+
+    let again = store.delete_document(&id);
+    ensure!(
+        matches!(again, Err(ref error) if error.kind() == ErrorKind::NotFound),
+        "{again:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn reopened_store_keeps_its_data() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    {
+        let store = open(data_dir.path())?;
+        commit_small_corpus(&store)?;
+        store.optimize()?;
+    }
+    let store = open(data_dir.path())?;
+    ensure!(chunk_ids(&store.search_bm25("mitochondria", &all(), 5)?) == ["cells-0"]);
+    ensure!(chunk_ids(&store.search_vector(&unit_vector(4), &all(), 1)?) == ["optics-0"]);
+    ensure!(store.list_documents(&all())?.len() == 3);
+    let stats = store.stats()?;
+    ensure!(
+        stats.num_documents == 3 && stats.num_chunks == 4,
+        "{stats:?}"
+    );
+
+    // The reopened store accepts new commits and replacements.
+    store.commit_batch(vec![(
+        document("optics-2", "physics", "phys/optics.txt", "Optics"),
+        vec![chunk("optics-2", 0, "Prisms split white light.", 4)],
+    )])?;
+    ensure!(chunk_ids(&store.search_vector(&unit_vector(4), &all(), 1)?) == ["optics-2-0"]);
+    Ok(())
+}
+
+#[test]
+fn hostile_queries_do_not_error() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    let store = open(data_dir.path())?;
+    commit_small_corpus(&store)?;
+    let hostile = [
+        "AND OR ( \" : *",
+        "",
+        "   ",
+        "\"",
+        "\"unbalanced phrase",
+        "title:",
+        "collection:physics light",
+        "a:b:c",
+        "((((",
+        "))",
+        "-",
+        "+",
+        "NOT",
+        "AND",
+        "[1 TO",
+        "{",
+        "*",
+        "~2",
+        "^3",
+        "\\",
+        "light^",
+        "light~",
+        "'; DROP TABLE documents; --",
+        "é ü 中文 🦀",
+    ];
+    for query in hostile {
+        store
+            .search_bm25(query, &all(), 10)
+            .with_context(|| format!("query {query:?}"))?;
+        store
+            .search_bm25(query, &only(&["biology"]), 10)
+            .with_context(|| format!("query {query:?} with a filter"))?;
+    }
+    ensure!(store.search_bm25("", &all(), 10)?.is_empty());
+    ensure!(store.search_bm25("light", &all(), 0)?.is_empty());
+    // Field syntax is neutralised: a collection prefix cannot widen a filter.
+    let widened = store.search_bm25("collection:physics light", &only(&["biology"]), 10)?;
+    ensure!(widened.iter().all(|hit| hit.chunk.collection == "biology"));
+    ensure!(!widened.is_empty(), "the word light still matches");
+    Ok(())
+}
+
+#[test]
+fn reopening_with_another_dimension_or_model_fails_clearly() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    {
+        let store = open(data_dir.path())?;
+        commit_small_corpus(&store)?;
+    }
+    for (dim, model) in [(4, MODEL), (DIM, "another-model")] {
+        let error = match Store::open(data_dir.path(), options(dim, model)) {
+            Ok(_) => anyhow::bail!("opening with dim {dim} and model {model} succeeded"),
+            Err(error) => error,
+        };
+        ensure!(error.kind() == ErrorKind::Conflict, "{error}");
+        ensure!(error.to_string().contains("re-ingest needed"), "{error}");
+    }
+
+    // Without the catalog, the vector table itself still refuses the other dimension.
+    fs_remove(&data_dir.path().join("catalog.sqlite"))?;
+    let error = match Store::open(data_dir.path(), options(4, MODEL)) {
+        Ok(_) => anyhow::bail!("opening a dimension-8 vector table with dimension 4 succeeded"),
+        Err(error) => error,
+    };
+    ensure!(error.kind() == ErrorKind::Conflict, "{error}");
+    let message = error.to_string();
+    ensure!(
+        message.contains("dimension 8") && message.contains("re-ingest"),
+        "{message}"
+    );
+    Ok(())
+}
+
+fn fs_remove(path: &Path) -> Result<()> {
+    std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
+    for suffix in ["-wal", "-shm"] {
+        let sidecar = path.with_file_name(format!(
+            "{}{suffix}",
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .unwrap_or_default()
+        ));
+        if sidecar.exists() {
+            std::fs::remove_file(&sidecar)?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn invalid_batches_write_nothing() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    let store = open(data_dir.path())?;
+    let mut short_vector = chunk("bad", 0, "too short", 0);
+    short_vector.vector.truncate(3);
+    let mut not_finite = chunk("nan", 0, "not a number", 0);
+    not_finite.vector[0] = f32::NAN;
+    let cases = vec![
+        vec![(document("bad", "c", "bad.txt", "Bad"), vec![short_vector])],
+        vec![(document("nan", "c", "nan.txt", "NaN"), vec![not_finite])],
+        vec![
+            (
+                document("twice", "c", "one.txt", "A"),
+                vec![chunk("twice", 0, "a", 0)],
+            ),
+            (
+                document("twice", "c", "two.txt", "B"),
+                vec![chunk("twice", 0, "b", 0)],
+            ),
+        ],
+        vec![
+            (
+                document("first", "c", "same.txt", "A"),
+                vec![chunk("first", 0, "a", 0)],
+            ),
+            (
+                document("second", "c", "same.txt", "B"),
+                vec![chunk("second", 0, "b", 0)],
+            ),
+        ],
+        vec![(
+            document("dup-chunk", "c", "dup.txt", "Dup"),
+            vec![chunk("dup-chunk", 0, "a", 0), chunk("dup-chunk", 0, "b", 1)],
+        )],
+        vec![(document("", "c", "empty-id.txt", "Empty"), Vec::new())],
+    ];
+    for batch in cases {
+        let ids: Vec<String> = batch.iter().map(|(doc, _)| doc.id.0.clone()).collect();
+        let result = store.commit_batch(batch);
+        ensure!(
+            matches!(result, Err(ref error) if error.kind() == ErrorKind::InvalidInput),
+            "batch {ids:?}: {result:?}"
+        );
+    }
+    let stats = store.stats()?;
+    ensure!(stats.num_documents == 0, "{stats:?}");
+    ensure!(store.list_collections()?.is_empty());
+    let wrong_query = store.search_vector(&[1.0, 0.0], &all(), 5);
+    ensure!(matches!(wrong_query, Err(ref error) if error.kind() == ErrorKind::InvalidInput));
+    Ok(())
+}
+
+#[test]
+fn searches_run_while_another_thread_commits() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    let store = open(data_dir.path())?;
+    commit_small_corpus(&store)?;
+    std::thread::scope(|scope| -> Result<()> {
+        let searcher = scope.spawn(|| -> Result<usize> {
+            let mut num_searches = 0;
+            for _ in 0..20 {
+                // Old and new versions switch atomically: never two lamp versions at once.
+                let hits = store.search_bm25("lamp", &all(), 10)?;
+                ensure!(
+                    hits.len() <= 1,
+                    "two versions visible: {:?}",
+                    chunk_ids(&hits)
+                );
+                let hits = store.search_vector(&unit_vector(1), &only(&["physics"]), 10)?;
+                let num_lamps = hits
+                    .iter()
+                    .filter(|hit| hit.chunk.document_id.as_str().starts_with("lamp-"))
+                    .count();
+                ensure!(
+                    num_lamps <= 1,
+                    "two versions visible: {:?}",
+                    chunk_ids(&hits)
+                );
+                num_searches += 1;
+            }
+            Ok(num_searches)
+        });
+        for version in 0..5 {
+            let id = format!("lamp-{version}");
+            store.commit_batch(vec![(
+                document(&id, "physics", "phys/lamp.txt", "Lamp"),
+                vec![chunk(&id, 0, "A lamp emits light.", version)],
+            )])?;
+        }
+        let num_searches = searcher
+            .join()
+            .map_err(|_| anyhow::anyhow!("the searching thread panicked"))??;
+        ensure!(num_searches == 20);
+        Ok(())
+    })?;
+    let lamp = store.search_bm25("lamp", &all(), 10)?;
+    ensure!(chunk_ids(&lamp) == ["lamp-4-0"], "{:?}", chunk_ids(&lamp));
+    Ok(())
+}
+
+/// Commits 200 documents of 2 chunks in one batch and checks every chunk is searchable.
+/// Prints the commit and query times (run with `--nocapture`); no timing is asserted.
+#[test]
+fn batch_of_two_hundred_documents_is_fully_searchable() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    let store = open(data_dir.path())?;
+    let words = [
+        "protein", "gene", "cell", "virus", "enzyme", "membrane", "neuron", "tissue", "receptor",
+        "antibody",
+    ];
+    let batch: Vec<(NewDocument, Vec<NewChunk>)> = (0..200)
+        .map(|index| {
+            let id = format!("doc{index:03}");
+            let word = words[index % words.len()];
+            let chunks = (0..2)
+                .map(|ordinal| {
+                    let text = format!(
+                        "Study {index} part {ordinal}: the {word} binds a marker{index} in \
+                         condition {ordinal}."
+                    );
+                    chunk(&id, ordinal, &text, index + ordinal as usize)
+                })
+                .collect();
+            (
+                document(
+                    &id,
+                    if index % 2 == 0 { "even" } else { "odd" },
+                    &format!("{id}.txt"),
+                    &id,
+                ),
+                chunks,
+            )
+        })
+        .collect();
+
+    let started = Instant::now();
+    let records = store.commit_batch(batch)?;
+    let commit_time = started.elapsed();
+    ensure!(records.len() == 200);
+    let stats = store.stats()?;
+    ensure!(
+        stats.num_documents == 200 && stats.num_chunks == 400,
+        "{stats:?}"
+    );
+
+    let num_queries = 50;
+    let started = Instant::now();
+    for index in 0..num_queries {
+        let hits = store.search_bm25(&format!("marker{index}"), &all(), 10)?;
+        ensure!(hits.len() == 2, "marker{index}: {:?}", chunk_ids(&hits));
+    }
+    let bm25_time = started.elapsed() / num_queries;
+    let started = Instant::now();
+    for index in 0..num_queries {
+        let hits = store.search_vector(&unit_vector(index as usize), &only(&["odd"]), 10)?;
+        ensure!(hits.len() == 10 && hits.iter().all(|hit| hit.chunk.collection == "odd"));
+    }
+    let vector_time = started.elapsed() / num_queries;
+    let started = Instant::now();
+    store.optimize()?;
+    let optimize_time = started.elapsed();
+    ensure!(store.search_bm25("marker7", &all(), 10)?.len() == 2);
+    eprintln!(
+        "commit_batch(200 docs x 2 chunks): {commit_time:?}; bm25 query: {bm25_time:?}; \
+         vector query (filtered): {vector_time:?}; optimize: {optimize_time:?}"
+    );
+    Ok(())
+}
