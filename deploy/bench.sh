@@ -9,7 +9,7 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 shared=${1:-${VELLUM_SHARED_DIR:-$repo_root/../shared}}
 source "$repo_root/deploy/setup.sh"
 cd "$repo_root"
-cargo build --release --locked -p vellum -p vellum-models --examples --bins
+cargo build --release --locked --workspace --all-targets
 vellum="$CARGO_TARGET_DIR/release/vellum"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

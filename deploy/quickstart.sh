@@ -13,7 +13,8 @@ question=${2:-How does Vellum keep the catalog, Tantivy and LanceDB consistent w
 source "$repo_root/deploy/setup.sh"
 
 echo "quickstart: building the release binary (the first build takes a while: LanceDB, candle)"
-cargo build --release --locked -p vellum --manifest-path "$repo_root/Cargo.toml"
+# The same package selection as deploy/test.sh, so both share one set of compiled dependencies.
+cargo build --release --locked --workspace --all-targets --manifest-path "$repo_root/Cargo.toml"
 vellum="$CARGO_TARGET_DIR/release/vellum"
 export VELLUM_DATA_DIR=${VELLUM_DATA_DIR:-$repo_root/vellum-data}
 

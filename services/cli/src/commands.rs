@@ -356,8 +356,9 @@ fn evaluate(ctx: &Context, args: EvalArgs) -> Result<()> {
         .iter()
         .map(|doc| TextDocument {
             source_path: doc.id.clone(),
-            title: doc.title.clone(),
-            // BEIR convention: the title is part of the indexed text.
+            // BEIR convention: the title is part of the indexed text, once. Also giving it as
+            // the title would count its words twice in BM25 (title and text fields).
+            title: String::new(),
             pages: vec![format!("{}\n{}", doc.title, doc.text)],
             format: "text".into(),
             metadata: Default::default(),

@@ -28,7 +28,9 @@ fn main() -> std::process::ExitCode {
 
 fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "warn,html5ever=error",
+        // Third-party crates warn about their own internals (HTML5 quirks, Lance deprecations):
+        // nothing a user can act on.
+        0 => "warn,html5ever=error,lance=error",
         1 => "info",
         _ => "debug",
     };
