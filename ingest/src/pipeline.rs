@@ -342,14 +342,9 @@ fn prepare_file(
     }
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    let existing = store
-        .find_document(&options.collection, source_path)
-        .map_err(|e| e.to_string())?;
-    if let Some(existing) = &existing {
-        if existing.sha256 == sha256 && existing.state == vellum_store::DocumentState::Ready {
-            return Ok(None);
-        }
-    }
+    let Some(replaces_existing) = needs_indexing(store, options, source_path, &sha256)? else {
+        return Ok(None);
+    };
     let file_name = path.file_name().and_then(|n| n.to_str());
     let extracted =
         extract_with_limits(&bytes, file_name, &options.limits).map_err(|e| e.to_string())?;
@@ -369,15 +364,13 @@ fn prepare_file(
         extracted.pages.len(),
         extracted.metadata,
     );
-    let chunks = make_chunks(embedder, &document.id, &extracted.pages, &options.chunk);
-    if chunks.is_empty() {
-        return Err("no text found in the file".into());
-    }
-    Ok(Some(Prepared {
+    prepared(
+        embedder,
         document,
-        chunks,
-        replaces_existing: existing.is_some(),
-    }))
+        &extracted.pages,
+        options,
+        replaces_existing,
+    )
 }
 
 fn prepare_text(
@@ -393,14 +386,9 @@ fn prepare_text(
         hasher.update(page.as_bytes());
     }
     let sha256 = hex::encode(hasher.finalize());
-    let existing = store
-        .find_document(&options.collection, &doc.source_path)
-        .map_err(|e| e.to_string())?;
-    if let Some(existing) = &existing {
-        if existing.sha256 == sha256 && existing.state == vellum_store::DocumentState::Ready {
-            return Ok(None);
-        }
-    }
+    let Some(replaces_existing) = needs_indexing(store, options, &doc.source_path, &sha256)? else {
+        return Ok(None);
+    };
     let document = new_document(
         &options.collection,
         &doc.source_path,
@@ -410,14 +398,47 @@ fn prepare_text(
         doc.pages.len(),
         doc.metadata,
     );
-    let chunks = make_chunks(embedder, &document.id, &doc.pages, &options.chunk);
+    prepared(embedder, document, &doc.pages, options, replaces_existing)
+}
+
+/// Returns `None` when the stored version of `source_path` has this content and is ready
+/// (nothing to do), else whether an older version exists that the new one replaces.
+fn needs_indexing(
+    store: &Store,
+    options: &IngestOptions,
+    source_path: &str,
+    sha256: &str,
+) -> Result<Option<bool>, String> {
+    let existing = store
+        .find_document(&options.collection, source_path)
+        .map_err(|e| e.to_string())?;
+    match existing {
+        Some(existing)
+            if existing.sha256 == sha256
+                && existing.state == vellum_store::DocumentState::Ready =>
+        {
+            Ok(None)
+        }
+        existing => Ok(Some(existing.is_some())),
+    }
+}
+
+/// Chunks the document's pages; a document without any text is an error for the summary.
+fn prepared(
+    embedder: &dyn PassageEmbedder,
+    document: NewDocument,
+    pages: &[String],
+    options: &IngestOptions,
+    replaces_existing: bool,
+) -> Result<Option<Prepared>, String> {
+    let chunks = make_chunks(embedder, pages, &options.chunk);
     if chunks.is_empty() {
-        return Err("no text".into());
+        return Err("no text found in the file".into());
     }
     Ok(Some(Prepared {
         document,
         chunks,
-        replaces_existing: existing.is_some(),
+        replaces_existing,
     }))
 }
 
@@ -457,7 +478,6 @@ pub fn chunk_id(document_id: &DocumentId, ordinal: u32, text: &str) -> ChunkId {
 /// Chunks the pages so that each chunk fits the embedder's window. Returns (ordinal, page, text).
 fn make_chunks(
     embedder: &dyn PassageEmbedder,
-    _document_id: &DocumentId,
     pages: &[String],
     options: &ChunkOptions,
 ) -> Vec<(u32, u32, String)> {
