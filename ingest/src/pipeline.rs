@@ -168,11 +168,18 @@ pub struct TextDocument {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// The files found under the paths given to [`collect_files`].
+#[derive(Debug, Default)]
+pub struct FileListing {
+    /// Readable files, sorted and de-duplicated.
+    pub files: Vec<PathBuf>,
+    /// Entries that could not be listed, as (path, reason).
+    pub unreadable: Vec<(String, String)>,
+}
+
 /// Lists the files under `paths` (files as given, folders walked recursively, hidden entries
-/// skipped), sorted and de-duplicated. Unreadable entries are returned as (path, reason).
-pub fn collect_files(
-    paths: &[PathBuf],
-) -> Result<(Vec<PathBuf>, Vec<(String, String)>), PipelineError> {
+/// skipped), sorted and de-duplicated.
+pub fn collect_files(paths: &[PathBuf]) -> Result<FileListing, PipelineError> {
     let mut files = BTreeSet::new();
     let mut errors = Vec::new();
     for root in paths {
@@ -202,7 +209,10 @@ pub fn collect_files(
             }
         }
     }
-    Ok((files.into_iter().collect(), errors))
+    Ok(FileListing {
+        files: files.into_iter().collect(),
+        unreadable: errors,
+    })
 }
 
 fn is_hidden(name: &std::ffi::OsStr) -> bool {

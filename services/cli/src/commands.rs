@@ -41,7 +41,10 @@ fn filter_of(args: &CollectionArgs) -> SearchFilter {
 fn ingest(ctx: &Context, args: IngestArgs) -> Result<()> {
     let embedder = ctx.embedder()?;
     let store = ctx.open_store(&embedder)?;
-    let (files, walk_errors) = pipeline::collect_files(&args.paths)?;
+    let pipeline::FileListing {
+        files,
+        unreadable: walk_errors,
+    } = pipeline::collect_files(&args.paths)?;
     let options = IngestOptions {
         collection: args.collection.clone(),
         batch_files: args.batch_files,

@@ -138,9 +138,10 @@ pub enum Error {
         path: PathBuf,
         /// What we were doing.
         operation: &'static str,
-        /// The LanceDB failure.
+        /// The LanceDB failure (boxed: it is large, and every `Result` of the store pays for
+        /// the size of its biggest error).
         #[source]
-        source: lancedb::Error,
+        source: Box<lancedb::Error>,
     },
 
     /// LanceDB returned data shaped unlike the table schema we wrote.

@@ -80,7 +80,7 @@ impl VectorTable {
             move |source| Error::Vectors {
                 path: path.to_path_buf(),
                 operation,
-                source,
+                source: Box::new(source),
             }
         };
 
@@ -146,7 +146,7 @@ impl VectorTable {
         move |source| Error::Vectors {
             path: self.path.clone(),
             operation,
-            source,
+            source: Box::new(source),
         }
     }
 

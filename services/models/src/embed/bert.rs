@@ -116,7 +116,7 @@ impl BertEncoder {
     ) -> Result<BertEncoder> {
         let hidden_size = config.hidden_size;
         let num_heads = config.num_attention_heads;
-        if hidden_size == 0 || num_heads == 0 || hidden_size % num_heads != 0 {
+        if hidden_size == 0 || num_heads == 0 || !hidden_size.is_multiple_of(num_heads) {
             return Err(weights_error(
                 weights_path,
                 format!("hidden_size {hidden_size} is not a multiple of num_attention_heads {num_heads}"),

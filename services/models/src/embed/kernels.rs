@@ -67,7 +67,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     const LN2_LO: f32 = 1.428_606_8e-6;
     // 1.5 * 2^23: adding it rounds to an integer kept in the low mantissa bits.
     const ROUNDING: f32 = 12_582_912.0;
-    let x = x.max(-87.0).min(88.0);
+    let x = x.clamp(-87.0, 88.0);
     let shifted = x * LOG2_E + ROUNDING;
     let n = shifted - ROUNDING;
     let r = x - n * LN2_HI - n * LN2_LO;

@@ -310,9 +310,8 @@ impl GgufGenerator {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         model.clear_kv_cache();
         let mut logits = prefill(&mut model, &prompt_tokens)?;
-        let mut position = prompt_tokens.len();
         let mut gaps = Vec::with_capacity(continuation_tokens.len());
-        for &token in &continuation_tokens {
+        for (position, &token) in (prompt_tokens.len()..).zip(&continuation_tokens) {
             let values: Vec<f32> = logits.to_vec1()?;
             let best = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let value = values
@@ -321,7 +320,6 @@ impl GgufGenerator {
                 .ok_or_else(|| Error::Runtime(format!("token {token} has no logit")))?;
             gaps.push(best - value);
             logits = forward(&mut model, &[token], position)?;
-            position += 1;
         }
         model.clear_kv_cache();
         Ok(gaps)
