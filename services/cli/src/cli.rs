@@ -49,6 +49,36 @@ pub struct GlobalArgs {
         default_value = "SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
     )]
     pub generation_model: PathBuf,
+    /// Generate with an OpenAI-compatible server instead of the local GGUF: its base URL with
+    /// the API version, e.g. http://10.0.0.5:8000/v1 (llama.cpp server, vLLM, Ollama, LM Studio,
+    /// MLC LLM, Triton's OpenAI frontend, mlx_lm.server).
+    #[arg(long, global = true, env = "VELLUM_REMOTE_URL")]
+    pub remote_url: Option<String>,
+    /// The model name the remote server expects.
+    #[arg(
+        long,
+        global = true,
+        env = "VELLUM_REMOTE_MODEL",
+        default_value = "default"
+    )]
+    pub remote_model: String,
+    /// API key for the remote server (sent as a bearer token; prefer the environment variable,
+    /// which stays out of the process list).
+    #[arg(
+        long,
+        global = true,
+        env = "VELLUM_REMOTE_API_KEY",
+        hide_env_values = true
+    )]
+    pub remote_api_key: Option<String>,
+    /// Tokens (prompt plus answer) the remote model handles.
+    #[arg(
+        long,
+        global = true,
+        env = "VELLUM_REMOTE_CONTEXT",
+        default_value_t = 4096
+    )]
+    pub remote_context: usize,
     /// Print results as JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -65,6 +95,8 @@ pub enum Command {
     Search(SearchArgs),
     /// Answer a question from the documents, with citations.
     Ask(AskArgs),
+    /// Regenerate an answer from its receipt (`ask --receipt`) and say whether it matches.
+    Replay(ReplayArgs),
     /// Summarize one whole document, citing pages.
     Summarize(SummarizeArgs),
     /// List the documents in the data folder.
@@ -131,8 +163,17 @@ pub struct AskArgs {
     /// Seed for sampling.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Write the answer's receipt (model, template, sources and their hashes) to this file.
+    #[arg(long)]
+    pub receipt: Option<PathBuf>,
     #[command(flatten)]
     pub collections: CollectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A receipt file written by `vellum ask --receipt` (or the `receipt` of `ask --json`).
+    pub receipt: PathBuf,
 }
 
 #[derive(Debug, Args)]

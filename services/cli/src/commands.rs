@@ -8,12 +8,14 @@ use serde::Serialize;
 use vellum_ingest::pipeline::{self, FileOutcome, IngestEvent, IngestOptions, TextDocument};
 use vellum_models::GenerationParams;
 use vellum_rag::{
-    eval, AskOptions, RetrievalOptions, Retriever, SearchMode, SummaryOptions, SummaryProgress,
+    eval, AnswerReceipt, AskOptions, RetrievalOptions, Retriever, SearchMode, SummaryOptions,
+    SummaryProgress,
 };
 use vellum_store::{DocumentId, DocumentRecord, SearchFilter, Store};
 
 use crate::cli::{
-    AskArgs, Cli, CollectionArgs, Command, EvalArgs, IngestArgs, SearchArgs, SummarizeArgs,
+    AskArgs, Cli, CollectionArgs, Command, EvalArgs, IngestArgs, ReplayArgs, SearchArgs,
+    SummarizeArgs,
 };
 use crate::context::{open_store_at, Context};
 use crate::render::{print_json, progress_bar, short_name, snippet};
@@ -25,6 +27,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Ingest(args) => ingest(&ctx, args),
         Command::Search(args) => search(&ctx, args),
         Command::Ask(args) => ask(&ctx, args),
+        Command::Replay(args) => replay(&ctx, args),
         Command::Summarize(args) => summarize(&ctx, args),
         Command::Documents(args) => documents(&ctx, args),
         Command::Eval(args) => evaluate(&ctx, args),
@@ -180,7 +183,7 @@ fn ask(ctx: &Context, args: AskArgs) -> Result<()> {
     let mut stdout = std::io::stdout();
     let answer = vellum_rag::ask(
         &retriever,
-        &generator,
+        generator.as_ref(),
         &args.question,
         &options,
         &mut |piece| {
@@ -190,6 +193,11 @@ fn ask(ctx: &Context, args: AskArgs) -> Result<()> {
             }
         },
     )?;
+    if let Some(path) = &args.receipt {
+        let json = serde_json::to_string_pretty(&answer.receipt)?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("writing the receipt to {}", path.display()))?;
+    }
     if ctx.json {
         return print_json(&answer);
     }
@@ -234,6 +242,54 @@ fn ask(ctx: &Context, args: AskArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn replay(ctx: &Context, args: ReplayArgs) -> Result<()> {
+    let json = std::fs::read_to_string(&args.receipt)
+        .with_context(|| format!("reading the receipt {}", args.receipt.display()))?;
+    let receipt = AnswerReceipt::from_json(&json)
+        .with_context(|| format!("reading {}", args.receipt.display()))?;
+    let embedder = ctx.embedder()?;
+    let store = ctx.open_store(&embedder)?;
+    let generator = ctx.generator()?;
+    let stream = !ctx.json;
+    let mut stdout = std::io::stdout();
+    if stream {
+        println!("Replaying: {}", receipt.question);
+    }
+    let report = vellum_rag::replay(&store, generator.as_ref(), &receipt, &mut |piece| {
+        if stream {
+            let _ = write!(stdout, "{piece}");
+            let _ = stdout.flush();
+        }
+    })?;
+    if ctx.json {
+        print_json(&report)?;
+    } else {
+        println!();
+        let yes_no = |matches: bool| if matches { "same" } else { "DIFFERENT" };
+        println!("model file:    {}", yes_no(report.model_matches));
+        println!("chat template: {}", yes_no(report.template_matches));
+        for source in &report.sources {
+            println!(
+                "source [{}]:    {:?} ({})",
+                source.n, source.status, source.chunk_id
+            );
+        }
+        println!("prompt:        {}", yes_no(report.prompt_matches));
+        println!("answer text:   {}", yes_no(report.text_matches));
+        if let Some(reason) = &report.not_replayed {
+            println!("not regenerated: {reason}");
+        }
+    }
+    if report.is_match() {
+        if !ctx.json {
+            println!("MATCH: the receipt's answer was regenerated exactly.");
+        }
+        Ok(())
+    } else {
+        anyhow::bail!("replay does not match the receipt (see above)")
+    }
 }
 
 /// Finds a document by id, exact source path, or a unique part of its file name.
@@ -282,7 +338,7 @@ fn summarize(ctx: &Context, args: SummarizeArgs) -> Result<()> {
     let bar = progress_bar(1, "summarizing");
     let summary = vellum_rag::summarize(
         &store,
-        &generator,
+        generator.as_ref(),
         &document.id,
         &options,
         &mut |p| match p {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use vellum_models::{Embedder, GgufGenerator};
+use vellum_models::{Embedder, Generator, GgufGenerator, RemoteConfig, RemoteGenerator};
 use vellum_store::{Store, StoreOptions};
 
 use crate::cli::GlobalArgs;
@@ -18,6 +18,8 @@ pub struct Context {
     pub models_dir: PathBuf,
     pub embedding_model: PathBuf,
     pub generation_model: PathBuf,
+    /// Set when generation goes to an OpenAI-compatible server.
+    pub remote: Option<RemoteConfig>,
     pub json: bool,
 }
 
@@ -35,6 +37,12 @@ impl Context {
             models_dir: global.models_dir.clone(),
             embedding_model: under_models(&global.embedding_model),
             generation_model: under_models(&global.generation_model),
+            remote: global.remote_url.as_ref().map(|url| {
+                let mut config = RemoteConfig::new(url.clone(), global.remote_model.clone());
+                config.api_key = global.remote_api_key.clone();
+                config.context_length = global.remote_context;
+                config
+            }),
             json: global.json,
         }
     }
@@ -54,19 +62,26 @@ impl Context {
         })
     }
 
-    pub fn generator(&self) -> Result<GgufGenerator> {
+    /// The configured generator: the remote server if one is set, else the local GGUF.
+    pub fn generator(&self) -> Result<Box<dyn Generator>> {
+        if let Some(config) = &self.remote {
+            let generator = RemoteGenerator::new(config.clone())
+                .with_context(|| format!("configuring the remote engine {}", config.base_url))?;
+            return Ok(Box::new(generator));
+        }
         if !self.generation_model.is_file() {
             anyhow::bail!(
                 "no generation model at {}: {FETCH_HINT}",
                 self.generation_model.display()
             );
         }
-        GgufGenerator::load(&self.generation_model).with_context(|| {
+        let generator = GgufGenerator::load(&self.generation_model).with_context(|| {
             format!(
                 "loading the generation model {}",
                 self.generation_model.display()
             )
-        })
+        })?;
+        Ok(Box::new(generator))
     }
 
     pub fn open_store(&self, embedder: &Embedder) -> Result<Store> {

@@ -327,6 +327,67 @@ fn ask_answers_with_sources_as_file_and_page() {
 }
 
 #[test]
+fn ask_receipt_replays_to_the_same_text_and_detects_a_changed_parameter() {
+    let data_dir = &fixture().data_dir;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let receipt_path = tmp.path().join("receipt.json");
+    let receipt_arg = receipt_path.to_str().expect("utf-8 path");
+    let answer = vellum_json(
+        data_dir,
+        &[
+            "ask",
+            "What may the joint venture not hypothecate?",
+            "--max-tokens",
+            "24",
+            "--receipt",
+            receipt_arg,
+        ],
+    );
+    let receipt: Value =
+        serde_json::from_str(&std::fs::read_to_string(&receipt_path).expect("receipt written"))
+            .expect("receipt is JSON");
+    assert_eq!(receipt, answer["receipt"]);
+    let model_sha = receipt["model"]["file_sha256"]
+        .as_str()
+        .expect("model hash");
+    let models = vellum_json(data_dir, &["models"]);
+    assert!(
+        models.to_string().contains(model_sha),
+        "the receipt names the model file by the SHA-256 `vellum models` lists: {model_sha}"
+    );
+    assert_eq!(receipt["params"]["temperature"], 0.0);
+    assert!(!receipt["sources"].as_array().expect("sources").is_empty());
+
+    let report = vellum_json(data_dir, &["replay", receipt_arg]);
+    assert_eq!(report["text_matches"], true, "{report:#}");
+    assert_eq!(report["regenerated_text"], answer["raw_text"]);
+
+    // A receipt whose recorded answer differs (here: a smaller token budget, so the replay
+    // stops early) must not match.
+    assert!(
+        answer["generation"]["num_generated_tokens"]
+            .as_u64()
+            .expect("tokens")
+            > 8,
+        "greedy SmolLM2 answers this question in more than 8 tokens: {answer:#}"
+    );
+    let mut altered = receipt.clone();
+    altered["params"]["max_tokens"] = serde_json::json!(8);
+    let altered_path = tmp.path().join("altered.json");
+    std::fs::write(&altered_path, altered.to_string()).expect("write");
+    let output = vellum(
+        data_dir,
+        &["replay", altered_path.to_str().expect("utf-8 path")],
+    );
+    assert!(
+        !output.status.success(),
+        "an altered receipt must not replay as a match"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("answer text:   DIFFERENT"), "{stdout}");
+}
+
+#[test]
 fn models_lists_both_default_models_with_checksums() {
     let models = vellum_json(&fixture().data_dir, &["models"]);
     let names: Vec<&str> = models

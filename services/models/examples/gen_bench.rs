@@ -1,6 +1,7 @@
 //! Measures the GGUF generator: prompt processing of a RAG-style prompt of about 500 tokens
 //! (SciFact abstracts as context) and generation of up to 128 tokens, printed as tokens per
-//! second, with the slow tensor types re-quantized to Q8_0 (the default) and as written.
+//! second: Vellum's decoder (the default), and candle's quantized llama with the slow tensor
+//! types re-quantized to Q8_0 and as written.
 //!
 //! Run with `cargo run --release -p vellum-models --example gen_bench -- [MODEL.gguf]`.
 //! The default model is `<models>/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf`, with
@@ -42,11 +43,18 @@ fn main() -> Result<(), Box<dyn Error>> {
     };
     let corpus_path = shared_dir.join("corpora/beir-scifact/corpus.jsonl");
 
-    for requantize in [true, false] {
+    // Vellum's decoder with Q8_0 conversion (the default), then candle's reference
+    // implementation with and without the conversion, in one process on the same machine load.
+    for (requantize, own_decoder) in [(true, true), (true, false), (false, false)] {
         let load_start = Instant::now();
-        let generator = GgufGenerator::load_with_requantization(&model_path, requantize)?;
+        let generator = GgufGenerator::load_with(&model_path, requantize, own_decoder)?;
+        let implementation = if own_decoder {
+            "vellum decoder"
+        } else {
+            "candle"
+        };
         println!(
-            "{} ({}), requantize {requantize}: loaded in {:.2}s",
+            "{} ({}), {implementation}, requantize {requantize}: loaded in {:.2}s",
             generator.model_name(),
             generator.architecture(),
             load_start.elapsed().as_secs_f64()

@@ -2,7 +2,7 @@
 //! CPU, mean-pooled over the attention mask and L2-normalised, as sentence-transformers does.
 
 mod bert;
-mod kernels;
+pub(crate) mod kernels;
 
 use std::path::{Path, PathBuf};
 

@@ -31,6 +31,9 @@ pub enum Error {
     /// The caller asked for something the model cannot do (e.g. a prompt longer than its context).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A remote inference server could not be reached or answered with an error.
+    #[error("remote engine {url}: {reason}")]
+    Remote { url: String, reason: String },
 }
 
 impl From<candle_core::Error> for Error {

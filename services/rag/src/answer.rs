@@ -2,12 +2,12 @@
 //! then check the answer's citations against those sources.
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use vellum_models::{Generation, GenerationParams, Generator};
 use vellum_store::{ChunkId, DocumentId};
 
 use crate::citations::check_citations;
 use crate::prompt::build_answer_messages;
+use crate::receipt::{receipt_sources, sha256_hex, unix_now, AnswerReceipt, RECEIPT_VERSION};
 use crate::retrieve::{RetrievalOptions, Retriever};
 use crate::{Error, Result};
 
@@ -87,6 +87,8 @@ pub struct Answer {
     pub no_relevant_sources: bool,
     /// Token counts and timings, when the model ran.
     pub generation: Option<Generation>,
+    /// What the answer was made from; `vellum replay` regenerates it from this.
+    pub receipt: AnswerReceipt,
 }
 
 /// Answers `question` from the documents `retriever` can see; `on_token` receives the text as
@@ -102,6 +104,9 @@ pub fn ask(
     if question.is_empty() {
         return Err(Error::InvalidInput("the question is empty".into()));
     }
+    // Index versions before retrieval: a commit landing during the search can only make the
+    // recorded versions older than what was read, never newer.
+    let index = retriever.store().stats()?.into();
     let retrieved = retriever.search(question, &options.retrieval)?;
     let best_similarity = retrieved
         .iter()
@@ -116,7 +121,7 @@ pub fn ask(
         .enumerate()
         .map(|(idx, chunk)| Source {
             n: idx + 1,
-            content_sha256: hex::encode(Sha256::digest(chunk.hit.chunk.text.as_bytes())),
+            content_sha256: sha256_hex(&chunk.hit.chunk.text),
             chunk_id: chunk.hit.chunk.chunk_id,
             document_id: chunk.hit.chunk.document_id,
             title: chunk.hit.title,
@@ -126,7 +131,22 @@ pub fn ask(
             score: chunk.score,
         })
         .collect();
+    let mut receipt = AnswerReceipt {
+        version: RECEIPT_VERSION,
+        created_unix: unix_now(),
+        question: question.to_string(),
+        model: generator.identity(),
+        params: options.generation.clone(),
+        retrieval_mode: options.retrieval.mode.as_str().to_string(),
+        retrieval_k: options.retrieval.k,
+        index,
+        sources: Vec::new(),
+        prompt_sha256: String::new(),
+        answer_sha256: String::new(),
+        no_relevant_sources: !is_relevant,
+    };
     if !is_relevant {
+        receipt.sources = receipt_sources(&sources);
         return Ok(Answer {
             question: question.to_string(),
             text: NO_RELEVANT_SOURCES.to_string(),
@@ -137,10 +157,14 @@ pub fn ask(
             uncited_sentences: Vec::new(),
             no_relevant_sources: true,
             generation: None,
+            receipt,
         });
     }
     let messages = build_answer_messages(question, &sources);
+    receipt.prompt_sha256 = sha256_hex(&generator.render_chat(&messages)?);
     let generation = generator.generate(&messages, &options.generation, on_token)?;
+    receipt.answer_sha256 = sha256_hex(&generation.text);
+    receipt.sources = receipt_sources(&sources);
     let check = check_citations(&generation.text, sources.len());
     Ok(Answer {
         question: question.to_string(),
@@ -152,5 +176,6 @@ pub fn ask(
         uncited_sentences: check.uncited_sentences,
         no_relevant_sources: false,
         generation: Some(generation),
+        receipt,
     })
 }

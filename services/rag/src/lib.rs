@@ -3,7 +3,8 @@
 //! summaries (map-reduce over every chunk), and retrieval evaluation on BEIR-format sets.
 //!
 //! Main types: [`Retriever`] (search in one of three [`SearchMode`]s), [`ask`] → [`Answer`],
-//! [`summarize`] → [`Summary`], and [`eval`] for nDCG/recall/MRR.
+//! [`summarize`] → [`Summary`], [`replay`] of an [`AnswerReceipt`], and [`eval`] for
+//! nDCG/recall/MRR.
 //!
 //! This crate never sees a principal or a policy: callers pass a resolved
 //! [`vellum_store::SearchFilter`]. It does not know HTTP or terminals; streaming goes through
@@ -15,6 +16,7 @@ mod error;
 pub mod eval;
 mod fusion;
 mod prompt;
+mod receipt;
 mod retrieve;
 mod summarize;
 
@@ -23,5 +25,9 @@ pub use citations::{check_citations, CitationCheck};
 pub use error::{Error, Result};
 pub use fusion::reciprocal_rank_fusion;
 pub use prompt::{build_answer_messages, SYSTEM_PROMPT};
+pub use receipt::{
+    replay, AnswerReceipt, IndexVersions, ReceiptSource, ReplayReport, SourceCheck, SourceStatus,
+    RECEIPT_VERSION,
+};
 pub use retrieve::{QueryEmbedder, RetrievalOptions, RetrievedChunk, Retriever, SearchMode};
 pub use summarize::{summarize, Summary, SummaryOptions, SummaryProgress};

@@ -7,8 +7,13 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
-use vellum_models::{ChatMessage, Generation, GenerationParams, Generator, StopReason};
-use vellum_rag::{ask, AskOptions, QueryEmbedder, RetrievalOptions, Retriever, SearchMode};
+use vellum_models::{
+    ChatMessage, Generation, GenerationParams, Generator, ModelIdentity, StopReason,
+};
+use vellum_rag::{
+    ask, replay, AnswerReceipt, AskOptions, QueryEmbedder, RetrievalOptions, Retriever, SearchMode,
+    SourceStatus, RECEIPT_VERSION,
+};
 use vellum_store::{ChunkId, DocumentId, NewChunk, NewDocument, SearchFilter, Store, StoreOptions};
 
 const DIM: usize = 64;
@@ -39,6 +44,18 @@ impl QueryEmbedder for BagOfWords {
 struct ScriptedGenerator {
     answer: String,
     seen: Mutex<Vec<ChatMessage>>,
+    /// Stands in for the model file's SHA-256 in receipts.
+    model_sha256: String,
+}
+
+impl ScriptedGenerator {
+    fn new(answer: &str) -> Self {
+        ScriptedGenerator {
+            answer: answer.into(),
+            seen: Mutex::new(Vec::new()),
+            model_sha256: "a".repeat(64),
+        }
+    }
 }
 
 impl Generator for ScriptedGenerator {
@@ -84,6 +101,16 @@ impl Generator for ScriptedGenerator {
     }
     fn model_name(&self) -> &str {
         "scripted"
+    }
+    fn identity(&self) -> ModelIdentity {
+        ModelIdentity {
+            name: "scripted".into(),
+            engine: "test".into(),
+            architecture: String::new(),
+            file_sha256: self.model_sha256.clone(),
+            template_sha256: "b".repeat(64),
+            requantized_to_q8_0: false,
+        }
     }
 }
 
@@ -154,10 +181,8 @@ fn bogus_citation_is_removed_and_sources_map_to_document_and_page() {
     let tmp = tempfile::tempdir().expect("tmp");
     let store = store_with_documents(tmp.path());
     let retriever = Retriever::new(&store, &BagOfWords);
-    let generator = ScriptedGenerator {
-        answer: "The lease term is five years [1]. It was signed in Paris [9].".into(),
-        seen: Mutex::new(Vec::new()),
-    };
+    let generator =
+        ScriptedGenerator::new("The lease term is five years [1]. It was signed in Paris [9].");
     let options = AskOptions {
         retrieval: RetrievalOptions {
             k: 3,
@@ -212,10 +237,7 @@ fn injected_instructions_stay_inside_a_source_block() {
     let tmp = tempfile::tempdir().expect("tmp");
     let store = store_with_documents(tmp.path());
     let retriever = Retriever::new(&store, &BagOfWords);
-    let generator = ScriptedGenerator {
-        answer: "The term is five years [1].".into(),
-        seen: Mutex::new(Vec::new()),
-    };
+    let generator = ScriptedGenerator::new("The term is five years [1].");
     let options = AskOptions {
         retrieval: RetrievalOptions {
             mode: SearchMode::Bm25,
@@ -248,6 +270,134 @@ fn injected_instructions_stay_inside_a_source_block() {
     assert!(user
         .trim_end()
         .ends_with("Question: lease term instructions"));
+    let recorded = answer
+        .receipt
+        .sources
+        .iter()
+        .find(|s| s.chunk_id == poisoned.chunk_id)
+        .expect("the receipt lists the poisoned chunk");
+    assert_eq!(recorded.content_sha256, poisoned.content_sha256);
+}
+
+fn lease_question_options() -> AskOptions {
+    AskOptions {
+        retrieval: RetrievalOptions {
+            k: 3,
+            filter: SearchFilter {
+                collections: Some(vec!["contracts".into()]),
+            },
+            ..RetrievalOptions::default()
+        },
+        min_similarity: 0.0,
+        ..AskOptions::default()
+    }
+}
+
+#[test]
+fn receipt_records_what_the_answer_was_made_from_and_replays() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let store = store_with_documents(tmp.path());
+    let retriever = Retriever::new(&store, &BagOfWords);
+    let generator = ScriptedGenerator::new("The lease term is five years [1].");
+    let answer = ask(
+        &retriever,
+        &generator,
+        "What is the term of the lease?",
+        &lease_question_options(),
+        &mut |_| {},
+    )
+    .expect("answer");
+    let receipt = &answer.receipt;
+    assert_eq!(receipt.version, RECEIPT_VERSION);
+    assert_eq!(receipt.question, "What is the term of the lease?");
+    assert_eq!(receipt.model, generator.identity());
+    assert_eq!(receipt.retrieval_mode, "hybrid");
+    assert_eq!(receipt.index.num_documents, 3);
+    let recorded: Vec<(usize, String, String)> = receipt
+        .sources
+        .iter()
+        .map(|s| (s.n, s.chunk_id.to_string(), s.content_sha256.clone()))
+        .collect();
+    let given: Vec<(usize, String, String)> = answer
+        .sources
+        .iter()
+        .map(|s| (s.n, s.chunk_id.to_string(), s.content_sha256.clone()))
+        .collect();
+    assert_eq!(recorded, given);
+    let seen = generator.seen.lock().expect("lock").clone();
+    let prompt = generator.render_chat(&seen).expect("render");
+    assert_eq!(
+        receipt.prompt_sha256,
+        hex::encode(Sha256::digest(prompt.as_bytes()))
+    );
+    assert_eq!(
+        receipt.answer_sha256,
+        hex::encode(Sha256::digest(answer.raw_text.as_bytes()))
+    );
+
+    // Through JSON, as `vellum replay` reads it.
+    let json = serde_json::to_string(receipt).expect("serialize");
+    let parsed = AnswerReceipt::from_json(&json).expect("parse");
+    assert_eq!(&parsed, receipt);
+    let report = replay(&store, &generator, &parsed, &mut |_| {}).expect("replay");
+    assert!(report.is_match(), "{report:?}");
+    assert_eq!(report.regenerated_text, answer.raw_text);
+
+    // Another text from the same model and sources is reported, not hidden.
+    let drifting = ScriptedGenerator::new("The lease term is six years [1].");
+    let report = replay(&store, &drifting, &parsed, &mut |_| {}).expect("replay");
+    assert!(report.prompt_matches && !report.text_matches && !report.is_match());
+
+    // Another model file: nothing is regenerated.
+    let mut other_model = ScriptedGenerator::new("The lease term is five years [1].");
+    other_model.model_sha256 = "c".repeat(64);
+    let report = replay(&store, &other_model, &parsed, &mut |_| {}).expect("replay");
+    assert!(!report.model_matches && !report.is_match());
+    assert!(report.not_replayed.is_some());
+    assert!(other_model.seen.lock().expect("lock").is_empty());
+}
+
+#[test]
+fn replay_reports_a_deleted_source() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let store = store_with_documents(tmp.path());
+    let retriever = Retriever::new(&store, &BagOfWords);
+    let generator = ScriptedGenerator::new("Five years [1].");
+    let answer = ask(
+        &retriever,
+        &generator,
+        "What is the term of the lease?",
+        &lease_question_options(),
+        &mut |_| {},
+    )
+    .expect("answer");
+    let deleted = answer.sources[0].document_id.clone();
+    store.delete_document(&deleted).expect("delete");
+    let report = replay(&store, &generator, &answer.receipt, &mut |_| {}).expect("replay");
+    assert!(!report.is_match());
+    let first = report.sources.first().expect("sources");
+    assert_eq!(first.status, SourceStatus::Missing);
+    assert!(report.regenerated_text.is_empty(), "nothing regenerated");
+}
+
+#[test]
+fn receipt_of_another_format_version_is_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let store = store_with_documents(tmp.path());
+    let retriever = Retriever::new(&store, &BagOfWords);
+    let generator = ScriptedGenerator::new("Five years [1].");
+    let answer = ask(
+        &retriever,
+        &generator,
+        "What is the term of the lease?",
+        &lease_question_options(),
+        &mut |_| {},
+    )
+    .expect("answer");
+    let mut value = serde_json::to_value(&answer.receipt).expect("to value");
+    value["version"] = serde_json::json!(RECEIPT_VERSION + 1);
+    let error = AnswerReceipt::from_json(&value.to_string()).expect_err("refused");
+    assert!(error.to_string().contains("not supported"), "{error}");
 }
 
 #[test]
@@ -255,10 +405,7 @@ fn nothing_relevant_means_no_generation() {
     let tmp = tempfile::tempdir().expect("tmp");
     let store = store_with_documents(tmp.path());
     let retriever = Retriever::new(&store, &BagOfWords);
-    let generator = ScriptedGenerator {
-        answer: "made up".into(),
-        seen: Mutex::new(Vec::new()),
-    };
+    let generator = ScriptedGenerator::new("made up");
     let options = AskOptions {
         retrieval: RetrievalOptions {
             mode: SearchMode::Vector,

@@ -45,7 +45,7 @@ impl LayerNormParams {
 /// Sums `map(value)` over `values` in eight independent lanes, which the compiler turns into
 /// one SIMD register (a single running sum would force strict left-to-right scalar adds).
 #[inline(always)]
-fn lane_sum(values: &[f32], map: impl Fn(f32) -> f32) -> f32 {
+pub(crate) fn lane_sum(values: &[f32], map: impl Fn(f32) -> f32) -> f32 {
     let mut lanes = [0.0_f32; 8];
     let mut chunks = values.chunks_exact(8);
     for chunk in &mut chunks {
@@ -280,7 +280,7 @@ impl InplaceOp1 for SoftmaxRows {
     }
 }
 
-fn softmax_in_place(row: &mut [f32]) {
+pub(crate) fn softmax_in_place(row: &mut [f32]) {
     let mut lanes = [f32::NEG_INFINITY; 8];
     let mut chunks = row.chunks_exact(8);
     for chunk in &mut chunks {

@@ -4,6 +4,8 @@
 //! Threading: a generator runs one generation at a time (the model and its KV cache sit behind a
 //! mutex); concurrent callers wait. Every generation starts from an empty KV cache.
 
+mod decoder;
+mod remote;
 mod stream;
 mod template;
 mod tokenizer;
@@ -19,6 +21,7 @@ use candle_transformers::generation::LogitsProcessor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use remote::{RemoteConfig, RemoteGenerator};
 use stream::{StreamStep, TextStream};
 use template::{ChatTemplate, FALLBACK_CHAT_TEMPLATE};
 use tokenizer::GgufTokenizer;
@@ -64,7 +67,7 @@ impl ChatMessage {
 }
 
 /// How to generate.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerationParams {
     /// Generates at most this many tokens (fewer if the context fills up).
     pub max_tokens: usize,
@@ -118,6 +121,24 @@ pub struct Generation {
     pub generation_seconds: f64,
 }
 
+/// What exactly produced a text: recorded in answer receipts so that an answer can be traced
+/// to the model file and prompt format, and replayed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ModelIdentity {
+    /// The model's name (its file name without `.gguf`, or the remote engine's model name).
+    pub name: String,
+    /// Where it ran: `gguf` (in-process) or `remote` (an OpenAI-compatible server).
+    pub engine: String,
+    /// `general.architecture` of a GGUF (`llama`, `qwen2`, `phi3`); empty for remote models.
+    pub architecture: String,
+    /// Hex SHA-256 of the model file as loaded; empty where the file is not ours to read.
+    pub file_sha256: String,
+    /// Hex SHA-256 of the chat template source in use.
+    pub template_sha256: String,
+    /// True when slow tensor types were converted to Q8_0 at load (changes the arithmetic).
+    pub requantized_to_q8_0: bool,
+}
+
 /// A text generator.
 pub trait Generator: Send + Sync {
     /// Renders the chat template and generates; calls on_token with each new piece of text as it is decoded (valid UTF-8 pieces only).
@@ -143,6 +164,8 @@ pub trait Generator: Send + Sync {
     fn context_length(&self) -> usize;
     /// Returns the model's name: its GGUF file name without the `.gguf` extension.
     fn model_name(&self) -> &str;
+    /// Returns what identifies this model exactly (file hash, template hash), for receipts.
+    fn identity(&self) -> ModelIdentity;
 }
 
 /// A generator running a GGUF model (llama, qwen2 or phi3 architecture) on the CPU with candle.
@@ -150,6 +173,7 @@ pub trait Generator: Send + Sync {
 /// The tokenizer comes from the GGUF metadata (`tokenizer.ggml.*`), the chat template from
 /// `tokenizer.chat_template` (or [`FALLBACK_CHAT_TEMPLATE`], ChatML, when there is none).
 pub struct GgufGenerator {
+    identity: ModelIdentity,
     model_name: String,
     architecture: String,
     context_length: usize,
@@ -179,6 +203,14 @@ impl GgufGenerator {
     /// For comparing the converted model with the file as written (tests, benchmarks).
     #[doc(hidden)]
     pub fn load_with_requantization(path: &Path, requantize: bool) -> Result<GgufGenerator> {
+        Self::load_with(path, requantize, true)
+    }
+
+    /// Loads a GGUF file choosing both the Q8_0 conversion and, for dense llama and qwen2
+    /// models, Vellum's decoder (`own_decoder`) or candle's reference implementation. For
+    /// comparing the two (tests, benchmarks).
+    #[doc(hidden)]
+    pub fn load_with(path: &Path, requantize: bool, own_decoder: bool) -> Result<GgufGenerator> {
         let model_file_error = |reason: String| Error::ModelFile {
             path: path.to_path_buf(),
             reason,
@@ -226,10 +258,28 @@ impl GgufGenerator {
             ChatTemplate::new(&template_source, tokenizer.bos_text(), tokenizer.eos_text())
                 .map_err(|err| model_file_error(format!("tokenizer.chat_template: {err}")))?;
 
+        let requantized_to_q8_0 = requantize
+            && content
+                .tensor_infos
+                .values()
+                .any(|info| weights::is_slow_on_cpu(info.ggml_dtype));
+        // The hash of the bytes the weights come from: read once more, but from the page cache
+        // the loader just filled (~1 GB/s), and it makes every answer traceable to this file.
+        let file_sha256 = crate::registry::sha256_file(path)?;
+
         // candle's loaders bail on missing tensors and metadata, but a corrupt file could still
         // hit a panic inside them; a model file must never bring the service down.
         let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            weights::load(&architecture, content, &mut file, requantize)
+            weights::load(
+                &architecture,
+                content,
+                &mut file,
+                &weights::LoadOptions {
+                    requantize,
+                    own_decoder,
+                    max_positions: context_length,
+                },
+            )
         }));
         let model = match loaded {
             Ok(Ok(model)) => model,
@@ -262,7 +312,16 @@ impl GgufGenerator {
             context_length,
             "loaded GGUF generator"
         );
+        let identity = ModelIdentity {
+            name: model_name.clone(),
+            engine: "gguf".to_string(),
+            architecture: architecture.clone(),
+            file_sha256,
+            template_sha256: template.sha256(),
+            requantized_to_q8_0,
+        };
         Ok(GgufGenerator {
+            identity,
             model_name,
             architecture,
             context_length,
@@ -494,6 +553,10 @@ impl Generator for GgufGenerator {
 
     fn model_name(&self) -> &str {
         &self.model_name
+    }
+
+    fn identity(&self) -> ModelIdentity {
+        self.identity.clone()
     }
 }
 

@@ -9,11 +9,15 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use candle_transformers::models::{quantized_llama, quantized_phi3, quantized_qwen2};
 
+use super::decoder::Decoder;
+
 /// The architectures `general.architecture` may name.
 pub(crate) const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "qwen2", "phi3"];
 
 /// A loaded transformer with its KV cache.
 pub(crate) enum ModelWeights {
+    /// Dense llama and qwen2 models: Vellum's own decoder around candle's matmuls.
+    Decoder(Box<Decoder>),
     /// Llama, Mistral, SmolLM2 and other `llama` GGUFs.
     Llama(quantized_llama::ModelWeights),
     /// Qwen 2 and 2.5.
@@ -33,6 +37,10 @@ impl ModelWeights {
         index_pos: usize,
     ) -> candle_core::Result<Tensor> {
         match self {
+            ModelWeights::Decoder(decoder) => {
+                let tokens: Vec<u32> = input.squeeze(0)?.to_vec1()?;
+                decoder.forward(&tokens, index_pos)
+            }
             ModelWeights::Llama(model) => model.forward(input, index_pos),
             ModelWeights::Qwen2(model) => model.forward(input, index_pos),
             ModelWeights::Phi3(model) => model.forward(input, index_pos),
@@ -43,6 +51,7 @@ impl ModelWeights {
     /// position-0 forward instead).
     pub(crate) fn clear_kv_cache(&mut self) {
         match self {
+            ModelWeights::Decoder(decoder) => decoder.clear_kv_cache(),
             ModelWeights::Llama(model) => model.clear_kv_cache(),
             ModelWeights::Qwen2(model) => model.clear_kv_cache(),
             ModelWeights::Phi3(_) => {}
@@ -75,7 +84,7 @@ pub(crate) fn context_length(
 }
 
 /// Tensor types for which candle 0.11 has only scalar CPU kernels.
-fn is_slow_on_cpu(dtype: GgmlDType) -> bool {
+pub(crate) fn is_slow_on_cpu(dtype: GgmlDType) -> bool {
     matches!(
         dtype,
         GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_1
@@ -95,25 +104,110 @@ pub(crate) fn load<R: Read + Seek>(
     architecture: &str,
     content: Content,
     reader: &mut R,
-    requantize: bool,
+    options: &LoadOptions,
 ) -> candle_core::Result<ModelWeights> {
     let device = Device::Cpu;
-    let needs_conversion = requantize
+    let needs_conversion = options.requantize
         && content
             .tensor_infos
             .values()
             .any(|info| is_slow_on_cpu(info.ggml_dtype));
-    if needs_conversion {
-        let (converted_content, mut converted_reader) = requantize_to_q8_0(&content, reader)?;
+    if needs_conversion || has_stacked_experts(&content) {
+        let (converted_content, mut converted_reader) =
+            rewrite_in_memory(&content, reader, needs_conversion)?;
         drop(content);
         return build(
             architecture,
             converted_content,
             &mut converted_reader,
             &device,
+            options,
         );
     }
-    build(architecture, content, reader, &device)
+    build(architecture, content, reader, &device, options)
+}
+
+/// How to load a model.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LoadOptions {
+    /// Convert tensor types with only scalar kernels to Q8_0.
+    pub(crate) requantize: bool,
+    /// Run dense llama/qwen2 models with [`Decoder`] rather than candle's implementations.
+    pub(crate) own_decoder: bool,
+    /// Longest sequence (prompt plus answer) to support.
+    pub(crate) max_positions: usize,
+}
+
+/// Stacked expert tensors as llama.cpp writes Mixtral-style models today
+/// (`blk.N.ffn_gate_exps.weight`, `[experts, rows, cols]`), and the per-expert names
+/// (`blk.N.ffn_gate.E.weight`) that candle's quantized llama reads.
+const STACKED_EXPERTS: &[(&str, &str)] = &[
+    ("ffn_gate_exps", "ffn_gate"),
+    ("ffn_up_exps", "ffn_up"),
+    ("ffn_down_exps", "ffn_down"),
+];
+
+fn stacked_expert_parts(name: &str) -> Option<(&str, &str)> {
+    let stem = name.strip_suffix(".weight")?;
+    STACKED_EXPERTS.iter().find_map(|(stacked, single)| {
+        stem.strip_suffix(stacked)
+            .and_then(|prefix| prefix.strip_suffix('.'))
+            .map(|prefix| (prefix, *single))
+    })
+}
+
+fn has_stacked_experts(content: &Content) -> bool {
+    content
+        .tensor_infos
+        .keys()
+        .any(|name| stacked_expert_parts(name).is_some())
+}
+
+/// Splits a stacked expert tensor into one tensor per expert. Experts are the outermost
+/// dimension, so each expert's quantized blocks are a contiguous byte range: the split copies
+/// bytes and changes no value.
+fn split_experts(
+    name: &str,
+    tensor: &QTensor,
+    num_experts: usize,
+) -> candle_core::Result<Vec<(String, QTensor)>> {
+    let Some((prefix, single)) = stacked_expert_parts(name) else {
+        candle_core::bail!("{name} is not a stacked expert tensor")
+    };
+    let &[experts, rows, cols] = tensor.shape().dims() else {
+        candle_core::bail!(
+            "{name} has shape {:?}, expected [experts, rows, columns]",
+            tensor.shape()
+        )
+    };
+    if experts != num_experts {
+        candle_core::bail!(
+            "{name} holds {experts} experts but llama.expert_count says {num_experts}"
+        )
+    }
+    let data = tensor.data()?;
+    if experts == 0 || data.len() % experts != 0 {
+        candle_core::bail!(
+            "{name}: {} bytes do not split into {experts} experts",
+            data.len()
+        )
+    }
+    let bytes_per_expert = data.len() / experts;
+    data.chunks_exact(bytes_per_expert)
+        .enumerate()
+        .map(|(expert, bytes)| {
+            let part = gguf_file_tensor(tensor.dtype(), bytes, vec![rows, cols])?;
+            Ok((format!("{prefix}.{single}.{expert}.weight"), part))
+        })
+        .collect()
+}
+
+fn gguf_file_tensor(
+    dtype: GgmlDType,
+    bytes: &[u8],
+    dims: Vec<usize>,
+) -> candle_core::Result<QTensor> {
+    candle_core::quantized::ggml_file::qtensor_from_ggml(dtype, bytes, dims, &Device::Cpu)
 }
 
 fn build<R: Read + Seek>(
@@ -121,7 +215,12 @@ fn build<R: Read + Seek>(
     content: Content,
     reader: &mut R,
     device: &Device,
+    options: &LoadOptions,
 ) -> candle_core::Result<ModelWeights> {
+    if options.own_decoder && Decoder::supports(architecture, &content) {
+        return Decoder::load(architecture, &content, reader, options.max_positions)
+            .map(|decoder| ModelWeights::Decoder(Box::new(decoder)));
+    }
     match architecture {
         "llama" => quantized_llama::ModelWeights::from_gguf(content, reader, device)
             .map(ModelWeights::Llama),
@@ -133,28 +232,42 @@ fn build<R: Read + Seek>(
     }
 }
 
-/// Writes an in-memory GGUF with the same metadata and tensors, the slow ones as Q8_0, and
-/// returns its header and a reader over it.
-fn requantize_to_q8_0<R: Read + Seek>(
+/// Writes an in-memory GGUF with the same metadata and tensors, stacked expert tensors split
+/// per expert and, with `requantize`, the slow tensor types as Q8_0; returns its header and a
+/// reader over it.
+fn rewrite_in_memory<R: Read + Seek>(
     content: &Content,
     reader: &mut R,
+    requantize: bool,
 ) -> candle_core::Result<(Content, Cursor<Vec<u8>>)> {
     let device = Device::Cpu;
+    let num_experts = content
+        .metadata
+        .get("llama.expert_count")
+        .and_then(|value| value.to_u32().ok())
+        .map_or(0, |count| count as usize);
     let mut tensor_names: Vec<&String> = content.tensor_infos.keys().collect();
     tensor_names.sort();
-    let mut tensors: Vec<(&str, QTensor)> = Vec::with_capacity(tensor_names.len());
+    let mut tensors: Vec<(String, QTensor)> = Vec::with_capacity(tensor_names.len());
     let mut num_converted = 0usize;
     for name in tensor_names {
         let tensor = content.tensor(reader, name, &device)?;
-        // Q8_0 blocks hold 32 values of the last dimension; keep tensors that do not divide.
-        let row_len = tensor.shape().dims().last().copied().unwrap_or(0);
-        let tensor = if is_slow_on_cpu(tensor.dtype()) && row_len % 32 == 0 {
-            num_converted += 1;
-            QTensor::quantize(&tensor.dequantize(&device)?, GgmlDType::Q8_0)?
+        let parts = if stacked_expert_parts(name).is_some() {
+            split_experts(name, &tensor, num_experts)?
         } else {
-            tensor
+            vec![(name.clone(), tensor)]
         };
-        tensors.push((name.as_str(), tensor));
+        for (part_name, part) in parts {
+            // Q8_0 blocks hold 32 values of the last dimension; keep tensors that do not divide.
+            let row_len = part.shape().dims().last().copied().unwrap_or(0);
+            let part = if requantize && is_slow_on_cpu(part.dtype()) && row_len % 32 == 0 {
+                num_converted += 1;
+                QTensor::quantize(&part.dequantize(&device)?, GgmlDType::Q8_0)?
+            } else {
+                part
+            };
+            tensors.push((part_name, part));
+        }
     }
     tracing::debug!(num_converted, "re-quantized GGUF tensors to Q8_0");
     // The writer aligns tensor data to 32 bytes; a copied `general.alignment` would misplace it.
@@ -164,7 +277,8 @@ fn requantize_to_q8_0<R: Read + Seek>(
         .filter(|(key, _)| key.as_str() != "general.alignment")
         .map(|(key, value)| (key.as_str(), value))
         .collect();
-    let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(name, t)| (*name, t)).collect();
+    let tensor_refs: Vec<(&str, &QTensor)> =
+        tensors.iter().map(|(name, t)| (name.as_str(), t)).collect();
     let mut buffer = Cursor::new(Vec::new());
     gguf_file::write(&mut buffer, &metadata, &tensor_refs)?;
     drop(tensor_refs);

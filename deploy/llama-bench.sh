@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The peer for generation speed: llama.cpp's llama-bench on the default SmolLM2 GGUF, 2 threads,
+# prompt processing of 512 tokens and generation of 128, next to Vellum's own gen_bench in the
+# same run. llama.cpp's source comes from PyPI (the llama-cpp-python sdist vendors it, pinned
+# below by SHA-256); it is built once into ~/.cache/vellum/llama.cpp-<version>.
+#
+# usage: deploy/llama-bench.sh
+set -euo pipefail
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$repo_root/deploy/setup.sh"
+cd "$repo_root"
+
+version=0.3.36
+sha256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
+cache=$HOME/.cache/vellum
+src=$cache/llama_cpp_python-$version
+bench=$src/vendor/llama.cpp/build/bin/llama-bench
+if [ ! -x "$bench" ]; then
+  command -v cmake >/dev/null 2>&1 || {
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get install -y -qq cmake >/dev/null
+  }
+  mkdir -p "$cache"
+  tarball=$cache/llama_cpp_python-$version.tar.gz
+  if [ ! -f "$tarball" ]; then
+    venv=$(mktemp -d)
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet scikit-build-core
+    "$venv/bin/pip" download --quiet --no-deps --no-binary :all: --no-build-isolation \
+      -d "$cache" "llama-cpp-python==$version"
+    rm -rf "$venv"
+  fi
+  echo "$sha256  $tarball" | sha256sum -c --quiet
+  tar -xzf "$tarball" -C "$cache"
+  # Portable flags: never GGML_NATIVE (machines of this kind differ and a wrong guess dies on
+  # the first matmul); AVX2/FMA always, AVX-512 only where this CPU has it, AVX-VNNI/AMX never.
+  avx512=OFF
+  grep -qw avx512f /proc/cpuinfo && avx512=ON
+  cmake -S "$src/vendor/llama.cpp" -B "$src/vendor/llama.cpp/build" -DCMAKE_BUILD_TYPE=Release \
+    -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+    -DGGML_AVX512=$avx512 -DGGML_AVX_VNNI=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF \
+    -DGGML_AMX_BF16=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+    -DLLAMA_BUILD_SERVER=OFF >/dev/null
+  cmake --build "$src/vendor/llama.cpp/build" --target llama-bench -j "$(nproc)" >/dev/null
+fi
+
+model="$VELLUM_MODELS_DIR/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
+cargo build --release --locked --workspace --all-targets
+echo "== llama.cpp llama-bench (llama-cpp-python $version's vendored llama.cpp), 2 threads"
+"$bench" -m "$model" -t 2 -p 512 -n 128 -r 3
+echo "== Vellum gen_bench (candle), 2 threads"
+"$CARGO_TARGET_DIR/release/examples/gen_bench" "$model"

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Tests Vellum's OpenAI-compatible client against a real engine: llama-cpp-python's server
+# (from PyPI, built here from source) serving the default SmolLM2 GGUF on loopback.
+# Not part of .ci/run: building llama.cpp takes about 10 minutes on 2 cores. The build is
+# cached in ~/.cache/vellum/llama-cpp-venv, so a second run starts in seconds.
+#
+# usage: deploy/remote-engine-test.sh
+set -euo pipefail
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$repo_root/deploy/setup.sh"
+cd "$repo_root"
+
+venv=${VELLUM_LLAMA_CPP_VENV:-$HOME/.cache/vellum/llama-cpp-venv}
+if ! "$venv/bin/python" -c 'import llama_cpp.server' >/dev/null 2>&1; then
+  command -v cmake >/dev/null 2>&1 || {
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get install -y -qq cmake >/dev/null
+  }
+  python3 -m venv "$venv"
+  # Never let llama.cpp tune for the build machine (GGML_NATIVE): machines of this kind differ,
+  # and a binary with the wrong instructions dies on its first matmul. AVX2/FMA always (Vellum
+  # needs them too); AVX-512 only where this CPU has it; AVX-VNNI and AMX never (they fault on
+  # some of these VMs).
+  avx512=OFF
+  grep -qw avx512f /proc/cpuinfo && avx512=ON
+  export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+-DGGML_AVX512=$avx512 -DGGML_AVX_VNNI=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+  echo "remote-engine-test: building llama-cpp-python (CMAKE_ARGS=$CMAKE_ARGS)"
+  "$venv/bin/pip" install --quiet 'llama-cpp-python[server]'
+fi
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+model="$VELLUM_MODELS_DIR/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
+log=$(mktemp)
+"$venv/bin/python" -m llama_cpp.server --model "$model" --model_alias smollm2 \
+  --host 127.0.0.1 --port "$port" --n_threads 2 --n_ctx 2048 >"$log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
+for _ in $(seq 1 120); do
+  curl -fsS "http://127.0.0.1:$port/v1/models" >/dev/null 2>&1 && break
+  kill -0 $server 2>/dev/null || { cat "$log" >&2; echo "remote-engine-test: the server died" >&2; exit 1; }
+  sleep 1
+done
+echo "remote-engine-test: llama-cpp-python $("$venv/bin/python" -c 'import llama_cpp; print(llama_cpp.__version__)') serving on 127.0.0.1:$port"
+
+export VELLUM_REMOTE_ENGINE_URL="http://127.0.0.1:$port/v1" VELLUM_REMOTE_ENGINE_MODEL=smollm2
+# --workspace keeps the feature set of the normal build (no second compile of the dependencies).
+cargo test --release --locked --workspace --test remote -- --include-ignored
+
+# And the binary end to end: ask through the remote engine.
+vellum="$CARGO_TARGET_DIR/release/vellum"
+data=$(mktemp -d)
+"$vellum" --data-dir "$data" ingest docs/ >/dev/null
+"$vellum" --data-dir "$data" --remote-url "$VELLUM_REMOTE_ENGINE_URL" --remote-model smollm2 \
+  ask "How does Vellum fuse BM25 and vector results?" --max-tokens 64
+rm -rf "$data"

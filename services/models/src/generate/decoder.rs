@@ -1,0 +1,611 @@
+//! A llama-family decoder (llama, qwen2) for the CPU that keeps candle's quantized matmuls but
+//! does everything around them itself, for generation speed.
+//!
+//! Why not candle's `quantized_llama` / `quantized_qwen2` for these: at 135M parameters the
+//! work per generated token is small and candle's per-token overhead dominated (SmolLM2: 48
+//! tokens/s against llama.cpp's 106). The profile showed three costs besides the matmuls:
+//! the KV cache grows by `Tensor::cat` (a copy of the whole cache, every layer, every token),
+//! grouped-query attention copies keys and values once per query head (`repeat_kv`: 3× the
+//! cache, every layer, every token), and each small op allocates a fresh tensor. Here the KV
+//! cache is appended in place, each query head reads its key/value head directly, the
+//! projections that share an input run as one matmul (q|k|v, gate|up), and norms, rotary
+//! embeddings, activations and single-token attention are plain loops over slices.
+//!
+//! The arithmetic is candle's (same quantized matmul kernels, f32 everywhere else, the same
+//! rotary tables), so outputs match up to float rounding; `tests/generator.rs` holds both
+//! implementations to llama.cpp's reference continuations.
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::quantized::{ggml_file, QMatMul, QTensor};
+use candle_core::{Device, Module, Tensor};
+use rayon::prelude::*;
+
+use crate::embed::kernels::{exp, lane_sum, softmax_in_place};
+
+type CandleResult<T> = candle_core::Result<T>;
+
+/// Shapes and constants of the model.
+struct Shape {
+    dim: usize,
+    num_heads: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+    feed_forward: usize,
+    norm_eps: f32,
+    /// Rotary embedding pairs: `true` = (i, i + d/2) (NEOX: qwen2), `false` = (2i, 2i+1)
+    /// (llama).
+    rope_neox: bool,
+    max_positions: usize,
+}
+
+impl Shape {
+    fn q_dim(&self) -> usize {
+        self.num_heads * self.head_dim
+    }
+
+    fn kv_dim(&self) -> usize {
+        self.num_kv_heads * self.head_dim
+    }
+}
+
+/// Weight matrices that read the same input, run as one matmul when their storage types agree
+/// (their rows are then simply concatenated), else one after the other.
+struct Linear {
+    parts: Vec<QMatMul>,
+}
+
+impl Linear {
+    fn new(tensors: Vec<QTensor>) -> CandleResult<Linear> {
+        let same_type = tensors
+            .windows(2)
+            .all(|pair| pair[0].dtype() == pair[1].dtype());
+        if tensors.len() > 1 && same_type {
+            let dtype = tensors[0].dtype();
+            let mut rows = 0;
+            let mut columns = None;
+            let mut bytes = Vec::new();
+            for tensor in &tensors {
+                let (tensor_rows, tensor_columns) = tensor.shape().dims2()?;
+                if columns.is_some_and(|c| c != tensor_columns) {
+                    candle_core::bail!("fused projections disagree on their input size");
+                }
+                columns = Some(tensor_columns);
+                rows += tensor_rows;
+                bytes.extend_from_slice(&tensor.data()?);
+            }
+            let fused = ggml_file::qtensor_from_ggml(
+                dtype,
+                &bytes,
+                vec![rows, columns.unwrap_or(0)],
+                &Device::Cpu,
+            )?;
+            return Ok(Linear {
+                parts: vec![QMatMul::from_qtensor(fused)?],
+            });
+        }
+        Ok(Linear {
+            parts: tensors
+                .into_iter()
+                .map(QMatMul::from_qtensor)
+                .collect::<CandleResult<_>>()?,
+        })
+    }
+
+    /// `input` holds `rows` rows of `in_dim`; returns the rows of all parts side by side.
+    fn forward(&self, input: &[f32], rows: usize, in_dim: usize) -> CandleResult<Vec<f32>> {
+        let input = Tensor::from_slice(input, (rows, in_dim), &Device::Cpu)?;
+        let output = match self.parts.as_slice() {
+            [single] => single.forward(&input)?,
+            parts => {
+                let outputs = parts
+                    .iter()
+                    .map(|part| part.forward(&input))
+                    .collect::<CandleResult<Vec<_>>>()?;
+                Tensor::cat(&outputs, 1)?
+            }
+        };
+        output.flatten_all()?.to_vec1()
+    }
+}
+
+struct Layer {
+    attention_norm: Vec<f32>,
+    /// Query, key and value projections, in that order.
+    qkv: Linear,
+    /// Qwen2's projection biases (query, key, value side by side).
+    qkv_bias: Option<Vec<f32>>,
+    attention_output: Linear,
+    ffn_norm: Vec<f32>,
+    /// Gate and up projections, in that order.
+    gate_up: Linear,
+    down: Linear,
+}
+
+/// Keys and values of the positions seen so far, `[position][kv_dim]`, appended in place.
+#[derive(Default)]
+struct LayerCache {
+    keys: Vec<f32>,
+    values: Vec<f32>,
+}
+
+/// The decoder with its KV cache.
+pub(crate) struct Decoder {
+    shape: Shape,
+    /// `[vocab, dim]`, dequantized once (as candle does) so that a lookup is a copy.
+    embeddings: Vec<f32>,
+    layers: Vec<Layer>,
+    final_norm: Vec<f32>,
+    output: QMatMul,
+    /// Rotary tables, `[position][head_dim / 2]`.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    cache: Vec<LayerCache>,
+    /// Positions in the cache.
+    num_cached: usize,
+}
+
+/// Metadata reader for one architecture's keys.
+struct Metadata<'a> {
+    content: &'a Content,
+    prefix: &'a str,
+}
+
+impl Metadata<'_> {
+    fn get(&self, key: &str) -> CandleResult<&candle_core::quantized::gguf_file::Value> {
+        let full = format!("{}.{key}", self.prefix);
+        self.content
+            .metadata
+            .get(&full)
+            .ok_or_else(|| candle_core::Error::Msg(format!("cannot find {full} in metadata")))
+    }
+
+    fn usize(&self, key: &str) -> CandleResult<usize> {
+        Ok(self.get(key)?.to_u32()? as usize)
+    }
+}
+
+impl Decoder {
+    /// Whether this decoder handles `architecture` as written in `content`; other files go to
+    /// candle's implementations (mixtures of experts, partial rotary embeddings, phi3).
+    pub(crate) fn supports(architecture: &str, content: &Content) -> bool {
+        let metadata = Metadata {
+            content,
+            prefix: architecture,
+        };
+        let is_dense = !matches!(
+            metadata.get("expert_count").and_then(|value| value.to_u32()),
+            Ok(count) if count > 1
+        );
+        let rope_covers_heads = match (
+            metadata.usize("embedding_length"),
+            metadata.usize("attention.head_count"),
+        ) {
+            (Ok(dim), Ok(heads)) if heads > 0 => match metadata.usize("rope.dimension_count") {
+                Ok(rope_dim) => rope_dim == dim / heads,
+                Err(_) => true,
+            },
+            _ => false,
+        };
+        matches!(architecture, "llama" | "qwen2") && is_dense && rope_covers_heads
+    }
+
+    /// Loads the weights; `max_positions` bounds the sequence length (prompt plus answer).
+    pub(crate) fn load<R: std::io::Read + std::io::Seek>(
+        architecture: &str,
+        content: &Content,
+        reader: &mut R,
+        max_positions: usize,
+    ) -> CandleResult<Decoder> {
+        let device = Device::Cpu;
+        let metadata = Metadata {
+            content,
+            prefix: architecture,
+        };
+        let dim = metadata.usize("embedding_length")?;
+        let num_heads = metadata.usize("attention.head_count")?;
+        let num_kv_heads = metadata.usize("attention.head_count_kv")?;
+        let num_layers = metadata.usize("block_count")?;
+        let feed_forward = metadata.usize("feed_forward_length")?;
+        if num_heads == 0 || num_kv_heads == 0 || dim % num_heads != 0 {
+            candle_core::bail!("{dim} dimensions do not split into {num_heads} heads");
+        }
+        if num_heads % num_kv_heads != 0 {
+            candle_core::bail!("{num_heads} query heads do not share {num_kv_heads} key heads");
+        }
+        let head_dim = dim / num_heads;
+        if head_dim % 2 != 0 {
+            candle_core::bail!("head size {head_dim} is odd: rotary embeddings need pairs");
+        }
+        let norm_eps = metadata.get("attention.layer_norm_rms_epsilon")?.to_f32()?;
+        let rope_base = metadata
+            .get("rope.freq_base")
+            .and_then(|value| value.to_f32())
+            .unwrap_or(10_000.0);
+        let shape = Shape {
+            dim,
+            num_heads,
+            num_kv_heads,
+            head_dim,
+            feed_forward,
+            norm_eps,
+            rope_neox: architecture == "qwen2",
+            max_positions,
+        };
+
+        let mut tensor = |name: &str| content.tensor(reader, name, &device);
+        let vector = |tensor: QTensor| -> CandleResult<Vec<f32>> {
+            tensor.dequantize(&device)?.flatten_all()?.to_vec1()
+        };
+        let token_embeddings = tensor("token_embd.weight")?;
+        let (_, embedding_dim) = token_embeddings.shape().dims2()?;
+        if embedding_dim != dim {
+            candle_core::bail!("token_embd.weight has {embedding_dim} columns, not {dim}");
+        }
+        let embeddings = token_embeddings
+            .dequantize(&device)?
+            .flatten_all()?
+            .to_vec1()?;
+        let output = match tensor("output.weight") {
+            Ok(output) => output,
+            // Tied embeddings (SmolLM2, small Qwen2): the output matrix is the embedding table.
+            Err(_) => token_embeddings,
+        };
+        let final_norm = vector(tensor("output_norm.weight")?)?;
+
+        let mut layers = Vec::with_capacity(num_layers);
+        for index in 0..num_layers {
+            let name = |suffix: &str| format!("blk.{index}.{suffix}");
+            let qkv_bias = if architecture == "qwen2" {
+                let mut bias = vector(tensor(&name("attn_q.bias"))?)?;
+                bias.extend(vector(tensor(&name("attn_k.bias"))?)?);
+                bias.extend(vector(tensor(&name("attn_v.bias"))?)?);
+                Some(bias)
+            } else {
+                None
+            };
+            layers.push(Layer {
+                attention_norm: vector(tensor(&name("attn_norm.weight"))?)?,
+                qkv: Linear::new(vec![
+                    tensor(&name("attn_q.weight"))?,
+                    tensor(&name("attn_k.weight"))?,
+                    tensor(&name("attn_v.weight"))?,
+                ])?,
+                qkv_bias,
+                attention_output: Linear::new(vec![tensor(&name("attn_output.weight"))?])?,
+                ffn_norm: vector(tensor(&name("ffn_norm.weight"))?)?,
+                gate_up: Linear::new(vec![
+                    tensor(&name("ffn_gate.weight"))?,
+                    tensor(&name("ffn_up.weight"))?,
+                ])?,
+                down: Linear::new(vec![tensor(&name("ffn_down.weight"))?])?,
+            });
+        }
+
+        // The same f32 arithmetic as candle's tables, so both implementations agree.
+        let half = head_dim / 2;
+        let frequencies: Vec<f32> = (0..head_dim)
+            .step_by(2)
+            .map(|i| 1.0 / rope_base.powf(i as f32 / head_dim as f32))
+            .collect();
+        let mut cos = Vec::with_capacity(max_positions * half);
+        let mut sin = Vec::with_capacity(max_positions * half);
+        for position in 0..max_positions {
+            for &frequency in &frequencies {
+                let angle = position as f32 * frequency;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+
+        Ok(Decoder {
+            cache: (0..num_layers).map(|_| LayerCache::default()).collect(),
+            shape,
+            embeddings,
+            layers,
+            final_norm,
+            output: QMatMul::from_qtensor(output)?,
+            cos,
+            sin,
+            num_cached: 0,
+        })
+    }
+
+    /// Empties the KV cache (keeping its memory for the next sequence).
+    pub(crate) fn clear_kv_cache(&mut self) {
+        for cache in &mut self.cache {
+            cache.keys.clear();
+            cache.values.clear();
+        }
+        self.num_cached = 0;
+    }
+
+    /// Runs `tokens` at positions `start..`, `start == 0` beginning a new sequence, and
+    /// returns the logits of the last one, shape `(1, vocab)`.
+    pub(crate) fn forward(&mut self, tokens: &[u32], start: usize) -> CandleResult<Tensor> {
+        if start == 0 {
+            self.clear_kv_cache();
+        }
+        if start != self.num_cached {
+            candle_core::bail!(
+                "position {start} does not follow the {} cached positions",
+                self.num_cached
+            );
+        }
+        let num_tokens = tokens.len();
+        if num_tokens == 0 {
+            candle_core::bail!("no tokens to run");
+        }
+        if start + num_tokens > self.shape.max_positions {
+            candle_core::bail!(
+                "{} positions exceed the model's {}",
+                start + num_tokens,
+                self.shape.max_positions
+            );
+        }
+        let dim = self.shape.dim;
+        let mut hidden = Vec::with_capacity(num_tokens * dim);
+        for &token in tokens {
+            let row = token as usize * dim;
+            let embedding = self.embeddings.get(row..row + dim).ok_or_else(|| {
+                candle_core::Error::Msg(format!("token {token} is outside the vocabulary"))
+            })?;
+            hidden.extend_from_slice(embedding);
+        }
+
+        for (layer, cache) in self.layers.iter().zip(&mut self.cache) {
+            let normed = rms_norm_rows(&hidden, &layer.attention_norm, self.shape.norm_eps);
+            let mut qkv = layer.qkv.forward(&normed, num_tokens, dim)?;
+            let attention = attend(
+                &self.shape,
+                &self.cos,
+                &self.sin,
+                layer,
+                cache,
+                &mut qkv,
+                start,
+                num_tokens,
+            )?;
+            let projected =
+                layer
+                    .attention_output
+                    .forward(&attention, num_tokens, self.shape.q_dim())?;
+            add_in_place(&mut hidden, &projected);
+
+            let normed = rms_norm_rows(&hidden, &layer.ffn_norm, self.shape.norm_eps);
+            let gate_up = layer.gate_up.forward(&normed, num_tokens, dim)?;
+            let activated = silu_gate(&gate_up, self.shape.feed_forward);
+            let down = layer
+                .down
+                .forward(&activated, num_tokens, self.shape.feed_forward)?;
+            add_in_place(&mut hidden, &down);
+        }
+        self.num_cached += num_tokens;
+
+        let last = &hidden[(num_tokens - 1) * dim..];
+        let normed = rms_norm_rows(last, &self.final_norm, self.shape.norm_eps);
+        let input = Tensor::from_vec(normed, (1, dim), &Device::Cpu)?;
+        self.output.forward(&input)
+    }
+}
+
+/// Adds the biases, applies rotary embeddings, appends keys and values to the cache, and
+/// returns the attention output `[num_tokens, q_dim]` of the new positions.
+#[allow(clippy::too_many_arguments)]
+fn attend(
+    shape: &Shape,
+    cos: &[f32],
+    sin: &[f32],
+    layer: &Layer,
+    cache: &mut LayerCache,
+    qkv: &mut [f32],
+    start: usize,
+    num_tokens: usize,
+) -> CandleResult<Vec<f32>> {
+    let (q_dim, kv_dim, head_dim) = (shape.q_dim(), shape.kv_dim(), shape.head_dim);
+    let row_len = q_dim + 2 * kv_dim;
+    if qkv.len() != num_tokens * row_len {
+        candle_core::bail!(
+            "projection output has {} values, expected {}",
+            qkv.len(),
+            num_tokens * row_len
+        );
+    }
+    let half = head_dim / 2;
+    for (offset, row) in qkv.chunks_exact_mut(row_len).enumerate() {
+        if let Some(bias) = &layer.qkv_bias {
+            add_in_place(row, bias);
+        }
+        let position = start + offset;
+        let table = position * half..(position + 1) * half;
+        let (cos, sin) = (&cos[table.clone()], &sin[table]);
+        let (query_key, value) = row.split_at_mut(q_dim + kv_dim);
+        for head in query_key.chunks_exact_mut(head_dim) {
+            rotate(head, cos, sin, shape.rope_neox);
+        }
+        cache.keys.extend_from_slice(&query_key[q_dim..]);
+        cache.values.extend_from_slice(value);
+    }
+
+    let cache: &LayerCache = cache;
+    let num_positions = start + num_tokens;
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    let group = shape.num_heads / shape.num_kv_heads;
+    let mut output = vec![0.0_f32; num_tokens * q_dim];
+    if num_tokens == 1 {
+        // One new token: each head reads the cache directly, heads in parallel.
+        let query = &qkv[..q_dim];
+        output
+            .par_chunks_exact_mut(head_dim)
+            .zip(query.par_chunks_exact(head_dim))
+            .enumerate()
+            .for_each(|(head, (out, query))| {
+                let kv_offset = (head / group) * head_dim;
+                let mut scores: Vec<f32> = (0..num_positions)
+                    .map(|position| {
+                        let key = &cache.keys[position * kv_dim + kv_offset..][..head_dim];
+                        dot(query, key) * scale
+                    })
+                    .collect();
+                softmax_in_place(&mut scores);
+                for (position, &weight) in scores.iter().enumerate() {
+                    let value = &cache.values[position * kv_dim + kv_offset..][..head_dim];
+                    for (out, &value) in out.iter_mut().zip(value) {
+                        *out += weight * value;
+                    }
+                }
+            });
+        return Ok(output);
+    }
+
+    // A prompt chunk: per key/value head, scores = Q·Kᵀ and Q·V as matrix products.
+    for kv_head in 0..shape.num_kv_heads {
+        let kv_offset = kv_head * head_dim;
+        let gather = |source: &[f32]| -> Vec<f32> {
+            let mut gathered = Vec::with_capacity(num_positions * head_dim);
+            for position in 0..num_positions {
+                gathered.extend_from_slice(&source[position * kv_dim + kv_offset..][..head_dim]);
+            }
+            gathered
+        };
+        let keys = Tensor::from_vec(gather(&cache.keys), (num_positions, head_dim), &Device::Cpu)?;
+        let values = Tensor::from_vec(
+            gather(&cache.values),
+            (num_positions, head_dim),
+            &Device::Cpu,
+        )?;
+        // Rows: the group's heads, each over the chunk's tokens.
+        let mut queries = Vec::with_capacity(group * num_tokens * head_dim);
+        for head in kv_head * group..(kv_head + 1) * group {
+            for row in qkv.chunks_exact(row_len) {
+                queries.extend_from_slice(&row[head * head_dim..][..head_dim]);
+            }
+        }
+        let queries = Tensor::from_vec(queries, (group * num_tokens, head_dim), &Device::Cpu)?;
+        let mut scores: Vec<f32> = queries.matmul(&keys.t()?)?.flatten_all()?.to_vec1()?;
+        scores
+            .par_chunks_exact_mut(num_positions)
+            .enumerate()
+            .for_each(|(row, scores)| {
+                // Causal: token `start + i` sees positions up to itself.
+                let visible = start + row % num_tokens + 1;
+                for score in &mut scores[..visible] {
+                    *score *= scale;
+                }
+                softmax_in_place(&mut scores[..visible]);
+                scores[visible..].fill(0.0);
+            });
+        let weights = Tensor::from_vec(scores, (group * num_tokens, num_positions), &Device::Cpu)?;
+        let context: Vec<f32> = weights.matmul(&values)?.flatten_all()?.to_vec1()?;
+        for (index, head_rows) in context.chunks_exact(num_tokens * head_dim).enumerate() {
+            let head = kv_head * group + index;
+            for (token, row) in head_rows.chunks_exact(head_dim).enumerate() {
+                output[token * q_dim + head * head_dim..][..head_dim].copy_from_slice(row);
+            }
+        }
+    }
+    Ok(output)
+}
+
+/// Rotates one head's vector by the position's angles.
+fn rotate(head: &mut [f32], cos: &[f32], sin: &[f32], neox: bool) {
+    let half = head.len() / 2;
+    if neox {
+        let (first, second) = head.split_at_mut(half);
+        for (((x0, x1), &c), &s) in first.iter_mut().zip(second).zip(cos).zip(sin) {
+            let (a, b) = (*x0, *x1);
+            *x0 = a * c - b * s;
+            *x1 = a * s + b * c;
+        }
+    } else {
+        for ((pair, &c), &s) in head.chunks_exact_mut(2).zip(cos).zip(sin) {
+            let (a, b) = (pair[0], pair[1]);
+            pair[0] = a * c - b * s;
+            pair[1] = a * s + b * c;
+        }
+    }
+}
+
+/// Dot product in eight lanes (vectorises; see `lane_sum`).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0_f32; 8];
+    let mut a_chunks = a.chunks_exact(8);
+    let mut b_chunks = b.chunks_exact(8);
+    for (a, b) in (&mut a_chunks).zip(&mut b_chunks) {
+        for ((lane, &x), &y) in lanes.iter_mut().zip(a).zip(b) {
+            *lane += x * y;
+        }
+    }
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// RMS-normalises each row of `rows` (rows of `weight.len()`) and scales by `weight`.
+fn rms_norm_rows(rows: &[f32], weight: &[f32], eps: f32) -> Vec<f32> {
+    let mut output = Vec::with_capacity(rows.len());
+    for row in rows.chunks_exact(weight.len()) {
+        let mean_square = lane_sum(row, |x| x * x) / row.len() as f32;
+        let inverse = 1.0 / (mean_square + eps).sqrt();
+        output.extend(row.iter().zip(weight).map(|(&x, &w)| x * inverse * w));
+    }
+    output
+}
+
+/// `silu(gate) * up` for rows laid out as `[gate (width) | up (width)]`.
+fn silu_gate(gate_up: &[f32], width: usize) -> Vec<f32> {
+    let mut output = Vec::with_capacity(gate_up.len() / 2);
+    for row in gate_up.chunks_exact(2 * width) {
+        let (gate, up) = row.split_at(width);
+        output.extend(gate.iter().zip(up).map(|(&g, &u)| g / (1.0 + exp(-g)) * u));
+    }
+    output
+}
+
+fn add_in_place(target: &mut [f32], addend: &[f32]) {
+    for (target, &addend) in target.iter_mut().zip(addend) {
+        *target += addend;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interleaved_and_half_split_rotations_rotate_the_right_pairs() {
+        let angle = std::f32::consts::FRAC_PI_2;
+        let (cos, sin) = ([angle.cos(), 1.0], [angle.sin(), 0.0]);
+        let mut interleaved = [1.0, 0.0, 5.0, 7.0];
+        rotate(&mut interleaved, &cos, &sin, false);
+        assert!((interleaved[0] - 0.0).abs() < 1e-6 && (interleaved[1] - 1.0).abs() < 1e-6);
+        assert_eq!(&interleaved[2..], &[5.0, 7.0]);
+        let mut halves = [1.0, 5.0, 0.0, 7.0];
+        rotate(&mut halves, &cos, &sin, true);
+        assert!((halves[0] - 0.0).abs() < 1e-6 && (halves[2] - 1.0).abs() < 1e-6);
+        assert_eq!((halves[1], halves[3]), (5.0, 7.0));
+    }
+
+    #[test]
+    fn rms_norm_and_silu_gate_match_their_formulas() {
+        let normed = rms_norm_rows(&[3.0, 4.0], &[1.0, 2.0], 0.0);
+        let rms = (12.5_f32).sqrt();
+        assert!((normed[0] - 3.0 / rms).abs() < 1e-6);
+        assert!((normed[1] - 8.0 / rms).abs() < 1e-6);
+        let activated = silu_gate(&[1.0, -2.0, 3.0, 4.0], 2);
+        let silu = |x: f32| x / (1.0 + (-x).exp());
+        assert!((activated[0] - silu(1.0) * 3.0).abs() < 1e-5);
+        assert!((activated[1] - silu(-2.0) * 4.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn dot_handles_lengths_that_are_not_multiples_of_eight() {
+        let a: Vec<f32> = (0..13).map(|i| i as f32).collect();
+        let expected: f32 = a.iter().map(|x| x * x).sum();
+        assert_eq!(dot(&a, &a), expected);
+    }
+}
