@@ -33,8 +33,13 @@ fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 model="$VELLUM_MODELS_DIR/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
 log=$(mktemp)
+# --n_batch 1: on this machine kind (AMD Zen 3, AVX2, no AVX-512) llama-cpp-python 0.3.36's
+# batched prompt evaluation of this Q4_1 model returns wrong logits: a fresh server answered
+# "What is the capital of France?" with French gibberish, and a second identical request (whose
+# prompt then came from its cache) with "The capital of France is Paris.". One token per batch
+# gives the right answer every time. See docs/benchmarks.md, "Generation".
 "$venv/bin/python" -m llama_cpp.server --model "$model" --model_alias smollm2 \
-  --host 127.0.0.1 --port "$port" --n_threads 2 --n_ctx 2048 >"$log" 2>&1 &
+  --host 127.0.0.1 --port "$port" --n_threads 2 --n_ctx 2048 --n_batch 1 >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 1 120); do

@@ -70,22 +70,34 @@ fn vellum_decoder_matches_candle_on_llama_and_qwen2() {
     for arch in [TinyArch::Llama, TinyArch::Qwen2] {
         let path = dir.path().join(format!("tiny-{arch:?}.gguf"));
         write_tiny_model(&path, arch);
-        let ours = GgufGenerator::load_with(&path, true, true)
+        // As written (no Q8_0 conversion): both then multiply the Q4_1 blocks by 8-bit
+        // activations with the same formula (ours with AVX2, candle's scalar kernel).
+        let ours = GgufGenerator::load_with(&path, false, true)
             .unwrap_or_else(|err| panic!("{arch:?}: {err}"));
-        let candle = GgufGenerator::load_with(&path, true, false)
+        let candle = GgufGenerator::load_with(&path, false, false)
             .unwrap_or_else(|err| panic!("{arch:?}: {err}"));
-        // A prompt of a few tokens (prefill path), then 24 single-token steps (cached path).
+        // Several tokens through the prompt path, the last through the single-token path.
+        // Free-running greedy text is not compared: random weights make near-ties common, and
+        // summing in another order may flip one.
         let prompt = ours
             .render_chat(&[ChatMessage::user("hello hello hello")])
             .unwrap_or_else(|err| panic!("{arch:?}: {err}"));
-        let reference = candle
-            .generate_raw(&prompt, &greedy(24), &mut |_: &str| {})
+        let expected = candle
+            .next_token_logits(&prompt)
             .unwrap_or_else(|err| panic!("{arch:?}: {err}"));
         let actual = ours
-            .generate_raw(&prompt, &greedy(24), &mut |_: &str| {})
+            .next_token_logits(&prompt)
             .unwrap_or_else(|err| panic!("{arch:?}: {err}"));
-        assert_eq!(actual.text, reference.text, "{arch:?}");
-        assert_eq!(actual.num_prompt_tokens, reference.num_prompt_tokens);
+        assert_eq!(actual.len(), expected.len(), "{arch:?}");
+        let scale = expected.iter().fold(0.0_f32, |max, x| max.max(x.abs()));
+        let worst = actual
+            .iter()
+            .zip(&expected)
+            .fold(0.0_f32, |max, (a, e)| max.max((a - e).abs()));
+        assert!(
+            scale > 0.0 && worst <= 1e-3 * scale,
+            "{arch:?}: logits differ by {worst} (largest logit {scale})"
+        );
     }
 }
 

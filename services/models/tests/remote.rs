@@ -165,6 +165,8 @@ fn streamed_chat_completion_arrives_piece_by_piece() {
     assert_eq!(body["seed"], 7);
     assert_eq!(body["top_p"], 0.9);
     assert_eq!(body["stop"], serde_json::json!(["\n\n"]));
+    assert_eq!(body["frequency_penalty"], 0.0);
+    assert_eq!(body["presence_penalty"], 0.0);
     assert_eq!(body["messages"][1]["role"], "user");
     assert_eq!(body["messages"][1]["content"], "Term?");
 }

@@ -16,10 +16,11 @@
 //! implementations to llama.cpp's reference continuations.
 
 use candle_core::quantized::gguf_file::Content;
-use candle_core::quantized::{ggml_file, QMatMul, QTensor};
+use candle_core::quantized::{ggml_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use rayon::prelude::*;
 
+use super::q4_1::{has_fast_path, Q4_1Matrix};
 use crate::embed::kernels::{exp, lane_sum, softmax_in_place};
 
 type CandleResult<T> = candle_core::Result<T>;
@@ -49,9 +50,11 @@ impl Shape {
 }
 
 /// Weight matrices that read the same input, run as one matmul when their storage types agree
-/// (their rows are then simply concatenated), else one after the other.
-struct Linear {
-    parts: Vec<QMatMul>,
+/// (their rows are then simply concatenated), else one after the other. Q4_1 weights use
+/// [`Q4_1Matrix`] where the CPU has AVX2; everything else candle's quantized matmul.
+enum Linear {
+    Candle(Vec<QMatMul>),
+    Q4_1(Q4_1Matrix),
 }
 
 impl Linear {
@@ -59,6 +62,23 @@ impl Linear {
         let same_type = tensors
             .windows(2)
             .all(|pair| pair[0].dtype() == pair[1].dtype());
+        if same_type
+            && tensors.first().map(QTensor::dtype) == Some(GgmlDType::Q4_1)
+            && has_fast_path()
+        {
+            let mut rows = 0;
+            let mut columns = 0;
+            let mut bytes = Vec::new();
+            for tensor in &tensors {
+                let (tensor_rows, tensor_columns) = tensor.shape().dims2()?;
+                rows += tensor_rows;
+                columns = tensor_columns;
+                bytes.extend_from_slice(&tensor.data()?);
+            }
+            return Q4_1Matrix::new(bytes, rows, columns)
+                .map(Linear::Q4_1)
+                .map_err(candle_core::Error::Msg);
+        }
         if tensors.len() > 1 && same_type {
             let dtype = tensors[0].dtype();
             let mut rows = 0;
@@ -79,22 +99,26 @@ impl Linear {
                 vec![rows, columns.unwrap_or(0)],
                 &Device::Cpu,
             )?;
-            return Ok(Linear {
-                parts: vec![QMatMul::from_qtensor(fused)?],
-            });
+            return Ok(Linear::Candle(vec![QMatMul::from_qtensor(fused)?]));
         }
-        Ok(Linear {
-            parts: tensors
+        Ok(Linear::Candle(
+            tensors
                 .into_iter()
                 .map(QMatMul::from_qtensor)
                 .collect::<CandleResult<_>>()?,
-        })
+        ))
     }
 
     /// `input` holds `rows` rows of `in_dim`; returns the rows of all parts side by side.
     fn forward(&self, input: &[f32], rows: usize, in_dim: usize) -> CandleResult<Vec<f32>> {
+        let parts = match self {
+            Linear::Q4_1(matrix) => {
+                return matrix.forward(input, rows).map_err(candle_core::Error::Msg)
+            }
+            Linear::Candle(parts) => parts,
+        };
         let input = Tensor::from_slice(input, (rows, in_dim), &Device::Cpu)?;
-        let output = match self.parts.as_slice() {
+        let output = match parts.as_slice() {
             [single] => single.forward(&input)?,
             parts => {
                 let outputs = parts
@@ -135,7 +159,7 @@ pub(crate) struct Decoder {
     embeddings: Vec<f32>,
     layers: Vec<Layer>,
     final_norm: Vec<f32>,
-    output: QMatMul,
+    output: Linear,
     /// Rotary tables, `[position][head_dim / 2]`.
     cos: Vec<f32>,
     sin: Vec<f32>,
@@ -303,7 +327,7 @@ impl Decoder {
             embeddings,
             layers,
             final_norm,
-            output: QMatMul::from_qtensor(output)?,
+            output: Linear::new(vec![output])?,
             cos,
             sin,
             num_cached: 0,
@@ -383,8 +407,9 @@ impl Decoder {
 
         let last = &hidden[(num_tokens - 1) * dim..];
         let normed = rms_norm_rows(last, &self.final_norm, self.shape.norm_eps);
-        let input = Tensor::from_vec(normed, (1, dim), &Device::Cpu)?;
-        self.output.forward(&input)
+        let logits = self.output.forward(&normed, 1, dim)?;
+        let vocab_size = logits.len();
+        Tensor::from_vec(logits, (1, vocab_size), &Device::Cpu)
     }
 }
 

@@ -5,6 +5,7 @@
 //! mutex); concurrent callers wait. Every generation starts from an empty KV cache.
 
 mod decoder;
+mod q4_1;
 mod remote;
 mod stream;
 mod template;
@@ -258,11 +259,14 @@ impl GgufGenerator {
             ChatTemplate::new(&template_source, tokenizer.bos_text(), tokenizer.eos_text())
                 .map_err(|err| model_file_error(format!("tokenizer.chat_template: {err}")))?;
 
-        let requantized_to_q8_0 = requantize
-            && content
-                .tensor_infos
-                .values()
-                .any(|info| weights::is_slow_on_cpu(info.ggml_dtype));
+        let load_options = weights::LoadOptions {
+            requantize,
+            own_decoder,
+            max_positions: context_length,
+        };
+        let requantized_to_q8_0 = content.tensor_infos.values().any(|info| {
+            weights::converts_to_q8_0(&architecture, &content, &load_options, info.ggml_dtype)
+        });
         // The hash of the bytes the weights come from: read once more, but from the page cache
         // the loader just filled (~1 GB/s), and it makes every answer traceable to this file.
         let file_sha256 = crate::registry::sha256_file(path)?;
@@ -270,16 +274,7 @@ impl GgufGenerator {
         // candle's loaders bail on missing tensors and metadata, but a corrupt file could still
         // hit a panic inside them; a model file must never bring the service down.
         let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            weights::load(
-                &architecture,
-                content,
-                &mut file,
-                &weights::LoadOptions {
-                    requantize,
-                    own_decoder,
-                    max_positions: context_length,
-                },
-            )
+            weights::load(&architecture, content, &mut file, &load_options)
         }));
         let model = match loaded {
             Ok(Ok(model)) => model,
@@ -340,6 +335,32 @@ impl GgufGenerator {
     /// change of prompt format can be detected and recorded.
     pub fn template_sha256(&self) -> String {
         self.template.sha256()
+    }
+
+    /// Returns the logits for the token after `prompt`: all but its last token run as a
+    /// prompt chunk, the last one as a single generation step, so both code paths take part.
+    /// For comparing implementations (tests).
+    #[doc(hidden)]
+    pub fn next_token_logits(&self, prompt: &str) -> Result<Vec<f32>> {
+        let tokens = self
+            .tokenizer
+            .encode_prompt(prompt)
+            .map_err(Error::Tokenizer)?;
+        let Some((&last, head)) = tokens.split_last() else {
+            return Err(Error::InvalidRequest("the prompt is empty".into()));
+        };
+        if head.is_empty() {
+            return Err(Error::InvalidRequest("the prompt needs two tokens".into()));
+        }
+        let mut model = self
+            .model
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        model.clear_kv_cache();
+        prefill(&mut model, head)?;
+        let logits = forward(&mut model, &[last], head.len())?;
+        model.clear_kv_cache();
+        Ok(logits.to_vec1()?)
     }
 
     /// Runs `prompt` followed by `continuation` (teacher forcing) and returns, for each token of

@@ -117,6 +117,11 @@ struct Sampling<'a> {
     seed: u64,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     stop: &'a [String],
+    /// Always sent as 0 (OpenAI's default): llama-cpp-python's server otherwise applies a
+    /// penalty of its own that turned SmolLM2's greedy "The capital of France is Paris." into
+    /// French gibberish in our test, which would make answers differ from the in-process model.
+    frequency_penalty: f64,
+    presence_penalty: f64,
 }
 
 impl<'a> Sampling<'a> {
@@ -128,6 +133,8 @@ impl<'a> Sampling<'a> {
             top_p: params.top_p,
             seed: params.seed,
             stop: &params.stop,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
         }
     }
 }
@@ -208,8 +215,8 @@ impl RemoteGenerator {
         self.runtime.block_on(async {
             let started = std::time::Instant::now();
             let response = self.send_with_retries(&url, body).await?;
-            let prompt_seconds = started.elapsed().as_secs_f64();
-            let generation_started = std::time::Instant::now();
+            // Prompt time is the time to the first token (servers send headers at once).
+            let mut first_token_at = None;
             let mut events = SseLines::default();
             let mut text = String::new();
             let mut finish_reason = None;
@@ -239,6 +246,7 @@ impl RemoteGenerator {
                             .or(choice.text)
                             .unwrap_or_default();
                         if !piece.is_empty() {
+                            first_token_at.get_or_insert_with(std::time::Instant::now);
                             num_pieces += 1;
                             on_token(&piece);
                             text.push_str(&piece);
@@ -266,8 +274,12 @@ impl RemoteGenerator {
                     .and_then(|usage| usage.completion_tokens)
                     .unwrap_or(num_pieces),
                 stop_reason,
-                prompt_seconds,
-                generation_seconds: generation_started.elapsed().as_secs_f64(),
+                prompt_seconds: first_token_at
+                    .unwrap_or_else(std::time::Instant::now)
+                    .duration_since(started)
+                    .as_secs_f64(),
+                generation_seconds: first_token_at
+                    .map_or(0.0, |first| first.elapsed().as_secs_f64()),
             })
         })
     }

@@ -107,14 +107,15 @@ pub(crate) fn load<R: Read + Seek>(
     options: &LoadOptions,
 ) -> candle_core::Result<ModelWeights> {
     let device = Device::Cpu;
-    let needs_conversion = options.requantize
-        && content
-            .tensor_infos
-            .values()
-            .any(|info| is_slow_on_cpu(info.ggml_dtype));
+    let convert = |dtype| converts_to_q8_0(architecture, &content, options, dtype);
+    let needs_conversion = content
+        .tensor_infos
+        .values()
+        .any(|info| convert(info.ggml_dtype));
     if needs_conversion || has_stacked_experts(&content) {
+        let keep_q4_1 = !convert(GgmlDType::Q4_1);
         let (converted_content, mut converted_reader) =
-            rewrite_in_memory(&content, reader, needs_conversion)?;
+            rewrite_in_memory(&content, reader, options.requantize, keep_q4_1)?;
         drop(content);
         return build(
             architecture,
@@ -125,6 +126,21 @@ pub(crate) fn load<R: Read + Seek>(
         );
     }
     build(architecture, content, reader, &device, options)
+}
+
+/// Whether loading converts tensors of `dtype` to Q8_0: the slow types when `requantize` is
+/// set, except Q4_1 for models that [`Decoder`] runs on a CPU with its Q4_1 kernel.
+pub(crate) fn converts_to_q8_0(
+    architecture: &str,
+    content: &Content,
+    options: &LoadOptions,
+    dtype: GgmlDType,
+) -> bool {
+    let decoder_reads_q4_1 = dtype == GgmlDType::Q4_1
+        && options.own_decoder
+        && super::q4_1::has_fast_path()
+        && Decoder::supports(architecture, content);
+    options.requantize && is_slow_on_cpu(dtype) && !decoder_reads_q4_1
 }
 
 /// How to load a model.
@@ -239,6 +255,7 @@ fn rewrite_in_memory<R: Read + Seek>(
     content: &Content,
     reader: &mut R,
     requantize: bool,
+    keep_q4_1: bool,
 ) -> candle_core::Result<(Content, Cursor<Vec<u8>>)> {
     let device = Device::Cpu;
     let num_experts = content
@@ -260,7 +277,8 @@ fn rewrite_in_memory<R: Read + Seek>(
         for (part_name, part) in parts {
             // Q8_0 blocks hold 32 values of the last dimension; keep tensors that do not divide.
             let row_len = part.shape().dims().last().copied().unwrap_or(0);
-            let part = if requantize && is_slow_on_cpu(part.dtype()) && row_len % 32 == 0 {
+            let keep = keep_q4_1 && part.dtype() == GgmlDType::Q4_1;
+            let part = if requantize && !keep && is_slow_on_cpu(part.dtype()) && row_len % 32 == 0 {
                 num_converted += 1;
                 QTensor::quantize(&part.dequantize(&device)?, GgmlDType::Q8_0)?
             } else {
