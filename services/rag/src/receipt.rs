@@ -205,6 +205,7 @@ pub fn replay(
     let identity = generator.identity();
     let mut report = ReplayReport {
         model_matches: identity.file_sha256 == receipt.model.file_sha256
+            && identity.name == receipt.model.name
             && identity.requantized_to_q8_0 == receipt.model.requantized_to_q8_0,
         template_matches: identity.template_sha256 == receipt.model.template_sha256,
         sources: Vec::with_capacity(receipt.sources.len()),
