@@ -45,7 +45,13 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     // Vellum's decoder with Q8_0 conversion (the default), then candle's reference
     // implementation with and without the conversion, in one process on the same machine load.
-    for (requantize, own_decoder) in [(true, true), (true, false), (false, false)] {
+    // `ONLY_VELLUM=1` runs just the first (for profiling).
+    let configurations: &[(bool, bool)] = if std::env::var_os("ONLY_VELLUM").is_some() {
+        &[(true, true)]
+    } else {
+        &[(true, true), (true, false), (false, false)]
+    };
+    for &(requantize, own_decoder) in configurations {
         let load_start = Instant::now();
         let generator = GgufGenerator::load_with(&model_path, requantize, own_decoder)?;
         let implementation = if own_decoder {
