@@ -279,6 +279,19 @@ fn injected_instructions_stay_inside_a_source_block() {
     assert_eq!(recorded.content_sha256, poisoned.content_sha256);
 }
 
+/// Asks the lease-term question of the `contracts` collection.
+fn ask_lease_term(store: &Store, generator: &ScriptedGenerator) -> vellum_rag::Answer {
+    let retriever = Retriever::new(store, &BagOfWords);
+    ask(
+        &retriever,
+        generator,
+        "What is the term of the lease?",
+        &lease_question_options(),
+        &mut |_| {},
+    )
+    .expect("answer")
+}
+
 fn lease_question_options() -> AskOptions {
     AskOptions {
         retrieval: RetrievalOptions {
@@ -297,16 +310,8 @@ fn lease_question_options() -> AskOptions {
 fn receipt_records_what_the_answer_was_made_from_and_replays() {
     let tmp = tempfile::tempdir().expect("tmp");
     let store = store_with_documents(tmp.path());
-    let retriever = Retriever::new(&store, &BagOfWords);
     let generator = ScriptedGenerator::new("The lease term is five years [1].");
-    let answer = ask(
-        &retriever,
-        &generator,
-        "What is the term of the lease?",
-        &lease_question_options(),
-        &mut |_| {},
-    )
-    .expect("answer");
+    let answer = ask_lease_term(&store, &generator);
     let receipt = &answer.receipt;
     assert_eq!(receipt.version, RECEIPT_VERSION);
     assert_eq!(receipt.question, "What is the term of the lease?");
@@ -361,16 +366,8 @@ fn receipt_records_what_the_answer_was_made_from_and_replays() {
 fn replay_reports_a_deleted_source() {
     let tmp = tempfile::tempdir().expect("tmp");
     let store = store_with_documents(tmp.path());
-    let retriever = Retriever::new(&store, &BagOfWords);
     let generator = ScriptedGenerator::new("Five years [1].");
-    let answer = ask(
-        &retriever,
-        &generator,
-        "What is the term of the lease?",
-        &lease_question_options(),
-        &mut |_| {},
-    )
-    .expect("answer");
+    let answer = ask_lease_term(&store, &generator);
     let deleted = answer.sources[0].document_id.clone();
     store.delete_document(&deleted).expect("delete");
     let report = replay(&store, &generator, &answer.receipt, &mut |_| {}).expect("replay");
@@ -384,16 +381,8 @@ fn replay_reports_a_deleted_source() {
 fn receipt_of_another_format_version_is_refused() {
     let tmp = tempfile::tempdir().expect("tmp");
     let store = store_with_documents(tmp.path());
-    let retriever = Retriever::new(&store, &BagOfWords);
     let generator = ScriptedGenerator::new("Five years [1].");
-    let answer = ask(
-        &retriever,
-        &generator,
-        "What is the term of the lease?",
-        &lease_question_options(),
-        &mut |_| {},
-    )
-    .expect("answer");
+    let answer = ask_lease_term(&store, &generator);
     let mut value = serde_json::to_value(&answer.receipt).expect("to value");
     value["version"] = serde_json::json!(RECEIPT_VERSION + 1);
     let error = AnswerReceipt::from_json(&value.to_string()).expect_err("refused");

@@ -236,51 +236,85 @@ fn dot_scalar(blocks: &[u8], input: &QuantizedRow) -> f32 {
     total
 }
 
+// The three helpers below are only called from the `#[target_feature(enable = "avx2,fma")]`
+// functions after them, into which they are always inlined (so they run with those features).
+
+/// The 32 weights of a block as unsigned bytes 0..16, in value order (low nibbles are values
+/// 0..16, high nibbles values 16..32).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_avx2(blocks: &[u8], input: &QuantizedRow) -> f32 {
+#[inline(always)]
+unsafe fn unpack_weights(block: &[u8]) -> std::arch::x86_64::__m256i {
     use std::arch::x86_64::*;
-    let low_nibbles = _mm256_set1_epi8(0x0F);
-    let ones = _mm256_set1_epi16(1);
-    let mut accumulator = _mm256_setzero_ps();
-    let mut minimum_total = 0.0_f32;
-    for (index, block) in blocks.chunks_exact(BLOCK_BYTES).enumerate() {
-        let (scale, minimum) = block_header(block);
-        // 16 bytes of nibbles: low nibbles are values 0..16, high nibbles values 16..32.
-        let packed = _mm_loadu_si128(block[4..].as_ptr().cast());
-        let weights = _mm256_and_si256(
-            _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed),
-            low_nibbles,
-        );
-        let activations = _mm256_loadu_si256(input.values[index * BLOCK..].as_ptr().cast());
-        // u8 × i8 pairs summed to i16 (at most 2·15·127), then pairs of those to i32.
-        let products = _mm256_madd_epi16(_mm256_maddubs_epi16(weights, activations), ones);
-        let block_scale = _mm256_set1_ps(scale * input.scales[index]);
-        accumulator = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), block_scale, accumulator);
-        minimum_total += minimum * input.sums[index];
-    }
+    let packed = _mm_loadu_si128(block[4..BLOCK_BYTES].as_ptr().cast());
+    _mm256_and_si256(
+        _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed),
+        _mm256_set1_epi8(0x0F),
+    )
+}
+
+/// Adds `scale · Σ weights·activations` of one block to `accumulator`, eight lanes wide.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn accumulate_block(
+    accumulator: std::arch::x86_64::__m256,
+    weights: std::arch::x86_64::__m256i,
+    activations: &[i8],
+    scale: f32,
+) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let activations = _mm256_loadu_si256(activations[..BLOCK].as_ptr().cast());
+    // u8 × i8 pairs summed to i16 (at most 2·15·127), then pairs of those to i32.
+    let products = _mm256_madd_epi16(
+        _mm256_maddubs_epi16(weights, activations),
+        _mm256_set1_epi16(1),
+    );
+    _mm256_fmadd_ps(
+        _mm256_cvtepi32_ps(products),
+        _mm256_set1_ps(scale),
+        accumulator,
+    )
+}
+
+/// Adds up the eight lanes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn horizontal_sum(accumulator: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
     let halves = _mm_add_ps(
         _mm256_castps256_ps128(accumulator),
         _mm256_extractf128_ps(accumulator, 1),
     );
     let pairs = _mm_add_ps(halves, _mm_movehl_ps(halves, halves));
-    let total = _mm_add_ss(pairs, _mm_shuffle_ps(pairs, pairs, 1));
-    _mm_cvtss_f32(total) + minimum_total
+    _mm_cvtss_f32(_mm_add_ss(pairs, _mm_shuffle_ps(pairs, pairs, 1)))
 }
 
-/// [`dot_avx2`] for four weight rows (`row_bytes` apart) and one input row.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_avx2(blocks: &[u8], input: &QuantizedRow) -> f32 {
+    let mut accumulator = std::arch::x86_64::_mm256_setzero_ps();
+    let mut minimum_total = 0.0_f32;
+    for (index, block) in blocks.chunks_exact(BLOCK_BYTES).enumerate() {
+        let (scale, minimum) = block_header(block);
+        accumulator = accumulate_block(
+            accumulator,
+            unpack_weights(block),
+            &input.values[index * BLOCK..],
+            scale * input.scales[index],
+        );
+        minimum_total += minimum * input.sums[index];
+    }
+    horizontal_sum(accumulator) + minimum_total
+}
+
+/// [`dot_avx2`] for four weight rows (`row_bytes` apart) and one input row: four independent
+/// accumulation chains.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_rows_avx2(blocks: &[u8], row_bytes: usize, input: &QuantizedRow) -> [f32; TILE_ROWS] {
-    use std::arch::x86_64::*;
-    let low_nibbles = _mm256_set1_epi8(0x0F);
-    let ones = _mm256_set1_epi16(1);
-    let mut accumulators = [_mm256_setzero_ps(); TILE_ROWS];
+    let mut accumulators = [std::arch::x86_64::_mm256_setzero_ps(); TILE_ROWS];
     let mut minimum_totals = [0.0_f32; TILE_ROWS];
-    let num_blocks = row_bytes / BLOCK_BYTES;
-    for index in 0..num_blocks {
-        let activations = _mm256_loadu_si256(input.values[index * BLOCK..].as_ptr().cast());
-        let (input_scale, input_sum) = (input.scales[index], input.sums[index]);
+    for index in 0..row_bytes / BLOCK_BYTES {
+        let activations = &input.values[index * BLOCK..];
         for (row, (accumulator, minimum_total)) in accumulators
             .iter_mut()
             .zip(minimum_totals.iter_mut())
@@ -288,82 +322,42 @@ unsafe fn dot_rows_avx2(blocks: &[u8], row_bytes: usize, input: &QuantizedRow) -
         {
             let block = &blocks[row * row_bytes + index * BLOCK_BYTES..][..BLOCK_BYTES];
             let (scale, minimum) = block_header(block);
-            let packed = _mm_loadu_si128(block[4..].as_ptr().cast());
-            let weights = _mm256_and_si256(
-                _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed),
-                low_nibbles,
+            *accumulator = accumulate_block(
+                *accumulator,
+                unpack_weights(block),
+                activations,
+                scale * input.scales[index],
             );
-            let products = _mm256_madd_epi16(_mm256_maddubs_epi16(weights, activations), ones);
-            let block_scale = _mm256_set1_ps(scale * input_scale);
-            *accumulator = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), block_scale, *accumulator);
-            *minimum_total += minimum * input_sum;
+            *minimum_total += minimum * input.sums[index];
         }
     }
-    horizontal_sums(accumulators, minimum_totals)
+    std::array::from_fn(|row| horizontal_sum(accumulators[row]) + minimum_totals[row])
 }
 
-/// Adds up each accumulator's eight lanes and its minimum term.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn horizontal_sums(
-    accumulators: [std::arch::x86_64::__m256; TILE_ROWS],
-    minimum_totals: [f32; TILE_ROWS],
-) -> [f32; TILE_ROWS] {
-    use std::arch::x86_64::*;
-    let mut dots = [0.0_f32; TILE_ROWS];
-    for ((dot, accumulator), minimum_total) in dots.iter_mut().zip(accumulators).zip(minimum_totals)
-    {
-        let halves = _mm_add_ps(
-            _mm256_castps256_ps128(accumulator),
-            _mm256_extractf128_ps(accumulator, 1),
-        );
-        let pairs = _mm_add_ps(halves, _mm_movehl_ps(halves, halves));
-        let total = _mm_add_ss(pairs, _mm_shuffle_ps(pairs, pairs, 1));
-        *dot = _mm_cvtss_f32(total) + minimum_total;
-    }
-    dots
-}
-
-/// [`dot_avx2`] for four input rows at once: the weight block is loaded and unpacked once.
+/// [`dot_avx2`] for four input rows at once: each weight block is unpacked once.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_tile_avx2(blocks: &[u8], inputs: &[QuantizedRow]) -> [f32; TILE_ROWS] {
-    use std::arch::x86_64::*;
-    let low_nibbles = _mm256_set1_epi8(0x0F);
-    let ones = _mm256_set1_epi16(1);
-    let mut accumulators = [_mm256_setzero_ps(); TILE_ROWS];
+    let mut accumulators = [std::arch::x86_64::_mm256_setzero_ps(); TILE_ROWS];
     let mut minimum_totals = [0.0_f32; TILE_ROWS];
     for (index, block) in blocks.chunks_exact(BLOCK_BYTES).enumerate() {
         let (scale, minimum) = block_header(block);
-        let packed = _mm_loadu_si128(block[4..].as_ptr().cast());
-        let weights = _mm256_and_si256(
-            _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed),
-            low_nibbles,
-        );
+        let weights = unpack_weights(block);
         for ((accumulator, minimum_total), input) in accumulators
             .iter_mut()
             .zip(minimum_totals.iter_mut())
             .zip(inputs)
         {
-            let activations = _mm256_loadu_si256(input.values[index * BLOCK..].as_ptr().cast());
-            let products = _mm256_madd_epi16(_mm256_maddubs_epi16(weights, activations), ones);
-            let block_scale = _mm256_set1_ps(scale * input.scales[index]);
-            *accumulator = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), block_scale, *accumulator);
+            *accumulator = accumulate_block(
+                *accumulator,
+                weights,
+                &input.values[index * BLOCK..],
+                scale * input.scales[index],
+            );
             *minimum_total += minimum * input.sums[index];
         }
     }
-    let mut dots = [0.0_f32; TILE_ROWS];
-    for ((dot, accumulator), minimum_total) in dots.iter_mut().zip(accumulators).zip(minimum_totals)
-    {
-        let halves = _mm_add_ps(
-            _mm256_castps256_ps128(accumulator),
-            _mm256_extractf128_ps(accumulator, 1),
-        );
-        let pairs = _mm_add_ps(halves, _mm_movehl_ps(halves, halves));
-        let total = _mm_add_ss(pairs, _mm_shuffle_ps(pairs, pairs, 1));
-        *dot = _mm_cvtss_f32(total) + minimum_total;
-    }
-    dots
+    std::array::from_fn(|row| horizontal_sum(accumulators[row]) + minimum_totals[row])
 }
 
 #[cfg(test)]

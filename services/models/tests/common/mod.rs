@@ -83,8 +83,42 @@ fn string_array(values: &[String]) -> Value {
     Value::Array(values.iter().map(|v| Value::String(v.clone())).collect())
 }
 
+thread_local! {
+    /// xorshift64* state: each writer reseeds it, so a model's weights depend only on its
+    /// architecture, never on test order or threads (candle's CPU randn cannot be seeded).
+    static RNG_STATE: std::cell::Cell<u64> = const { std::cell::Cell::new(1) };
+}
+
+fn reseed(label: &str) {
+    // FNV-1a of the label.
+    let seed = label.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    RNG_STATE.with(|state| state.set(seed | 1));
+}
+
+/// A uniform float in (0, 1).
+fn next_uniform() -> f32 {
+    RNG_STATE.with(|state| {
+        let mut x = state.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        state.set(x);
+        ((x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 + 0.5) / (1u64 << 24) as f32
+    })
+}
+
+/// Normally distributed values (Box-Muller), reproducible after [`reseed`].
 fn randn(shape: &[usize], std: f32) -> Tensor {
-    Tensor::randn(0f32, std, shape, &Device::Cpu).unwrap_or_else(|err| panic!("randn: {err}"))
+    let len: usize = shape.iter().product();
+    let values: Vec<f32> = (0..len)
+        .map(|_| {
+            let (u, v) = (next_uniform(), next_uniform());
+            std * (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+        })
+        .collect();
+    Tensor::from_vec(values, shape, &Device::Cpu).unwrap_or_else(|err| panic!("randn: {err}"))
 }
 
 fn quantized(tensor: &Tensor, dtype: GgmlDType) -> QTensor {
@@ -228,6 +262,7 @@ pub fn write_tiny_model(path: &Path, arch: TinyArch) {
 /// Like [`write_tiny_model`] but with `general.architecture` set to `architecture` (to test
 /// unsupported ones with an otherwise valid file).
 pub fn write_tiny_model_named(path: &Path, arch: TinyArch, architecture: &str) {
+    reseed(&format!("{arch:?}/{architecture}"));
     let vocab = match arch {
         TinyArch::Phi3 => sentencepiece_vocabulary(),
         TinyArch::Qwen2 => byte_pair_vocabulary("qwen2"),
