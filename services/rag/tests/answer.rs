@@ -183,17 +183,7 @@ fn bogus_citation_is_removed_and_sources_map_to_document_and_page() {
     let retriever = Retriever::new(&store, &BagOfWords);
     let generator =
         ScriptedGenerator::new("The lease term is five years [1]. It was signed in Paris [9].");
-    let options = AskOptions {
-        retrieval: RetrievalOptions {
-            k: 3,
-            filter: SearchFilter {
-                collections: Some(vec!["contracts".into()]),
-            },
-            ..RetrievalOptions::default()
-        },
-        min_similarity: 0.0,
-        ..AskOptions::default()
-    };
+    let options = lease_question_options();
     let mut streamed = String::new();
     let answer = ask(
         &retriever,
