@@ -25,7 +25,7 @@ echo "== ingest: CUAD contract PDFs"
 python3 - "$work/cuad.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
-print(f"files {s['num_files']}, indexed {s['num_indexed']}, skipped {len(s['skipped'])}, "
+print(f"files {s['num_files']}, indexed {s['num_indexed']}, quarantined {len(s['quarantined'])}, "
       f"pages {s['num_pages']}, chunks {s['num_chunks']}, {s['seconds']:.1f} s: "
       f"{s['num_pages']/s['seconds']:.2f} pages/s, {s['num_chunks']/s['seconds']:.2f} chunks/s")
 PY

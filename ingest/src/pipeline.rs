@@ -4,7 +4,10 @@
 //! Files are processed in batches so that a 10,000-file folder never holds all its text in
 //! memory: extraction runs on one thread per core, then the batch's chunks are embedded
 //! together (the embedder sorts them by length and batches them) and committed at once.
-//! A file that cannot be read or extracted is reported with its reason and the batch goes on.
+//! A file that cannot be read or extracted is quarantined with its reason (recorded in the
+//! catalog, listed by `vellum ingest --report`) and the batch goes on. Untrusted files are
+//! parsed only inside worker processes ([`vellum_extract::isolate::Sandbox`]) with CPU,
+//! memory and time limits, so a parser that hangs or crashes costs one file, not the run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -14,8 +17,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use vellum_store::{ChunkId, DocumentId, NewChunk, NewDocument, SearchFilter, Store};
 
+use vellum_store::NewQuarantine;
+
 use crate::chunk::{chunk_pages_with, ChunkOptions};
 use crate::extract::{extract_with_limits, ExtractLimits};
+use crate::isolate::{Sandbox, SandboxError};
 
 /// Errors that stop an ingest run (a bad file does not: it is reported and skipped).
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +32,9 @@ pub enum PipelineError {
     /// The embedder failed.
     #[error(transparent)]
     Model(#[from] vellum_models::Error),
+    /// The extraction sandbox does not work (not a file's fault): nothing more can be done.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
     /// A folder given to ingest cannot be read.
     #[error("cannot read {path}: {reason}")]
     Path {
@@ -72,6 +81,12 @@ pub struct IngestOptions {
     pub batch_files: usize,
     /// Delete documents of this collection under the given folders whose files are gone.
     pub prune: bool,
+    /// Where untrusted files are parsed. `None` parses in this process (panics are still
+    /// caught, but a hang or a crash is not contained): only for trusted input.
+    pub sandbox: Option<Sandbox>,
+    /// Extract quarantined files again even if they have not changed (after raising a limit,
+    /// say). Otherwise an unchanged quarantined file is skipped.
+    pub retry_quarantined: bool,
 }
 
 impl Default for IngestOptions {
@@ -82,6 +97,8 @@ impl Default for IngestOptions {
             limits: ExtractLimits::default(),
             batch_files: 32,
             prune: false,
+            sandbox: None,
+            retry_quarantined: false,
         }
     }
 }
@@ -106,11 +123,31 @@ pub enum FileOutcome {
     },
     /// Same content as the stored version: nothing done.
     Unchanged,
-    /// Not indexed, with the reason.
-    Skipped {
+    /// Not indexed: recorded in the quarantine with the reason.
+    Quarantined {
+        /// A short category (`encrypted`, `no_text`, `timeout`, `crashed`, ...).
+        kind: String,
         /// Why, in words a person understands.
         reason: String,
     },
+    /// Quarantined earlier and unchanged since: not tried again.
+    StillQuarantined {
+        /// The category recorded then.
+        kind: String,
+        /// The reason recorded then.
+        reason: String,
+    },
+}
+
+/// A file that was not indexed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct QuarantinedFile {
+    /// Its path.
+    pub path: String,
+    /// A short category (`encrypted`, `no_text`, `unreadable`, `timeout`, ...).
+    pub kind: String,
+    /// Why, in words a person understands.
+    pub reason: String,
 }
 
 /// Progress events, in order: one `Started`, then `FileDone` per file.
@@ -147,8 +184,10 @@ pub struct IngestSummary {
     pub num_pages: u64,
     /// Chunks indexed.
     pub num_chunks: u64,
-    /// Files not indexed: (path, reason).
-    pub skipped: Vec<(String, String)>,
+    /// Files quarantined by this run, with their reasons.
+    pub quarantined: Vec<QuarantinedFile>,
+    /// Files quarantined by an earlier run and unchanged since (not tried again).
+    pub num_still_quarantined: usize,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -230,6 +269,31 @@ struct Prepared {
     replaces_existing: bool,
 }
 
+/// What to do with one file.
+enum FileWork {
+    Index(Prepared),
+    Unchanged,
+    StillQuarantined { kind: String, reason: String },
+    Reject(Rejection),
+}
+
+/// Why a file is not indexed.
+struct Rejection {
+    kind: String,
+    reason: String,
+    sha256: Option<String>,
+}
+
+impl Rejection {
+    fn new(kind: &str, reason: impl Into<String>, sha256: Option<&str>) -> Self {
+        Rejection {
+            kind: kind.to_string(),
+            reason: reason.into(),
+            sha256: sha256.map(str::to_string),
+        }
+    }
+}
+
 /// Ingests `files` into `store`. Returns the summary; per-file problems are in `skipped`.
 pub fn ingest_files(
     store: &Store,
@@ -253,7 +317,11 @@ pub fn ingest_files(
             let result = prepare_file(store, embedder, path, &source_path, options);
             (source_path, result)
         });
-        commit_prepared(store, embedder, prepared, &mut summary, on_event)?;
+        let prepared = prepared
+            .into_iter()
+            .map(|(path, result)| result.map(|work| (path, work)))
+            .collect::<Result<Vec<_>, _>>()?;
+        commit_prepared(store, embedder, prepared, options, &mut summary, on_event)?;
     }
     if options.prune {
         summary.num_pruned = prune_missing(store, files, roots, &options.collection)?;
@@ -290,7 +358,11 @@ pub fn ingest_texts(
             let result = prepare_text(store, embedder, doc.clone(), options);
             (source_path, result)
         });
-        commit_prepared(store, embedder, prepared, &mut summary, on_event)?;
+        let prepared = prepared
+            .into_iter()
+            .map(|(path, result)| result.map(|work| (path, work)))
+            .collect::<Result<Vec<_>, _>>()?;
+        commit_prepared(store, embedder, prepared, options, &mut summary, on_event)?;
     }
     if summary.num_indexed + summary.num_replaced > 0 {
         store.optimize()?;
@@ -339,26 +411,56 @@ fn prepare_file(
     path: &Path,
     source_path: &str,
     options: &IngestOptions,
-) -> Result<Option<Prepared>, String> {
-    let size = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read: {e}"))?
-        .len();
+) -> Result<FileWork, PipelineError> {
+    let size = match std::fs::metadata(path) {
+        Ok(metadata) => metadata.len(),
+        Err(error) => return Ok(FileWork::Reject(unreadable(&error, None))),
+    };
     if size > options.limits.max_file_bytes {
-        return Err(format!(
-            "file too large: {} MB (limit {} MB)",
-            size / 1_000_000,
-            options.limits.max_file_bytes / 1_000_000
-        ));
+        return Ok(FileWork::Reject(Rejection::new(
+            "too_large",
+            format!(
+                "file too large: {} MB (limit {} MB)",
+                size / 1_000_000,
+                options.limits.max_file_bytes / 1_000_000
+            ),
+            None,
+        )));
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) => return Ok(FileWork::Reject(unreadable(&error, None))),
+    };
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let Some(replaces_existing) = needs_indexing(store, options, source_path, &sha256)? else {
-        return Ok(None);
+        return Ok(FileWork::Unchanged);
     };
+    if !options.retry_quarantined {
+        if let Some(entry) = store.quarantine_entry(&options.collection, source_path)? {
+            if entry.sha256.as_deref() == Some(sha256.as_str()) {
+                return Ok(FileWork::StillQuarantined {
+                    kind: entry.kind,
+                    reason: entry.reason,
+                });
+            }
+        }
+    }
     let file_name = path.file_name().and_then(|n| n.to_str());
-    let extracted =
-        extract_with_limits(&bytes, file_name, &options.limits).map_err(|e| e.to_string())?;
+    let extracted = match &options.sandbox {
+        Some(sandbox) => sandbox.extract(&bytes, file_name, &options.limits)?,
+        None => extract_with_limits(&bytes, file_name, &options.limits),
+    };
     drop(bytes);
+    let extracted = match extracted {
+        Ok(extracted) => extracted,
+        Err(error) => {
+            return Ok(FileWork::Reject(Rejection::new(
+                error.kind(),
+                error.to_string(),
+                Some(&sha256),
+            )))
+        }
+    };
     let title = extracted
         .title
         .clone()
@@ -374,12 +476,27 @@ fn prepare_file(
         extracted.pages.len(),
         extracted.metadata,
     );
-    prepared(
+    Ok(prepared(
         embedder,
         document,
         &extracted.pages,
         options,
         replaces_existing,
+    ))
+}
+
+fn unreadable(error: &std::io::Error, sha256: Option<&str>) -> Rejection {
+    let advice = match error.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            " (give the user running vellum read access, then ingest again)"
+        }
+        std::io::ErrorKind::NotFound => " (it disappeared while being ingested)",
+        _ => "",
+    };
+    Rejection::new(
+        "unreadable",
+        format!("cannot read: {error}{advice}"),
+        sha256,
     )
 }
 
@@ -388,7 +505,7 @@ fn prepare_text(
     embedder: &dyn PassageEmbedder,
     doc: TextDocument,
     options: &IngestOptions,
-) -> Result<Option<Prepared>, String> {
+) -> Result<FileWork, PipelineError> {
     let mut hasher = Sha256::new();
     hasher.update(doc.title.as_bytes());
     for page in &doc.pages {
@@ -397,7 +514,7 @@ fn prepare_text(
     }
     let sha256 = hex::encode(hasher.finalize());
     let Some(replaces_existing) = needs_indexing(store, options, &doc.source_path, &sha256)? else {
-        return Ok(None);
+        return Ok(FileWork::Unchanged);
     };
     let document = new_document(
         &options.collection,
@@ -408,7 +525,13 @@ fn prepare_text(
         doc.pages.len(),
         doc.metadata,
     );
-    prepared(embedder, document, &doc.pages, options, replaces_existing)
+    Ok(prepared(
+        embedder,
+        document,
+        &doc.pages,
+        options,
+        replaces_existing,
+    ))
 }
 
 /// Returns `None` when the stored version of `source_path` has this content and is ready
@@ -418,10 +541,8 @@ fn needs_indexing(
     options: &IngestOptions,
     source_path: &str,
     sha256: &str,
-) -> Result<Option<bool>, String> {
-    let existing = store
-        .find_document(&options.collection, source_path)
-        .map_err(|e| e.to_string())?;
+) -> Result<Option<bool>, PipelineError> {
+    let existing = store.find_document(&options.collection, source_path)?;
     match existing {
         Some(existing)
             if existing.sha256 == sha256
@@ -440,16 +561,20 @@ fn prepared(
     pages: &[String],
     options: &IngestOptions,
     replaces_existing: bool,
-) -> Result<Option<Prepared>, String> {
+) -> FileWork {
     let chunks = make_chunks(embedder, pages, &options.chunk);
     if chunks.is_empty() {
-        return Err("no text found in the file".into());
+        return FileWork::Reject(Rejection::new(
+            "no_text",
+            "no text: the file has no words to index",
+            Some(&document.sha256),
+        ));
     }
-    Ok(Some(Prepared {
+    FileWork::Index(Prepared {
         document,
         chunks,
         replaces_existing,
-    }))
+    })
 }
 
 fn new_document(
@@ -507,30 +632,50 @@ fn make_chunks(
 fn commit_prepared(
     store: &Store,
     embedder: &dyn PassageEmbedder,
-    prepared: Vec<(String, Result<Option<Prepared>, String>)>,
+    prepared: Vec<(String, FileWork)>,
+    options: &IngestOptions,
     summary: &mut IngestSummary,
     on_event: &mut dyn FnMut(IngestEvent<'_>),
 ) -> Result<(), PipelineError> {
     let mut ready = Vec::new();
-    for (source_path, result) in prepared {
-        match result {
-            Ok(Some(doc)) => ready.push((source_path, doc)),
-            Ok(None) => {
+    for (source_path, work) in prepared {
+        match work {
+            FileWork::Index(doc) => ready.push((source_path, doc)),
+            FileWork::Unchanged => {
                 summary.num_unchanged += 1;
                 on_event(IngestEvent::FileDone {
                     path: &source_path,
                     outcome: &FileOutcome::Unchanged,
                 });
             }
-            Err(reason) => {
-                let outcome = FileOutcome::Skipped {
-                    reason: reason.clone(),
+            FileWork::StillQuarantined { kind, reason } => {
+                summary.num_still_quarantined += 1;
+                on_event(IngestEvent::FileDone {
+                    path: &source_path,
+                    outcome: &FileOutcome::StillQuarantined { kind, reason },
+                });
+            }
+            FileWork::Reject(rejection) => {
+                store.quarantine(&NewQuarantine {
+                    collection: &options.collection,
+                    source_path: &source_path,
+                    sha256: rejection.sha256.as_deref(),
+                    kind: &rejection.kind,
+                    reason: &rejection.reason,
+                })?;
+                let outcome = FileOutcome::Quarantined {
+                    kind: rejection.kind.clone(),
+                    reason: rejection.reason.clone(),
                 };
                 on_event(IngestEvent::FileDone {
                     path: &source_path,
                     outcome: &outcome,
                 });
-                summary.skipped.push((source_path, reason));
+                summary.quarantined.push(QuarantinedFile {
+                    path: source_path,
+                    kind: rejection.kind,
+                    reason: rejection.reason,
+                });
             }
         }
     }
@@ -581,6 +726,9 @@ fn commit_prepared(
         batch.push((doc.document, chunks));
     }
     store.commit_batch(batch)?;
+    for (source_path, _) in &outcomes {
+        store.release_quarantine(&options.collection, source_path)?;
+    }
     for (source_path, outcome) in &outcomes {
         on_event(IngestEvent::FileDone {
             path: source_path,
@@ -605,14 +753,22 @@ fn prune_missing(
     let filter = SearchFilter {
         collections: Some(vec![collection.to_string()]),
     };
-    let mut pruned = 0;
-    for document in store.list_documents(&filter)? {
+    let gone = |source_path: &str| {
         let under_root = roots
             .iter()
-            .any(|root| Path::new(&document.source_path).starts_with(root));
-        if under_root && !present.contains(&document.source_path) {
+            .any(|root| Path::new(source_path).starts_with(root));
+        under_root && !present.contains(source_path)
+    };
+    let mut pruned = 0;
+    for document in store.list_documents(&filter)? {
+        if gone(&document.source_path) {
             store.delete_document(&document.id)?;
             pruned += 1;
+        }
+    }
+    for entry in store.list_quarantine(&filter)? {
+        if gone(&entry.source_path) {
+            store.release_quarantine(collection, &entry.source_path)?;
         }
     }
     Ok(pruned)

@@ -101,6 +101,11 @@ pub enum Command {
     Summarize(SummarizeArgs),
     /// List the documents in the data folder.
     Documents(CollectionArgs),
+    /// Delete documents (by id, as `documents` lists them) from every store.
+    Delete(DeleteArgs),
+    /// Check that the catalog, the full-text index and the vector table agree (and repair
+    /// what an interrupted ingest left behind); exits 1 if they do not agree.
+    Check,
     /// Evaluate retrieval on a BEIR-format set.
     Eval(EvalArgs),
     /// List the models found in the models folder, with their SHA-256.
@@ -115,10 +120,33 @@ pub struct CollectionArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Document ids.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct IngestArgs {
     /// Files or folders to ingest.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "report")]
     pub paths: Vec<PathBuf>,
+    /// Do not ingest: list the quarantined files (rejected by earlier runs) with their reasons.
+    #[arg(long, conflicts_with_all = ["prune", "retry_quarantined", "events"])]
+    pub report: bool,
+    /// Extract quarantined files again even if unchanged (e.g. after raising a limit).
+    #[arg(long)]
+    pub retry_quarantined: bool,
+    /// Print one JSON line per finished file on stdout as soon as it is committed (for
+    /// scripts that follow an ingest).
+    #[arg(long)]
+    pub events: bool,
+    /// Wall-clock seconds one file's extraction may take before its worker is killed.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub extract_timeout: u64,
+    /// Memory (address space) one extraction worker may use.
+    #[arg(long, default_value_t = 2048, value_name = "MB")]
+    pub extract_memory_mb: u64,
     /// The collection the documents go into.
     #[arg(long, short = 'c', default_value = "default")]
     pub collection: String,

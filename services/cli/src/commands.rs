@@ -1,10 +1,11 @@
 //! One function per subcommand: open what it needs, call the library, render the result.
 
 use std::io::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
+use vellum_ingest::isolate::{Sandbox, SandboxLimits};
 use vellum_ingest::pipeline::{self, FileOutcome, IngestEvent, IngestOptions, TextDocument};
 use vellum_models::GenerationParams;
 use vellum_rag::{
@@ -14,8 +15,8 @@ use vellum_rag::{
 use vellum_store::{DocumentId, DocumentRecord, SearchFilter, Store};
 
 use crate::cli::{
-    AskArgs, Cli, CollectionArgs, Command, EvalArgs, IngestArgs, ReplayArgs, SearchArgs,
-    SummarizeArgs,
+    AskArgs, Cli, CollectionArgs, Command, DeleteArgs, EvalArgs, IngestArgs, ReplayArgs,
+    SearchArgs, SummarizeArgs,
 };
 use crate::context::{open_store_at, Context};
 use crate::render::{print_json, progress_bar, short_name, snippet};
@@ -30,6 +31,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Replay(args) => replay(&ctx, args),
         Command::Summarize(args) => summarize(&ctx, args),
         Command::Documents(args) => documents(&ctx, args),
+        Command::Delete(args) => delete(&ctx, args),
+        Command::Check => check(&ctx),
         Command::Eval(args) => evaluate(&ctx, args),
         Command::Models => models(&ctx),
     }
@@ -44,17 +47,37 @@ fn filter_of(args: &CollectionArgs) -> SearchFilter {
 fn ingest(ctx: &Context, args: IngestArgs) -> Result<()> {
     let embedder = ctx.embedder()?;
     let store = ctx.open_store(&embedder)?;
+    if args.report {
+        return quarantine_report(ctx, &store, &args.collection);
+    }
     let pipeline::FileListing {
         files,
         unreadable: walk_errors,
     } = pipeline::collect_files(&args.paths)?;
+    let worker = std::env::current_exe()
+        .context("cannot find the vellum binary to start extraction workers")?;
+    let sandbox = Sandbox::new(
+        worker,
+        vec![crate::EXTRACT_WORKER_ARG.into()],
+        SandboxLimits {
+            timeout: Duration::from_secs(args.extract_timeout.max(1)),
+            cpu_seconds: args.extract_timeout.max(1),
+            memory_bytes: args.extract_memory_mb.max(64) << 20,
+        },
+    );
     let options = IngestOptions {
         collection: args.collection.clone(),
         batch_files: args.batch_files,
         prune: args.prune,
+        sandbox: Some(sandbox),
+        retry_quarantined: args.retry_quarantined,
         ..IngestOptions::default()
     };
-    let bar = progress_bar(files.len() as u64, "ingesting");
+    let bar = if args.events {
+        indicatif::ProgressBar::hidden()
+    } else {
+        progress_bar(files.len() as u64, "ingesting")
+    };
     let mut summary = pipeline::ingest_files(
         &store,
         &embedder,
@@ -66,14 +89,28 @@ fn ingest(ctx: &Context, args: IngestArgs) -> Result<()> {
             IngestEvent::FileDone { path, outcome } => {
                 bar.inc(1);
                 bar.set_message(short_name(path));
-                if let FileOutcome::Skipped { reason } = outcome {
-                    bar.suspend(|| eprintln!("skipped {path}: {reason}"));
+                if args.events {
+                    print_event(path, outcome);
+                } else if let FileOutcome::Quarantined { reason, .. } = outcome {
+                    bar.suspend(|| eprintln!("quarantined {path}: {reason}"));
                 }
             }
         },
     )?;
     bar.finish_and_clear();
-    summary.skipped.extend(walk_errors);
+    for (path, reason) in walk_errors {
+        summary.quarantined.push(pipeline::QuarantinedFile {
+            path,
+            kind: "unreadable".into(),
+            reason: format!("cannot list: {reason}"),
+        });
+    }
+    if args.events {
+        let line = serde_json::json!({ "summary": &summary });
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+        return Ok(());
+    }
     if ctx.json {
         return print_json(&summary);
     }
@@ -89,11 +126,18 @@ fn ingest(ctx: &Context, args: IngestArgs) -> Result<()> {
         summary.num_pages,
         summary.num_chunks
     );
-    if !summary.skipped.is_empty() {
-        println!("Skipped {} file(s):", summary.skipped.len());
-        for (path, reason) in &summary.skipped {
-            println!("  {path}: {reason}");
+    if !summary.quarantined.is_empty() {
+        println!("Quarantined {} file(s):", summary.quarantined.len());
+        for file in &summary.quarantined {
+            println!("  {}: {}", file.path, file.reason);
         }
+    }
+    if summary.num_still_quarantined > 0 {
+        println!(
+            "{} file(s) quarantined earlier are unchanged and were not tried again \
+             (`vellum ingest --report` lists them; `--retry-quarantined` tries them again).",
+            summary.num_still_quarantined
+        );
     }
     let stats = store.stats()?;
     println!(
@@ -102,6 +146,40 @@ fn ingest(ctx: &Context, args: IngestArgs) -> Result<()> {
         stats.num_documents,
         stats.num_chunks
     );
+    Ok(())
+}
+
+/// One line of `ingest --events`: `{"path": ..., "outcome": ...}`, flushed at once.
+fn print_event(path: &str, outcome: &FileOutcome) {
+    let line = serde_json::json!({ "path": path, "file": outcome });
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout (the reader went away) must not stop the ingest.
+    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+}
+
+fn quarantine_report(ctx: &Context, store: &Store, collection: &str) -> Result<()> {
+    let filter = SearchFilter {
+        collections: Some(vec![collection.to_string()]),
+    };
+    let entries = store.list_quarantine(&filter)?;
+    if ctx.json {
+        return print_json(&entries);
+    }
+    if entries.is_empty() {
+        println!("No quarantined files in collection {collection:?}.");
+        return Ok(());
+    }
+    println!(
+        "{} quarantined file(s) in collection {collection:?} (not searchable; fix the cause and \
+         run `vellum ingest --retry-quarantined` on them):",
+        entries.len()
+    );
+    for entry in &entries {
+        println!(
+            "  {}  [{}, {}]\n      {}",
+            entry.source_path, entry.kind, entry.quarantined_at, entry.reason
+        );
+    }
     Ok(())
 }
 
@@ -379,6 +457,77 @@ fn documents(ctx: &Context, args: CollectionArgs) -> Result<()> {
         );
     }
     println!("{} documents.", documents.len());
+    Ok(())
+}
+
+fn delete(ctx: &Context, args: DeleteArgs) -> Result<()> {
+    let embedder = ctx.embedder()?;
+    let store = ctx.open_store(&embedder)?;
+    for id in &args.ids {
+        store
+            .delete_document(&DocumentId(id.clone()))
+            .with_context(|| {
+                format!("deleting document {id} (`vellum documents` lists the ids)")
+            })?;
+        if !ctx.json {
+            println!("Deleted {id}.");
+        }
+    }
+    if ctx.json {
+        return print_json(&args.ids);
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct CheckReport<'a> {
+    consistent: bool,
+    recovery: &'a vellum_store::RecoveryReport,
+    stores: vellum_store::ConsistencyReport,
+}
+
+fn check(ctx: &Context) -> Result<()> {
+    let embedder = ctx.embedder()?;
+    let store = ctx.open_store(&embedder)?;
+    let stores = store.check_consistency()?;
+    let report = CheckReport {
+        consistent: stores.is_consistent(),
+        recovery: store.recovery_report(),
+        stores,
+    };
+    if ctx.json {
+        print_json(&report)?;
+    } else {
+        let recovery = report.recovery;
+        if !recovery.rolled_back.is_empty() || !recovery.deletions_finished.is_empty() {
+            println!(
+                "Recovered from an interrupted run: {} half-ingested document(s) rolled back \
+                 (ingest their files again), {} deletion(s) finished.",
+                recovery.rolled_back.len(),
+                recovery.deletions_finished.len()
+            );
+        }
+        let stores = &report.stores;
+        println!(
+            "Chunks: catalog {}, full-text index {}, vector table {}; unfinished documents {}.",
+            stores.catalog_chunks,
+            stores.fulltext_chunks,
+            stores.vector_chunks,
+            stores.unfinished_documents
+        );
+        for mismatch in &stores.mismatches {
+            println!("  {mismatch}");
+        }
+    }
+    if !report.consistent {
+        anyhow::bail!(
+            "the stores of {} disagree; re-ingest into a new data folder",
+            ctx.data_dir.display()
+        );
+    }
+    if !ctx.json {
+        println!("The stores agree.");
+    }
     Ok(())
 }
 

@@ -10,7 +10,17 @@ mod render;
 
 use clap::Parser;
 
+/// argv[1] that makes this process an extraction worker (see `vellum_ingest::isolate`):
+/// ingest starts the `vellum` binary itself in this mode, one process per untrusted file.
+pub const EXTRACT_WORKER_ARG: &str = "__extract-worker";
+
 fn main() -> std::process::ExitCode {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == EXTRACT_WORKER_ARG)
+    {
+        return vellum_ingest::isolate::worker_main();
+    }
     let cli = cli::Cli::parse();
     init_tracing(cli.global.verbose);
     if let Err(err) = check_cpu() {

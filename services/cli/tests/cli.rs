@@ -159,26 +159,66 @@ fn top_hits(results: &Value, n: usize) -> Vec<(String, u64)> {
 }
 
 #[test]
-fn ingest_indexes_every_format_and_reports_broken_files() {
+fn ingest_indexes_every_format_and_quarantines_broken_files() {
     let summary = &fixture().first_ingest;
     assert_eq!(summary["num_files"], 10, "{summary:#}");
     assert_eq!(summary["num_indexed"], 8, "{summary:#}");
-    let skipped: Vec<String> = summary["skipped"]
+    let quarantined: Vec<(String, String, String)> = summary["quarantined"]
         .as_array()
-        .expect("skipped list")
+        .expect("quarantined list")
         .iter()
-        .map(|pair| format!("{} => {}", pair[0], pair[1]))
+        .map(|file| {
+            (
+                file_name(file["path"].as_str().expect("path")).to_string(),
+                file["kind"].as_str().expect("kind").to_string(),
+                file["reason"].as_str().expect("reason").to_string(),
+            )
+        })
         .collect();
-    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert_eq!(quarantined.len(), 2, "{quarantined:?}");
     assert!(
-        skipped.iter().any(|s| s.contains("truncated.pdf")),
-        "{skipped:?}"
+        quarantined
+            .iter()
+            .any(|(name, kind, _)| name == "truncated.pdf" && kind == "malformed"),
+        "{quarantined:?}"
     );
     assert!(
-        skipped.iter().any(|s| s.contains("junk.bin")),
-        "{skipped:?}"
+        quarantined
+            .iter()
+            .any(|(name, kind, _)| name == "junk.bin" && kind == "unsupported"),
+        "{quarantined:?}"
     );
     assert!(summary["num_chunks"].as_u64().expect("chunks") >= 8);
+}
+
+#[test]
+fn quarantine_is_reported_and_unchanged_rejects_are_not_retried() {
+    let fixture = fixture();
+    let report = vellum_json(&fixture.data_dir, &["ingest", "--report"]);
+    let entries = report.as_array().expect("quarantine entries");
+    let names: Vec<&str> = entries
+        .iter()
+        .map(|entry| file_name(entry["source_path"].as_str().expect("source_path")))
+        .collect();
+    assert_eq!(names, ["junk.bin", "truncated.pdf"], "{report:#}");
+    for entry in entries {
+        assert_eq!(entry["sha256"].as_str().map(str::len), Some(64), "{entry}");
+        assert!(
+            !entry["reason"].as_str().unwrap_or("").is_empty(),
+            "{entry}"
+        );
+    }
+
+    // Again on the same folder: nothing changed, nothing re-extracted.
+    let docs = fixture.docs_dir.to_str().expect("utf-8 path");
+    let again = vellum_json(&fixture.data_dir, &["ingest", docs]);
+    assert_eq!(again["num_unchanged"], 8, "{again:#}");
+    assert_eq!(again["num_still_quarantined"], 2, "{again:#}");
+    assert_eq!(
+        again["quarantined"].as_array().map(Vec::len),
+        Some(0),
+        "{again:#}"
+    );
 }
 
 #[test]

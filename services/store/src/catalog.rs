@@ -30,9 +30,10 @@
 //! The chunk key is (document_id, chunk_id) rather than chunk_id alone so that two versions of
 //! a document may reuse chunk ids (e.g. content-derived ones) while both exist.
 //!
-//! Connection settings: WAL journal, `synchronous = NORMAL` (a power cut may lose the last
-//! transactions but never corrupts; the indexes are rebuilt from sources anyway), foreign keys
-//! on, a busy timeout for the rare second process.
+//! Connection settings: WAL journal, `synchronous = FULL` (a transaction that returned is on
+//! disk, so a document reported `ready` survives a power cut; ingest commits a few
+//! transactions per batch, so the fsyncs cost little), foreign keys on, a busy timeout for the
+//! rare second process.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -43,12 +44,12 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use crate::error::{Error, Result};
 use crate::types::{
-    ChunkId, DocumentId, DocumentRecord, DocumentState, NewChunk, NewDocument, StoreOptions,
-    StoredChunk,
+    ChunkId, DocumentId, DocumentRecord, DocumentState, NewChunk, NewDocument, NewQuarantine,
+    QuarantineRecord, StoreOptions, StoredChunk,
 };
 
 /// Version written to `PRAGMA user_version`; bump with a migration.
-const CATALOG_SCHEMA_VERSION: i64 = 1;
+const CATALOG_SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_SQL: &str = "
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -78,6 +79,19 @@ CREATE TABLE chunks (
     PRIMARY KEY (document_id, chunk_id)
 ) WITHOUT ROWID;
 CREATE INDEX chunks_by_ordinal ON chunks(document_id, ordinal);
+";
+
+/// Version 2: files that ingest rejected, with the reason (one row per source).
+const QUARANTINE_SQL: &str = "
+CREATE TABLE quarantine (
+    collection TEXT NOT NULL,
+    source_path TEXT NOT NULL,
+    sha256 TEXT,
+    kind TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    quarantined_at TEXT NOT NULL,
+    PRIMARY KEY (collection, source_path)
+);
 ";
 
 const DOCUMENT_COLUMNS: &str = "id, collection, source_path, title, sha256, format, num_pages, \
@@ -148,7 +162,7 @@ impl Catalog {
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
             .map_err(self.sql_error("enable WAL"))?;
         connection
-            .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .map_err(self.sql_error("configure connection"))?;
         let user_version: i64 = connection
             .query_row("PRAGMA user_version", [], |row| row.get(0))
@@ -160,6 +174,7 @@ impl Catalog {
                     .map_err(self.sql_error("begin schema creation"))?;
                 transaction
                     .execute_batch(SCHEMA_SQL)
+                    .and_then(|()| transaction.execute_batch(QUARANTINE_SQL))
                     .map_err(self.sql_error("create schema"))?;
                 transaction
                     .pragma_update(None, "user_version", CATALOG_SCHEMA_VERSION)
@@ -168,6 +183,20 @@ impl Catalog {
                     .commit()
                     .map_err(self.sql_error("commit schema creation"))?;
                 Ok(())
+            }
+            1 => {
+                let transaction = connection
+                    .transaction()
+                    .map_err(self.sql_error("begin migration to version 2"))?;
+                transaction
+                    .execute_batch(QUARANTINE_SQL)
+                    .map_err(self.sql_error("add the quarantine table"))?;
+                transaction
+                    .pragma_update(None, "user_version", CATALOG_SCHEMA_VERSION)
+                    .map_err(self.sql_error("write schema version"))?;
+                transaction
+                    .commit()
+                    .map_err(self.sql_error("commit migration to version 2"))
             }
             CATALOG_SCHEMA_VERSION => Ok(()),
             other => Err(Error::CatalogCorrupt {
@@ -517,6 +546,122 @@ impl Catalog {
         Ok(documents)
     }
 
+    /// Returns the ids of documents left `pending` or `deleting` (by a crash or a failed
+    /// commit), with their states.
+    pub(crate) fn unfinished_documents(&self) -> Result<Vec<(DocumentId, DocumentState)>> {
+        let connection = self.lock()?;
+        let mut statement = connection
+            .prepare("SELECT id, state FROM documents WHERE state != 'ready' ORDER BY id")
+            .map_err(self.sql_error("prepare unfinished lookup"))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(self.sql_error("list unfinished documents"))?;
+        let mut unfinished = Vec::new();
+        for row in rows {
+            let (id, state) = row.map_err(self.sql_error("list unfinished documents"))?;
+            unfinished.push((DocumentId(id), parse_state(&state, &self.path)?));
+        }
+        Ok(unfinished)
+    }
+
+    /// Returns (document id, chunk id) of every chunk of every document, with whether the
+    /// document is ready.
+    pub(crate) fn chunk_keys(&self) -> Result<Vec<(String, String, bool)>> {
+        let connection = self.lock()?;
+        let mut statement = connection
+            .prepare(
+                "SELECT c.document_id, c.chunk_id, d.state = 'ready' FROM chunks c \
+                 JOIN documents d ON d.id = c.document_id",
+            )
+            .map_err(self.sql_error("prepare chunk listing"))?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .map_err(self.sql_error("list chunks"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.sql_error("list chunks"))
+    }
+
+    /// Records (or updates) a rejected file.
+    pub(crate) fn quarantine(&self, entry: &NewQuarantine<'_>) -> Result<()> {
+        let connection = self.lock()?;
+        connection
+            .execute(
+                &format!(
+                    "INSERT INTO quarantine (collection, source_path, sha256, kind, reason, \
+                     quarantined_at) VALUES (?1, ?2, ?3, ?4, ?5, {NOW_RFC3339}) \
+                     ON CONFLICT (collection, source_path) DO UPDATE SET sha256 = excluded.sha256, \
+                     kind = excluded.kind, reason = excluded.reason, \
+                     quarantined_at = excluded.quarantined_at"
+                ),
+                params![
+                    entry.collection,
+                    entry.source_path,
+                    entry.sha256,
+                    entry.kind,
+                    entry.reason
+                ],
+            )
+            .map_err(self.sql_error("record quarantined file"))?;
+        Ok(())
+    }
+
+    /// Forgets a source's quarantine entry (it was indexed, or its file is gone).
+    pub(crate) fn release_quarantine(&self, collection: &str, source_path: &str) -> Result<()> {
+        let connection = self.lock()?;
+        connection
+            .execute(
+                "DELETE FROM quarantine WHERE collection = ?1 AND source_path = ?2",
+                params![collection, source_path],
+            )
+            .map_err(self.sql_error("release quarantined file"))?;
+        Ok(())
+    }
+
+    /// Returns the quarantine entry of one source.
+    pub(crate) fn quarantine_entry(
+        &self,
+        collection: &str,
+        source_path: &str,
+    ) -> Result<Option<QuarantineRecord>> {
+        let connection = self.lock()?;
+        connection
+            .query_row(
+                "SELECT collection, source_path, sha256, kind, reason, quarantined_at \
+                 FROM quarantine WHERE collection = ?1 AND source_path = ?2",
+                params![collection, source_path],
+                quarantine_record,
+            )
+            .optional()
+            .map_err(self.sql_error("look up quarantined file"))
+    }
+
+    /// Returns the quarantine, optionally of some collections, sorted by collection and path.
+    pub(crate) fn list_quarantine(
+        &self,
+        collections: Option<&[String]>,
+    ) -> Result<Vec<QuarantineRecord>> {
+        let connection = self.lock()?;
+        let mut statement = connection
+            .prepare(
+                "SELECT collection, source_path, sha256, kind, reason, quarantined_at \
+                 FROM quarantine ORDER BY collection, source_path",
+            )
+            .map_err(self.sql_error("prepare quarantine listing"))?;
+        let rows = statement
+            .query_map([], quarantine_record)
+            .map_err(self.sql_error("list quarantine"))?;
+        let mut records = Vec::new();
+        for row in rows {
+            let record = row.map_err(self.sql_error("list quarantine"))?;
+            if collections.is_none_or(|names| names.contains(&record.collection)) {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
     /// Returns the number of ready documents and of their chunks.
     pub(crate) fn counts(&self) -> Result<CatalogCounts> {
         let connection = self.lock()?;
@@ -532,6 +677,17 @@ impl Catalog {
             num_chunks,
         })
     }
+}
+
+fn quarantine_record(row: &Row<'_>) -> rusqlite::Result<QuarantineRecord> {
+    Ok(QuarantineRecord {
+        collection: row.get(0)?,
+        source_path: row.get(1)?,
+        sha256: row.get(2)?,
+        kind: row.get(3)?,
+        reason: row.get(4)?,
+        quarantined_at: row.get(5)?,
+    })
 }
 
 fn placeholders(count: usize) -> String {

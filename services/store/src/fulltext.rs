@@ -19,9 +19,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use tantivy::collector::TopDocs;
+use tantivy::collector::{DocSetCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
-use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermSetQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermSetQuery,
+};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING,
 };
@@ -322,6 +324,24 @@ impl FulltextIndex {
             operation: "read stored chunk",
             source: TantivyError::InternalError(detail),
         }
+    }
+
+    /// Returns (document id, chunk id) of every chunk in the index (for consistency checks;
+    /// reads every stored document).
+    pub(crate) fn chunk_keys(&self) -> Result<Vec<(String, String)>> {
+        let searcher = self.reader.searcher();
+        let addresses = searcher
+            .search(&AllQuery, &DocSetCollector)
+            .map_err(self.tantivy_error("list chunks"))?;
+        let mut keys = Vec::with_capacity(addresses.len());
+        for address in addresses {
+            let stored: TantivyDocument = searcher
+                .doc(address)
+                .map_err(self.tantivy_error("read stored chunk"))?;
+            let chunk = self.stored_chunk(&stored)?;
+            keys.push((chunk.document_id.0, chunk.chunk_id.0));
+        }
+        Ok(keys)
     }
 
     /// Returns the opstamp of the last commit.

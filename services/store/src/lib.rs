@@ -69,6 +69,7 @@ mod vectors;
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::store::Store;
 pub use crate::types::{
-    ChunkHit, ChunkId, DocumentId, DocumentRecord, DocumentState, NewChunk, NewDocument,
-    SearchFilter, StoreOptions, StoreStats, StoredChunk,
+    ChunkHit, ChunkId, ConsistencyReport, DocumentId, DocumentRecord, DocumentState, NewChunk,
+    NewDocument, NewQuarantine, QuarantineRecord, RecoveryReport, SearchFilter, StoreOptions,
+    StoreStats, StoredChunk,
 };

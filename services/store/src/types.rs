@@ -197,6 +197,74 @@ pub struct StoreStats {
     pub vectors_version: u64,
 }
 
+/// A file that ingest rejected, to be recorded in the quarantine.
+#[derive(Debug, Clone)]
+pub struct NewQuarantine<'a> {
+    /// The collection it was meant for.
+    pub collection: &'a str,
+    /// Its source path.
+    pub source_path: &'a str,
+    /// SHA-256 of its bytes, if they could be read.
+    pub sha256: Option<&'a str>,
+    /// A short machine-readable category (`encrypted`, `no_text`, `timeout`, ...).
+    pub kind: &'a str,
+    /// Why, in words a person understands.
+    pub reason: &'a str,
+}
+
+/// A quarantined file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuarantineRecord {
+    /// The collection it was meant for.
+    pub collection: String,
+    /// Its source path.
+    pub source_path: String,
+    /// SHA-256 of its bytes, if they could be read.
+    pub sha256: Option<String>,
+    /// A short machine-readable category.
+    pub kind: String,
+    /// Why it was rejected.
+    pub reason: String,
+    /// When (RFC 3339, UTC).
+    pub quarantined_at: String,
+}
+
+/// What [`crate::Store::open`] repaired: documents a crash or failed commit left half-written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RecoveryReport {
+    /// `pending` documents rolled back (their file is ingested again next time).
+    pub rolled_back: Vec<DocumentId>,
+    /// `deleting` documents whose removal was finished.
+    pub deletions_finished: Vec<DocumentId>,
+}
+
+/// Whether the catalog, Tantivy and LanceDB hold the same chunks
+/// ([`crate::Store::check_consistency`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ConsistencyReport {
+    /// Chunks of ready documents in the catalog.
+    pub catalog_chunks: usize,
+    /// Chunks in the Tantivy index.
+    pub fulltext_chunks: usize,
+    /// Chunks in the LanceDB table.
+    pub vector_chunks: usize,
+    /// Documents not `ready` in the catalog.
+    pub unfinished_documents: usize,
+    /// (document id, chunk id) pairs that are not in all three stores, with where they are
+    /// missing; at most 100 are listed.
+    pub mismatches: Vec<String>,
+}
+
+impl ConsistencyReport {
+    /// True if all three stores hold exactly the same chunks and nothing is unfinished.
+    pub fn is_consistent(&self) -> bool {
+        self.mismatches.is_empty()
+            && self.unfinished_documents == 0
+            && self.catalog_chunks == self.fulltext_chunks
+            && self.catalog_chunks == self.vector_chunks
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

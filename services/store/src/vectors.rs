@@ -372,6 +372,34 @@ impl VectorTable {
             .ok_or_else(|| self.corrupt(format!("search result lacks a usable {name} column")))
     }
 
+    /// Returns (document id, chunk id) of every row (a full scan, for consistency checks).
+    pub(crate) fn chunk_keys(&self) -> Result<Vec<(String, String)>> {
+        let table = self.table.clone();
+        let batches = self
+            .run(async move {
+                table
+                    .query()
+                    .select(Select::columns(&["document_id", "chunk_id"]))
+                    .execute()
+                    .await?
+                    .try_collect::<Vec<RecordBatch>>()
+                    .await
+            })?
+            .map_err(self.vectors_error("list chunks"))?;
+        let mut keys = Vec::new();
+        for batch in &batches {
+            let document_ids = self.column::<StringArray>(batch, "document_id")?;
+            let chunk_ids = self.column::<StringArray>(batch, "chunk_id")?;
+            for row in 0..batch.num_rows() {
+                keys.push((
+                    document_ids.value(row).to_string(),
+                    chunk_ids.value(row).to_string(),
+                ));
+            }
+        }
+        Ok(keys)
+    }
+
     /// Returns the table's version (it grows with every append, delete and compaction).
     pub(crate) fn version(&self) -> Result<u64> {
         let table = self.table.clone();

@@ -8,7 +8,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Why a file could not be turned into text. Every variant is the file's fault (or a parser's
 /// bug triggered by the file), never the caller's; messages are lowercase and meant to be
 /// printed after the file's path.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Error {
     /// The file is of a kind Vellum does not read (binary, legacy .doc, a zip that is no DOCX...).
     #[error("unsupported format: {reason}")]
@@ -50,4 +51,32 @@ pub enum Error {
         /// The panic message.
         message: String,
     },
+    /// Extraction did not finish in time (wall clock or CPU) and its worker was killed.
+    #[error("timeout after {seconds} s: the file made the parser run too long")]
+    Timeout {
+        /// The limit that was hit, in seconds.
+        seconds: f64,
+    },
+    /// The parser's worker process died (stack overflow, abort, signal); the caller survived.
+    #[error("parser crashed: {reason}")]
+    Crashed {
+        /// How the worker died.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// A short, stable category for reports and the quarantine (`encrypted`, `no_text`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Unsupported { .. } => "unsupported",
+            Error::Malformed { .. } => "malformed",
+            Error::TooLarge { .. } => "too_large",
+            Error::Encrypted { .. } => "encrypted",
+            Error::NoText { .. } => "no_text",
+            Error::Panicked { .. } => "panicked",
+            Error::Timeout { .. } => "timeout",
+            Error::Crashed { .. } => "crashed",
+        }
+    }
 }

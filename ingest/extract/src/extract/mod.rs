@@ -16,14 +16,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
 pub use detect::detect_format;
 
 /// A document format Vellum can extract text from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Portable Document Format, one text per page.
@@ -73,7 +73,7 @@ impl fmt::Display for Format {
 }
 
 /// The text of one document, page by page.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExtractedDocument {
     /// The detected format.
     pub format: Format,
@@ -89,7 +89,7 @@ pub struct ExtractedDocument {
 }
 
 /// Bounds that keep a hostile file from exhausting memory.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExtractLimits {
     /// Largest input accepted, in bytes.
     pub max_file_bytes: u64,

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use vellum_ingest::chunk::{chunk_pages, ChunkOptions};
-use vellum_ingest::extract::extract;
+use vellum_extract::chunk::{chunk_pages, ChunkOptions};
+use vellum_extract::extract::extract;
 
 /// A 3-page CUAD joint-venture agreement (the one the CLI test searches).
 const CONTRACT: &str = "corpora/legal-cuad-contracts/pdf/ACCELERATEDTECHNOLOGIESHOLDINGCORP_04_24_2003-EX-10.13-JOINT VENTURE AGREEMENT.PDF";
@@ -15,7 +15,7 @@ const CONTRACT: &str = "corpora/legal-cuad-contracts/pdf/ACCELERATEDTECHNOLOGIES
 fn shared_dir() -> PathBuf {
     std::env::var_os("VELLUM_SHARED_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
 }
 
 fn bench_extract_and_chunk(c: &mut Criterion) {

@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use vellum_ingest::chunk::{chunk_pages, ChunkOptions};
-use vellum_ingest::extract::{detect_format, extract, ExtractedDocument, Format};
-use vellum_ingest::Error;
+use vellum_extract::chunk::{chunk_pages, ChunkOptions};
+use vellum_extract::extract::{detect_format, extract, ExtractedDocument, Format};
+use vellum_extract::Error;
 
 fn shared_dir() -> PathBuf {
     std::env::var_os("VELLUM_SHARED_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
 }
 
 fn corpus_path(relative: &str) -> PathBuf {
@@ -37,7 +37,7 @@ fn read_corpus(relative: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()))
 }
 
-fn extract_corpus(relative: &str) -> vellum_ingest::Result<ExtractedDocument> {
+fn extract_corpus(relative: &str) -> vellum_extract::Result<ExtractedDocument> {
     let name = Path::new(relative)
         .file_name()
         .and_then(|name| name.to_str())
@@ -694,6 +694,8 @@ fn error_kind(err: &Error) -> &'static str {
         Error::Encrypted { .. } => "encrypted",
         Error::NoText { .. } => "no_text",
         Error::Panicked { .. } => "panicked",
+        Error::Timeout { .. } => "timeout",
+        Error::Crashed { .. } => "crashed",
     }
 }
 
