@@ -152,6 +152,17 @@ pub fn extract_with_limits(
     })
 }
 
+/// Extracts `bytes` as the given format, skipping detection, on the calling thread (panics
+/// caught as in [`extract_with_limits`], but on the caller's stack). For fuzz targets that
+/// aim at one parser; everything else should call [`extract_with_limits`].
+pub fn extract_as(
+    bytes: &[u8],
+    format: Format,
+    limits: &ExtractLimits,
+) -> Result<ExtractedDocument> {
+    extract_format(bytes, format, limits)
+}
+
 fn extract_on_this_thread(
     bytes: &[u8],
     file_name: Option<&str>,
@@ -177,6 +188,14 @@ fn extract_on_this_thread(
             })
         }
     };
+    extract_format(bytes, format, limits)
+}
+
+fn extract_format(
+    bytes: &[u8],
+    format: Format,
+    limits: &ExtractLimits,
+) -> Result<ExtractedDocument> {
     let extracted = catch_unwind(AssertUnwindSafe(|| match format {
         Format::Pdf => pdf::extract_pdf(bytes, limits),
         Format::Docx => docx::extract_docx(bytes, limits),
