@@ -779,3 +779,52 @@ fn every_corpus_file_extracts_or_fails_cleanly() {
         assert!(num_ok > 0, "no {format} file was extracted");
     }
 }
+
+// --- C-CDA clinical documents ------------------------------------------------------------------
+
+#[test]
+fn ccda_sections_become_titled_pages() {
+    let document = extract_ok("medical-ccda-smart-samples/EMERGE/Patient-142.xml");
+    assert_eq!(document.format, Format::Ccda);
+    assert_eq!(
+        document.title.as_deref(),
+        Some("Community Health and Hospitals: Health Summary")
+    );
+    assert_eq!(
+        document.metadata.get("patient").map(String::as_str),
+        Some("Betty Ortiz")
+    );
+    assert!(
+        document.pages[0].starts_with("Allergies, Adverse Reactions & Alerts\n\n"),
+        "{}",
+        document.pages[0]
+    );
+    assert!(document.pages[0].contains("Penicillin V | NDF-RT | N0000011298"));
+    // The coded entries (for machines) are not indexed, only the narrative.
+    assert!(!document.pages.join("\n").contains("2.16.840.1.113883"));
+}
+
+#[test]
+fn every_smart_ccda_sample_gives_narrative_sections() {
+    let mut files = Vec::new();
+    all_files(
+        &shared_dir().join("corpora/medical-ccda-smart-samples"),
+        &mut files,
+    );
+    let samples: Vec<PathBuf> = files
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "xml"))
+        .collect();
+    assert!(samples.len() >= 30, "{} samples", samples.len());
+    for path in &samples {
+        let bytes = std::fs::read(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        let document =
+            extract(&bytes, None).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        assert_eq!(document.format, Format::Ccda, "{}", path.display());
+        assert!(
+            document.pages.iter().all(|page| !page.trim().is_empty()),
+            "{}: empty section page",
+            path.display()
+        );
+    }
+}

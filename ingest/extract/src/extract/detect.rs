@@ -4,7 +4,7 @@
 use std::io::Cursor;
 
 use crate::error::{Error, Result};
-use crate::extract::{email, text, Format};
+use crate::extract::{ccda, email, text, Format};
 
 /// How far into a file a PDF header may start (the PDF spec allows junk before `%PDF-`).
 const PDF_HEADER_WINDOW: usize = 1024;
@@ -67,6 +67,9 @@ pub fn detect_format(bytes: &[u8], file_name: Option<&str>) -> Result<Format> {
     let sniffed = sniffed.trim_start_matches('\u{feff}');
     if email::looks_like_email(sniffed) {
         return Ok(Format::Email);
+    }
+    if ccda::looks_like_ccda(sniffed) {
+        return Ok(Format::Ccda);
     }
     if looks_like_html(sniffed) {
         return Ok(Format::Html);

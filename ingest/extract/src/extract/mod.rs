@@ -5,6 +5,7 @@
 //! not time out by itself: a file that makes a parser loop must be isolated by the caller (for
 //! example in a subprocess).
 
+mod ccda;
 mod detect;
 mod docx;
 mod email;
@@ -34,6 +35,8 @@ pub enum Format {
     Html,
     /// An RFC 5322 e-mail message (.eml).
     Email,
+    /// An HL7 C-CDA clinical document (XML): the narrative of each section.
+    Ccda,
     /// Plain text (UTF-8, UTF-16 with BOM or Windows-1252); also XML, reduced to its text.
     Text,
     /// Markdown, told from plain text by its file name.
@@ -48,6 +51,7 @@ impl Format {
             Format::Docx => "docx",
             Format::Html => "html",
             Format::Email => "email",
+            Format::Ccda => "ccda",
             Format::Text => "text",
             Format::Markdown => "markdown",
         }
@@ -60,6 +64,7 @@ impl Format {
             Format::Docx => "DOCX",
             Format::Html => "HTML",
             Format::Email => "e-mail",
+            Format::Ccda => "C-CDA clinical document",
             Format::Text => "text",
             Format::Markdown => "Markdown",
         }
@@ -201,6 +206,7 @@ fn extract_format(
         Format::Docx => docx::extract_docx(bytes, limits),
         Format::Html => html::extract_html(bytes),
         Format::Email => email::extract_email(bytes, limits),
+        Format::Ccda => ccda::extract_ccda(bytes, limits),
         Format::Text | Format::Markdown => text::extract_text(bytes, format, limits),
     }));
     let mut document = match extracted {
