@@ -20,7 +20,7 @@ use vellum_store::{ChunkId, DocumentId, NewChunk, NewDocument, SearchFilter, Sto
 use vellum_store::NewQuarantine;
 
 use crate::chunk::{chunk_pages_with, ChunkOptions};
-use crate::extract::{extract_with_limits, ExtractLimits};
+use crate::extract::{extract_with_passwords, ExtractLimits, PdfPasswords};
 use crate::isolate::{Sandbox, SandboxError};
 
 /// Errors that stop an ingest run (a bad file does not: it is reported and skipped).
@@ -87,6 +87,8 @@ pub struct IngestOptions {
     /// Extract quarantined files again even if they have not changed (after raising a limit,
     /// say). Otherwise an unchanged quarantined file is skipped.
     pub retry_quarantined: bool,
+    /// Passwords tried on encrypted PDFs.
+    pub pdf_passwords: PdfPasswords,
 }
 
 impl Default for IngestOptions {
@@ -99,6 +101,7 @@ impl Default for IngestOptions {
             prune: false,
             sandbox: None,
             retry_quarantined: false,
+            pdf_passwords: PdfPasswords::default(),
         }
     }
 }
@@ -447,8 +450,13 @@ fn prepare_file(
     }
     let file_name = path.file_name().and_then(|n| n.to_str());
     let extracted = match &options.sandbox {
-        Some(sandbox) => sandbox.extract(&bytes, file_name, &options.limits)?,
-        None => extract_with_limits(&bytes, file_name, &options.limits),
+        Some(sandbox) => sandbox.extract_with_passwords(
+            &bytes,
+            file_name,
+            &options.limits,
+            &options.pdf_passwords,
+        )?,
+        None => extract_with_passwords(&bytes, file_name, &options.limits, &options.pdf_passwords),
     };
     drop(bytes);
     let extracted = match extracted {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::extract::{extract_with_limits, ExtractLimits, ExtractedDocument};
+use crate::extract::{extract_with_passwords, ExtractLimits, ExtractedDocument, PdfPasswords};
 
 /// Largest response (JSON of the extracted text) read from a worker. Extracted text is at
 /// most a few times the file size; a worker that writes more is treated as broken.
@@ -69,6 +69,9 @@ pub struct Request {
     pub cpu_seconds: u64,
     /// Bytes for `RLIMIT_AS`.
     pub memory_bytes: u64,
+    /// Passwords to try on encrypted PDFs.
+    #[serde(default)]
+    pub pdf_passwords: PdfPasswords,
 }
 
 /// What the worker answers.
@@ -123,6 +126,18 @@ impl Sandbox {
         file_name: Option<&str>,
         limits: &ExtractLimits,
     ) -> std::result::Result<Result<ExtractedDocument>, SandboxError> {
+        self.extract_with_passwords(bytes, file_name, limits, &PdfPasswords::default())
+    }
+
+    /// [`Sandbox::extract`], trying `passwords` on encrypted PDFs (sent to the worker on its
+    /// stdin, never on its command line, where other users could read them).
+    pub fn extract_with_passwords(
+        &self,
+        bytes: &[u8],
+        file_name: Option<&str>,
+        limits: &ExtractLimits,
+        passwords: &PdfPasswords,
+    ) -> std::result::Result<Result<ExtractedDocument>, SandboxError> {
         let sandbox_error = |reason: String| SandboxError {
             program: self.program.clone(),
             reason,
@@ -133,6 +148,7 @@ impl Sandbox {
             limits: limits.clone(),
             cpu_seconds: self.limits.cpu_seconds,
             memory_bytes: self.limits.memory_bytes,
+            pdf_passwords: passwords.clone(),
         };
         let mut header = serde_json::to_vec(&request)
             .map_err(|error| sandbox_error(format!("cannot encode the request: {error}")))?;
@@ -362,7 +378,12 @@ fn serve_one() -> std::result::Result<(), String> {
 
     let response = match read_file(&mut stdin, request.len, request.memory_bytes)? {
         Ok(bytes) => {
-            match extract_with_limits(&bytes, request.file_name.as_deref(), &request.limits) {
+            match extract_with_passwords(
+                &bytes,
+                request.file_name.as_deref(),
+                &request.limits,
+                &request.pdf_passwords,
+            ) {
                 Ok(document) => Response::Ok(document),
                 Err(error) => Response::Err(error),
             }

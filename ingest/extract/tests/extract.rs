@@ -828,3 +828,75 @@ fn every_smart_ccda_sample_gives_narrative_sections() {
         );
     }
 }
+
+// --- Encrypted PDFs and the password list ------------------------------------------------------
+
+#[test]
+fn configured_passwords_open_encrypted_pdfs() {
+    use vellum_extract::extract::{extract_with_passwords, ExtractLimits, PdfPasswords};
+    let passwords = PdfPasswords(vec![
+        "wrong".to_string(),
+        "asdfzxcv".to_string(),
+        "test".to_string(),
+        "password".to_string(),
+        "abc".to_string(),
+    ]);
+    // passwords.json of each corpus folder gives the user passwords.
+    for (file, index, phrase) in [
+        (
+            "pdf-pypdf-resources/encryption/r2-user-password.pdf",
+            2,
+            "pdf encryption test",
+        ),
+        (
+            "pdf-pypdf-resources/encryption/r3-user-password.pdf",
+            2,
+            "pdf encryption test",
+        ),
+        (
+            "pdf-pypdf-resources/encryption/r4-aes-user-password.pdf",
+            2,
+            "pdf encryption test",
+        ),
+        ("pdf-pypdf-resources/encrypted-file.pdf", 3, ""),
+        (
+            "pdf-pypdf-resources/crazyones-encrypted-256.pdf",
+            4,
+            "crazy",
+        ),
+        // Not here: pdf-pdfjs-subset/issue6010_1.pdf, whose password "abc" lopdf 0.42 does not
+        // accept (pdf.js and poppler do); it stays quarantined as encrypted.
+    ] {
+        let bytes = read_corpus(file);
+        let document =
+            extract_with_passwords(&bytes, Some("x.pdf"), &ExtractLimits::default(), &passwords)
+                .unwrap_or_else(|err| panic!("{file}: {err}"));
+        assert_eq!(
+            document.metadata.get("opened_with").map(String::as_str),
+            Some(format!("configured PDF password #{index}").as_str()),
+            "{file}"
+        );
+        let text = squash(&document.pages.join(" ")).to_lowercase();
+        assert!(!text.is_empty() && text.contains(phrase), "{file}: {text}");
+    }
+    // Without the right password: encrypted, and the reason says what to do.
+    let bytes = read_corpus("pdf-pypdf-resources/encrypted-file.pdf");
+    let wrong = PdfPasswords(vec!["nope".to_string()]);
+    match extract_with_passwords(&bytes, None, &ExtractLimits::default(), &wrong) {
+        Err(Error::Encrypted { reason }) => {
+            assert!(
+                reason.contains("none of the 1 configured passwords"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    match extract(&bytes, None) {
+        Err(Error::Encrypted { reason }) => {
+            assert!(reason.contains("no password configured"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Debug output never shows a password.
+    assert_eq!(format!("{passwords:?}"), "PdfPasswords(5 redacted)");
+}

@@ -147,6 +147,10 @@ pub struct IngestArgs {
     /// Memory (address space) one extraction worker may use.
     #[arg(long, default_value_t = 2048, value_name = "MB")]
     pub extract_memory_mb: u64,
+    /// A file of passwords (one per line) tried on encrypted PDFs; keep it readable only by
+    /// the user running vellum. Passwords are never logged or stored.
+    #[arg(long, env = "VELLUM_PDF_PASSWORDS_FILE", value_name = "FILE")]
+    pub pdf_passwords_file: Option<PathBuf>,
     /// The collection the documents go into.
     #[arg(long, short = 'c', default_value = "default")]
     pub collection: String,

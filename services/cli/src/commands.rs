@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
+use vellum_ingest::extract::PdfPasswords;
 use vellum_ingest::isolate::{Sandbox, SandboxLimits};
 use vellum_ingest::pipeline::{self, FileOutcome, IngestEvent, IngestOptions, TextDocument};
 use vellum_models::GenerationParams;
@@ -54,6 +55,11 @@ fn ingest(ctx: &Context, args: IngestArgs) -> Result<()> {
         files,
         unreadable: walk_errors,
     } = pipeline::collect_files(&args.paths)?;
+    let pdf_passwords = match &args.pdf_passwords_file {
+        Some(path) => PdfPasswords::from_file(path)
+            .with_context(|| format!("reading the PDF password list {}", path.display()))?,
+        None => PdfPasswords::default(),
+    };
     let worker = std::env::current_exe()
         .context("cannot find the vellum binary to start extraction workers")?;
     let sandbox = Sandbox::new(
@@ -71,6 +77,7 @@ fn ingest(ctx: &Context, args: IngestArgs) -> Result<()> {
         prune: args.prune,
         sandbox: Some(sandbox),
         retry_quarantined: args.retry_quarantined,
+        pdf_passwords,
         ..IngestOptions::default()
     };
     let bar = if args.events {

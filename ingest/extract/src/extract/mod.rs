@@ -139,11 +139,53 @@ pub fn extract_with_limits(
     file_name: Option<&str>,
     limits: &ExtractLimits,
 ) -> Result<ExtractedDocument> {
+    extract_with_passwords(bytes, file_name, limits, &PdfPasswords::default())
+}
+
+/// Passwords tried, in order, on a PDF that does not open with the empty user password. Its
+/// `Debug` output names only how many there are, so a log never shows one.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PdfPasswords(pub Vec<String>);
+
+impl fmt::Debug for PdfPasswords {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "PdfPasswords({} redacted)", self.0.len())
+    }
+}
+
+impl PdfPasswords {
+    /// Reads one password per line (line endings stripped, nothing else; empty lines skipped).
+    pub fn from_file(path: &std::path::Path) -> std::io::Result<PdfPasswords> {
+        let text = std::fs::read_to_string(path)?;
+        Ok(PdfPasswords(
+            text.lines()
+                .map(|line| line.strip_suffix('\r').unwrap_or(line))
+                .filter(|line| !line.is_empty())
+                .map(str::to_string)
+                .collect(),
+        ))
+    }
+
+    /// True if there is no password to try.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// [`extract_with_limits`], trying `passwords` on encrypted PDFs.
+pub fn extract_with_passwords(
+    bytes: &[u8],
+    file_name: Option<&str>,
+    limits: &ExtractLimits,
+    passwords: &PdfPasswords,
+) -> Result<ExtractedDocument> {
     std::thread::scope(|scope| {
         let spawned = std::thread::Builder::new()
             .name("vellum-extract".to_string())
             .stack_size(EXTRACT_STACK_BYTES)
-            .spawn_scoped(scope, || extract_on_this_thread(bytes, file_name, limits));
+            .spawn_scoped(scope, || {
+                extract_on_this_thread(bytes, file_name, limits, passwords)
+            });
         match spawned {
             Ok(handle) => handle.join().unwrap_or_else(|payload| {
                 Err(Error::Panicked {
@@ -152,7 +194,7 @@ pub fn extract_with_limits(
                 })
             }),
             // No thread to be had (resource limits): extract here rather than fail.
-            Err(_) => extract_on_this_thread(bytes, file_name, limits),
+            Err(_) => extract_on_this_thread(bytes, file_name, limits, passwords),
         }
     })
 }
@@ -165,13 +207,14 @@ pub fn extract_as(
     format: Format,
     limits: &ExtractLimits,
 ) -> Result<ExtractedDocument> {
-    extract_format(bytes, format, limits)
+    extract_format(bytes, format, limits, &PdfPasswords::default())
 }
 
 fn extract_on_this_thread(
     bytes: &[u8],
     file_name: Option<&str>,
     limits: &ExtractLimits,
+    passwords: &PdfPasswords,
 ) -> Result<ExtractedDocument> {
     if bytes.len() as u64 > limits.max_file_bytes {
         return Err(Error::TooLarge {
@@ -193,16 +236,17 @@ fn extract_on_this_thread(
             })
         }
     };
-    extract_format(bytes, format, limits)
+    extract_format(bytes, format, limits, passwords)
 }
 
 fn extract_format(
     bytes: &[u8],
     format: Format,
     limits: &ExtractLimits,
+    passwords: &PdfPasswords,
 ) -> Result<ExtractedDocument> {
     let extracted = catch_unwind(AssertUnwindSafe(|| match format {
-        Format::Pdf => pdf::extract_pdf(bytes, limits),
+        Format::Pdf => pdf::extract_pdf(bytes, limits, passwords),
         Format::Docx => docx::extract_docx(bytes, limits),
         Format::Html => html::extract_html(bytes),
         Format::Email => email::extract_email(bytes, limits),

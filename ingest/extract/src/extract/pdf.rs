@@ -14,16 +14,35 @@
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use lopdf::{Dictionary, Document, Object, ObjectId};
+use lopdf::{Dictionary, Document, LoadOptions, Object, ObjectId};
 use pdf_extract::{output_doc_page, PlainTextOutput};
 
 use crate::error::{Error, Result};
-use crate::extract::{panic_message, too_many_pages, ExtractLimits, ExtractedDocument, Format};
+use crate::extract::{
+    panic_message, too_many_pages, ExtractLimits, ExtractedDocument, Format, PdfPasswords,
+};
 
 /// Extracts a PDF page by page.
-pub(crate) fn extract_pdf(bytes: &[u8], limits: &ExtractLimits) -> Result<ExtractedDocument> {
+pub(crate) fn extract_pdf(
+    bytes: &[u8],
+    limits: &ExtractLimits,
+    passwords: &PdfPasswords,
+) -> Result<ExtractedDocument> {
+    let mut opened_with = None;
     let document = match Document::load_mem(bytes) {
+        Ok(document) if needs_password(&document) && !passwords.is_empty() => {
+            let (document, index) = open_with_passwords(bytes, passwords)?;
+            opened_with = Some(index);
+            document
+        }
         Ok(document) => document,
+        Err(lopdf::Error::Decryption(_) | lopdf::Error::InvalidPassword)
+            if !passwords.is_empty() =>
+        {
+            let (document, index) = open_with_passwords(bytes, passwords)?;
+            opened_with = Some(index);
+            document
+        }
         Err(err @ (lopdf::Error::Decryption(_) | lopdf::Error::InvalidPassword)) => {
             return Err(load_error(err))
         }
@@ -36,9 +55,10 @@ pub(crate) fn extract_pdf(bytes: &[u8], limits: &ExtractLimits) -> Result<Extrac
     };
     // lopdf decrypts on load when the empty user password opens the file (permission-only
     // protection); when it cannot, the trailer still names an /Encrypt dictionary.
-    if document.trailer.get(b"Encrypt").is_ok() && document.encryption_state.is_none() {
+    if needs_password(&document) {
         return Err(Error::Encrypted {
-            reason: "PDF is encrypted and does not open without a password; remove the protection \
+            reason: "PDF is encrypted and does not open without a password: no password \
+                 configured opens it (add it to the PDF password list, or remove the protection) \
                  and ingest it again"
                 .to_string(),
         });
@@ -121,6 +141,13 @@ pub(crate) fn extract_pdf(bytes: &[u8], limits: &ExtractLimits) -> Result<Extrac
         });
     }
     let mut metadata = info_metadata(&document);
+    if let Some(index) = opened_with {
+        // Which entry, never the password itself.
+        metadata.insert(
+            "opened_with".to_string(),
+            format!("configured PDF password #{index}"),
+        );
+    }
     if num_failed > 0 {
         metadata.insert(
             "pages_failed".to_string(),
@@ -395,6 +422,32 @@ fn last_reference_after(bytes: &[u8], key: &[u8]) -> Option<(u32, u16)> {
         .map(|_| (id, generation))
 }
 
+/// True if the document is encrypted and was not decrypted on load (the empty user password
+/// did not open it).
+fn needs_password(document: &Document) -> bool {
+    document.trailer.get(b"Encrypt").is_ok() && document.encryption_state.is_none()
+}
+
+/// Tries each configured password; returns the document and which password (from 1) opened
+/// it. lopdf checks each against both the user and the owner password.
+fn open_with_passwords(bytes: &[u8], passwords: &PdfPasswords) -> Result<(Document, usize)> {
+    for (index, password) in passwords.0.iter().enumerate() {
+        if let Ok(document) =
+            Document::load_mem_with_options(bytes, LoadOptions::with_password(password))
+        {
+            if !needs_password(&document) {
+                return Ok((document, index + 1));
+            }
+        }
+    }
+    Err(Error::Encrypted {
+        reason: format!(
+            "PDF is encrypted and none of the {} configured passwords opens it",
+            passwords.0.len()
+        ),
+    })
+}
+
 /// Maps a lopdf load error to ours: decryption failures are [`Error::Encrypted`], the rest
 /// [`Error::Malformed`].
 fn load_error(err: lopdf::Error) -> Error {
@@ -467,8 +520,12 @@ trailer\n<< /Size 6 /Root 1 0 R >>\n%%EOF\n";
 
     #[test]
     fn pdf_without_xref_is_repaired() {
-        let document = extract_pdf(HELLO_WITHOUT_XREF.as_bytes(), &ExtractLimits::default())
-            .unwrap_or_else(|err| panic!("{err}"));
+        let document = extract_pdf(
+            HELLO_WITHOUT_XREF.as_bytes(),
+            &ExtractLimits::default(),
+            &PdfPasswords::default(),
+        )
+        .unwrap_or_else(|err| panic!("{err}"));
         assert_eq!(document.pages.len(), 1);
         assert!(
             document.pages[0].contains("Hello repaired"),
@@ -488,7 +545,11 @@ trailer\n<< /Size 6 /Root 1 0 R >>\n%%EOF\n";
                 "trailer",
                 "6 0 obj\n<< /Type /XObject /Subtype /Form /BBox [0 0 10 10] /Length 6 >>\nstream\n/X1 Do\nendstream\nendobj\ntrailer",
             );
-        let result = extract_pdf(pdf.as_bytes(), &ExtractLimits::default());
+        let result = extract_pdf(
+            pdf.as_bytes(),
+            &ExtractLimits::default(),
+            &PdfPasswords::default(),
+        );
         match result {
             Err(Error::Malformed { reason, .. }) => assert!(reason.contains("cycle"), "{reason}"),
             other => panic!("expected Malformed, got {other:?}"),
@@ -503,7 +564,11 @@ trailer\n<< /Size 6 /Root 1 0 R >>\n%%EOF\n";
             "/Type /Page /Parent 3 0 R /Contents 4 0 R",
         );
         assert!(pdf.contains("/Parent 3 0 R"));
-        let result = extract_pdf(pdf.as_bytes(), &ExtractLimits::default());
+        let result = extract_pdf(
+            pdf.as_bytes(),
+            &ExtractLimits::default(),
+            &PdfPasswords::default(),
+        );
         match result {
             Err(Error::Malformed { reason, .. }) => assert!(reason.contains("loops"), "{reason}"),
             other => panic!("expected Malformed, got {other:?}"),
@@ -512,7 +577,11 @@ trailer\n<< /Size 6 /Root 1 0 R >>\n%%EOF\n";
 
     #[test]
     fn garbage_after_header_is_malformed_not_repaired() {
-        let result = extract_pdf(b"%PDF-1.7\nnothing here\n%%EOF", &ExtractLimits::default());
+        let result = extract_pdf(
+            b"%PDF-1.7\nnothing here\n%%EOF",
+            &ExtractLimits::default(),
+            &PdfPasswords::default(),
+        );
         assert!(matches!(result, Err(Error::Malformed { .. })), "{result:?}");
     }
 }
