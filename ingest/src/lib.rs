@@ -4,5 +4,6 @@
 //! Extraction and chunking live in `vellum-extract` and are re-exported here.
 
 pub mod pipeline;
+pub mod watch;
 
-pub use vellum_extract::{chunk, extract, isolate, Error, Result};
+pub use vellum_extract::{chunk, extract, isolate, ocr, Error, Result};

@@ -20,8 +20,9 @@ use vellum_store::{ChunkId, DocumentId, NewChunk, NewDocument, SearchFilter, Sto
 use vellum_store::NewQuarantine;
 
 use crate::chunk::{chunk_pages_with, ChunkOptions};
-use crate::extract::{extract_with_passwords, ExtractLimits, PdfPasswords};
+use crate::extract::{extract_with_passwords, ExtractLimits, ExtractedDocument, PdfPasswords};
 use crate::isolate::{Sandbox, SandboxError};
+use crate::ocr::{ocr_pdf, tesseract_version, OcrOptions};
 
 /// Errors that stop an ingest run (a bad file does not: it is reported and skipped).
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +90,8 @@ pub struct IngestOptions {
     pub retry_quarantined: bool,
     /// Passwords tried on encrypted PDFs.
     pub pdf_passwords: PdfPasswords,
+    /// OCR scanned PDFs (no text layer) instead of quarantining them.
+    pub ocr: Option<OcrOptions>,
 }
 
 impl Default for IngestOptions {
@@ -102,6 +105,7 @@ impl Default for IngestOptions {
             sandbox: None,
             retry_quarantined: false,
             pdf_passwords: PdfPasswords::default(),
+            ocr: None,
         }
     }
 }
@@ -458,6 +462,10 @@ fn prepare_file(
         )?,
         None => extract_with_passwords(&bytes, file_name, &options.limits, &options.pdf_passwords),
     };
+    let extracted = match (extracted, &options.ocr) {
+        (Err(crate::Error::NeedsOcr { .. }), Some(ocr)) => ocr_document(&bytes, ocr),
+        (extracted, _) => extracted,
+    };
     drop(bytes);
     let extracted = match extracted {
         Ok(extracted) => extracted,
@@ -491,6 +499,32 @@ fn prepare_file(
         options,
         replaces_existing,
     ))
+}
+
+/// OCRs a scanned PDF into a document (format `pdf`, metadata saying how it was read).
+fn ocr_document(bytes: &[u8], options: &OcrOptions) -> crate::Result<ExtractedDocument> {
+    let pages = ocr_pdf(bytes, options)?;
+    let mut metadata = BTreeMap::new();
+    metadata.insert(
+        "ocr".to_string(),
+        format!(
+            "{}, language {}, {} dpi",
+            tesseract_version().unwrap_or_else(|| "tesseract".into()),
+            options.language,
+            options.dpi
+        ),
+    );
+    if pages.iter().all(|page| page.trim().is_empty()) {
+        return Err(crate::Error::NoText {
+            reason: "scanned PDF: OCR found no text on any page".into(),
+        });
+    }
+    Ok(ExtractedDocument {
+        format: crate::extract::Format::Pdf,
+        title: None,
+        pages,
+        metadata,
+    })
 }
 
 fn unreadable(error: &std::io::Error, sha256: Option<&str>) -> Rejection {

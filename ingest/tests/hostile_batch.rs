@@ -428,8 +428,8 @@ fn every_corpus_and_hostile_file_is_indexed_or_quarantined_in_one_batch() {
     for (relative, kind, words) in [
         (
             "legal-court-documents-freelaw/image-pdf.pdf",
-            "no_text",
-            "needs OCR",
+            "needs_ocr",
+            "--ocr",
         ),
         (
             "pdf-format-corpus-malformed/pdfCabinetOfHorrors/encryption_openpassword.pdf",

@@ -51,6 +51,12 @@ pub enum Error {
         /// The panic message.
         message: String,
     },
+    /// A scanned document: images of pages without a text layer.
+    #[error("needs OCR: {reason}")]
+    NeedsOcr {
+        /// What was found and what to do.
+        reason: String,
+    },
     /// Extraction did not finish in time (wall clock or CPU) and its worker was killed.
     #[error("timeout after {seconds} s: the file made the parser run too long")]
     Timeout {
@@ -74,6 +80,7 @@ impl Error {
             Error::TooLarge { .. } => "too_large",
             Error::Encrypted { .. } => "encrypted",
             Error::NoText { .. } => "no_text",
+            Error::NeedsOcr { .. } => "needs_ocr",
             Error::Panicked { .. } => "panicked",
             Error::Timeout { .. } => "timeout",
             Error::Crashed { .. } => "crashed",

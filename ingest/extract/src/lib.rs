@@ -23,5 +23,6 @@ pub mod chunk;
 mod error;
 pub mod extract;
 pub mod isolate;
+pub mod ocr;
 
 pub use error::{Error, Result};

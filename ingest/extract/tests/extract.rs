@@ -216,8 +216,8 @@ fn scanned_pdf_needs_ocr() {
         "legal-court-documents-freelaw/image-pdf-2.pdf",
     ] {
         match extract_corpus(file) {
-            Err(Error::NoText { reason }) => assert!(reason.contains("OCR"), "{file}: {reason}"),
-            other => panic!("{file}: expected NoText, got {other:?}"),
+            Err(Error::NeedsOcr { reason }) => assert!(reason.contains("OCR"), "{file}: {reason}"),
+            other => panic!("{file}: expected NeedsOcr, got {other:?}"),
         }
     }
 }
@@ -693,6 +693,7 @@ fn error_kind(err: &Error) -> &'static str {
         Error::TooLarge { .. } => "too_large",
         Error::Encrypted { .. } => "encrypted",
         Error::NoText { .. } => "no_text",
+        Error::NeedsOcr { .. } => "needs_ocr",
         Error::Panicked { .. } => "panicked",
         Error::Timeout { .. } => "timeout",
         Error::Crashed { .. } => "crashed",

@@ -91,6 +91,9 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Ingest files and folders (PDF, DOCX, HTML, e-mail, text, Markdown).
     Ingest(IngestArgs),
+    /// Sync folders into a collection, then follow their changes until stopped (Ctrl-C; an
+    /// interrupted commit is rolled back at the next start).
+    Watch(WatchArgs),
     /// Search the documents.
     Search(SearchArgs),
     /// Answer a question from the documents, with citations.
@@ -119,6 +122,46 @@ pub struct CollectionArgs {
     pub collections: Vec<String>,
 }
 
+/// How untrusted files are extracted (ingest and watch).
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// Wall-clock seconds one file's extraction may take before its worker is killed.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub extract_timeout: u64,
+    /// Memory (address space) one extraction worker may use.
+    #[arg(long, default_value_t = 2048, value_name = "MB")]
+    pub extract_memory_mb: u64,
+    /// A file of passwords (one per line) tried on encrypted PDFs; keep it readable only by
+    /// the user running vellum. Passwords are never logged or stored.
+    #[arg(long, env = "VELLUM_PDF_PASSWORDS_FILE", value_name = "FILE")]
+    pub pdf_passwords_file: Option<PathBuf>,
+    /// OCR scanned PDFs (no text layer) with Tesseract instead of quarantining them (needs
+    /// Debian's tesseract-ocr and poppler-utils; seconds per page).
+    #[arg(long)]
+    pub ocr: bool,
+    /// Tesseract language(s) for --ocr, e.g. eng or eng+deu.
+    #[arg(long, default_value = "eng", requires = "ocr")]
+    pub ocr_language: String,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Folders to keep in step with the collection.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The collection the documents go into.
+    #[arg(long, short = 'c', default_value = "default")]
+    pub collection: String,
+    /// Quiet time after the last change before it is ingested, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub debounce_ms: u64,
+    /// Print one JSON line per event on stdout (for scripts) instead of a log.
+    #[arg(long)]
+    pub events: bool,
+    #[command(flatten)]
+    pub extraction: ExtractArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// Document ids.
@@ -141,16 +184,8 @@ pub struct IngestArgs {
     /// scripts that follow an ingest).
     #[arg(long)]
     pub events: bool,
-    /// Wall-clock seconds one file's extraction may take before its worker is killed.
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
-    pub extract_timeout: u64,
-    /// Memory (address space) one extraction worker may use.
-    #[arg(long, default_value_t = 2048, value_name = "MB")]
-    pub extract_memory_mb: u64,
-    /// A file of passwords (one per line) tried on encrypted PDFs; keep it readable only by
-    /// the user running vellum. Passwords are never logged or stored.
-    #[arg(long, env = "VELLUM_PDF_PASSWORDS_FILE", value_name = "FILE")]
-    pub pdf_passwords_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub extraction: ExtractArgs,
     /// The collection the documents go into.
     #[arg(long, short = 'c', default_value = "default")]
     pub collection: String,

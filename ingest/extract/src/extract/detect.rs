@@ -4,7 +4,7 @@
 use std::io::Cursor;
 
 use crate::error::{Error, Result};
-use crate::extract::{ccda, email, text, Format};
+use crate::extract::{ccda, email, msg, text, Format};
 
 /// How far into a file a PDF header may start (the PDF spec allows junk before `%PDF-`).
 const PDF_HEADER_WINDOW: usize = 1024;
@@ -43,6 +43,9 @@ pub fn detect_format(bytes: &[u8], file_name: Option<&str>) -> Result<Format> {
         return Ok(Format::Pdf);
     }
     if bytes.starts_with(OLE2_MAGIC) {
+        if msg::looks_like_msg(bytes) {
+            return Ok(Format::OutlookMsg);
+        }
         return Err(classify_ole2(bytes));
     }
     if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {

@@ -10,6 +10,7 @@ mod detect;
 mod docx;
 mod email;
 mod html;
+mod msg;
 mod pdf;
 mod text;
 
@@ -37,6 +38,8 @@ pub enum Format {
     Email,
     /// An HL7 C-CDA clinical document (XML): the narrative of each section.
     Ccda,
+    /// An Outlook message (.msg), attachments included.
+    OutlookMsg,
     /// Plain text (UTF-8, UTF-16 with BOM or Windows-1252); also XML, reduced to its text.
     Text,
     /// Markdown, told from plain text by its file name.
@@ -52,6 +55,7 @@ impl Format {
             Format::Html => "html",
             Format::Email => "email",
             Format::Ccda => "ccda",
+            Format::OutlookMsg => "msg",
             Format::Text => "text",
             Format::Markdown => "markdown",
         }
@@ -65,6 +69,7 @@ impl Format {
             Format::Html => "HTML",
             Format::Email => "e-mail",
             Format::Ccda => "C-CDA clinical document",
+            Format::OutlookMsg => "Outlook message",
             Format::Text => "text",
             Format::Markdown => "Markdown",
         }
@@ -251,6 +256,7 @@ fn extract_format(
         Format::Html => html::extract_html(bytes),
         Format::Email => email::extract_email(bytes, limits),
         Format::Ccda => ccda::extract_ccda(bytes, limits),
+        Format::OutlookMsg => msg::extract_msg(bytes, limits, passwords),
         Format::Text | Format::Markdown => text::extract_text(bytes, format, limits),
     }));
     let mut document = match extracted {
@@ -273,10 +279,12 @@ fn extract_format(
         .map(|title| title.split_whitespace().collect::<Vec<_>>().join(" "))
         .filter(|title| !title.is_empty());
     if document.pages.iter().all(|page| page.is_empty()) {
-        return Err(Error::NoText {
-            reason: match format {
-                Format::Pdf => "scanned PDF: no text layer, needs OCR".to_string(),
-                other => format!("the {other} file contains no text"),
+        return Err(match format {
+            Format::Pdf => Error::NeedsOcr {
+                reason: "scanned PDF: no text layer, needs OCR (ingest with --ocr, which needs Tesseract)".to_string(),
+            },
+            other => Error::NoText {
+                reason: format!("the {other} file contains no text"),
             },
         });
     }

@@ -136,9 +136,7 @@ pub(crate) fn extract_pdf(
         .iter()
         .all(|page| page.chars().all(|c| c.is_whitespace() || c.is_control()));
     if has_no_text {
-        return Err(Error::NoText {
-            reason: no_text_reason(&document, &page_numbers),
-        });
+        return Err(no_text_error(&document, &page_numbers));
     }
     let mut metadata = info_metadata(&document);
     if let Some(index) = opened_with {
@@ -147,6 +145,9 @@ pub(crate) fn extract_pdf(
             "opened_with".to_string(),
             format!("configured PDF password #{index}"),
         );
+    }
+    if let Some(finding) = hidden_text(&document, &page_ids) {
+        metadata.insert("hidden_text".to_string(), finding);
     }
     if num_failed > 0 {
         metadata.insert(
@@ -275,9 +276,142 @@ fn resolve_dict<'a>(document: &'a Document, object: Option<&'a Object>) -> Optio
     object.as_dict().ok()
 }
 
+/// Content streams longer than this are not scanned for hidden text (time bound).
+const MAX_SCANNED_CONTENT_BYTES: usize = 8 << 20;
+
+/// Text-showing operators drawn so that a reader cannot see them, by kind.
+#[derive(Default)]
+struct HiddenRuns {
+    invisible: usize,
+    tiny: usize,
+    white: usize,
+    first_page: Option<u32>,
+}
+
+/// Looks for text a reader cannot see: render mode 3 (neither filled nor stroked), an
+/// effective font size under 1 point (Tf size × text matrix × CTM scale), or a white fill.
+/// Invisible text is normal over a scan (OCR layers use it); white or microscopic text in a
+/// born-digital document is how prompt injections and keyword stuffing hide. The document is
+/// labelled, not rejected: the text is still what the file says.
+fn hidden_text(document: &Document, page_ids: &BTreeMap<u32, ObjectId>) -> Option<String> {
+    let mut runs = HiddenRuns::default();
+    for (page_number, page_id) in page_ids {
+        let Ok(content) = document.get_page_content(*page_id) else {
+            continue;
+        };
+        if content.len() > MAX_SCANNED_CONTENT_BYTES {
+            continue;
+        }
+        let Ok(content) = lopdf::content::Content::decode(&content) else {
+            continue;
+        };
+        let before = runs.invisible + runs.tiny + runs.white;
+        scan_operations(&content.operations, &mut runs);
+        if runs.invisible + runs.tiny + runs.white > before && runs.first_page.is_none() {
+            runs.first_page = Some(*page_number);
+        }
+    }
+    let first_page = runs.first_page?;
+    let mut kinds = Vec::new();
+    if runs.invisible > 0 {
+        kinds.push(format!(
+            "{} invisible (render mode 3, as OCR text layers use)",
+            runs.invisible
+        ));
+    }
+    if runs.tiny > 0 {
+        kinds.push(format!("{} in a font under 1 point", runs.tiny));
+    }
+    if runs.white > 0 {
+        kinds.push(format!("{} in white", runs.white));
+    }
+    Some(format!(
+        "text runs a reader may not see: {}; first on page {first_page}",
+        kinds.join(", ")
+    ))
+}
+
+/// Graphics state that matters for visibility (saved by `q`, restored by `Q`).
+#[derive(Clone, Copy)]
+struct VisibilityState {
+    ctm_scale: f32,
+    render_mode: i64,
+    font_size: f32,
+    white_fill: bool,
+}
+
+fn scan_operations(operations: &[lopdf::content::Operation], runs: &mut HiddenRuns) {
+    let number = |object: &Object| -> Option<f32> {
+        match object {
+            Object::Integer(value) => Some(*value as f32),
+            Object::Real(value) => Some(*value),
+            _ => None,
+        }
+    };
+    let scale_of = |operands: &[Object]| -> Option<f32> {
+        let values: Vec<f32> = operands.iter().take(4).filter_map(number).collect();
+        let [a, b, c, d] = values.as_slice() else {
+            return None;
+        };
+        Some((a * d - b * c).abs().sqrt())
+    };
+    let mut state = VisibilityState {
+        ctm_scale: 1.0,
+        render_mode: 0,
+        font_size: 12.0,
+        white_fill: false,
+    };
+    let mut saved: Vec<VisibilityState> = Vec::new();
+    let mut text_matrix_scale = 1.0f32;
+    for operation in operations {
+        let operands = operation.operands.as_slice();
+        match operation.operator.as_str() {
+            "q" if saved.len() < 64 => saved.push(state),
+            "Q" => state = saved.pop().unwrap_or(state),
+            "cm" => {
+                if let Some(scale) = scale_of(operands) {
+                    state.ctm_scale *= scale;
+                }
+            }
+            "BT" => text_matrix_scale = 1.0,
+            "Tm" => text_matrix_scale = scale_of(operands).unwrap_or(1.0),
+            "Tr" => {
+                if let Some(Object::Integer(mode)) = operands.first() {
+                    state.render_mode = *mode;
+                }
+            }
+            "Tf" => {
+                if let Some(size) = operands.get(1).and_then(number) {
+                    state.font_size = size;
+                }
+            }
+            "g" => state.white_fill = operands.first().and_then(number) == Some(1.0),
+            "rg" => {
+                let values: Vec<f32> = operands.iter().filter_map(number).collect();
+                state.white_fill = values == [1.0, 1.0, 1.0];
+            }
+            "k" => {
+                let values: Vec<f32> = operands.iter().filter_map(number).collect();
+                state.white_fill = values == [0.0, 0.0, 0.0, 0.0];
+            }
+            "Tj" | "TJ" | "'" | "\"" => {
+                let effective_size = (state.font_size * text_matrix_scale * state.ctm_scale).abs();
+                if state.render_mode == 3 {
+                    runs.invisible += 1;
+                } else if effective_size < 1.0 {
+                    runs.tiny += 1;
+                } else if state.white_fill && state.render_mode == 0 {
+                    runs.white += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Explains a PDF without text: pages without fonts are images (a scan needing OCR); pages
 /// with fonts have text that could not be extracted (broken streams, unusual font encodings).
-fn no_text_reason(document: &Document, page_numbers: &[u32]) -> String {
+fn no_text_error(document: &Document, page_numbers: &[u32]) -> Error {
     let pages = document.get_pages();
     let has_fonts = page_numbers.iter().any(|page_number| {
         pages
@@ -286,11 +420,17 @@ fn no_text_reason(document: &Document, page_numbers: &[u32]) -> String {
             .is_some_and(|fonts| !fonts.is_empty())
     });
     if has_fonts {
-        "PDF has fonts but no text could be extracted (damaged content streams or an \
-         unsupported font encoding); re-exporting the PDF or OCR may help"
-            .to_string()
+        Error::NoText {
+            reason: "PDF has fonts but no text could be extracted (damaged content streams or \
+                     an unsupported font encoding); re-exporting the PDF or OCR may help"
+                .to_string(),
+        }
     } else {
-        "scanned PDF: no text layer, needs OCR".to_string()
+        Error::NeedsOcr {
+            reason:
+                "scanned PDF: no text layer, needs OCR (ingest with --ocr, which needs Tesseract)"
+                    .to_string(),
+        }
     }
 }
 
@@ -532,6 +672,44 @@ trailer\n<< /Size 6 /Root 1 0 R >>\n%%EOF\n";
             "{:?}",
             document.pages
         );
+    }
+
+    #[test]
+    fn hidden_text_is_labelled() {
+        let content = "BT /F1 24 Tf 72 700 Td (Visible) Tj ET \
+            BT 1 1 1 rg /F1 12 Tf 72 650 Td (White words) Tj ET \
+            BT 0 g /F1 0.5 Tf 72 600 Td (Tiny words) Tj ET \
+            BT 3 Tr /F1 12 Tf 72 550 Td (Invisible words) Tj ET \
+            BT 0 Tr /F1 1 Tf 12 0 0 12 72 500 Tm (Scaled normal words) Tj ET";
+        let pdf = HELLO_WITHOUT_XREF
+            .replace(
+                "<< /Length 45 >>",
+                &format!("<< /Length {} >>", content.len()),
+            )
+            .replace("BT /F1 24 Tf 72 700 Td (Hello repaired) Tj ET", content);
+        let document = extract_pdf(
+            pdf.as_bytes(),
+            &ExtractLimits::default(),
+            &PdfPasswords::default(),
+        )
+        .unwrap_or_else(|err| panic!("{err}"));
+        let label = document
+            .metadata
+            .get("hidden_text")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            label,
+            "text runs a reader may not see: 1 invisible (render mode 3, as OCR text layers \
+             use), 1 in a font under 1 point, 1 in white; first on page 1"
+        );
+        let plain = extract_pdf(
+            HELLO_WITHOUT_XREF.as_bytes(),
+            &ExtractLimits::default(),
+            &PdfPasswords::default(),
+        )
+        .unwrap_or_else(|err| panic!("{err}"));
+        assert!(!plain.metadata.contains_key("hidden_text"));
     }
 
     #[test]
