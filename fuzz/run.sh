@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the seed corpus of one fuzz target from shared/corpora and runs it for SECONDS.
 #
-#   fuzz/run.sh TARGET [SECONDS]      TARGET: pdf docx html email text detect chunk (or "seed")
+#   fuzz/run.sh TARGET [SECONDS]      TARGET: pdf docx html email text detect chunk msg ccda (or "seed")
 #
 # Environment (all optional):
 #   VELLUM_SHARED_DIR   folder holding corpora/ (default: ../shared next to the checkout)
@@ -69,6 +69,14 @@ seed() {
                 > "$dest/seed-form-feeds"
             printf '\xff\xfeH\x00i\x00 \x00\x0c\x00t\x00w\x00o\x00' > "$dest/seed-utf16le"
             ;;
+        msg)
+            # No real .msg in shared/corpora: OLE2 files (legacy Office, encrypted OOXML) give
+            # the fuzzer the compound-file structure to mutate.
+            copy_seeds "$dest" 40 "$corpora"/docx-apache-poi-subset/**/*.doc \
+                "$corpora"/docx-apache-poi-subset/bug53475-password-is-pass.docx \
+                "$corpora"/office-format-corpus-misc/**/*.doc "$corpora"/office-format-corpus-misc/**/*.ppt ;;
+        ccda)
+            copy_seeds "$dest" 60 "$corpora"/medical-ccda-smart-samples/**/*.xml ;;
         detect)
             copy_seeds "$dest" 12 "$corpora"/pdf-pdfjs-subset/*.pdf
             copy_seeds "$dest" 12 "$corpora"/docx-python-docx/**/*.docx
@@ -83,7 +91,7 @@ seed() {
 }
 
 if [ "$target" = seed ]; then
-    for t in pdf docx html email text detect chunk; do seed "$t"; done
+    for t in pdf docx html email text detect chunk msg ccda; do seed "$t"; done
     exit 0
 fi
 seed "$target"
