@@ -393,7 +393,7 @@ fn kill_nine_at_random_points_never_loses_or_half_writes() {
                 deletions_reported += 1;
             }
             if matches!(operation, Operation::Prune) {
-                for (path, _) in &ready {
+                for path in ready.keys() {
                     assert!(
                         expected_sha.contains_key(path),
                         "trial {trial}: {path} was pruned but is still ready"

@@ -363,7 +363,7 @@ pub(crate) mod tests {
             &format!("{inner}/__substg1.0_1000001F"),
             &utf16("The first offer was rejected on Monday."),
         );
-        file.create_storage(&format!("{inner}/__attach_version1.0_#00000000"))
+        file.create_storage(format!("{inner}/__attach_version1.0_#00000000"))
             .unwrap_or_else(|e| panic!("{e}"));
         put(
             &mut file,
