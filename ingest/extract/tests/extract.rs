@@ -686,20 +686,6 @@ fn all_files(dir: &Path, files: &mut Vec<PathBuf>) {
     }
 }
 
-fn error_kind(err: &Error) -> &'static str {
-    match err {
-        Error::Unsupported { .. } => "unsupported",
-        Error::Malformed { .. } => "malformed",
-        Error::TooLarge { .. } => "too_large",
-        Error::Encrypted { .. } => "encrypted",
-        Error::NoText { .. } => "no_text",
-        Error::NeedsOcr { .. } => "needs_ocr",
-        Error::Panicked { .. } => "panicked",
-        Error::Timeout { .. } => "timeout",
-        Error::Crashed { .. } => "crashed",
-    }
-}
-
 /// Runs extraction over every file of the shared corpora. Extraction must never panic (parser
 /// panics become `Error::Panicked`); each file runs on its own thread so that a file that makes
 /// a parser loop is reported instead of blocking the suite (extraction has no timeout of its
@@ -727,7 +713,7 @@ fn every_corpus_file_extracts_or_fails_cleanly() {
             .map(str::to_string);
         let group = match detect_format(&bytes, name.as_deref()) {
             Ok(format) => format.as_str().to_string(),
-            Err(err) => format!("(undetected: {})", error_kind(&err)),
+            Err(err) => format!("(undetected: {})", err.kind()),
         };
         let (sender, receiver) = mpsc::channel();
         std::thread::spawn(move || {
@@ -735,7 +721,7 @@ fn every_corpus_file_extracts_or_fails_cleanly() {
             let outcome = catch_unwind(AssertUnwindSafe(|| extract(&bytes, name.as_deref())));
             // The receiver is gone only if the file was reported as unfinished.
             let _ = sender.send((
-                outcome.map(|result| result.map_err(|err| error_kind(&err))),
+                outcome.map(|result| result.map_err(|err| err.kind())),
                 started.elapsed(),
             ));
         });

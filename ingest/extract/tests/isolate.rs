@@ -3,12 +3,14 @@
 //! talks nonsense (no real parser reliably does that on demand).
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use vellum_extract::extract::ExtractLimits;
 use vellum_extract::isolate::{Sandbox, SandboxLimits};
 use vellum_extract::Error;
+
+mod common;
+use common::corpus;
 
 fn worker() -> Sandbox {
     worker_with(SandboxLimits::default())
@@ -31,14 +33,6 @@ fn shell(script: &str, timeout: Duration) -> Sandbox {
             ..SandboxLimits::default()
         },
     )
-}
-
-fn corpus(relative: &str) -> Vec<u8> {
-    let shared = std::env::var_os("VELLUM_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let path = shared.join("corpora").join(relative);
-    std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
 }
 
 #[test]

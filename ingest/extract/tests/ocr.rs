@@ -2,17 +2,10 @@
 //! Tesseract. `deploy/setup.sh` installs tesseract-ocr and poppler-utils, so a missing one is a
 //! set-up failure, not a reason to skip.
 
-use std::path::{Path, PathBuf};
-
 use vellum_extract::ocr::{ocr_pdf, tesseract_version, OcrOptions};
 
-fn corpus(relative: &str) -> Vec<u8> {
-    let shared = std::env::var_os("VELLUM_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let path = shared.join("corpora").join(relative);
-    std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
-}
+mod common;
+use common::corpus;
 
 fn squash(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")

@@ -8,31 +8,12 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+mod common;
+use common::{shared_dir, vellum_command};
+
 const JV_AGREEMENT: &str =
     "ACCELERATEDTECHNOLOGIESHOLDINGCORP_04_24_2003-EX-10.13-JOINT VENTURE AGREEMENT.PDF";
 const IP_AGREEMENT: &str = "KNOWLABS,INC_08_15_2005-EX-10-INTELLECTUAL PROPERTY AGREEMENT.PDF";
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn shared_dir() -> PathBuf {
-    std::env::var_os("VELLUM_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared"))
-}
-
-fn models_dir() -> PathBuf {
-    let dir = std::env::var_os("VELLUM_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("models"));
-    assert!(
-        dir.join("all-MiniLM-L6-v2/model.safetensors").is_file(),
-        "models missing in {}: run deploy/fetch-models.sh",
-        dir.display()
-    );
-    dir
-}
 
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -42,11 +23,7 @@ struct Fixture {
 }
 
 fn vellum(data_dir: &Path, args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_vellum"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--models-dir")
-        .arg(models_dir())
+    let output = vellum_command(data_dir)
         .args(args)
         .output()
         .expect("the vellum binary runs");

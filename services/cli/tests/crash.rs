@@ -20,36 +20,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn shared_dir() -> PathBuf {
-    std::env::var_os("VELLUM_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared"))
-}
-
-fn models_dir() -> PathBuf {
-    let dir = std::env::var_os("VELLUM_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("models"));
-    assert!(
-        dir.join("all-MiniLM-L6-v2/model.safetensors").is_file(),
-        "models missing in {}: run deploy/fetch-models.sh",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::shared_dir;
 
 fn vellum_command(data_dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_vellum"));
-    command
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--models-dir")
-        .arg(models_dir())
-        .args(args);
+    let mut command = common::vellum_command(data_dir);
+    command.args(args);
     command
 }
 

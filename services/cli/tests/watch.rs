@@ -3,37 +3,14 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn shared_dir() -> PathBuf {
-    std::env::var_os("VELLUM_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared"))
-}
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("VELLUM_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("models"))
-}
-
-fn vellum(data_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_vellum"));
-    command
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--models-dir")
-        .arg(models_dir());
-    command
-}
+mod common;
+use common::{shared_dir, vellum_command as vellum};
 
 /// Kills the watcher when the test ends, passed or not.
 struct Watcher(Child);
