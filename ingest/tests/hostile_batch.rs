@@ -6,8 +6,8 @@
 //!
 //! Extraction runs in the real sandbox (worker processes with limits), the store is the real
 //! one. The embedder is a deterministic bag-of-words hash: this test is about extraction and
-//! quarantine, and the real model would need about 20 minutes on 2 cores for these ~20,000
-//! chunks. `VELLUM_HOSTILE_REAL_EMBEDDER=1` runs it with the real all-MiniLM-L6-v2 instead
+//! quarantine, and the real model needs 36.5 minutes on 2 cores for these ~58,000 chunks
+//! (docs/benchmarks.md). `VELLUM_HOSTILE_REAL_EMBEDDER=1` runs it with the real all-MiniLM-L6-v2 instead
 //! (`deploy/hostile-batch.sh`).
 
 use std::collections::BTreeMap;
