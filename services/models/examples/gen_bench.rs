@@ -7,13 +7,14 @@
 //! The default model is `<models>/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf`, with
 //! `<models>` from `VELLUM_MODELS_DIR` (default `<workspace>/models`); the corpus comes from
 //! `VELLUM_SHARED_DIR` (default `<workspace>/../shared`). `RUNS` sets the runs per mode (3).
+//! `DEVICE=cuda` (a build with `--features cuda`) measures the GPU, then the CPU decoder.
 
 use std::error::Error;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use vellum_models::{ChatMessage, GenerationParams, Generator, GgufGenerator};
+use vellum_models::{ChatMessage, GenerationDevice, GenerationParams, Generator, GgufGenerator};
 
 #[derive(serde::Deserialize)]
 struct CorpusRecord {
@@ -46,18 +47,31 @@ fn main() -> Result<(), Box<dyn Error>> {
     // Vellum's decoder with Q8_0 conversion (the default), then candle's reference
     // implementation with and without the conversion, in one process on the same machine load.
     // `ONLY_VELLUM=1` runs just the first (for profiling).
-    let configurations: &[(bool, bool)] = if std::env::var_os("ONLY_VELLUM").is_some() {
+    // `DEVICE=cuda` runs the model on the GPU (a binary built with `--features cuda`), then on
+    // the CPU for comparison.
+    let device: GenerationDevice = match std::env::var("DEVICE") {
+        Ok(value) => value.parse()?,
+        Err(_) => GenerationDevice::Cpu,
+    };
+    let configurations: &[(bool, bool)] = if device != GenerationDevice::Cpu {
+        &[(false, false), (true, true)]
+    } else if std::env::var_os("ONLY_VELLUM").is_some() {
         &[(true, true)]
     } else {
         &[(true, true), (true, false), (false, false)]
     };
-    for &(requantize, own_decoder) in configurations {
+    for (index, &(requantize, own_decoder)) in configurations.iter().enumerate() {
         let load_start = Instant::now();
-        let generator = GgufGenerator::load_with(&model_path, requantize, own_decoder)?;
-        let implementation = if own_decoder {
-            "vellum decoder"
+        let on_gpu = device != GenerationDevice::Cpu && index == 0;
+        let generator = if on_gpu {
+            GgufGenerator::load_on(&model_path, device)?
         } else {
-            "candle"
+            GgufGenerator::load_with(&model_path, requantize, own_decoder)?
+        };
+        let implementation = match (on_gpu, own_decoder) {
+            (true, _) => "candle on the GPU",
+            (false, true) => "vellum decoder",
+            (false, false) => "candle",
         };
         println!(
             "{} ({}), {implementation}, requantize {requantize}: loaded in {:.2}s",

@@ -110,6 +110,7 @@ impl Generator for ScriptedGenerator {
             file_sha256: self.model_sha256.clone(),
             template_sha256: "b".repeat(64),
             requantized_to_q8_0: false,
+            device: "cpu".into(),
         }
     }
 }

@@ -33,6 +33,74 @@ use weights::ModelWeights;
 /// efficient.
 const PROMPT_CHUNK_TOKENS: usize = 512;
 
+/// Where an in-process GGUF model runs.
+///
+/// `Cuda` needs a binary built with the `cuda` feature and an NVIDIA driver; the default build
+/// answers it with an error that says so. On a GPU the model runs with candle's quantized
+/// implementations and CUDA kernels (every GGUF tensor type as written, no Q8_0 conversion);
+/// on the CPU with Vellum's decoder where it applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GenerationDevice {
+    /// The CPU (the default).
+    #[default]
+    Cpu,
+    /// The NVIDIA GPU with this ordinal.
+    Cuda(usize),
+}
+
+impl std::fmt::Display for GenerationDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GenerationDevice::Cpu => f.write_str("cpu"),
+            GenerationDevice::Cuda(ordinal) => write!(f, "cuda:{ordinal}"),
+        }
+    }
+}
+
+impl std::str::FromStr for GenerationDevice {
+    type Err = String;
+
+    /// Parses `cpu`, `cuda` (GPU 0) or `cuda:N`.
+    fn from_str(text: &str) -> std::result::Result<Self, Self::Err> {
+        let text = text.trim().to_ascii_lowercase();
+        match text.as_str() {
+            "cpu" => Ok(GenerationDevice::Cpu),
+            "cuda" | "gpu" => Ok(GenerationDevice::Cuda(0)),
+            _ => text
+                .strip_prefix("cuda:")
+                .and_then(|ordinal| ordinal.parse().ok())
+                .map(GenerationDevice::Cuda)
+                .ok_or_else(|| format!("unknown device {text:?}: expected cpu, cuda or cuda:N")),
+        }
+    }
+}
+
+impl GenerationDevice {
+    /// Opens the candle device; `Cuda` fails with advice when the binary has no CUDA support or
+    /// no GPU answers.
+    fn open(self) -> Result<Device> {
+        match self {
+            GenerationDevice::Cpu => Ok(Device::Cpu),
+            GenerationDevice::Cuda(ordinal) => {
+                if !candle_core::utils::cuda_is_available() {
+                    return Err(Error::InvalidRequest(
+                        "this vellum was built without CUDA support: rebuild with \
+                         `cargo build --release --features cuda` (needs the CUDA toolkit's nvcc), \
+                         or use --device cpu"
+                            .into(),
+                    ));
+                }
+                Device::new_cuda(ordinal).map_err(|err| {
+                    Error::Runtime(format!(
+                        "cannot open CUDA device {ordinal} ({err}): check `nvidia-smi` and the \
+                         driver, or use --device cpu"
+                    ))
+                })
+            }
+        }
+    }
+}
+
 /// One message of a conversation, as chat templates expect it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChatMessage {
@@ -138,6 +206,10 @@ pub struct ModelIdentity {
     pub template_sha256: String,
     /// True when slow tensor types were converted to Q8_0 at load (changes the arithmetic).
     pub requantized_to_q8_0: bool,
+    /// Where it ran (`cpu`, `cuda:0`); GPU kernels sum in another order than CPU ones, so a
+    /// replay on another device may differ. Empty in receipts written before this field.
+    #[serde(default)]
+    pub device: String,
 }
 
 /// A text generator.
@@ -180,6 +252,8 @@ pub struct GgufGenerator {
     context_length: usize,
     tokenizer: GgufTokenizer,
     template: ChatTemplate,
+    /// Where the model's tensors live; prompts go there and logits come back to the CPU.
+    device: Device,
     model: Mutex<ModelWeights>,
 }
 
@@ -212,6 +286,26 @@ impl GgufGenerator {
     /// comparing the two (tests, benchmarks).
     #[doc(hidden)]
     pub fn load_with(path: &Path, requantize: bool, own_decoder: bool) -> Result<GgufGenerator> {
+        Self::load_full(path, requantize, own_decoder, GenerationDevice::Cpu)
+    }
+
+    /// Loads a GGUF model file to run on `device`: on the CPU as [`Self::load`] does; on a
+    /// GPU with candle's CUDA kernels, tensors as written.
+    pub fn load_on(path: &Path, device: GenerationDevice) -> Result<GgufGenerator> {
+        match device {
+            GenerationDevice::Cpu => Self::load(path),
+            GenerationDevice::Cuda(_) => Self::load_full(path, false, false, device),
+        }
+    }
+
+    fn load_full(
+        path: &Path,
+        requantize: bool,
+        own_decoder: bool,
+        device: GenerationDevice,
+    ) -> Result<GgufGenerator> {
+        // Before reading a byte of the model: a missing GPU is a configuration error.
+        let candle_device = device.open()?;
         let model_file_error = |reason: String| Error::ModelFile {
             path: path.to_path_buf(),
             reason,
@@ -263,6 +357,7 @@ impl GgufGenerator {
             requantize,
             own_decoder,
             max_positions: context_length,
+            device: candle_device.clone(),
         };
         let requantized_to_q8_0 = content.tensor_infos.values().any(|info| {
             weights::converts_to_q8_0(&architecture, &content, &load_options, info.ggml_dtype)
@@ -314,6 +409,7 @@ impl GgufGenerator {
             file_sha256,
             template_sha256: template.sha256(),
             requantized_to_q8_0,
+            device: device.to_string(),
         };
         Ok(GgufGenerator {
             identity,
@@ -322,6 +418,7 @@ impl GgufGenerator {
             context_length,
             tokenizer,
             template,
+            device: candle_device,
             model: Mutex::new(model),
         })
     }
@@ -357,8 +454,8 @@ impl GgufGenerator {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         model.clear_kv_cache();
-        prefill(&mut model, head)?;
-        let logits = forward(&mut model, &[last], head.len())?;
+        prefill(&mut model, head, &self.device)?;
+        let logits = forward(&mut model, &[last], head.len(), &self.device)?;
         model.clear_kv_cache();
         Ok(logits.to_vec1()?)
     }
@@ -389,7 +486,7 @@ impl GgufGenerator {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         model.clear_kv_cache();
-        let mut logits = prefill(&mut model, &prompt_tokens)?;
+        let mut logits = prefill(&mut model, &prompt_tokens, &self.device)?;
         let mut gaps = Vec::with_capacity(continuation_tokens.len());
         for (position, &token) in (prompt_tokens.len()..).zip(&continuation_tokens) {
             let values: Vec<f32> = logits.to_vec1()?;
@@ -399,7 +496,7 @@ impl GgufGenerator {
                 .copied()
                 .ok_or_else(|| Error::Runtime(format!("token {token} has no logit")))?;
             gaps.push(best - value);
-            logits = forward(&mut model, &[token], position)?;
+            logits = forward(&mut model, &[token], position, &self.device)?;
         }
         model.clear_kv_cache();
         Ok(gaps)
@@ -449,7 +546,7 @@ impl GgufGenerator {
         model.clear_kv_cache();
 
         let prompt_start = Instant::now();
-        let mut logits = prefill(&mut model, &prompt_tokens)?;
+        let mut logits = prefill(&mut model, &prompt_tokens, &self.device)?;
         let mut position = num_prompt_tokens;
         let prompt_seconds = prompt_start.elapsed().as_secs_f64();
 
@@ -467,7 +564,7 @@ impl GgufGenerator {
             if num_generated_tokens >= max_new_tokens {
                 break StopReason::MaxTokens;
             }
-            logits = forward(&mut model, &[token], position)?;
+            logits = forward(&mut model, &[token], position, &self.device)?;
             position += 1;
         };
         model.clear_kv_cache();
@@ -486,21 +583,30 @@ impl GgufGenerator {
 
 /// Runs a prompt from position 0, `PROMPT_CHUNK_TOKENS` at a time, and returns the logits of its
 /// last token.
-fn prefill(model: &mut ModelWeights, prompt_tokens: &[u32]) -> Result<Tensor> {
+fn prefill(model: &mut ModelWeights, prompt_tokens: &[u32], device: &Device) -> Result<Tensor> {
     let mut logits = None;
     let mut position = 0;
     for chunk in prompt_tokens.chunks(PROMPT_CHUNK_TOKENS) {
-        logits = Some(forward(model, chunk, position)?);
+        logits = Some(forward(model, chunk, position, device)?);
         position += chunk.len();
     }
     logits.ok_or_else(|| Error::InvalidRequest("the prompt is empty".into()))
 }
 
-/// Runs `tokens` at `position` and returns the last position's logits as a vector.
-fn forward(model: &mut ModelWeights, tokens: &[u32], position: usize) -> Result<Tensor> {
-    let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+/// Runs `tokens` at `position` on `device` and returns the last position's logits as a vector
+/// on the CPU, where sampling happens.
+fn forward(
+    model: &mut ModelWeights,
+    tokens: &[u32],
+    position: usize,
+    device: &Device,
+) -> Result<Tensor> {
+    let input = Tensor::new(tokens, device)?.unsqueeze(0)?;
     let logits = model.forward(&input, position)?;
-    Ok(logits.squeeze(0)?.to_dtype(candle_core::DType::F32)?)
+    Ok(logits
+        .squeeze(0)?
+        .to_dtype(candle_core::DType::F32)?
+        .to_device(&Device::Cpu)?)
 }
 
 fn validate(params: &GenerationParams) -> Result<()> {

@@ -454,6 +454,8 @@ impl Generator for RemoteGenerator {
             file_sha256: String::new(),
             template_sha256: String::new(),
             requantized_to_q8_0: false,
+            // The server's hardware is not ours to see.
+            device: String::new(),
         }
     }
 }

@@ -106,7 +106,7 @@ pub(crate) fn load<R: Read + Seek>(
     reader: &mut R,
     options: &LoadOptions,
 ) -> candle_core::Result<ModelWeights> {
-    let device = Device::Cpu;
+    let device = options.device.clone();
     let convert = |dtype| converts_to_q8_0(architecture, &content, options, dtype);
     let needs_conversion = content
         .tensor_infos
@@ -144,7 +144,7 @@ pub(crate) fn converts_to_q8_0(
 }
 
 /// How to load a model.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct LoadOptions {
     /// Convert tensor types with only scalar kernels to Q8_0.
     pub(crate) requantize: bool,
@@ -152,6 +152,8 @@ pub(crate) struct LoadOptions {
     pub(crate) own_decoder: bool,
     /// Longest sequence (prompt plus answer) to support.
     pub(crate) max_positions: usize,
+    /// Where the tensors go: the CPU, or a GPU (then candle's implementations run).
+    pub(crate) device: Device,
 }
 
 /// Stacked expert tensors as llama.cpp writes Mixtral-style models today
@@ -233,7 +235,7 @@ fn build<R: Read + Seek>(
     device: &Device,
     options: &LoadOptions,
 ) -> candle_core::Result<ModelWeights> {
-    if options.own_decoder && Decoder::supports(architecture, &content) {
+    if options.own_decoder && device.is_cpu() && Decoder::supports(architecture, &content) {
         return Decoder::load(architecture, &content, reader, options.max_positions)
             .map(|decoder| ModelWeights::Decoder(Box::new(decoder)));
     }

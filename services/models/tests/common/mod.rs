@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod smollm2;
+
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::{self, Value};
@@ -125,8 +127,27 @@ fn quantized(tensor: &Tensor, dtype: GgmlDType) -> QTensor {
     QTensor::quantize(tensor, dtype).unwrap_or_else(|err| panic!("quantize: {err}"))
 }
 
+thread_local! {
+    /// Set while [`write_tiny_model_f32`] writes: every weight as F32.
+    static ALL_F32: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 fn random(shape: &[usize], dtype: GgmlDType) -> QTensor {
+    let dtype = if ALL_F32.with(|cell| cell.get()) {
+        GgmlDType::F32
+    } else {
+        dtype
+    };
     quantized(&randn(shape, 0.2), dtype)
+}
+
+/// Writes the same tiny model with every weight as F32 (same random values before
+/// quantization): for comparing engines on the architecture alone, without the differences
+/// of their quantized kernels.
+pub fn write_tiny_model_f32(path: &Path, arch: TinyArch) {
+    ALL_F32.with(|cell| cell.set(true));
+    write_tiny_model(path, arch);
+    ALL_F32.with(|cell| cell.set(false));
 }
 
 fn ones(len: usize) -> QTensor {
