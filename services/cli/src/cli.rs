@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use vellum_models::GenerationDevice;
 
 /// Private document search and summarization, on your own machine.
 #[derive(Debug, Parser)]
@@ -49,6 +50,10 @@ pub struct GlobalArgs {
         default_value = "SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
     )]
     pub generation_model: PathBuf,
+    /// Where the local GGUF model runs: cpu, or cuda / cuda:N for an NVIDIA GPU (needs a
+    /// vellum built with `--features cuda`).
+    #[arg(long, global = true, env = "VELLUM_DEVICE", default_value = "cpu")]
+    pub device: GenerationDevice,
     /// Generate with an OpenAI-compatible server instead of the local GGUF: its base URL with
     /// the API version, e.g. http://10.0.0.5:8000/v1 (llama.cpp server, vLLM, Ollama, LM Studio,
     /// MLC LLM, Triton's OpenAI frontend, mlx_lm.server).
@@ -113,6 +118,113 @@ pub enum Command {
     Eval(EvalArgs),
     /// List the models found in the models folder, with their SHA-256.
     Models,
+    /// Serve the HTTPS API (TLS only; users, API keys and Cedar policies decide who sees
+    /// what). Settings: flag > environment variable > TOML file > default.
+    Serve(ServeArgs),
+    /// Manage the users who may sign in to `vellum serve` (works offline on the data folder).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API keys for machine clients (works offline on the data folder).
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML settings file (keys: listen, policies, session_hours, max_upload_mb, workers, and
+    /// [tls] cert, key, client_ca); unknown keys are an error [default: <data dir>/vellum.toml
+    /// when it exists].
+    #[arg(long, env = "VELLUM_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address and port to listen on, HTTPS only; port 0 picks a free one [default: 127.0.0.1:8443].
+    #[arg(long, env = "VELLUM_LISTEN", value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Folder of Cedar policies (*.cedar) [default: policies/default].
+    #[arg(long, env = "VELLUM_POLICIES", value_name = "DIR")]
+    pub policies: Option<PathBuf>,
+    /// TLS certificate chain (PEM). Without --tls-cert/--tls-key the first start makes a
+    /// self-signed certificate in <data dir>/tls and prints its SHA-256 fingerprint.
+    #[arg(
+        long,
+        env = "VELLUM_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(
+        long,
+        env = "VELLUM_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) for client certificates: when set, every client must present a
+    /// certificate signed by one of them (mTLS), in addition to its token or key.
+    #[arg(long, env = "VELLUM_TLS_CLIENT_CA", value_name = "PEM")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Hours a login session lasts [default: 8].
+    #[arg(long, env = "VELLUM_SESSION_HOURS", value_name = "HOURS")]
+    pub session_hours: Option<u64>,
+    /// Largest request body (uploads), in megabytes [default: 256].
+    #[arg(long, env = "VELLUM_MAX_UPLOAD_MB", value_name = "MB")]
+    pub max_upload_mb: Option<u64>,
+    /// HTTP worker threads [default: the number of CPUs].
+    #[arg(long, env = "VELLUM_WORKERS", value_name = "N")]
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user. Without --password-stdin a password is generated and printed once.
+    Add {
+        /// The user name: lowercase letters, digits, '.', '_', '-', '@'.
+        name: String,
+        /// A role that authorization policies refer to (repeatable), e.g. attorney, admin.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// A group that authorization policies refer to (repeatable), e.g. a matter team.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Read the password from the first line of standard input (it never appears in the
+        /// process list or the shell history).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Disable a user: their sessions end and their API keys stop working.
+    Disable { name: String },
+    /// Enable a disabled user again.
+    Enable { name: String },
+    /// Set a user's password (ends their sessions). Without --password-stdin a password is
+    /// generated and printed once.
+    Passwd {
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key for a user; the key is printed once and never stored.
+    Create {
+        /// The user the key acts as.
+        user: String,
+        /// What the key is for (shown in listings), e.g. "scanner in room 2".
+        #[arg(long)]
+        name: String,
+    },
+    /// List API keys (ids, owners, names; never the secrets).
+    List {
+        /// Only this user's keys.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke an API key by its id (the part after `vk_`) or the whole key.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Args)]

@@ -39,6 +39,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Check => check(&ctx),
         Command::Eval(args) => evaluate(&ctx, args),
         Command::Models => models(&ctx),
+        Command::Serve(args) => crate::serve::serve(&ctx, args),
+        Command::User(command) => crate::accounts::user(&ctx, command),
+        Command::Key(command) => crate::accounts::key(&ctx, command),
     }
 }
 

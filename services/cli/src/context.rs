@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use vellum_models::{Embedder, Generator, GgufGenerator, RemoteConfig, RemoteGenerator};
+use vellum_models::{
+    Embedder, GenerationDevice, Generator, GgufGenerator, RemoteConfig, RemoteGenerator,
+};
 use vellum_store::{Store, StoreOptions};
 
 use crate::cli::GlobalArgs;
@@ -18,6 +20,8 @@ pub struct Context {
     pub models_dir: PathBuf,
     pub embedding_model: PathBuf,
     pub generation_model: PathBuf,
+    /// Where the local GGUF model runs.
+    pub device: GenerationDevice,
     /// Set when generation goes to an OpenAI-compatible server.
     pub remote: Option<RemoteConfig>,
     pub json: bool,
@@ -37,6 +41,7 @@ impl Context {
             models_dir: global.models_dir.clone(),
             embedding_model: under_models(&global.embedding_model),
             generation_model: under_models(&global.generation_model),
+            device: global.device,
             remote: global.remote_url.as_ref().map(|url| {
                 let mut config = RemoteConfig::new(url.clone(), global.remote_model.clone());
                 config.api_key = global.remote_api_key.clone();
@@ -75,12 +80,14 @@ impl Context {
                 self.generation_model.display()
             );
         }
-        let generator = GgufGenerator::load(&self.generation_model).with_context(|| {
-            format!(
-                "loading the generation model {}",
-                self.generation_model.display()
-            )
-        })?;
+        let generator =
+            GgufGenerator::load_on(&self.generation_model, self.device).with_context(|| {
+                format!(
+                    "loading the generation model {} on {}",
+                    self.generation_model.display(),
+                    self.device
+                )
+            })?;
         Ok(Box::new(generator))
     }
 

@@ -3,10 +3,12 @@
 //!
 //! Exit codes: 0 success, 1 error (the message says what to do next), 2 bad usage.
 
+mod accounts;
 mod cli;
 mod commands;
 mod context;
 mod render;
+mod serve;
 
 use clap::Parser;
 

@@ -1,0 +1,454 @@
+//! `vellum serve` end to end: the real binary on a free loopback port, real documents ingested
+//! with the real embedder, the law-firm Cedar policies, and an HTTPS client (reqwest over
+//! rustls) that trusts only the certificate the server made. Transport (TLS 1.1 and plain HTTP
+//! refused), identity (login, throttling, API keys, revocation) and authorization (matters,
+//! ethical wall, paralegal limits, forbidden looks like missing) are checked over the wire.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::{shared_dir, vellum_command};
+use serde_json::{json, Value};
+
+/// The server process, killed when dropped.
+struct Server {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn policies(set: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../policies")
+        .join(set)
+}
+
+fn start_server(data_dir: &Path, policy_set: &str) -> Server {
+    let mut child = vellum_command(data_dir)
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
+        .arg("--policies")
+        .arg(policies(policy_set))
+        .env("VELLUM_ADMIN_PASSWORD", "admin password for tests")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|err| panic!("spawn vellum serve: {err}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(address) = line.strip_prefix("listening on https://") {
+                let _ = sender.send(address.to_string());
+            }
+        }
+    });
+    let address = receiver
+        .recv_timeout(Duration::from_secs(120))
+        .unwrap_or_else(|_| panic!("vellum serve did not start within 120 s"));
+    Server {
+        child,
+        address: address
+            .parse()
+            .unwrap_or_else(|err| panic!("address {address}: {err}")),
+    }
+}
+
+fn vellum(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Value {
+    let mut child = vellum_command(data_dir)
+        .arg("--json")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("spawn vellum {args:?}: {err}"));
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes())
+            .unwrap_or_else(|err| panic!("stdin: {err}"));
+    }
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|err| panic!("vellum {args:?}: {err}"));
+    assert!(
+        output.status.success(),
+        "vellum {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
+}
+
+fn add_user(data_dir: &Path, name: &str, roles: &[&str], groups: &[&str]) {
+    let mut args = vec!["user", "add", name, "--password-stdin"];
+    for role in roles {
+        args.extend(["--role", role]);
+    }
+    for group in groups {
+        args.extend(["--group", group]);
+    }
+    vellum(data_dir, &args, Some(&format!("{name}'s long password\n")));
+}
+
+/// An HTTPS client that trusts only the server's own certificate.
+fn client(data_dir: &Path) -> reqwest::Client {
+    let pem = std::fs::read(data_dir.join("tls/cert.pem"))
+        .unwrap_or_else(|err| panic!("cert.pem: {err}"));
+    let certificate =
+        reqwest::Certificate::from_pem(&pem).unwrap_or_else(|err| panic!("certificate: {err}"));
+    reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(certificate)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap_or_else(|err| panic!("client: {err}"))
+}
+
+struct Api {
+    client: reqwest::Client,
+    base: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Api {
+    fn new(data_dir: &Path, server: &Server) -> Api {
+        Api {
+            client: client(data_dir),
+            // The certificate names localhost, so the client checks the name too.
+            base: format!("https://localhost:{}/v1", server.address.port()),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap_or_else(|err| panic!("runtime: {err}")),
+        }
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .unwrap_or_else(|err| panic!("{method}: {err}"));
+        let mut request = self.client.request(method, &url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.runtime.block_on(async {
+            let response = request
+                .send()
+                .await
+                .unwrap_or_else(|err| panic!("{url}: {err}"));
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap_or_default();
+            (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        })
+    }
+
+    fn login(&self, user: &str) -> String {
+        let (status, body) = self.call(
+            "POST",
+            "/login",
+            None,
+            Some(json!({"user": user, "password": format!("{user}'s long password")})),
+        );
+        assert_eq!(status, 200, "login {user}: {body}");
+        body["token"].as_str().unwrap_or_default().to_string()
+    }
+
+    fn search(&self, token: &str, query: &str) -> Vec<Value> {
+        let (status, body) = self.call(
+            "POST",
+            "/search",
+            Some(token),
+            Some(json!({"query": query, "k": 20})),
+        );
+        assert_eq!(status, 200, "search: {body}");
+        body["results"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+fn collections_of(results: &[Value]) -> Vec<String> {
+    let mut names: Vec<String> = results
+        .iter()
+        .filter_map(|hit| hit["collection"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Ingests a CUAD contract into matter-1234 and two court e-mails into matter-9999.
+fn ingest_matters(data_dir: &Path, work: &Path) {
+    let corpora = shared_dir().join("corpora");
+    let matter_a = work.join("matter-a");
+    let matter_b = work.join("matter-b");
+    std::fs::create_dir_all(&matter_a).unwrap_or_else(|err| panic!("{err}"));
+    std::fs::create_dir_all(&matter_b).unwrap_or_else(|err| panic!("{err}"));
+    let contract = corpora.join(
+        "legal-cuad-contracts/pdf/ACCELERATEDTECHNOLOGIESHOLDINGCORP_04_24_2003-EX-10.13-JOINT VENTURE AGREEMENT.PDF",
+    );
+    std::fs::copy(&contract, matter_a.join("joint-venture.pdf"))
+        .unwrap_or_else(|err| panic!("{}: {err}", contract.display()));
+    for name in ["almd_1.eml", "almd_3_plain.eml"] {
+        let email = corpora.join("email-court-notices-pacer/nef").join(name);
+        std::fs::copy(&email, matter_b.join(name))
+            .unwrap_or_else(|err| panic!("{}: {err}", email.display()));
+    }
+    for (folder, collection) in [(&matter_a, "matter-1234"), (&matter_b, "matter-9999")] {
+        let status = vellum_command(data_dir)
+            .arg("ingest")
+            .arg(folder)
+            .args(["--collection", collection])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap_or_else(|err| panic!("ingest: {err}"));
+        assert!(status.success(), "ingest {collection}");
+    }
+}
+
+fn raw_exchange(address: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(address).unwrap_or_else(|err| panic!("connect: {err}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap_or_else(|err| panic!("{err}"));
+    stream
+        .write_all(bytes)
+        .unwrap_or_else(|err| panic!("write: {err}"));
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer
+}
+
+/// A TLS 1.1 ClientHello (no supported_versions extension), offering two TLS 1.0-1.2 suites.
+fn tls_1_1_client_hello() -> Vec<u8> {
+    let mut body = vec![0x03, 0x02]; // client_version TLS 1.1
+    body.extend([0x42; 32]); // random
+    body.push(0); // no session id
+    body.extend([0x00, 0x04, 0xC0, 0x13, 0x00, 0x2F]); // ECDHE-RSA-AES128-SHA, RSA-AES128-SHA
+    body.extend([0x01, 0x00]); // null compression
+    let mut handshake = vec![0x01, 0x00, 0x00, body.len() as u8];
+    handshake.extend(body);
+    let mut record = vec![0x16, 0x03, 0x01, 0x00, handshake.len() as u8];
+    record.extend(handshake);
+    record
+}
+
+#[test]
+fn https_service_end_to_end() {
+    let work = tempfile::tempdir().unwrap_or_else(|err| panic!("tempdir: {err}"));
+    let data_dir = work.path().join("data");
+    ingest_matters(&data_dir, work.path());
+    // The first start, on an empty user database, creates `admin`; users are then added
+    // offline while the server runs.
+    let server = start_server(&data_dir, "law-firm");
+    add_user(&data_dir, "alice", &["attorney"], &["matter-1234"]);
+    add_user(&data_dir, "pete", &["paralegal"], &["matter-1234"]);
+    add_user(
+        &data_dir,
+        "walt",
+        &["attorney"],
+        &["matter-1234", "walled-matter-1234"],
+    );
+    add_user(&data_dir, "carol", &["attorney"], &["matter-9999"]);
+    add_user(&data_dir, "tess", &["attorney"], &["matter-9999"]);
+    let api = Api::new(&data_dir, &server);
+
+    // Transport: HTTPS works; plain HTTP and TLS 1.1 get no HTTP answer and no ServerHello.
+    let (status, body) = api.call("GET", "/health", None, None);
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let plain = raw_exchange(
+        server.address,
+        b"GET /v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    );
+    assert!(!plain.starts_with(b"HTTP/"), "plain HTTP was answered");
+    let tls11 = raw_exchange(server.address, &tls_1_1_client_hello());
+    assert!(
+        tls11.is_empty() || tls11[0] == 0x15,
+        "TLS 1.1 was not refused with an alert: {:02x?}",
+        &tls11[..tls11.len().min(16)]
+    );
+    assert!(
+        tls11.first() != Some(&0x16),
+        "TLS 1.1 got a handshake reply"
+    );
+
+    // Identity: no token, a forged token, a wrong password.
+    assert_eq!(api.call("GET", "/me", None, None).0, 401);
+    let forged = format!("vs_{}_{}", "0".repeat(12), "0".repeat(64));
+    assert_eq!(api.call("GET", "/me", Some(&forged), None).0, 401);
+    let alice = api.login("alice");
+    let (status, me) = api.call("GET", "/me", Some(&alice), None);
+    assert_eq!((status, me["name"].as_str()), (200, Some("alice")));
+
+    // Throttling: five free failures, then the account waits, even with the right password.
+    let wrong = json!({"user": "tess", "password": "not tess's password"});
+    for attempt in 1..=6 {
+        let (status, _) = api.call("POST", "/login", None, Some(wrong.clone()));
+        assert_eq!(status, 401, "attempt {attempt}");
+    }
+    let (status, body) = api.call("POST", "/login", None, Some(wrong));
+    assert_eq!(status, 429, "{body}");
+    let right = json!({"user": "tess", "password": "tess's long password"});
+    assert_eq!(api.call("POST", "/login", None, Some(right)).0, 429);
+
+    // API keys work until revoked (offline, with the server running).
+    let created = vellum(
+        &data_dir,
+        &["key", "create", "carol", "--name", "e2e scanner"],
+        None,
+    );
+    let key = created["key"].as_str().unwrap_or_default().to_string();
+    let key_id = created["info"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (status, me) = api.call("GET", "/me", Some(&key), None);
+    assert_eq!((status, me["via"].as_str()), (200, Some("api_key")));
+    vellum(&data_dir, &["key", "revoke", &key_id], None);
+    assert_eq!(api.call("GET", "/me", Some(&key), None).0, 401);
+
+    // Logout ends the session.
+    let short_lived = api.login("carol");
+    assert_eq!(api.call("POST", "/logout", Some(&short_lived), None).0, 204);
+    assert_eq!(api.call("GET", "/me", Some(&short_lived), None).0, 401);
+
+    // Authorization: each caller sees exactly its matters, in results and in listings.
+    let carol = api.login("carol");
+    let pete = api.login("pete");
+    let walt = api.login("walt");
+    let admin = {
+        let (status, body) = api.call(
+            "POST",
+            "/login",
+            None,
+            Some(json!({"user": "admin", "password": "admin password for tests"})),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["token"].as_str().unwrap_or_default().to_string()
+    };
+    let query = "agreement court notice parties";
+    let alice_hits = api.search(&alice, query);
+    assert!(!alice_hits.is_empty(), "alice found nothing");
+    assert_eq!(collections_of(&alice_hits), ["matter-1234"]);
+    let carol_hits = api.search(&carol, query);
+    assert!(!carol_hits.is_empty(), "carol found nothing");
+    assert_eq!(collections_of(&carol_hits), ["matter-9999"]);
+    assert_eq!(collections_of(&api.search(&pete, query)), ["matter-1234"]);
+    assert!(
+        api.search(&walt, query).is_empty(),
+        "the ethical wall leaked"
+    );
+    assert!(
+        api.search(&admin, query).is_empty(),
+        "admins administer, they do not read"
+    );
+    // Asking for someone else's matter by name gives nothing, not an error.
+    let (status, body) = api.call(
+        "POST",
+        "/search",
+        Some(&alice),
+        Some(json!({"query": query, "collections": ["matter-9999"]})),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(body["results"].as_array().map(Vec::len), Some(0));
+
+    let (status, listed) = api.call("GET", "/documents", Some(&alice), None);
+    assert_eq!(status, 200);
+    let alice_docs: Vec<Value> = listed.as_array().cloned().unwrap_or_default();
+    assert_eq!(alice_docs.len(), 1, "{listed}");
+    assert_eq!(collections_of(&alice_docs), ["matter-1234"]);
+    let contract_id = alice_docs[0]["id"].as_str().unwrap_or_default().to_string();
+    let (_, walt_docs) = api.call("GET", "/documents", Some(&walt), None);
+    assert_eq!(walt_docs.as_array().map(Vec::len), Some(0));
+    let (_, carol_collections) = api.call("GET", "/collections", Some(&carol), None);
+    assert_eq!(carol_collections[0]["name"].as_str(), Some("matter-9999"));
+    assert_eq!(carol_collections.as_array().map(Vec::len), Some(1));
+
+    // A forbidden document and a missing one give the same answer.
+    let forbidden = api.call(
+        "GET",
+        &format!("/documents/{contract_id}"),
+        Some(&carol),
+        None,
+    );
+    let missing = api.call("GET", "/documents/no-such-document", Some(&carol), None);
+    assert_eq!(forbidden.0, 404);
+    assert_eq!(forbidden, missing);
+    assert_eq!(
+        api.call(
+            "DELETE",
+            &format!("/documents/{contract_id}"),
+            Some(&carol),
+            None
+        ),
+        missing
+    );
+
+    // Paralegals may read but not delete; attorneys may delete.
+    assert_eq!(
+        api.call(
+            "GET",
+            &format!("/documents/{contract_id}"),
+            Some(&pete),
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        api.call(
+            "DELETE",
+            &format!("/documents/{contract_id}"),
+            Some(&pete),
+            None
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        api.call(
+            "DELETE",
+            &format!("/documents/{contract_id}"),
+            Some(&alice),
+            None
+        )
+        .0,
+        204
+    );
+    assert_eq!(
+        api.call(
+            "GET",
+            &format!("/documents/{contract_id}"),
+            Some(&alice),
+            None
+        )
+        .0,
+        404
+    );
+    assert!(
+        api.search(&alice, query).is_empty(),
+        "deleted document still found"
+    );
+
+    // Errors are JSON with a code, never a stack trace or a path.
+    let (status, body) = api.call("POST", "/search", Some(&alice), Some(json!({"qurey": "x"})));
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")));
+    let (status, body) = api.call("GET", "/nope", Some(&alice), None);
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+}

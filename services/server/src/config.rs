@@ -1,0 +1,187 @@
+//! Server settings. Each comes from, in order of precedence: a command-line flag, an
+//! environment variable, the TOML file (`--config`, default `<data dir>/vellum.toml` if it
+//! exists), then the built-in default. The TOML file rejects unknown keys: a misspelt
+//! `client_ca` must stop the server, not silently turn client certificates off.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// What `vellum serve` runs with, all layers merged.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address and port to listen on (HTTPS only).
+    pub listen: SocketAddr,
+    /// The folder of Cedar policies.
+    pub policies: PathBuf,
+    /// TLS certificate chain (PEM); with `tls_key`. Neither: a self-signed one in the data folder.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates must chain to; set, every client must
+    /// present one (mTLS), on top of its bearer token.
+    pub tls_client_ca: Option<PathBuf>,
+    /// Hours a login session lasts.
+    pub session_hours: u64,
+    /// Largest request body accepted, in megabytes (uploads).
+    pub max_upload_mb: u64,
+    /// HTTP worker threads.
+    pub workers: usize,
+}
+
+/// The TOML file's shape: every key optional, unknown keys an error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub policies: Option<PathBuf>,
+    pub session_hours: Option<u64>,
+    pub max_upload_mb: Option<u64>,
+    pub workers: Option<usize>,
+    pub tls: Option<TlsFileConfig>,
+}
+
+/// `[tls]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFileConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Settings given on the command line or in the environment (clap resolves flag > env).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub policies: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
+    pub session_hours: Option<u64>,
+    pub max_upload_mb: Option<u64>,
+    pub workers: Option<usize>,
+}
+
+/// A configuration problem, naming the file and the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("configuration file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+pub const DEFAULT_SESSION_HOURS: u64 = 8;
+pub const DEFAULT_MAX_UPLOAD_MB: u64 = 256;
+
+impl FileConfig {
+    /// Reads and parses a TOML file.
+    pub fn read(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<FileConfig, String> {
+        toml::from_str(text).map_err(|err| err.to_string().trim().to_string())
+    }
+}
+
+impl ServerConfig {
+    /// Merges the layers: overrides (flag or environment) > file > defaults.
+    pub fn resolve(overrides: Overrides, file: FileConfig) -> Result<ServerConfig, ConfigError> {
+        let tls = file.tls.unwrap_or_default();
+        let default_listen: SocketAddr = DEFAULT_LISTEN
+            .parse()
+            .map_err(|_| ConfigError::Invalid("bad default address".into()))?;
+        let config = ServerConfig {
+            listen: overrides.listen.or(file.listen).unwrap_or(default_listen),
+            policies: overrides
+                .policies
+                .or(file.policies)
+                .unwrap_or_else(|| PathBuf::from("policies/default")),
+            tls_cert: overrides.tls_cert.or(tls.cert),
+            tls_key: overrides.tls_key.or(tls.key),
+            tls_client_ca: overrides.tls_client_ca.or(tls.client_ca),
+            session_hours: overrides
+                .session_hours
+                .or(file.session_hours)
+                .unwrap_or(DEFAULT_SESSION_HOURS),
+            max_upload_mb: overrides
+                .max_upload_mb
+                .or(file.max_upload_mb)
+                .unwrap_or(DEFAULT_MAX_UPLOAD_MB),
+            workers: overrides
+                .workers
+                .or(file.workers)
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        };
+        if config.tls_cert.is_some() != config.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls cert and key go together: set both (or neither, for a self-signed certificate)"
+                    .into(),
+            ));
+        }
+        if config.session_hours == 0 || config.workers == 0 || config.max_upload_mb == 0 {
+            return Err(ConfigError::Invalid(
+                "session_hours, workers and max_upload_mb must be at least 1".into(),
+            ));
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_file_which_beats_the_defaults() {
+        let file = FileConfig::parse(
+            "listen = \"0.0.0.0:9443\"\nsession_hours = 2\n[tls]\nclient_ca = \"/etc/ca.pem\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let overrides = Overrides {
+            session_hours: Some(4),
+            ..Overrides::default()
+        };
+        let config = ServerConfig::resolve(overrides, file).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.listen.to_string(), "0.0.0.0:9443");
+        assert_eq!(config.session_hours, 4);
+        assert_eq!(config.tls_client_ca, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(config.max_upload_mb, DEFAULT_MAX_UPLOAD_MB);
+        assert_eq!(config.policies, PathBuf::from("policies/default"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_the_key() {
+        for text in ["sesion_hours = 2\n", "[tls]\nclient_cert_ca = \"x\"\n"] {
+            let err = FileConfig::parse(text).err().unwrap_or_default();
+            assert!(err.contains("unknown field"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_certificate_without_its_key_is_refused() {
+        let overrides = Overrides {
+            tls_cert: Some("cert.pem".into()),
+            ..Overrides::default()
+        };
+        assert!(ServerConfig::resolve(overrides, FileConfig::default()).is_err());
+    }
+}

@@ -1,0 +1,113 @@
+//! The one place where failures become HTTP status codes and a JSON body `{code, message}`.
+//! Internal details (paths, database errors, panics) are logged, never sent.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::service::ServiceError;
+
+/// An API failure.
+#[derive(Debug)]
+pub struct ApiError(pub ServiceError);
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        ApiError(err)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match &self.0 {
+            ServiceError::Unauthenticated => "unauthenticated",
+            ServiceError::Throttled(_) => "throttled",
+            ServiceError::Forbidden => "forbidden",
+            ServiceError::NotFound => "not_found",
+            ServiceError::BadRequest(_) => "bad_request",
+            ServiceError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match &self.0 {
+            ServiceError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ServiceError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            ServiceError::Forbidden => StatusCode::FORBIDDEN,
+            ServiceError::NotFound => StatusCode::NOT_FOUND,
+            ServiceError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let message = match &self.0 {
+            ServiceError::Internal(detail) => {
+                tracing::error!(detail = detail.as_str(), "internal error");
+                "internal error; the server log has the details".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        match &self.0 {
+            ServiceError::Throttled(seconds) => {
+                response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+            }
+            ServiceError::Unauthenticated => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
+        }
+        response.json(Body {
+            code: self.code(),
+            message,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_details_stay_out_of_the_response() {
+        let err = ApiError(ServiceError::Internal(
+            "/var/lib/vellum/catalog.sqlite: disk I/O error".into(),
+        ));
+        assert_eq!(err.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        let response = err.error_response();
+        let bytes = actix_web::rt::System::new()
+            .block_on(actix_web::body::to_bytes(response.into_body()))
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("catalog.sqlite"), "{text}");
+        assert!(text.contains("\"code\":\"internal\""), "{text}");
+    }
+
+    #[test]
+    fn throttled_logins_say_when_to_retry() {
+        let response = ApiError(ServiceError::Throttled(4)).error_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("4")
+        );
+    }
+}
