@@ -169,6 +169,14 @@ impl FulltextIndex {
                         source,
                     },
                 })?;
+            // A process killed inside a commit can leave files the last good meta.json does not
+            // name (e.g. `<segment>.<opstamp>.del`); the next commit may want the same name and
+            // would fail with FileAlreadyExists. Tantivy registers each file as managed before
+            // writing it, so collecting garbage now removes exactly those leftovers.
+            writer
+                .garbage_collect_files()
+                .wait()
+                .map_err(self.tantivy_error("remove files left by an interrupted commit"))?;
             *guard = Some(writer);
         }
         Ok(guard)
