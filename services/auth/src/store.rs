@@ -566,13 +566,24 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
+    fn login_alice(store: &AuthStore) -> LoginSession {
+        store
+            .login("alice", "alice's long password")
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn assert_refused(store: &AuthStore, bearer: &str) {
+        assert!(matches!(
+            store.authenticate(bearer),
+            Err(Error::Unauthenticated)
+        ));
+    }
+
     #[test]
     fn login_then_the_token_authenticates_until_logout() {
         let (_dir, store) = store();
         alice(&store);
-        let session = store
-            .login("alice", "alice's long password")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let session = login_alice(&store);
         let principal = store
             .authenticate(&session.token)
             .unwrap_or_else(|e| panic!("{e}"));
@@ -583,10 +594,7 @@ mod tests {
         store
             .logout(&session.token)
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(matches!(
-            store.authenticate(&session.token),
-            Err(Error::Unauthenticated)
-        ));
+        assert_refused(&store, &session.token);
     }
 
     #[test]
@@ -602,15 +610,10 @@ mod tests {
                 Err(Error::Unauthenticated)
             ));
         }
-        let session = store
-            .login("alice", "alice's long password")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let session = login_alice(&store);
         // Same id, another secret.
         let forged = format!("{}{}", &session.token[..16], "0".repeat(64));
-        assert!(matches!(
-            store.authenticate(&forged),
-            Err(Error::Unauthenticated)
-        ));
+        assert_refused(&store, &forged);
     }
 
     #[test]
@@ -620,14 +623,9 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
             .with_session_seconds(1);
         alice(&store);
-        let session = store
-            .login("alice", "alice's long password")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let session = login_alice(&store);
         std::thread::sleep(std::time::Duration::from_millis(2100));
-        assert!(matches!(
-            store.authenticate(&session.token),
-            Err(Error::Unauthenticated)
-        ));
+        assert_refused(&store, &session.token);
     }
 
     #[test]
@@ -652,10 +650,7 @@ mod tests {
         store
             .revoke_key(&created.info.id)
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(matches!(
-            store.authenticate(&created.key),
-            Err(Error::Unauthenticated)
-        ));
+        assert_refused(&store, &created.key);
         assert!(matches!(
             store.revoke_key(&created.info.id),
             Err(Error::NotFound(_))
@@ -670,9 +665,7 @@ mod tests {
     fn disabling_a_user_ends_sessions_and_suspends_keys() {
         let (_dir, store) = store();
         alice(&store);
-        let session = store
-            .login("alice", "alice's long password")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let session = login_alice(&store);
         let key = store
             .create_key("alice", "scanner")
             .unwrap_or_else(|e| panic!("{e}"));
@@ -680,10 +673,7 @@ mod tests {
             .set_disabled("alice", true)
             .unwrap_or_else(|e| panic!("{e}"));
         for bearer in [&session.token, &key.key] {
-            assert!(matches!(
-                store.authenticate(bearer),
-                Err(Error::Unauthenticated)
-            ));
+            assert_refused(&store, bearer);
         }
         assert!(matches!(
             store.login("alice", "alice's long password"),
@@ -703,9 +693,7 @@ mod tests {
     fn changing_a_password_ends_sessions() {
         let (_dir, store) = store();
         alice(&store);
-        let session = store
-            .login("alice", "alice's long password")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let session = login_alice(&store);
         store
             .set_password("alice", "a brand new password")
             .unwrap_or_else(|e| panic!("{e}"));

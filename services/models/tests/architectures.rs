@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{write_tiny_model, TinyArch, TINY_CONTEXT};
+use common::{worst_logit_difference, write_tiny_model, TinyArch, TINY_CONTEXT};
 use vellum_models::{ChatMessage, GenerationParams, Generator, GgufGenerator, StopReason};
 
 fn greedy(max_tokens: usize) -> GenerationParams {
@@ -88,12 +88,7 @@ fn vellum_decoder_matches_candle_on_llama_and_qwen2() {
         let actual = ours
             .next_token_logits(&prompt)
             .unwrap_or_else(|err| panic!("{arch:?}: {err}"));
-        assert_eq!(actual.len(), expected.len(), "{arch:?}");
-        let scale = expected.iter().fold(0.0_f32, |max, x| max.max(x.abs()));
-        let worst = actual
-            .iter()
-            .zip(&expected)
-            .fold(0.0_f32, |max, (a, e)| max.max((a - e).abs()));
+        let (worst, scale) = worst_logit_difference(&actual, &expected);
         assert!(
             scale > 0.0 && worst <= 1e-3 * scale,
             "{arch:?}: logits differ by {worst} (largest logit {scale})"

@@ -42,7 +42,7 @@ fn asking_for_the_gpu_without_cuda_support_says_how_to_get_it() {
 #[cfg(feature = "cuda")]
 mod on_the_gpu {
     use super::common::smollm2::{check_against_reference, smollm2_path};
-    use super::common::{write_tiny_model_f32, TinyArch};
+    use super::common::{worst_logit_difference, write_tiny_model_f32, TinyArch};
     use vellum_models::{ChatMessage, GenerationDevice, Generator, GgufGenerator};
 
     const GPU: GenerationDevice = GenerationDevice::Cuda(0);
@@ -73,12 +73,7 @@ mod on_the_gpu {
             let actual = gpu
                 .next_token_logits(&prompt)
                 .unwrap_or_else(|err| panic!("{arch:?}: {err}"));
-            assert_eq!(actual.len(), expected.len(), "{arch:?}");
-            let scale = expected.iter().fold(0.0_f32, |max, x| max.max(x.abs()));
-            let worst = actual
-                .iter()
-                .zip(&expected)
-                .fold(0.0_f32, |max, (a, e)| max.max((a - e).abs()));
+            let (worst, scale) = worst_logit_difference(&actual, &expected);
             println!("{arch:?}: worst logit difference {worst:.5} (largest logit {scale:.3})");
             assert!(
                 scale > 0.0 && worst <= 1e-3 * scale,

@@ -6,6 +6,22 @@
 
 pub mod smollm2;
 
+/// The largest absolute difference between two logit vectors, and the largest absolute
+/// expected logit (the scale a tolerance is relative to).
+pub fn worst_logit_difference(actual: &[f32], expected: &[f32]) -> (f32, f32) {
+    assert_eq!(
+        actual.len(),
+        expected.len(),
+        "logit vectors differ in length"
+    );
+    let scale = expected.iter().fold(0.0_f32, |max, x| max.max(x.abs()));
+    let worst = actual
+        .iter()
+        .zip(expected)
+        .fold(0.0_f32, |max, (a, e)| max.max((a - e).abs()));
+    (worst, scale)
+}
+
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::{self, Value};
