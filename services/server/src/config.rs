@@ -79,7 +79,11 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+/// Loopback only by default: exposing the service is a deliberate choice.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    8443,
+));
 pub const DEFAULT_SESSION_HOURS: u64 = 8;
 pub const DEFAULT_MAX_UPLOAD_MB: u64 = 256;
 
@@ -106,11 +110,8 @@ impl ServerConfig {
     /// Merges the layers: overrides (flag or environment) > file > defaults.
     pub fn resolve(overrides: Overrides, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         let tls = file.tls.unwrap_or_default();
-        let default_listen: SocketAddr = DEFAULT_LISTEN
-            .parse()
-            .map_err(|_| ConfigError::Invalid("bad default address".into()))?;
         let config = ServerConfig {
-            listen: overrides.listen.or(file.listen).unwrap_or(default_listen),
+            listen: overrides.listen.or(file.listen).unwrap_or(DEFAULT_LISTEN),
             policies: overrides
                 .policies
                 .or(file.policies)
