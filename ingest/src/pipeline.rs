@@ -92,6 +92,11 @@ pub struct IngestOptions {
     pub pdf_passwords: PdfPasswords,
     /// OCR scanned PDFs (no text layer) instead of quarantining them.
     pub ocr: Option<OcrOptions>,
+    /// Access labels given to every document of the run (e.g. `privileged`, `phi`); they
+    /// become part of each chunk's scope in both indexes. Normalised like
+    /// [`vellum_store::normalize_labels`]; an invalid label stops the run before any file is
+    /// read. A stored, unchanged file with other labels is indexed again under the new ones.
+    pub labels: Vec<String>,
 }
 
 impl Default for IngestOptions {
@@ -106,6 +111,7 @@ impl Default for IngestOptions {
             retry_quarantined: false,
             pdf_passwords: PdfPasswords::default(),
             ocr: None,
+            labels: Vec::new(),
         }
     }
 }
@@ -311,6 +317,7 @@ pub fn ingest_files(
     on_event: &mut dyn FnMut(IngestEvent<'_>),
 ) -> Result<IngestSummary, PipelineError> {
     let started = Instant::now();
+    let options = &with_normalized_labels(options)?;
     let mut summary = IngestSummary {
         num_files: files.len(),
         ..IngestSummary::default()
@@ -349,6 +356,7 @@ pub fn ingest_texts(
     on_event: &mut dyn FnMut(IngestEvent<'_>),
 ) -> Result<IngestSummary, PipelineError> {
     let started = Instant::now();
+    let options = &with_normalized_labels(options)?;
     let mut summary = IngestSummary {
         num_files: documents.len(),
         ..IngestSummary::default()
@@ -376,6 +384,14 @@ pub fn ingest_texts(
     }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// The options with their labels normalised (so they compare equal to stored labels).
+fn with_normalized_labels(options: &IngestOptions) -> Result<IngestOptions, PipelineError> {
+    Ok(IngestOptions {
+        labels: vellum_store::normalize_labels(&options.labels)?,
+        ..options.clone()
+    })
 }
 
 /// Maps `items` on plain scoped threads (one per core), keeping the input order.
@@ -484,7 +500,7 @@ fn prepare_file(
         .or_else(|| file_name.map(str::to_string))
         .unwrap_or_default();
     let document = new_document(
-        &options.collection,
+        options,
         source_path,
         title,
         sha256,
@@ -559,7 +575,7 @@ fn prepare_text(
         return Ok(FileWork::Unchanged);
     };
     let document = new_document(
-        &options.collection,
+        options,
         &doc.source_path,
         doc.title,
         sha256,
@@ -576,8 +592,9 @@ fn prepare_text(
     ))
 }
 
-/// Returns `None` when the stored version of `source_path` has this content and is ready
-/// (nothing to do), else whether an older version exists that the new one replaces.
+/// Returns `None` when the stored version of `source_path` has this content and these labels
+/// and is ready (nothing to do), else whether an older version exists that the new one
+/// replaces.
 fn needs_indexing(
     store: &Store,
     options: &IngestOptions,
@@ -588,6 +605,7 @@ fn needs_indexing(
     match existing {
         Some(existing)
             if existing.sha256 == sha256
+                && existing.labels == options.labels
                 && existing.state == vellum_store::DocumentState::Ready =>
         {
             Ok(None)
@@ -620,16 +638,20 @@ fn prepared(
 }
 
 fn new_document(
-    collection: &str,
+    options: &IngestOptions,
     source_path: &str,
     title: String,
     sha256: String,
     format: String,
     num_pages: usize,
-    metadata: BTreeMap<String, String>,
+    mut metadata: BTreeMap<String, String>,
 ) -> NewDocument {
+    let collection = &options.collection;
+    // Access labels come from whoever runs the ingest, never from the file: the store would
+    // merge a `labels` metadata entry into them.
+    metadata.remove("labels");
     NewDocument {
-        id: document_id(collection, source_path, &sha256),
+        id: labelled_document_id(collection, source_path, &sha256, &options.labels),
         collection: collection.to_string(),
         source_path: source_path.to_string(),
         title,
@@ -637,12 +659,36 @@ fn new_document(
         format,
         num_pages: u32::try_from(num_pages).unwrap_or(u32::MAX),
         metadata,
+        labels: options.labels.clone(),
     }
 }
 
 /// A document's id: stable for the same collection, path and content.
 pub fn document_id(collection: &str, source_path: &str, sha256: &str) -> DocumentId {
     let digest = Sha256::digest(format!("{collection}\0{source_path}\0{sha256}").as_bytes());
+    DocumentId(hex::encode(&digest[..16]))
+}
+
+/// A labelled document's id: stable for the same collection, path, content and (normalised)
+/// labels. The labels are part of the id because they are part of every chunk's scope: a
+/// label change is a new version that replaces the old one in all three stores. Without
+/// labels it is [`document_id`], so unlabelled documents keep the ids they always had.
+pub fn labelled_document_id(
+    collection: &str,
+    source_path: &str,
+    sha256: &str,
+    labels: &[String],
+) -> DocumentId {
+    if labels.is_empty() {
+        return document_id(collection, source_path, sha256);
+    }
+    let digest = Sha256::digest(
+        format!(
+            "{collection}\0{source_path}\0{sha256}\0labels\0{}",
+            labels.join(",")
+        )
+        .as_bytes(),
+    );
     DocumentId(hex::encode(&digest[..16]))
 }
 
@@ -794,6 +840,7 @@ fn prune_missing(
         .collect();
     let filter = SearchFilter {
         collections: Some(vec![collection.to_string()]),
+        ..SearchFilter::default()
     };
     let gone = |source_path: &str| {
         let under_root = roots
@@ -829,5 +876,8 @@ mod tests {
         assert_eq!(chunk_id(&a, 0, "t"), chunk_id(&a, 0, "t"));
         assert_ne!(chunk_id(&a, 0, "t"), chunk_id(&a, 1, "t"));
         assert_eq!(a.as_str().len(), 32);
+        let labels = vec!["phi".to_string()];
+        assert_eq!(labelled_document_id("c", "/x.pdf", "abc", &[]), a);
+        assert_ne!(labelled_document_id("c", "/x.pdf", "abc", &labels), a);
     }
 }

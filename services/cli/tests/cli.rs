@@ -448,3 +448,103 @@ fn bad_usage_and_missing_models_give_clear_errors() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("bm25, vector or hybrid"));
 }
+
+#[test]
+fn labels_are_indexed_shown_and_a_label_change_reindexes() {
+    let corpora = shared_dir().join("corpora");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let docs_dir = tmp.path().join("docs");
+    std::fs::create_dir_all(&docs_dir).expect("docs dir");
+    for (from, to) in [
+        (
+            "docx-python-docx/features/par-hlink-frags.docx",
+            "links.docx",
+        ),
+        ("html-readability-pages/001/source.html", "page-001.html"),
+    ] {
+        std::fs::copy(corpora.join(from), docs_dir.join(to)).expect("copy");
+    }
+    let data_dir = tmp.path().join("data");
+    let docs = docs_dir.to_str().expect("utf-8 path");
+    let listed_labels = |data_dir: &Path| -> Vec<(String, Value)> {
+        let documents = vellum_json(data_dir, &["documents"]);
+        let mut rows: Vec<(String, Value)> = documents
+            .as_array()
+            .expect("array of documents")
+            .iter()
+            .map(|doc| {
+                (
+                    doc["id"].as_str().expect("id").to_string(),
+                    doc["labels"].clone(),
+                )
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    };
+
+    let first = vellum_json(
+        &data_dir,
+        &[
+            "ingest",
+            docs,
+            "-c",
+            "matters",
+            "--labels",
+            "Privileged,phi",
+        ],
+    );
+    assert_eq!(first["num_indexed"], 2, "{first:#}");
+    let labelled = listed_labels(&data_dir);
+    assert_eq!(labelled.len(), 2);
+    assert!(
+        labelled
+            .iter()
+            .all(|(_, labels)| *labels == serde_json::json!(["phi", "privileged"])),
+        "{labelled:?}"
+    );
+    let text = vellum_ok(&data_dir, &["documents"]);
+    assert!(text.contains("[phi,privileged]"), "{text}");
+
+    // Same files, same labels (in another order): nothing to do.
+    let again = vellum_json(
+        &data_dir,
+        &[
+            "ingest",
+            docs,
+            "-c",
+            "matters",
+            "--labels",
+            "phi,privileged",
+        ],
+    );
+    assert_eq!(again["num_unchanged"], 2, "{again:#}");
+
+    // Same files, other labels: indexed again as new versions that replace the old ones.
+    let relabelled = vellum_json(
+        &data_dir,
+        &["ingest", docs, "-c", "matters", "--labels", "phi"],
+    );
+    assert_eq!(relabelled["num_replaced"], 2, "{relabelled:#}");
+    let now = listed_labels(&data_dir);
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert!(now
+        .iter()
+        .all(|(_, labels)| *labels == serde_json::json!(["phi"])));
+    assert!(now
+        .iter()
+        .all(|(id, _)| labelled.iter().all(|(old, _)| old != id)));
+    // And back to no labels.
+    let unlabelled = vellum_json(&data_dir, &["ingest", docs, "-c", "matters"]);
+    assert_eq!(unlabelled["num_replaced"], 2, "{unlabelled:#}");
+    assert!(listed_labels(&data_dir)
+        .iter()
+        .all(|(_, labels)| *labels == serde_json::json!([])));
+    vellum_ok(&data_dir, &["check"]);
+
+    // A label with other characters stops the run before anything is read.
+    let bad = vellum(&data_dir, &["ingest", docs, "--labels", "attorney client"]);
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("attorney client"), "{stderr}");
+}

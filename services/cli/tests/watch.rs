@@ -59,7 +59,14 @@ fn watch_follows_additions_changes_removals_and_a_vanishing_folder() {
     }
 
     let child = vellum(&data)
-        .args(["watch", "--debounce-ms", "300", "--events"])
+        .args([
+            "watch",
+            "--debounce-ms",
+            "300",
+            "--events",
+            "--labels",
+            "Privileged",
+        ])
         .arg(&docs)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -137,6 +144,14 @@ fn watch_follows_additions_changes_removals_and_a_vanishing_folder() {
         .map(|name| docs.join(name).display().to_string())
         .collect();
     assert_eq!(paths, expected);
+    // Every document the watch indexed carries its labels.
+    for document in documents.as_array().expect("list") {
+        assert_eq!(
+            document["labels"],
+            serde_json::json!(["privileged"]),
+            "{document:#}"
+        );
+    }
     let check = vellum(&data).args(["check"]).output().expect("check");
     assert!(
         check.status.success(),

@@ -137,6 +137,7 @@ fn add_document(store: &Store, collection: &str, name: &str, pages: &[&str]) -> 
         format: "text".into(),
         num_pages: pages.len() as u32,
         metadata: BTreeMap::new(),
+        labels: Vec::new(),
     };
     store
         .commit_batch(vec![(document, chunks)])
@@ -289,6 +290,7 @@ fn lease_question_options() -> AskOptions {
             k: 3,
             filter: SearchFilter {
                 collections: Some(vec!["contracts".into()]),
+                ..SearchFilter::default()
             },
             ..RetrievalOptions::default()
         },
@@ -419,6 +421,7 @@ fn hybrid_search_fuses_both_engines_inside_the_filter() {
         k: 10,
         filter: SearchFilter {
             collections: Some(vec!["privileged".into()]),
+            ..SearchFilter::default()
         },
         ..RetrievalOptions::default()
     };
@@ -430,4 +433,72 @@ fn hybrid_search_fuses_both_engines_inside_the_filter() {
         .search("lease term", &RetrievalOptions::default())
         .expect("search");
     assert_eq!(all.len(), 4);
+}
+
+#[test]
+fn every_mode_stays_inside_the_permitted_scopes() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let store = store_with_documents(tmp.path());
+    // The same collection as the lease, but labelled: only its scope tells them apart.
+    let text = "Lease term privileged note: the lease term is really seven years.";
+    let document = NewDocument {
+        id: DocumentId("labelled-lease".into()),
+        collection: "contracts".into(),
+        source_path: "/cases/labelled.txt".into(),
+        title: "labelled.txt".into(),
+        sha256: "00".into(),
+        format: "text".into(),
+        num_pages: 1,
+        metadata: BTreeMap::new(),
+        labels: vec!["Privileged".into()],
+    };
+    let chunk = NewChunk {
+        chunk_id: ChunkId("labelled-lease-0".into()),
+        ordinal: 0,
+        page: 1,
+        text: text.into(),
+        vector: bag_of_words(text),
+    };
+    store
+        .commit_batch(vec![(document, vec![chunk])])
+        .expect("commit");
+    let retriever = Retriever::new(&store, &BagOfWords);
+    let unlabelled_contracts = vec![vellum_store::scope_key("contracts", &[])];
+    let labelled_contracts = vec![vellum_store::scope_key(
+        "contracts",
+        &["privileged".to_string()],
+    )];
+    for mode in [SearchMode::Bm25, SearchMode::Vector, SearchMode::Hybrid] {
+        let search = |scopes: &[String]| {
+            let options = RetrievalOptions {
+                k: 10,
+                mode,
+                filter: SearchFilter {
+                    scopes: Some(scopes.to_vec()),
+                    ..SearchFilter::default()
+                },
+                ..RetrievalOptions::default()
+            };
+            retriever
+                .search("lease term privileged", &options)
+                .expect("search")
+                .into_iter()
+                .map(|result| result.hit.source_path)
+                .collect::<Vec<_>>()
+        };
+        let unlabelled = search(&unlabelled_contracts);
+        assert!(!unlabelled.is_empty(), "{mode:?}");
+        assert!(
+            unlabelled
+                .iter()
+                .all(|path| path != "/cases/labelled.txt" && path != "/cases/memo.txt"),
+            "{mode:?}: {unlabelled:?}"
+        );
+        assert_eq!(
+            search(&labelled_contracts),
+            vec!["/cases/labelled.txt".to_string()],
+            "{mode:?}"
+        );
+        assert!(search(&[]).is_empty(), "{mode:?}");
+    }
 }

@@ -41,6 +41,15 @@ pub enum Error {
         detail: String,
     },
 
+    /// An access label is not acceptable.
+    #[error("invalid label {label:?}: {detail}")]
+    InvalidLabel {
+        /// The label, trimmed and lowercased.
+        label: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+
     /// No document with this id is stored.
     #[error("document {id} not found")]
     DocumentNotFound {
@@ -172,7 +181,9 @@ impl Error {
     /// Returns the kind of failure, for mapping to user-facing statuses.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidInput { .. } | Error::InvalidDocument { .. } => ErrorKind::InvalidInput,
+            Error::InvalidInput { .. }
+            | Error::InvalidDocument { .. }
+            | Error::InvalidLabel { .. } => ErrorKind::InvalidInput,
             Error::DocumentNotFound { .. } => ErrorKind::NotFound,
             Error::EmbeddingMismatch { .. } | Error::VectorDimensionMismatch { .. } => {
                 ErrorKind::Conflict

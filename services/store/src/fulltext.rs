@@ -1,13 +1,16 @@
 //! The Tantivy full-text index over chunks (BM25).
 //!
-//! One Tantivy document per chunk. Schema (changing it needs a re-index; `open` refuses an
-//! index with another schema):
+//! One Tantivy document per chunk. Schema (an index with another schema, such as one written
+//! before `scope` existed, is rebuilt from the catalog by [`rebuild_from_catalog`] when the store
+//! opens; `open` itself refuses it):
 //!
 //! | field         | options            | why                                              |
 //! |---------------|--------------------|--------------------------------------------------|
 //! | `chunk_id`    | STRING \| STORED   | returned with hits                               |
 //! | `document_id` | STRING \| STORED   | deletions by term                                |
 //! | `collection`  | STRING \| STORED   | the collection filter (a term-set clause)        |
+//! | `scope`       | STRING \| STORED   | the scope filter ([`crate::scope_key`]); stored  |
+//! |               |                    | so that `check_consistency` can compare it       |
 //! | `page`        | u64 STORED         | returned with hits                               |
 //! | `ordinal`     | u64 STORED         | returned with hits                               |
 //! | `title`       | TEXT (`en`)        | the document's title, repeated on every chunk    |
@@ -15,12 +18,20 @@
 //!
 //! Analyzer `en`: simple tokenizer, drop tokens over 40 bytes, lowercase, ASCII folding,
 //! English stop words, English (Porter) stemmer.
+//!
+//! The title is not stored, so the index cannot be rebuilt from itself; the catalog holds
+//! everything a chunk document needs (title, collection, labels, chunk text), and is the
+//! source of truth anyway. A rebuild writes a complete new index next to the old one
+//! (`fulltext.rebuild/`) and swaps the directories by two renames (`fulltext` →
+//! `fulltext.old`, `fulltext.rebuild` → `fulltext`); [`finish_interrupted_rebuild`] completes
+//! or discards a swap a crash interrupted, so the store always opens one whole index.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use tantivy::collector::{DocSetCollector, TopDocs};
-use tantivy::directory::MmapDirectory;
+use tantivy::directory::error::LockError;
+use tantivy::directory::{Directory, MmapDirectory, INDEX_WRITER_LOCK};
 use tantivy::query::{
     AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermSetQuery,
 };
@@ -36,8 +47,10 @@ use tantivy::{
     Term,
 };
 
+use crate::catalog::{Catalog, IndexedChunk};
 use crate::error::{Error, Result};
-use crate::types::{ChunkId, DocumentId, NewChunk, NewDocument, StoredChunk};
+use crate::scope::scope_key;
+use crate::types::{ChunkId, DocumentId, NewChunk, NewDocument, SearchFilter, StoredChunk};
 
 /// Name under which the English analyzer is registered.
 const ENGLISH_ANALYZER: &str = "en";
@@ -55,6 +68,7 @@ struct ChunkFields {
     chunk_id: Field,
     document_id: Field,
     collection: Field,
+    scope: Field,
     page: Field,
     ordinal: Field,
     title: Field,
@@ -72,6 +86,7 @@ impl ChunkFields {
             chunk_id: builder.add_text_field("chunk_id", STRING | STORED),
             document_id: builder.add_text_field("document_id", STRING | STORED),
             collection: builder.add_text_field("collection", STRING | STORED),
+            scope: builder.add_text_field("scope", STRING | STORED),
             page: builder.add_u64_field("page", STORED),
             ordinal: builder.add_u64_field("ordinal", STORED),
             title: builder.add_text_field("title", english_text.clone()),
@@ -231,21 +246,82 @@ impl FulltextIndex {
             writer.delete_term(Term::from_field_text(self.fields.document_id, id.as_str()));
         }
         for (document, chunks) in documents {
+            let scope = scope_key(&document.collection, &document.labels);
             for chunk in chunks {
-                let mut tantivy_document = TantivyDocument::default();
-                tantivy_document.add_text(self.fields.chunk_id, chunk.chunk_id.as_str());
-                tantivy_document.add_text(self.fields.document_id, document.id.as_str());
-                tantivy_document.add_text(self.fields.collection, &document.collection);
-                tantivy_document.add_u64(self.fields.page, u64::from(chunk.page));
-                tantivy_document.add_u64(self.fields.ordinal, u64::from(chunk.ordinal));
-                tantivy_document.add_text(self.fields.title, &document.title);
-                tantivy_document.add_text(self.fields.text, &chunk.text);
-                writer
-                    .add_document(tantivy_document)
-                    .map_err(self.tantivy_error("add document"))?;
+                self.add_chunk(
+                    writer,
+                    ChunkDocument {
+                        chunk_id: chunk.chunk_id.as_str(),
+                        document_id: document.id.as_str(),
+                        collection: &document.collection,
+                        scope: &scope,
+                        page: chunk.page,
+                        ordinal: chunk.ordinal,
+                        title: &document.title,
+                        text: &chunk.text,
+                    },
+                )?;
             }
         }
         Ok(())
+    }
+
+    fn add_chunk(&self, writer: &IndexWriter, chunk: ChunkDocument<'_>) -> Result<()> {
+        let mut tantivy_document = TantivyDocument::default();
+        tantivy_document.add_text(self.fields.chunk_id, chunk.chunk_id);
+        tantivy_document.add_text(self.fields.document_id, chunk.document_id);
+        tantivy_document.add_text(self.fields.collection, chunk.collection);
+        tantivy_document.add_text(self.fields.scope, chunk.scope);
+        tantivy_document.add_u64(self.fields.page, u64::from(chunk.page));
+        tantivy_document.add_u64(self.fields.ordinal, u64::from(chunk.ordinal));
+        tantivy_document.add_text(self.fields.title, chunk.title);
+        tantivy_document.add_text(self.fields.text, chunk.text);
+        writer
+            .add_document(tantivy_document)
+            .map_err(self.tantivy_error("add document"))?;
+        Ok(())
+    }
+
+    /// Drops the writer (releasing its lock) after waiting for its background merges.
+    fn close_writer(&self) -> Result<()> {
+        let writer = self
+            .writer
+            .lock()
+            .map_err(|_| Error::Poisoned {
+                name: "fulltext writer",
+            })?
+            .take();
+        if let Some(writer) = writer {
+            writer
+                .wait_merging_threads()
+                .map_err(self.tantivy_error("wait for merges"))?;
+        }
+        Ok(())
+    }
+
+    /// Adds every ready chunk of the catalog (to an empty index) and commits.
+    fn fill_from_catalog(&self, catalog: &Catalog) -> Result<usize> {
+        self.with_writer(|writer| {
+            let mut added = 0;
+            catalog.for_each_ready_chunk(|chunk: IndexedChunk| {
+                added += 1;
+                self.add_chunk(
+                    writer,
+                    ChunkDocument {
+                        chunk_id: &chunk.chunk_id,
+                        document_id: &chunk.document_id,
+                        collection: &chunk.collection,
+                        scope: &chunk.scope,
+                        page: chunk.page,
+                        ordinal: chunk.ordinal,
+                        title: &chunk.title,
+                        text: &chunk.text,
+                    },
+                )
+            })?;
+            writer.commit().map_err(self.tantivy_error("commit"))?;
+            Ok(added)
+        })
     }
 
     /// Deletes every chunk of the given documents, commits and reloads the reader.
@@ -253,37 +329,39 @@ impl FulltextIndex {
         self.replace_and_commit(delete_ids, &[])
     }
 
-    /// Returns the top `limit` chunks for a user query, restricted to `collections` when given.
-    /// Never fails on query syntax: operators it cannot parse are dropped.
+    /// Returns the top `limit` chunks for a user query, restricted to the filter's collections
+    /// and scopes (term-set clauses inside the query). Never fails on query syntax: operators
+    /// it cannot parse are dropped.
     pub(crate) fn search(
         &self,
         query: &str,
-        collections: Option<&[String]>,
+        filter: &SearchFilter,
         limit: usize,
     ) -> Result<Vec<FulltextHit>> {
         let query = neutralize_query_syntax(query);
-        if query.trim().is_empty() || limit == 0 {
-            return Ok(Vec::new());
-        }
-        if collections.is_some_and(|names| names.is_empty()) {
+        if query.trim().is_empty() || limit == 0 || filter.matches_nothing() {
             return Ok(Vec::new());
         }
         // The lenient parser never fails; the errors it returns describe what it skipped.
         let (text_query, _skipped) = self.query_parser.parse_query_lenient(&query);
-        let query: Box<dyn Query> = match collections {
-            None => text_query,
-            Some(names) => {
-                let terms = names
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, text_query)];
+        for (field, values) in [
+            (self.fields.collection, &filter.collections),
+            (self.fields.scope, &filter.scopes),
+        ] {
+            if let Some(values) = values {
+                let terms = values
                     .iter()
-                    .map(|name| Term::from_field_text(self.fields.collection, name));
+                    .map(|value| Term::from_field_text(field, value));
                 // Score 0 so the filter does not shift BM25 scores.
-                let collection_filter =
-                    ConstScoreQuery::new(Box::new(TermSetQuery::new(terms)), 0.0);
-                Box::new(BooleanQuery::new(vec![
-                    (Occur::Must, text_query),
-                    (Occur::Must, Box::new(collection_filter)),
-                ]))
+                let term_filter = ConstScoreQuery::new(Box::new(TermSetQuery::new(terms)), 0.0);
+                clauses.push((Occur::Must, Box::new(term_filter)));
             }
+        }
+        let query: Box<dyn Query> = if clauses.len() == 1 {
+            clauses.remove(0).1
+        } else {
+            Box::new(BooleanQuery::new(clauses))
         };
         let searcher = self.reader.searcher();
         let top_docs = searcher
@@ -334,9 +412,9 @@ impl FulltextIndex {
         }
     }
 
-    /// Returns (document id, chunk id) of every chunk in the index (for consistency checks;
-    /// reads every stored document).
-    pub(crate) fn chunk_keys(&self) -> Result<Vec<(String, String)>> {
+    /// Returns (document id, chunk id, scope) of every chunk in the index (for consistency
+    /// checks; reads every stored document).
+    pub(crate) fn chunk_keys(&self) -> Result<Vec<(String, String, String)>> {
         let searcher = self.reader.searcher();
         let addresses = searcher
             .search(&AllQuery, &DocSetCollector)
@@ -347,7 +425,11 @@ impl FulltextIndex {
                 .doc(address)
                 .map_err(self.tantivy_error("read stored chunk"))?;
             let chunk = self.stored_chunk(&stored)?;
-            keys.push((chunk.document_id.0, chunk.chunk_id.0));
+            let scope = stored
+                .get_first(self.fields.scope)
+                .and_then(|value| value.as_str().map(str::to_string))
+                .ok_or_else(|| self.corrupt("stored chunk lacks scope".into()))?;
+            keys.push((chunk.document_id.0, chunk.chunk_id.0, scope));
         }
         Ok(keys)
     }
@@ -388,6 +470,145 @@ impl FulltextIndex {
             .reload()
             .map_err(self.tantivy_error("reload reader"))
     }
+}
+
+/// The fields of one chunk document.
+struct ChunkDocument<'a> {
+    chunk_id: &'a str,
+    document_id: &'a str,
+    collection: &'a str,
+    scope: &'a str,
+    page: u32,
+    ordinal: u32,
+    title: &'a str,
+    text: &'a str,
+}
+
+/// `fulltext.<suffix>` next to the index directory `path`.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".");
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::DataDir {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Flushes a directory's entries (renames, removals) to disk.
+fn sync_dir(path: &Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|directory| directory.sync_all())
+        .map_err(io_error(path))
+}
+
+/// Completes or discards a rebuild that a crash interrupted; call before opening `path`.
+///
+/// The rebuild's steps are: build `.rebuild` completely, rename the index to `.old`, rename
+/// `.rebuild` to the index, remove `.old`. So: no index but `.rebuild` and `.old` means the
+/// build finished and only the second rename is missing; an index and a `.rebuild` means the
+/// build did not finish (discard it); an index and an `.old` means only the cleanup is left.
+pub(crate) fn finish_interrupted_rebuild(path: &Path) -> Result<()> {
+    let rebuilt = sibling(path, "rebuild");
+    let old = sibling(path, "old");
+    let parent = path.parent().unwrap_or(Path::new("."));
+    if !path.exists() {
+        let replacement = if rebuilt.exists() && old.exists() {
+            Some(&rebuilt)
+        } else if old.exists() {
+            // Cannot happen by our steps; put the old index back, it gets rebuilt again.
+            Some(&old)
+        } else {
+            None
+        };
+        if let Some(replacement) = replacement {
+            fs_err::rename(replacement, path).map_err(io_error(path))?;
+            sync_dir(parent)?;
+            tracing::warn!(path = %path.display(), "finished a full-text rebuild a crash interrupted");
+        }
+    }
+    for leftover in [rebuilt, old] {
+        if leftover.exists() {
+            fs_err::remove_dir_all(&leftover).map_err(io_error(&leftover))?;
+        }
+    }
+    Ok(())
+}
+
+/// True if `path` holds an index whose schema is not the current one (e.g. from before
+/// `scope` existed), which only [`rebuild_from_catalog`] can fix.
+pub(crate) fn needs_rebuild(path: &Path) -> Result<bool> {
+    let directory = MmapDirectory::open(path).map_err(|source| Error::Fulltext {
+        path: path.to_path_buf(),
+        operation: "open directory",
+        source: std::io::Error::other(source).into(),
+    })?;
+    let exists = Index::exists(&directory).map_err(|source| Error::Fulltext {
+        path: path.to_path_buf(),
+        operation: "look for an index",
+        source: source.into(),
+    })?;
+    if !exists {
+        return Ok(false);
+    }
+    let index = Index::open(directory).map_err(|source| Error::Fulltext {
+        path: path.to_path_buf(),
+        operation: "open index",
+        source,
+    })?;
+    Ok(index.schema() != ChunkFields::build_schema().0)
+}
+
+/// Replaces the index at `path` by one built from the catalog's ready chunks, with the
+/// current schema, crash-safely (see the module documentation). Holds the old index's writer
+/// lock throughout, so a process still writing to it makes this fail with
+/// [`Error::FulltextLocked`] instead of losing its writes. Returns the number of chunks.
+pub(crate) fn rebuild_from_catalog(path: &Path, catalog: &Catalog) -> Result<usize> {
+    let old_directory = MmapDirectory::open(path).map_err(|source| Error::Fulltext {
+        path: path.to_path_buf(),
+        operation: "open directory",
+        source: std::io::Error::other(source).into(),
+    })?;
+    let old_lock = old_directory
+        .acquire_lock(&INDEX_WRITER_LOCK)
+        .map_err(|error| match error {
+            LockError::LockBusy => Error::FulltextLocked {
+                path: path.to_path_buf(),
+            },
+            LockError::IoError(source) => Error::DataDir {
+                path: path.to_path_buf(),
+                source: std::io::Error::other(source.to_string()),
+            },
+        })?;
+    let rebuilt = sibling(path, "rebuild");
+    if rebuilt.exists() {
+        fs_err::remove_dir_all(&rebuilt).map_err(io_error(&rebuilt))?;
+    }
+    fs_err::create_dir_all(&rebuilt).map_err(io_error(&rebuilt))?;
+    let num_chunks = {
+        let index = FulltextIndex::open(&rebuilt)?;
+        let num_chunks = index.fill_from_catalog(catalog)?;
+        // No merge may still write into the directory once it is swapped in.
+        index.close_writer()?;
+        num_chunks
+    };
+    crate::store::crash_point("rebuild:after-build");
+    let old = sibling(path, "old");
+    let parent = path.parent().unwrap_or(Path::new("."));
+    fs_err::rename(path, &old).map_err(io_error(path))?;
+    crate::store::crash_point("rebuild:after-first-rename");
+    fs_err::rename(&rebuilt, path).map_err(io_error(path))?;
+    sync_dir(parent)?;
+    drop(old_lock);
+    drop(old_directory);
+    fs_err::remove_dir_all(&old).map_err(io_error(&old))?;
+    tracing::info!(path = %path.display(), num_chunks,
+        "full-text index rebuilt from the catalog with the current schema");
+    Ok(num_chunks)
 }
 
 /// Builds the `en` analyzer described in the module documentation.

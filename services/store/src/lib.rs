@@ -38,6 +38,7 @@
 //!     format: "txt".into(),
 //!     num_pages: 1,
 //!     metadata: BTreeMap::new(),
+//!     labels: vec!["privileged".into()],
 //! };
 //! let chunk = NewChunk {
 //!     chunk_id: ChunkId("d1-0".into()),
@@ -52,6 +53,15 @@
 //! let by_vector = store.search_vector(&[1.0, 0.0], &SearchFilter::default(), 5)?;
 //! assert_eq!(by_words[0].chunk.chunk_id.as_str(), "d1-0");
 //! assert_eq!(by_vector[0].title, "Tides");
+//!
+//! // Restrict to (collection, labels) scopes, inside both engines.
+//! let unlabelled = SearchFilter {
+//!     scopes: Some(vec![vellum_store::scope_key("notes", &[])]),
+//!     ..SearchFilter::default()
+//! };
+//! assert!(store.search_bm25("tides", &unlabelled, 5)?.is_empty());
+//! let scopes = store.list_scopes()?;
+//! assert_eq!(scopes[0].labels, vec!["privileged".to_string()]);
 //! # Ok(())
 //! # }
 //! ```
@@ -62,14 +72,16 @@
 mod catalog;
 mod error;
 mod fulltext;
+mod scope;
 mod store;
 mod types;
 mod vectors;
 
 pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::scope::{normalize_labels, scope_key};
 pub use crate::store::Store;
 pub use crate::types::{
     ChunkHit, ChunkId, ConsistencyReport, DocumentId, DocumentRecord, DocumentState, NewChunk,
-    NewDocument, NewQuarantine, QuarantineRecord, RecoveryReport, SearchFilter, StoreOptions,
-    StoreStats, StoredChunk,
+    NewDocument, NewQuarantine, QuarantineRecord, RecoveryReport, ScopeCount, SearchFilter,
+    StoreOptions, StoreStats, StoredChunk,
 };

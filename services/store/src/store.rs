@@ -6,11 +6,12 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::catalog::{Catalog, HitDocument};
 use crate::error::{Error, Result};
-use crate::fulltext::FulltextIndex;
+use crate::fulltext::{self, FulltextIndex};
+use crate::scope::{encode_labels, normalize_labels};
 use crate::types::{
     ChunkHit, ConsistencyReport, DocumentId, DocumentRecord, DocumentState, NewChunk, NewDocument,
-    NewQuarantine, QuarantineRecord, RecoveryReport, SearchFilter, StoreOptions, StoreStats,
-    StoredChunk,
+    NewQuarantine, QuarantineRecord, RecoveryReport, ScopeCount, SearchFilter, StoreOptions,
+    StoreStats, StoredChunk,
 };
 use crate::vectors::VectorTable;
 
@@ -60,6 +61,13 @@ impl Store {
     /// Fails with a "re-ingest needed" error ([`crate::ErrorKind::Conflict`]) if the catalog
     /// records another embedding model or dimension, or the existing vector table has another
     /// dimension.
+    ///
+    /// A data directory written before chunks carried a scope is migrated here, once: the
+    /// catalog gains its `labels` column (labels copied from the `labels` metadata entry), the
+    /// Tantivy index is rebuilt from the catalog with the `scope` field, and the LanceDB table
+    /// gains its `scope` column. Each step is crash-safe; an interrupted migration is finished
+    /// by the next open. The Tantivy rebuild needs the index's writer lock: while another
+    /// process writes to the old index, this fails with [`Error::FulltextLocked`].
     pub fn open(data_dir: &Path, options: StoreOptions) -> Result<Store> {
         let create_dir = |path: PathBuf| -> Result<PathBuf> {
             fs_err::create_dir_all(&path).map_err(|source| Error::DataDir {
@@ -75,11 +83,18 @@ impl Store {
         }
         let data_dir = create_dir(data_dir.to_path_buf())?;
         let catalog = Catalog::open(&data_dir.join(CATALOG_FILE), &options)?;
-        let fulltext = FulltextIndex::open(&create_dir(data_dir.join(FULLTEXT_DIR))?)?;
-        let vectors = VectorTable::open(
+        let fulltext_dir = data_dir.join(FULLTEXT_DIR);
+        fulltext::finish_interrupted_rebuild(&fulltext_dir)?;
+        let fulltext_dir = create_dir(fulltext_dir)?;
+        if fulltext::needs_rebuild(&fulltext_dir)? {
+            fulltext::rebuild_from_catalog(&fulltext_dir, &catalog)?;
+        }
+        let fulltext = FulltextIndex::open(&fulltext_dir)?;
+        let mut vectors = VectorTable::open(
             &create_dir(data_dir.join(VECTORS_DIR))?,
             options.embedding_dim,
         )?;
+        migrate_vector_scopes(&catalog, &mut vectors)?;
         let mut store = Store {
             data_dir,
             options,
@@ -122,6 +137,14 @@ impl Store {
         Ok(report)
     }
 
+    /// Returns every (collection, label set) scope that has ready documents, with their
+    /// number, sorted by collection and labels: one grouped scan of a catalog index, cheap
+    /// enough to call on every search. Pass [`ScopeCount::scope_key`] of the permitted ones as
+    /// [`SearchFilter::scopes`].
+    pub fn list_scopes(&self) -> Result<Vec<ScopeCount>> {
+        self.catalog.list_scopes()
+    }
+
     /// Returns what [`Store::open`] repaired.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.recovery
@@ -136,34 +159,50 @@ impl Store {
         let unfinished_documents = self.catalog.unfinished_documents()?.len();
         let fulltext_keys = self.fulltext.chunk_keys()?;
         let vector_keys = self.vectors.chunk_keys()?;
-        // Bit 0: ready in the catalog, bit 1: in Tantivy, bit 2: in LanceDB; counts catch
-        // duplicates.
-        let mut seen: BTreeMap<(String, String), [usize; 3]> = BTreeMap::new();
+        // Index 0: ready in the catalog, 1: in Tantivy, 2: in LanceDB; counts catch
+        // duplicates. The catalog's scope must be the one both indexes filter by.
+        let mut seen: BTreeMap<(String, String), ([usize; 3], Option<String>)> = BTreeMap::new();
+        let mut scope_mismatches = Vec::new();
         let mut catalog_chunks = 0;
-        for (document_id, chunk_id, ready) in catalog_keys {
-            if ready {
+        for key in catalog_keys {
+            if key.ready {
                 catalog_chunks += 1;
-                seen.entry((document_id, chunk_id)).or_default()[0] += 1;
+                let entry = seen.entry((key.document_id, key.chunk_id)).or_default();
+                entry.0[0] += 1;
+                entry.1 = Some(key.scope);
             }
         }
         let fulltext_chunks = fulltext_keys.len();
-        for key in fulltext_keys {
-            seen.entry(key).or_default()[1] += 1;
-        }
         let vector_chunks = vector_keys.len();
-        for key in vector_keys {
-            seen.entry(key).or_default()[2] += 1;
+        for (engine, position, keys) in [("Tantivy", 1, fulltext_keys), ("LanceDB", 2, vector_keys)]
+        {
+            for (document_id, chunk_id, scope) in keys {
+                let entry = seen
+                    .entry((document_id.clone(), chunk_id.clone()))
+                    .or_default();
+                entry.0[position] += 1;
+                if entry.1.as_ref().is_some_and(|expected| *expected != scope) {
+                    scope_mismatches.push(format!(
+                        "document {document_id} chunk {chunk_id}: scope in {engine} {scope:?} \
+                         differs from the catalog's {:?}",
+                        entry.1.as_deref().unwrap_or_default()
+                    ));
+                }
+            }
         }
         let mismatches = seen
             .into_iter()
-            .filter(|(_, counts)| *counts != [1, 1, 1])
-            .take(100)
-            .map(|((document_id, chunk_id), [catalog, fulltext, vectors])| {
-                format!(
-                    "document {document_id} chunk {chunk_id}: ready in catalog {catalog}x, \
+            .filter(|(_, (counts, _))| *counts != [1, 1, 1])
+            .map(
+                |((document_id, chunk_id), ([catalog, fulltext, vectors], _))| {
+                    format!(
+                        "document {document_id} chunk {chunk_id}: ready in catalog {catalog}x, \
                      in Tantivy {fulltext}x, in LanceDB {vectors}x"
-                )
-            })
+                    )
+                },
+            )
+            .chain(scope_mismatches)
+            .take(100)
             .collect();
         Ok(ConsistencyReport {
             catalog_chunks,
@@ -195,6 +234,7 @@ impl Store {
 
     /// Returns the quarantined files (of the filter's collections).
     pub fn list_quarantine(&self, filter: &SearchFilter) -> Result<Vec<QuarantineRecord>> {
+        // Quarantined files have no labels yet: only the collection restriction applies.
         self.catalog.list_quarantine(filter.collections.as_deref())
     }
 
@@ -243,12 +283,21 @@ impl Store {
     /// the batch is committed and the failure is only logged: the old versions stay in state
     /// `deleting`, invisible to search.
     ///
-    /// The whole batch is validated first (ids, vector lengths, finite values, no duplicate
-    /// ids or sources within the batch); nothing is written if any document is invalid.
+    /// The whole batch is validated first (ids, labels, vector lengths, finite values, no
+    /// duplicate ids or sources within the batch); nothing is written if any document is
+    /// invalid. Labels are normalised ([`crate::normalize_labels`]), merged with a `labels`
+    /// metadata entry, and written back to that entry (removed when there are none).
+    ///
+    /// Labels are part of every chunk's scope, so a label change needs a new document id
+    /// (the ingest pipeline derives ids from the labels too): committing a stored, ready id
+    /// with other labels fails with [`Error::InvalidDocument`].
     pub fn commit_batch(
         &self,
-        documents: Vec<(NewDocument, Vec<NewChunk>)>,
+        mut documents: Vec<(NewDocument, Vec<NewChunk>)>,
     ) -> Result<Vec<DocumentRecord>> {
+        for (document, _) in &mut documents {
+            normalize_document_labels(document)?;
+        }
         self.validate_batch(&documents)?;
         let _writes = self.lock_writes()?;
 
@@ -263,6 +312,16 @@ impl Store {
         for (position, (document, chunks)) in documents.into_iter().enumerate() {
             match self.catalog.get_document(&document.id)? {
                 Some(existing) if existing.state == DocumentState::Ready => {
+                    if existing.labels != document.labels {
+                        return Err(Error::InvalidDocument {
+                            id: document.id.clone(),
+                            detail: format!(
+                                "already stored with labels {:?}, not {:?}; a label change \
+                                 needs a new document id",
+                                existing.labels, document.labels
+                            ),
+                        });
+                    }
                     records[position] = Some(existing);
                     continue;
                 }
@@ -432,10 +491,10 @@ impl Store {
         self.remove_from_indexes_and_catalog(ids)
     }
 
-    /// Returns the ready documents (of the filter's collections), sorted by source path.
+    /// Returns the ready documents of the filter's collections and scopes, sorted by source
+    /// path.
     pub fn list_documents(&self, filter: &SearchFilter) -> Result<Vec<DocumentRecord>> {
-        self.catalog
-            .list_ready_documents(filter.collections.as_deref())
+        self.catalog.list_ready_documents(filter)
     }
 
     /// Returns every collection ever committed to, with its number of ready documents,
@@ -455,7 +514,7 @@ impl Store {
 
     /// Returns the BM25 top `k` chunks for user text, matched against chunk text and title.
     ///
-    /// The collection filter is part of the Tantivy query. The query is parsed leniently:
+    /// The collection and scope filters are part of the Tantivy query. The query is parsed leniently:
     /// punctuation, quotes, colons and operators never cause an error; an empty query returns
     /// no hits. Only chunks of `ready` documents are returned.
     pub fn search_bm25(
@@ -467,19 +526,17 @@ impl Store {
         if k == 0 {
             return Ok(Vec::new());
         }
-        let hits = self.fulltext.search(
-            query,
-            filter.collections.as_deref(),
-            k.saturating_add(NOT_READY_MARGIN),
-        )?;
+        let hits = self
+            .fulltext
+            .search(query, filter, k.saturating_add(NOT_READY_MARGIN))?;
         self.keep_ready(hits.into_iter().map(|hit| (hit.chunk, hit.score)), k)
     }
 
     /// Returns the `k` chunks nearest to `vector` (cosine; score = 1 - cosine distance,
     /// higher is better).
     ///
-    /// The collection filter is a LanceDB prefilter, so the top `k` are chosen among the
-    /// allowed collections. Only chunks of `ready` documents are returned. Fails with
+    /// The collection and scope filters are a LanceDB prefilter, so the top `k` are chosen
+    /// among the allowed chunks. Only chunks of `ready` documents are returned. Fails with
     /// [`crate::ErrorKind::InvalidInput`] if the vector's length is not the store's dimension.
     pub fn search_vector(
         &self,
@@ -490,11 +547,9 @@ impl Store {
         if k == 0 {
             return Ok(Vec::new());
         }
-        let hits = self.vectors.search(
-            vector,
-            filter.collections.as_deref(),
-            k.saturating_add(NOT_READY_MARGIN),
-        )?;
+        let hits = self
+            .vectors
+            .search(vector, filter, k.saturating_add(NOT_READY_MARGIN))?;
         self.keep_ready(hits.into_iter().map(|hit| (hit.chunk, hit.score)), k)
     }
 
@@ -550,12 +605,60 @@ impl Store {
 /// power cut or `kill -9` would stop it (no destructor, no flush). Random `kill -9` timing
 /// seldom lands inside a commit's few milliseconds; these points make sure every window
 /// between two stores' commits is tried. Unset (always, in production) it costs one load.
-fn crash_point(name: &str) {
+pub(crate) fn crash_point(name: &str) {
     static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let point = POINT.get_or_init(|| std::env::var("VELLUM_CRASH_POINT").ok());
     if point.as_deref() == Some(name) {
         std::process::abort();
     }
+}
+
+/// Normalises a document's labels, merged with its `labels` metadata entry (so a restriction
+/// given either way is kept), and writes them back to that entry.
+fn normalize_document_labels(document: &mut NewDocument) -> Result<()> {
+    let from_metadata = document
+        .metadata
+        .get("labels")
+        .map(|value| value.split(',').map(str::to_string).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let labels =
+        normalize_labels(document.labels.iter().chain(&from_metadata)).map_err(|error| {
+            Error::InvalidDocument {
+                id: document.id.clone(),
+                detail: error.to_string(),
+            }
+        })?;
+    if labels.is_empty() {
+        document.metadata.remove("labels");
+    } else {
+        document
+            .metadata
+            .insert("labels".to_string(), encode_labels(&labels));
+    }
+    document.labels = labels;
+    Ok(())
+}
+
+/// Gives a LanceDB table written before scopes existed its `scope` column, and (re)writes the
+/// scopes of labelled documents while the catalog says a migration is pending. The pending
+/// mark is recorded before the column is added and cleared only after the last update, so a
+/// crash in between is finished at the next open.
+fn migrate_vector_scopes(catalog: &Catalog, vectors: &mut VectorTable) -> Result<()> {
+    if !vectors.has_scope_column() {
+        catalog.begin_scope_migration()?;
+        vectors.add_scope_column()?;
+        crash_point("migrate:after-scope-column");
+    }
+    if catalog.scope_migration_pending()? {
+        let labelled = catalog.labelled_document_scopes()?;
+        vectors.set_scopes(&labelled)?;
+        catalog.finish_scope_migration()?;
+        tracing::info!(
+            labelled_documents = labelled.len(),
+            "vector table scopes migrated"
+        );
+    }
+    Ok(())
 }
 
 /// How far a failed commit got, i.e. what has to be undone.

@@ -69,7 +69,15 @@ pub struct NewDocument {
     /// Number of pages of the source.
     pub num_pages: u32,
     /// Free-form metadata, stored as JSON in the catalog.
+    ///
+    /// Its `labels` entry (comma-separated) is merged into [`NewDocument::labels`] and then
+    /// rewritten from them, so that readers of the metadata see the labels that are indexed.
     pub metadata: BTreeMap<String, String>,
+    /// Access labels (e.g. `privileged`, `phi`): part of every chunk's scope
+    /// ([`crate::scope_key`]), so searches can be restricted to (collection, labels) scopes
+    /// inside both engines. [`crate::Store::commit_batch`] normalises them
+    /// ([`crate::normalize_labels`]) and rejects invalid ones.
+    pub labels: Vec<String>,
 }
 
 /// A chunk to commit with its document.
@@ -145,6 +153,15 @@ pub struct DocumentRecord {
     pub ingested_at: String,
     /// Free-form metadata.
     pub metadata: BTreeMap<String, String>,
+    /// Access labels, normalised (lowercase, sorted, no duplicates); empty for none.
+    pub labels: Vec<String>,
+}
+
+impl DocumentRecord {
+    /// The scope key of the document's chunks ([`crate::scope_key`]).
+    pub fn scope_key(&self) -> String {
+        crate::scope::scope_key(&self.collection, &self.labels)
+    }
 }
 
 /// A chunk as stored (without its vector).
@@ -177,11 +194,40 @@ pub struct ChunkHit {
     pub source_path: String,
 }
 
-/// Restricts searches and listings.
+/// Restricts searches and listings. Both restrictions apply (AND), inside the engines.
 #[derive(Debug, Clone, Default)]
 pub struct SearchFilter {
     /// Only these collections; `None` means all, an empty list means none.
     pub collections: Option<Vec<String>>,
+    /// Only chunks and documents whose scope key ([`crate::scope_key`]) is one of these;
+    /// `None` means all, an empty list means none.
+    pub scopes: Option<Vec<String>>,
+}
+
+impl SearchFilter {
+    /// True when the filter can match nothing (an empty list of collections or scopes).
+    pub fn matches_nothing(&self) -> bool {
+        self.collections.as_ref().is_some_and(Vec::is_empty)
+            || self.scopes.as_ref().is_some_and(Vec::is_empty)
+    }
+}
+
+/// One (collection, label set) scope with ready documents ([`crate::Store::list_scopes`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScopeCount {
+    /// The collection.
+    pub collection: String,
+    /// The label set, normalised; empty for unlabelled documents.
+    pub labels: Vec<String>,
+    /// Ready documents in this scope.
+    pub num_documents: u64,
+}
+
+impl ScopeCount {
+    /// The scope's key, as [`SearchFilter::scopes`] takes it.
+    pub fn scope_key(&self) -> String {
+        crate::scope::scope_key(&self.collection, &self.labels)
+    }
 }
 
 /// Counters describing the store.

@@ -1,8 +1,16 @@
 //! The LanceDB vector table over chunks, driven through a private tokio runtime.
 //!
-//! Table `chunks` (changing it needs a re-ingest; `open` refuses a table with another shape):
-//! `chunk_id Utf8, document_id Utf8, collection Utf8, page UInt32, ordinal UInt32, text Utf8,
-//! vector FixedSizeList<Float32, dim>`.
+//! Table `chunks` (changing it needs a re-ingest or a migration; `open` refuses a table with
+//! another shape): `chunk_id Utf8, document_id Utf8, collection Utf8, page UInt32,
+//! ordinal UInt32, text Utf8, vector FixedSizeList<Float32, dim>, scope Utf8` (nullable, as
+//! `add_columns` makes it). `scope` is the chunk's [`crate::scope_key`], the column the scope
+//! prefilter reads.
+//!
+//! A table from before `scope` existed is migrated when the store opens: `add_columns` with an
+//! SQL expression gives every row the unlabelled scope of its collection (one commit), then one
+//! `update` per label set fixes the rows of labelled documents. The catalog's
+//! `scope_migration` setting is recorded before the first step and cleared after the last, so
+//! a crash in between redoes the updates at the next open (they are idempotent).
 //!
 //! Search is a flat (exact) scan with cosine distance: at the sizes Vellum targets (tens of
 //! thousands of chunks) it takes milliseconds, and an ANN index would only add recall loss
@@ -18,14 +26,21 @@ use lancedb::arrow::arrow_array::{
 };
 use lancedb::arrow::arrow_schema::{DataType, Field, Schema, SchemaRef};
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
-use lancedb::table::{CompactionOptions, Duration as VersionAge, OptimizeAction};
+use lancedb::table::{
+    CompactionOptions, Duration as VersionAge, NewColumnTransform, OptimizeAction,
+};
 use lancedb::{DistanceType, Table};
 
 use crate::error::{Error, Result};
-use crate::types::{ChunkId, DocumentId, NewChunk, NewDocument, StoredChunk};
+use crate::scope::{scope_key, SCOPE_SEPARATOR};
+use crate::types::{ChunkId, DocumentId, NewChunk, NewDocument, SearchFilter, StoredChunk};
 
 /// Name of the one table in the LanceDB database.
 const TABLE_NAME: &str = "chunks";
+/// The column holding each chunk's scope key.
+const SCOPE_COLUMN: &str = "scope";
+/// Document ids per `update` statement of the scope migration.
+const IDS_PER_UPDATE: usize = 500;
 /// Column LanceDB adds to vector-search results.
 const DISTANCE_COLUMN: &str = "_distance";
 /// Worker threads of the private runtime: LanceDB does its heavy lifting on its own CPU pool,
@@ -45,6 +60,8 @@ pub(crate) struct VectorTable {
     embedding_dim: usize,
     schema: SchemaRef,
     table: Table,
+    /// False for a table written before `scope` existed, until [`VectorTable::add_scope_column`].
+    has_scope_column: bool,
     /// Queries hold it shared; pruning old versions holds it exclusively, so no query reads a
     /// version whose files are being removed.
     prune_guard: RwLock<()>,
@@ -110,8 +127,11 @@ impl VectorTable {
                 run_on(&runtime, async move { table.schema().await })?
                     .map_err(vectors_error("read schema"))?
             };
-            check_table_schema(path, &table_schema, &schema, embedding_dim)?;
-            table
+            let has_scope_column = table_schema.field_with_name(SCOPE_COLUMN).is_ok();
+            let legacy = without_scope(&schema);
+            let expected = if has_scope_column { &schema } else { &legacy };
+            check_table_schema(path, &table_schema, expected, embedding_dim)?;
+            (table, has_scope_column)
         } else {
             let schema = schema.clone();
             run_on(&runtime, async move {
@@ -120,13 +140,16 @@ impl VectorTable {
                     .execute()
                     .await
             })?
-            .map_err(vectors_error("create table"))?
+            .map_err(vectors_error("create table"))
+            .map(|table| (table, true))?
         };
+        let (table, has_scope_column) = table;
         Ok(VectorTable {
             path: path.to_path_buf(),
             embedding_dim,
             schema,
             table,
+            has_scope_column,
             prune_guard: RwLock::new(()),
             runtime: Some(runtime),
         })
@@ -155,6 +178,74 @@ impl VectorTable {
             path: self.path.clone(),
             detail: detail.into(),
         }
+    }
+
+    /// False if the table was written before `scope` existed and is not migrated yet.
+    pub(crate) fn has_scope_column(&self) -> bool {
+        self.has_scope_column
+    }
+
+    /// Adds the `scope` column, every row getting the unlabelled scope of its collection (one
+    /// commit). Labelled documents must then be fixed with [`VectorTable::set_scopes`].
+    pub(crate) fn add_scope_column(&mut self) -> Result<()> {
+        let expression = format!(
+            "concat(collection, {})",
+            sql_string_literal(&SCOPE_SEPARATOR.to_string())
+        );
+        let table = self.table.clone();
+        self.run(async move {
+            table
+                .add_columns()
+                .transform(NewColumnTransform::SqlExpressions(vec![(
+                    SCOPE_COLUMN.to_string(),
+                    expression,
+                )]))
+                .execute()
+                .await
+                .map(|_| ())
+        })?
+        .map_err(self.vectors_error("add the scope column"))?;
+        let table = self.table.clone();
+        let table_schema = self
+            .run(async move { table.schema().await })?
+            .map_err(self.vectors_error("read schema"))?;
+        check_table_schema(&self.path, &table_schema, &self.schema, self.embedding_dim)?;
+        self.has_scope_column = true;
+        Ok(())
+    }
+
+    /// Sets the scope of every chunk of the given documents (one `update` per scope and at
+    /// most [`IDS_PER_UPDATE`] documents). Idempotent.
+    pub(crate) fn set_scopes(&self, documents: &[(DocumentId, String)]) -> Result<()> {
+        let mut by_scope: std::collections::BTreeMap<&str, Vec<&DocumentId>> =
+            std::collections::BTreeMap::new();
+        for (id, scope) in documents {
+            by_scope.entry(scope.as_str()).or_default().push(id);
+        }
+        for (scope, ids) in by_scope {
+            for ids in ids.chunks(IDS_PER_UPDATE) {
+                let predicate = format!(
+                    "document_id IN ({})",
+                    ids.iter()
+                        .map(|id| sql_string_literal(id.as_str()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let value = sql_string_literal(scope);
+                let table = self.table.clone();
+                self.run(async move {
+                    table
+                        .update()
+                        .only_if(predicate)
+                        .column(SCOPE_COLUMN, value)
+                        .execute()
+                        .await
+                        .map(|_| ())
+                })?
+                .map_err(self.vectors_error("set chunk scopes"))?;
+            }
+        }
+        Ok(())
     }
 
     /// Appends the chunks of `documents` (one LanceDB commit); no-op when there are none.
@@ -205,6 +296,13 @@ impl VectorTable {
             None,
         )
         .map_err(|error| self.corrupt(format!("cannot build the vector column: {error}")))?;
+        let scopes: Vec<String> = documents
+            .iter()
+            .flat_map(|(document, chunks)| {
+                let scope = scope_key(&document.collection, &document.labels);
+                std::iter::repeat_n(scope, chunks.len())
+            })
+            .collect();
         let batch = RecordBatch::try_new(
             self.schema.clone(),
             vec![
@@ -228,6 +326,7 @@ impl VectorTable {
                     rows.iter().map(|(_, chunk)| chunk.text.as_str()),
                 )),
                 Arc::new(vectors),
+                Arc::new(StringArray::from_iter_values(scopes.iter())),
             ],
         )
         .map_err(|error| self.corrupt(format!("cannot build a record batch: {error}")))?;
@@ -251,12 +350,12 @@ impl VectorTable {
             .map_err(self.vectors_error("delete chunks"))
     }
 
-    /// Returns the `limit` chunks nearest to `vector` by cosine distance, restricted to
-    /// `collections` by a prefilter when given.
+    /// Returns the `limit` chunks nearest to `vector` by cosine distance, restricted to the
+    /// filter's collections and scopes by a prefilter.
     pub(crate) fn search(
         &self,
         vector: &[f32],
-        collections: Option<&[String]>,
+        filter: &SearchFilter,
         limit: usize,
     ) -> Result<Vec<VectorHit>> {
         if vector.len() != self.embedding_dim {
@@ -268,19 +367,10 @@ impl VectorTable {
                 ),
             });
         }
-        if limit == 0 || collections.is_some_and(|names| names.is_empty()) {
+        if limit == 0 || filter.matches_nothing() {
             return Ok(Vec::new());
         }
-        let filter = collections.map(|names| {
-            format!(
-                "collection IN ({})",
-                names
-                    .iter()
-                    .map(|name| sql_string_literal(name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        });
+        let filter = prefilter(filter);
         let table = self.table.clone();
         let vector = vector.to_vec();
         let _shared = self.prune_guard.read().map_err(|_| Error::Poisoned {
@@ -302,7 +392,7 @@ impl VectorTable {
                         "text",
                     ]));
                 // `only_if` is a prefilter (LanceDB's default): the top `limit` are taken among
-                // the allowed collections, not cut down from a global top `limit`.
+                // the allowed collections and scopes, not cut down from a global top `limit`.
                 if let Some(filter) = filter {
                     query = query.only_if(filter);
                 }
@@ -372,14 +462,15 @@ impl VectorTable {
             .ok_or_else(|| self.corrupt(format!("search result lacks a usable {name} column")))
     }
 
-    /// Returns (document id, chunk id) of every row (a full scan, for consistency checks).
-    pub(crate) fn chunk_keys(&self) -> Result<Vec<(String, String)>> {
+    /// Returns (document id, chunk id, scope) of every row (a full scan, for consistency
+    /// checks); a missing scope reads as an empty string.
+    pub(crate) fn chunk_keys(&self) -> Result<Vec<(String, String, String)>> {
         let table = self.table.clone();
         let batches = self
             .run(async move {
                 table
                     .query()
-                    .select(Select::columns(&["document_id", "chunk_id"]))
+                    .select(Select::columns(&["document_id", "chunk_id", SCOPE_COLUMN]))
                     .execute()
                     .await?
                     .try_collect::<Vec<RecordBatch>>()
@@ -390,10 +481,17 @@ impl VectorTable {
         for batch in &batches {
             let document_ids = self.column::<StringArray>(batch, "document_id")?;
             let chunk_ids = self.column::<StringArray>(batch, "chunk_id")?;
+            let scopes = self.column::<StringArray>(batch, SCOPE_COLUMN)?;
             for row in 0..batch.num_rows() {
+                let scope = if scopes.is_null(row) {
+                    String::new()
+                } else {
+                    scopes.value(row).to_string()
+                };
                 keys.push((
                     document_ids.value(row).to_string(),
                     chunk_ids.value(row).to_string(),
+                    scope,
                 ));
             }
         }
@@ -484,7 +582,44 @@ fn chunk_schema(list_length: i32) -> SchemaRef {
             DataType::FixedSizeList(Arc::new(vector_item_field()), list_length),
             false,
         ),
+        // Nullable because `add_columns` makes migrated tables' column nullable; every row
+        // written has a value.
+        Field::new(SCOPE_COLUMN, DataType::Utf8, true),
     ]))
+}
+
+/// The table's shape before the `scope` column existed.
+fn without_scope(schema: &Schema) -> Schema {
+    Schema::new(
+        schema
+            .fields()
+            .iter()
+            .filter(|field| field.name() != SCOPE_COLUMN)
+            .cloned()
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// The SQL prefilter for a search filter, `None` when it restricts nothing.
+fn prefilter(filter: &SearchFilter) -> Option<String> {
+    let in_list = |column: &str, values: &[String]| {
+        format!(
+            "{column} IN ({})",
+            values
+                .iter()
+                .map(|value| sql_string_literal(value))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let mut clauses = Vec::new();
+    if let Some(names) = &filter.collections {
+        clauses.push(in_list("collection", names));
+    }
+    if let Some(scopes) = &filter.scopes {
+        clauses.push(in_list(SCOPE_COLUMN, scopes));
+    }
+    (!clauses.is_empty()).then(|| clauses.join(" AND "))
 }
 
 fn check_table_schema(
@@ -547,6 +682,19 @@ mod tests {
     fn string_literals_double_quotes() {
         assert_eq!(sql_string_literal("o'brien"), "'o''brien'");
         assert_eq!(sql_string_literal("') OR 1=1 --"), "''') OR 1=1 --'");
+    }
+
+    #[test]
+    fn prefilter_ands_collections_and_scopes() {
+        let filter = SearchFilter {
+            collections: Some(vec!["a'b".into()]),
+            scopes: Some(vec!["a'b\u{1f}phi".into(), "c\u{1f}".into()]),
+        };
+        assert_eq!(
+            prefilter(&filter).as_deref(),
+            Some("collection IN ('a''b') AND scope IN ('a''b\u{1f}phi', 'c\u{1f}')")
+        );
+        assert_eq!(prefilter(&SearchFilter::default()), None);
     }
 
     #[test]
