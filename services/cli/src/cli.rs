@@ -127,6 +127,69 @@ pub enum Command {
     /// Manage API keys for machine clients (works offline on the data folder).
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Verify, export and search the tamper-evident audit log (offline, on the server's
+    /// folder or a copy of it).
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check every record's hash, the chain, the signed checkpoints and head.json; prints a
+    /// summary, or names the first bad record and exits 1.
+    Verify {
+        /// The audit log folder (or a copy of it) [default: <data dir>/audit].
+        path: Option<PathBuf>,
+        /// The checkpoint public key: 64 hex digits, or a file holding them (`vellum audit
+        /// public-key` prints it; keep a copy away from the server).
+        #[arg(long, env = "VELLUM_AUDIT_PUBLIC_KEY", value_name = "KEY")]
+        public_key: String,
+    },
+    /// Print records for a reviewer (a table, or --json), filtered.
+    Export {
+        /// The audit log folder [default: <data dir>/audit].
+        path: Option<PathBuf>,
+        /// From this time on (RFC 3339, e.g. 2026-03-01T00:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Before this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Only this user or key.
+        #[arg(long)]
+        principal: Option<String>,
+        /// Only records about this document id (resource, chunks read, or upload).
+        #[arg(long)]
+        document: Option<String>,
+        /// Only this action (search, ask, summarize, document.read, login…).
+        #[arg(long)]
+        action: Option<String>,
+        /// Also list the signed checkpoints.
+        #[arg(long)]
+        checkpoints: bool,
+    },
+    /// Find who searched for TEXT: matches the HMAC of the exact query text (needs the HMAC key).
+    Search {
+        /// The audit log folder [default: <data dir>/audit].
+        path: Option<PathBuf>,
+        /// The exact query text; `-` reads it from the first line of standard input.
+        #[arg(long, value_name = "TEXT")]
+        query_text: String,
+        /// The HMAC key file [default: <data dir>/audit-keys/audit-hmac.key].
+        #[arg(long, value_name = "FILE")]
+        hmac_key: Option<PathBuf>,
+    },
+    /// Print the Ed25519 public key that verifies the checkpoints.
+    PublicKey {
+        /// The audit key folder, or a key file [default: <data dir>/audit-keys].
+        #[arg(long, value_name = "DIR")]
+        key_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +235,12 @@ pub struct ServeArgs {
     /// HTTP worker threads [default: the number of CPUs].
     #[arg(long, env = "VELLUM_WORKERS", value_name = "N")]
     pub workers: Option<usize>,
+    /// Serve search only: do not load the generation model (ask and summarize answer 503).
+    #[arg(long, env = "VELLUM_NO_GENERATION")]
+    pub no_generation: bool,
+    /// How uploaded files are extracted (the same sandbox as `vellum ingest`).
+    #[command(flatten)]
+    pub extraction: ExtractArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -270,6 +339,10 @@ pub struct WatchArgs {
     /// Print one JSON line per event on stdout (for scripts) instead of a log.
     #[arg(long)]
     pub events: bool,
+    /// Access labels for every document, comma-separated (e.g. privileged,phi); letters,
+    /// digits, '_' and '-'. A file already indexed with other labels is indexed again.
+    #[arg(long, value_delimiter = ',', value_name = "LABELS")]
+    pub labels: Vec<String>,
     #[command(flatten)]
     pub extraction: ExtractArgs,
 }
@@ -307,6 +380,10 @@ pub struct IngestArgs {
     /// Files extracted, embedded and committed together.
     #[arg(long, default_value_t = 32)]
     pub batch_files: usize,
+    /// Access labels for every document, comma-separated (e.g. privileged,phi); letters,
+    /// digits, '_' and '-'. A file already indexed with other labels is indexed again.
+    #[arg(long, value_delimiter = ',', value_name = "LABELS")]
+    pub labels: Vec<String>,
 }
 
 #[derive(Debug, Args)]

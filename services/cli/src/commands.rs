@@ -42,12 +42,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => crate::serve::serve(&ctx, args),
         Command::User(command) => crate::accounts::user(&ctx, command),
         Command::Key(command) => crate::accounts::key(&ctx, command),
+        Command::Audit(args) => crate::audit::audit(&ctx, args),
     }
 }
 
 fn filter_of(args: &CollectionArgs) -> SearchFilter {
     SearchFilter {
         collections: (!args.collections.is_empty()).then(|| args.collections.clone()),
+        ..SearchFilter::default()
     }
 }
 
@@ -66,6 +68,7 @@ fn ingest(ctx: &Context, args: IngestArgs) -> Result<()> {
         batch_files: args.batch_files,
         prune: args.prune,
         retry_quarantined: args.retry_quarantined,
+        labels: args.labels.clone(),
         ..extraction_options(&args.extraction)?
     };
     let bar = if args.events {
@@ -145,7 +148,7 @@ fn ingest(ctx: &Context, args: IngestArgs) -> Result<()> {
 }
 
 /// Ingest options with the sandbox and passwords the flags ask for.
-fn extraction_options(args: &ExtractArgs) -> Result<IngestOptions> {
+pub fn extraction_options(args: &ExtractArgs) -> Result<IngestOptions> {
     let pdf_passwords = match &args.pdf_passwords_file {
         Some(path) => PdfPasswords::from_file(path)
             .with_context(|| format!("reading the PDF password list {}", path.display()))?,
@@ -187,6 +190,7 @@ fn watch_folders(ctx: &Context, args: WatchArgs) -> Result<()> {
     let store = ctx.open_store(&embedder)?;
     let options = IngestOptions {
         collection: args.collection.clone(),
+        labels: args.labels.clone(),
         ..extraction_options(&args.extraction)?
     };
     let watch_options = WatchOptions {
@@ -273,6 +277,7 @@ fn print_event(path: &str, outcome: &FileOutcome) {
 fn quarantine_report(ctx: &Context, store: &Store, collection: &str) -> Result<()> {
     let filter = SearchFilter {
         collections: Some(vec![collection.to_string()]),
+        ..SearchFilter::default()
     };
     let entries = store.list_quarantine(&filter)?;
     if ctx.json {
@@ -564,8 +569,13 @@ fn documents(ctx: &Context, args: CollectionArgs) -> Result<()> {
         return print_json(&documents);
     }
     for doc in &documents {
+        let labels = if doc.labels.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", doc.labels.join(","))
+        };
         println!(
-            "{}  {:<10} {:>4} pages {:>5} chunks  {}",
+            "{}  {:<10} {:>4} pages {:>5} chunks  {}{labels}",
             doc.id, doc.collection, doc.num_pages, doc.num_chunks, doc.source_path
         );
     }

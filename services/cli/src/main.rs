@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 error (the message says what to do next), 2 bad usage.
 
 mod accounts;
+mod audit;
 mod cli;
 mod commands;
 mod context;

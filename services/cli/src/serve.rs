@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::{Context as _, Result};
 use vellum_auth::AuthStore;
-use vellum_server::{FileConfig, Overrides, ServerConfig, Service};
+use vellum_server::{FileConfig, Overrides, ServerConfig, Service, ServiceParts, UploadSettings};
 
 use crate::cli::ServeArgs;
 use crate::context::Context;
@@ -34,8 +34,18 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<()> {
     };
     let config = ServerConfig::resolve(overrides, file)?;
 
+    let started = std::time::Instant::now();
     let embedder = ctx.embedder()?;
+    let embedder_seconds = started.elapsed().as_secs_f64();
+    let embedder_name = embedder.model_name().to_string();
     let store = ctx.open_store(&embedder)?;
+    let generator = if args.no_generation {
+        None
+    } else {
+        let started = std::time::Instant::now();
+        let generator = ctx.generator()?;
+        Some((generator, started.elapsed().as_secs_f64()))
+    };
     let auth = AuthStore::open(&ctx.data_dir)
         .context("opening the user database")?
         .with_session_seconds(config.session_hours.saturating_mul(3600));
@@ -48,13 +58,40 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<()> {
              Change it now: vellum user passwd admin --password-stdin"
         );
     }
-    let service =
-        Service::new(store, Box::new(embedder), auth, &config.policies).with_context(|| {
-            format!(
-                "loading the Cedar policies in {} (--policies / VELLUM_POLICIES)",
-                config.policies.display()
-            )
-        })?;
+    let generator_load = generator
+        .as_ref()
+        .map(|(generator, seconds)| (generator.model_name().to_string(), *seconds));
+    let uploads = UploadSettings {
+        dir: ctx.data_dir.join("uploads"),
+        max_bytes: config.max_upload_mb.saturating_mul(1 << 20),
+        ingest: crate::commands::extraction_options(&args.extraction)?,
+    };
+    let service = Service::new(ServiceParts {
+        store,
+        embedder: Box::new(embedder),
+        generator: generator.map(|(generator, _)| generator),
+        auth,
+        policies_dir: config.policies.clone(),
+        uploads,
+    })
+    .with_context(|| {
+        format!(
+            "loading the Cedar policies in {} (--policies / VELLUM_POLICIES)",
+            config.policies.display()
+        )
+    })?;
+    service
+        .metrics()
+        .record_model_load("embedder", &embedder_name, embedder_seconds);
+    match &generator_load {
+        Some((name, seconds)) => {
+            service
+                .metrics()
+                .record_model_load("generator", name, *seconds);
+            eprintln!("Generation model: {name} (loaded in {seconds:.1} s)");
+        }
+        None => eprintln!("No generation model (--no-generation): ask and summarize answer 503"),
+    }
     let tls = vellum_server::tls::load(&config, &ctx.data_dir).context("setting up TLS")?;
     if tls.created_self_signed {
         eprintln!(

@@ -37,6 +37,8 @@ fn policies(set: &str) -> PathBuf {
 fn start_server(data_dir: &Path, policy_set: &str) -> Server {
     let mut child = vellum_command(data_dir)
         .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
+        // Small enough to test the limit with a 3 MB body.
+        .args(["--max-upload-mb", "1"])
         .arg("--policies")
         .arg(policies(policy_set))
         .env("VELLUM_ADMIN_PASSWORD", "admin password for tests")
@@ -157,6 +159,113 @@ impl Api {
             let status = response.status().as_u16();
             let text = response.text().await.unwrap_or_default();
             (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        })
+    }
+
+    /// Sends a body as it is, with its content type; answers (status, body text).
+    fn send_raw(
+        &self,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, String) {
+        let url = format!("{}{path}", self.base);
+        let request = self
+            .client
+            .post(&url)
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body);
+        self.runtime.block_on(async {
+            let response = request
+                .send()
+                .await
+                .unwrap_or_else(|err| panic!("{url}: {err}"));
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap_or_default())
+        })
+    }
+
+    /// `POST /documents` with a multipart form written by hand (the form is simple, and
+    /// reqwest's multipart feature would rebuild half the dependency graph).
+    fn upload(
+        &self,
+        token: &str,
+        collection: &str,
+        labels: &str,
+        name: &str,
+        bytes: &[u8],
+    ) -> (u16, Value) {
+        let boundary = "vellum-e2e-3f9a1c";
+        let mut body = Vec::new();
+        for (field, value) in [("collection", collection), ("labels", labels)] {
+            body.extend(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        body.extend(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend(bytes);
+        body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let (status, text) = self.send_raw(
+            "/documents",
+            token,
+            &format!("multipart/form-data; boundary={boundary}"),
+            body,
+        );
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// `POST /ask`, read to the end: (status, [(event, data)]).
+    fn ask(&self, token: &str, body: Value) -> (u16, Vec<(String, Value)>) {
+        let (status, text) = self.send_raw(
+            "/ask",
+            token,
+            "application/json",
+            body.to_string().into_bytes(),
+        );
+        let mut events = Vec::new();
+        for frame in text.split("\n\n").filter(|frame| !frame.trim().is_empty()) {
+            let mut name = String::new();
+            let mut data = Value::Null;
+            for line in frame.lines() {
+                if let Some(rest) = line.strip_prefix("event: ") {
+                    name = rest.to_string();
+                } else if let Some(rest) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(rest).unwrap_or(Value::Null);
+                }
+            }
+            if name.is_empty() {
+                // Not an event stream: an error body.
+                name = "body".into();
+                data = serde_json::from_str(frame).unwrap_or(Value::Null);
+            }
+            events.push((name, data));
+        }
+        (status, events)
+    }
+
+    fn get_text(&self, url: &str, token: Option<&str>) -> (u16, String) {
+        let mut request = self.client.get(url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.runtime.block_on(async {
+            let response = request
+                .send()
+                .await
+                .unwrap_or_else(|err| panic!("{url}: {err}"));
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap_or_default())
         })
     }
 
@@ -451,4 +560,220 @@ fn https_service_end_to_end() {
     assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")));
     let (status, body) = api.call("GET", "/nope", Some(&alice), None);
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+
+    uploads_and_answers(&api, &data_dir, &alice, &pete, &carol);
+    administration(&api, &alice, &carol, &admin);
+}
+
+/// Upload (labels, duplicates, limits, refusals), ask over Server-Sent Events, summarize.
+fn uploads_and_answers(api: &Api, data_dir: &Path, alice: &str, pete: &str, carol: &str) {
+    let pdf = std::fs::read(
+        shared_dir().join("corpora/legal-court-documents-freelaw/recap_documents/ca2_1-1.pdf"),
+    )
+    .unwrap_or_else(|err| panic!("pdf: {err}"));
+    let (status, created) = api.upload(alice, "matter-1234", "Privileged", "order.pdf", &pdf);
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["duplicate"], json!(false));
+    assert_eq!(created["document"]["labels"], json!(["privileged"]));
+    let id = created["document"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (status, again) = api.upload(alice, "matter-1234", "privileged", "copy.pdf", &pdf);
+    assert_eq!(
+        (status, &again["document"]["id"]),
+        (200, &json!(id)),
+        "{again}"
+    );
+    assert_eq!(again["duplicate"], json!(true));
+    // Attorneys on the matter find the privileged upload; the paralegal does not, and the
+    // other matter's attorney may not add to this matter.
+    let query = "court of appeals order";
+    assert!(api
+        .search(alice, query)
+        .iter()
+        .any(|hit| hit["document_id"] == json!(id)));
+    assert!(!api
+        .search(pete, query)
+        .iter()
+        .any(|hit| hit["document_id"] == json!(id)));
+    let (status, body) = api.upload(carol, "matter-1234", "", "x.pdf", &pdf);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    // Junk is kept out with a reason; a body over the limit is refused while it streams.
+    let junk: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    let (status, body) = api.upload(alice, "matter-1234", "", "junk.bin", &junk);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("unprocessable")),
+        "{body}"
+    );
+    let big = vec![b'a'; 3 << 20];
+    let (status, body) = api.upload(alice, "matter-1234", "", "big.txt", &big);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (413, Some("too_large")),
+        "{body}"
+    );
+    // Nothing is left half-received.
+    let partial = std::fs::read_dir(data_dir.join("uploads/.partial"))
+        .map(|entries| entries.count())
+        .unwrap_or(0);
+    assert_eq!(partial, 0, "partial uploads left behind");
+
+    // Ask: sources first (only the caller's matter), tokens, then the answer with its receipt.
+    let (status, events) = api.ask(
+        alice,
+        json!({"question": "What did the court of appeals order?", "max_tokens": 24}),
+    );
+    assert_eq!(status, 200, "{events:?}");
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names.first(), Some(&"sources"), "{names:?}");
+    assert_eq!(names.last(), Some(&"answer"), "{names:?}");
+    let sources = events[0].1["sources"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!sources.is_empty(), "no sources");
+    for source in &sources {
+        let document = source["document_id"].as_str().unwrap_or_default();
+        let (status, seen) = api.call("GET", &format!("/documents/{document}"), Some(alice), None);
+        assert_eq!(
+            (status, seen["collection"].as_str()),
+            (200, Some("matter-1234"))
+        );
+    }
+    let answer = &events[events.len() - 1].1;
+    assert!(
+        answer["receipt"]["model"]["file_sha256"].is_string(),
+        "{answer}"
+    );
+    // Errors before the stream starts keep their status code.
+    let (status, events) = api.ask(alice, json!({"question": "  "}));
+    assert_eq!(status, 400, "{events:?}");
+
+    // Summaries: the uploaded order for its attorney; the other matter's attorney sees 404.
+    let (status, summary) = api.call(
+        "POST",
+        "/summarize",
+        Some(alice),
+        Some(json!({"document_id": id, "max_tokens": 32})),
+    );
+    assert_eq!(status, 200, "{summary}");
+    assert!(!summary["text"].as_str().unwrap_or_default().is_empty());
+    let (status, _) = api.call(
+        "POST",
+        "/summarize",
+        Some(carol),
+        Some(json!({"document_id": id})),
+    );
+    assert_eq!(status, 404);
+}
+
+/// Users and keys over the API, metrics, readiness and the OpenAPI description.
+fn administration(api: &Api, alice: &str, carol: &str, admin: &str) {
+    assert_eq!(api.call("GET", "/users", Some(alice), None).0, 403);
+    let (status, users) = api.call("GET", "/users", Some(admin), None);
+    assert_eq!(status, 200);
+    assert!(
+        users.as_array().is_some_and(|list| list.len() >= 5),
+        "{users}"
+    );
+    let (status, dave) = api.call(
+        "POST",
+        "/users",
+        Some(admin),
+        Some(json!({"name": "dave", "password": "dave's long password",
+                    "roles": ["attorney"], "groups": ["matter-9999"]})),
+    );
+    assert_eq!(status, 201, "{dave}");
+    let dave = api.login("dave");
+    assert_eq!(
+        api.call(
+            "PUT",
+            "/users/dave/disabled",
+            Some(admin),
+            Some(json!({"disabled": true}))
+        )
+        .0,
+        204
+    );
+    assert_eq!(
+        api.call("GET", "/me", Some(&dave), None).0,
+        401,
+        "disabled user kept access"
+    );
+
+    // Own keys: created, used, and only revocable by their owner (or an admin).
+    let (status, key) = api.call(
+        "POST",
+        "/keys",
+        Some(alice),
+        Some(json!({"name": "laptop"})),
+    );
+    assert_eq!(status, 201, "{key}");
+    let secret = key["key"].as_str().unwrap_or_default().to_string();
+    let id = key["info"]["id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(api.call("GET", "/me", Some(&secret), None).0, 200);
+    assert_eq!(
+        api.call("DELETE", &format!("/keys/{id}"), Some(carol), None)
+            .0,
+        404
+    );
+    assert_eq!(
+        api.call("DELETE", &format!("/keys/{id}"), Some(alice), None)
+            .0,
+        204
+    );
+    assert_eq!(api.call("GET", "/me", Some(&secret), None).0, 401);
+    let (status, _) = api.call(
+        "POST",
+        "/keys",
+        Some(alice),
+        Some(json!({"name": "x", "user": "carol"})),
+    );
+    assert_eq!(status, 403, "a user made a key for someone else");
+
+    // Metrics: admins only; per route pattern, never a document id.
+    let origin = api.base.trim_end_matches("/v1").to_string();
+    assert_eq!(
+        api.get_text(&format!("{origin}/metrics"), Some(alice)).0,
+        403
+    );
+    let (status, metrics) = api.get_text(&format!("{origin}/metrics"), Some(admin));
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(
+            r#"vellum_http_requests_total{route="/v1/search",method="POST",status="200"}"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"route="/v1/documents/{id}""#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("vellum_model_load_seconds"), "{metrics}");
+    assert!(metrics.contains("vellum_ingest_queue_depth 0"), "{metrics}");
+
+    let (status, ready) = api.call("GET", "/ready", None, None);
+    assert_eq!(
+        (status, ready["ready"].as_bool()),
+        (200, Some(true)),
+        "{ready}"
+    );
+    let (status, spec) = api.call("GET", "/openapi.json", None, None);
+    assert_eq!(status, 200);
+    assert!(
+        spec["openapi"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("3.1"),
+        "{spec}"
+    );
+    assert!(spec["paths"]["/v1/ask"]["post"].is_object());
 }

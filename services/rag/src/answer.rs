@@ -100,6 +100,28 @@ pub fn ask(
     options: &AskOptions,
     on_token: &mut dyn FnMut(&str),
 ) -> Result<Answer> {
+    ask_with(
+        retriever,
+        generator,
+        question,
+        options,
+        &mut |_, _| Ok(()),
+        on_token,
+    )
+}
+
+/// [`ask`], with a hook that sees the numbered sources and the receipt so far (model, prompt
+/// hash, sources) after retrieval and before the model runs. An error from the hook stops the
+/// answer there: the server writes its audit record of what is about to be read in it, and
+/// fails closed if it cannot.
+pub fn ask_with(
+    retriever: &Retriever<'_>,
+    generator: &dyn Generator,
+    question: &str,
+    options: &AskOptions,
+    before_generation: &mut dyn FnMut(&[Source], &AnswerReceipt) -> Result<()>,
+    on_token: &mut dyn FnMut(&str),
+) -> Result<Answer> {
     let question = question.trim();
     if question.is_empty() {
         return Err(Error::InvalidInput("the question is empty".into()));
@@ -162,9 +184,10 @@ pub fn ask(
     }
     let messages = build_answer_messages(question, &sources);
     receipt.prompt_sha256 = sha256_hex(&generator.render_chat(&messages)?);
+    receipt.sources = receipt_sources(&sources);
+    before_generation(&sources, &receipt)?;
     let generation = generator.generate(&messages, &options.generation, on_token)?;
     receipt.answer_sha256 = sha256_hex(&generation.text);
-    receipt.sources = receipt_sources(&sources);
     let check = check_citations(&generation.text, sources.len());
     Ok(Answer {
         question: question.to_string(),

@@ -18,6 +18,10 @@ pub enum Error {
     /// A document asked for does not exist.
     #[error("document not found: {0}")]
     DocumentNotFound(String),
+    /// The caller's hook refused to go on (e.g. the audit record of the read could not be
+    /// written, so nothing may be generated or shown).
+    #[error("stopped before generation: {0}")]
+    Stopped(String),
     /// An evaluation file could not be read.
     #[error("cannot read {path}: {reason}")]
     EvalFile {

@@ -20,7 +20,7 @@ mod receipt;
 mod retrieve;
 mod summarize;
 
-pub use answer::{ask, Answer, AskOptions, Source};
+pub use answer::{ask, ask_with, Answer, AskOptions, Source};
 pub use citations::{check_citations, CitationCheck};
 pub use error::{Error, Result};
 pub use fusion::reciprocal_rank_fusion;

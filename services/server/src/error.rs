@@ -3,8 +3,8 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
 
+use crate::api::ErrorBody;
 use crate::service::ServiceError;
 
 /// An API failure.
@@ -23,12 +23,6 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    code: &'a str,
-    message: String,
-}
-
 impl ApiError {
     fn code(&self) -> &'static str {
         match &self.0 {
@@ -37,7 +31,29 @@ impl ApiError {
             ServiceError::Forbidden => "forbidden",
             ServiceError::NotFound => "not_found",
             ServiceError::BadRequest(_) => "bad_request",
+            ServiceError::Conflict(_) => "conflict",
+            ServiceError::TooLarge(_) => "too_large",
+            ServiceError::Unprocessable { .. } => "unprocessable",
+            ServiceError::Unavailable(_) => "unavailable",
             ServiceError::Internal(_) => "internal",
+        }
+    }
+
+    /// The JSON body: also sent as the `error` event of a stream that fails mid-way.
+    pub(crate) fn body(&self) -> ErrorBody {
+        let message = match &self.0 {
+            ServiceError::Internal(detail) => {
+                tracing::error!(detail = detail.as_str(), "internal error");
+                "internal error; the server log has the details".to_string()
+            }
+            ServiceError::Unprocessable { kind, reason } => {
+                format!("the file was kept but not indexed ({kind}): {reason}")
+            }
+            other => other.to_string(),
+        };
+        ErrorBody {
+            code: self.code().to_string(),
+            message,
         }
     }
 }
@@ -50,18 +66,15 @@ impl ResponseError for ApiError {
             ServiceError::Forbidden => StatusCode::FORBIDDEN,
             ServiceError::NotFound => StatusCode::NOT_FOUND,
             ServiceError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ServiceError::Conflict(_) => StatusCode::CONFLICT,
+            ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ServiceError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        let message = match &self.0 {
-            ServiceError::Internal(detail) => {
-                tracing::error!(detail = detail.as_str(), "internal error");
-                "internal error; the server log has the details".to_string()
-            }
-            other => other.to_string(),
-        };
         let mut response = HttpResponse::build(self.status_code());
         match &self.0 {
             ServiceError::Throttled(seconds) => {
@@ -72,10 +85,7 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        response.json(Body {
-            code: self.code(),
-            message,
-        })
+        response.json(self.body())
     }
 }
 

@@ -6,20 +6,30 @@
 //! [`service`] (everything the API does, testable without HTTP), `routes` (thin handlers),
 //! `error` (the one mapping from failures to status codes).
 
+mod accounts;
+mod answers;
+pub mod api;
 pub mod config;
 mod error;
+pub mod metrics;
 mod routes;
 pub mod service;
 pub mod tls;
+mod uploads;
 
 use std::net::SocketAddr;
 
 use actix_web::http::header;
 use actix_web::{middleware, web, App, HttpResponse, HttpServer};
 
+pub use answers::AskEvent;
 pub use config::{ConfigError, FileConfig, Overrides, ServerConfig};
-pub use service::{Service, ServiceError};
+pub use routes::ApiDoc;
+pub use service::{
+    Service, ServiceEmbedder, ServiceError, ServiceParts, SetupError, UploadSettings,
+};
 pub use tls::TlsSetup;
+pub use uploads::{IncomingFile, UploadFields};
 
 use crate::error::ApiError;
 
@@ -32,8 +42,6 @@ pub fn serve(
     on_listening: impl FnOnce(SocketAddr),
 ) -> std::io::Result<()> {
     let data = web::Data::new(service);
-    let max_body =
-        usize::try_from(config.max_upload_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
     let workers = config.workers;
     let listen = config.listen;
     actix_web::rt::System::new().block_on(async move {
@@ -50,7 +58,9 @@ pub fn serve(
                 .app_data(data.clone())
                 .app_data(json)
                 .app_data(query)
-                .app_data(web::PayloadConfig::default().limit(max_body))
+                // Uploads stream through multipart (limit: `max_upload_mb`, enforced while
+                // receiving); other bodies are small JSON.
+                .app_data(web::PayloadConfig::default().limit(1 << 20))
                 .wrap(
                     middleware::DefaultHeaders::new()
                         .add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
@@ -60,10 +70,10 @@ pub fn serve(
                 .wrap(middleware::from_fn(log_request))
                 .configure(routes::configure)
                 .default_service(web::to(|| async {
-                    HttpResponse::NotFound().json(serde_json::json!({
-                        "code": "not_found",
-                        "message": "no such endpoint; the API lives under /v1",
-                    }))
+                    HttpResponse::NotFound().json(api::ErrorBody {
+                        code: "not_found".into(),
+                        message: "no such endpoint; the API lives under /v1".into(),
+                    })
                 }))
         })
         .workers(workers)
@@ -75,21 +85,33 @@ pub fn serve(
     })
 }
 
-/// One log line per request: method, path (never the query string or a header, which may hold
-/// search text or credentials), status and time.
+/// One log line and one metrics observation per request: method, route pattern (never the
+/// query string, a header or a path parameter, which may hold search text, credentials or
+/// document ids), status and time.
 async fn log_request(
     request: actix_web::dev::ServiceRequest,
     next: middleware::Next<impl actix_web::body::MessageBody>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     let start = std::time::Instant::now();
     let method = request.method().clone();
-    let path = request.path().to_string();
+    let service = request.app_data::<web::Data<Service>>().cloned();
     let response = next.call(request).await?;
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
+    let status = response.status().as_u16();
+    let elapsed = start.elapsed();
+    if let Some(service) = service {
+        service
+            .metrics()
+            .observe_request(&route, method.as_str(), status, elapsed.as_secs_f64());
+    }
     tracing::info!(
         %method,
-        path = path.as_str(),
-        status = response.status().as_u16(),
-        millis = start.elapsed().as_millis() as u64,
+        route = route.as_str(),
+        status,
+        millis = elapsed.as_millis() as u64,
         "request"
     );
     Ok(response)

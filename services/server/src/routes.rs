@@ -1,16 +1,32 @@
 //! HTTP → service call → JSON. Each handler extracts the caller, hands the work to the service
-//! on actix's blocking pool (the stores block on I/O and LanceDB), and returns its answer.
+//! on a blocking thread (the stores block on I/O, the models on the CPU), and returns its
+//! answer. The `#[utoipa::path]` annotations are the OpenAPI description of these handlers.
 
+use std::convert::Infallible;
 use std::future::{ready, Ready};
 
+use actix_multipart::Multipart;
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::web::Bytes;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use futures::StreamExt;
 use serde::Deserialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi};
 use vellum_auth::Principal;
+use vellum_authz::{Action, Resource};
 
+use crate::answers::AskEvent;
+use crate::api::{
+    AccountView, AnswerView, AskRequest, AskStreamEvent, CollectionView, CreatedKeyView,
+    DisabledRequest, DocumentView, ErrorBody, HealthView, KeyView, LoginRequest, LoginResponse,
+    NewKeyRequest, NewUserRequest, PasswordRequest, ReadinessView, SearchRequest, SearchResponse,
+    SourcesEvent, SummarizeRequest, SummaryView, TokenEvent, UploadForm, UploadResponse, UserView,
+};
 use crate::error::ApiError;
-use crate::service::{LoginRequest, SearchRequest, Service, ServiceError};
+use crate::service::{Service, ServiceError, METRICS_RESOURCE};
+use crate::uploads::{IncomingFile, UploadFields};
 
 type Shared = web::Data<Service>;
 
@@ -54,26 +70,162 @@ where
         .map_err(ApiError)
 }
 
-/// Registers every route under `/v1`.
+/// A path with its methods; any other method gets 405 with an `Allow` header (instead of the
+/// app's 404 for unknown paths).
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        HttpResponse::MethodNotAllowed()
+            .insert_header((header::ALLOW, allow))
+            .json(ErrorBody {
+                code: "method_not_allowed".into(),
+                message: format!("this path answers {allow}"),
+            })
+    }))
+}
+
+/// Registers every route: the API under `/v1`, metrics at `/metrics`.
 pub fn configure(config: &mut web::ServiceConfig) {
-    config.service(
-        web::scope("/v1")
-            .route("/health", web::get().to(health))
-            .route("/login", web::post().to(login))
-            .route("/logout", web::post().to(logout))
-            .route("/me", web::get().to(me))
-            .route("/search", web::post().to(search))
-            .route("/collections", web::get().to(collections))
-            .route("/documents", web::get().to(list_documents))
-            .route("/documents/{id}", web::get().to(get_document))
-            .route("/documents/{id}", web::delete().to(delete_document)),
-    );
+    config
+        .service(resource("/metrics", "GET").route(web::get().to(metrics)))
+        .service(
+            web::scope("/v1")
+                .service(resource("/openapi.json", "GET").route(web::get().to(openapi)))
+                .service(resource("/health", "GET").route(web::get().to(health)))
+                .service(resource("/ready", "GET").route(web::get().to(readiness)))
+                .service(resource("/login", "POST").route(web::post().to(login)))
+                .service(resource("/logout", "POST").route(web::post().to(logout)))
+                .service(resource("/me", "GET").route(web::get().to(me)))
+                .service(resource("/search", "POST").route(web::post().to(search)))
+                .service(resource("/ask", "POST").route(web::post().to(ask)))
+                .service(resource("/summarize", "POST").route(web::post().to(summarize)))
+                .service(resource("/collections", "GET").route(web::get().to(collections)))
+                .service(
+                    resource("/documents", "GET, POST")
+                        .route(web::get().to(list_documents))
+                        .route(web::post().to(upload)),
+                )
+                .service(
+                    resource("/documents/{id}", "GET, DELETE")
+                        .route(web::get().to(get_document))
+                        .route(web::delete().to(delete_document)),
+                )
+                .service(
+                    resource("/users", "GET, POST")
+                        .route(web::get().to(list_users))
+                        .route(web::post().to(add_user)),
+                )
+                .service(
+                    resource("/users/{name}/disabled", "PUT")
+                        .route(web::put().to(set_user_disabled)),
+                )
+                .service(
+                    resource("/users/{name}/password", "PUT")
+                        .route(web::put().to(set_user_password)),
+                )
+                .service(
+                    resource("/keys", "GET, POST")
+                        .route(web::get().to(list_keys))
+                        .route(web::post().to(create_key)),
+                )
+                .service(resource("/keys/{id}", "DELETE").route(web::delete().to(revoke_key))),
+        );
 }
 
+/// The OpenAPI 3.1 description of this API, generated from the handlers and types.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Vellum",
+        description = "Private document search and summarization. Every route except health, \
+                       readiness, login and this description needs `Authorization: Bearer` \
+                       with a session token (from /v1/login) or an API key."
+    ),
+    paths(
+        health, readiness, login, logout, me, search, ask, summarize, collections,
+        list_documents, upload, get_document, delete_document, list_users, add_user,
+        set_user_disabled, set_user_password, list_keys, create_key, revoke_key, metrics
+    ),
+    components(schemas(SourcesEvent, TokenEvent, AnswerView, ErrorBody)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+async fn openapi() -> HttpResponse {
+    match ApiDoc::openapi().to_json() {
+        Ok(json) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(json),
+        Err(err) => {
+            ApiError(ServiceError::Internal(format!("OpenAPI to JSON: {err}"))).error_response()
+        }
+    }
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/v1/health", tag = "operations", security(()),
+    responses((status = 200, body = HealthView)))]
 async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+    HttpResponse::Ok().json(HealthView {
+        status: "ok".into(),
+    })
 }
 
+/// Whether requests can be served: store, models, policies, upload folder.
+#[utoipa::path(get, path = "/v1/ready", tag = "operations", security(()),
+    responses((status = 200, body = ReadinessView), (status = 503, body = ReadinessView)))]
+async fn readiness(service: Shared) -> Result<HttpResponse, ApiError> {
+    let view = blocking(move || Ok(service.readiness())).await?;
+    Ok(if view.ready {
+        HttpResponse::Ok().json(view)
+    } else {
+        HttpResponse::ServiceUnavailable().json(view)
+    })
+}
+
+/// Prometheus metrics (OpenMetrics text). Needs `admin` on `Collection::"vellum:metrics"`.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, content_type = "application/openmetrics-text", body = String),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn metrics(service: Shared, caller: Caller) -> Result<HttpResponse, ApiError> {
+    if !service.allows(
+        &caller.0,
+        Action::Admin,
+        &Resource::collection(METRICS_RESOURCE),
+    ) {
+        return Err(ApiError(ServiceError::Forbidden));
+    }
+    let text = service
+        .metrics()
+        .encode()
+        .map_err(|err| ApiError(ServiceError::Internal(format!("metrics: {err}"))))?;
+    Ok(HttpResponse::Ok()
+        .content_type(crate::metrics::CONTENT_TYPE)
+        .body(text))
+}
+
+/// Exchanges a user name and password for a session token. Failed logins are throttled per
+/// account and per address.
+#[utoipa::path(post, path = "/v1/login", tag = "identity", security(()),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, body = LoginResponse),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 async fn login(
     service: Shared,
     request: HttpRequest,
@@ -88,6 +240,9 @@ async fn login(
     Ok(HttpResponse::Ok().json(response))
 }
 
+/// Ends the caller's session.
+#[utoipa::path(post, path = "/v1/logout", tag = "identity",
+    responses((status = 204), (status = 401, body = ErrorBody)))]
 async fn logout(
     service: Shared,
     request: HttpRequest,
@@ -98,10 +253,21 @@ async fn logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Who the caller is.
+#[utoipa::path(get, path = "/v1/me", tag = "identity",
+    responses((status = 200, body = UserView), (status = 401, body = ErrorBody)))]
 async fn me(caller: Caller) -> HttpResponse {
-    HttpResponse::Ok().json(crate::service::UserView::from(&caller.0))
+    HttpResponse::Ok().json(UserView::from(&caller.0))
 }
 
+/// Searches the documents the caller may search (the permission filter runs inside the
+/// indexes).
+#[utoipa::path(post, path = "/v1/search", tag = "documents",
+    request_body = SearchRequest,
+    responses(
+        (status = 200, body = SearchResponse),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 async fn search(
     service: Shared,
     caller: Caller,
@@ -111,17 +277,113 @@ async fn search(
     Ok(HttpResponse::Ok().json(response))
 }
 
+fn sse_frame(event: &str, data: &impl serde::Serialize) -> Bytes {
+    let json = serde_json::to_string(data).unwrap_or_else(|_| "{}".to_string());
+    Bytes::from(format!("event: {event}\ndata: {json}\n\n"))
+}
+
+fn ask_frame(item: Result<AskEvent, ServiceError>) -> Bytes {
+    match item {
+        Ok(AskEvent::Sources(sources)) => sse_frame("sources", &SourcesEvent { sources }),
+        Ok(AskEvent::Token(text)) => sse_frame("token", &TokenEvent { text }),
+        Ok(AskEvent::Answer(answer)) => sse_frame("answer", &answer),
+        Err(err) => sse_frame("error", &ApiError(err).body()),
+    }
+}
+
+/// Answers a question from the caller's documents, streamed as Server-Sent Events: one
+/// `sources` event (the numbered passages given to the model), `token` events, then one
+/// `answer` event (citation check and receipt), or an `error` event if it fails mid-way.
+#[utoipa::path(post, path = "/v1/ask", tag = "answers",
+    request_body = AskRequest,
+    responses(
+        (status = 200, content_type = "text/event-stream", body = AskStreamEvent,
+         description = "events `sources` (SourcesEvent), `token` (TokenEvent), `answer` \
+                        (AnswerView), `error` (ErrorBody), each `data` one line of JSON"),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+async fn ask(
+    service: Shared,
+    caller: Caller,
+    body: web::Json<AskRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let worker = service.into_inner();
+    actix_web::rt::task::spawn_blocking(move || {
+        let events = sender.clone();
+        let result = worker.ask(&caller.0, &body, &mut |event| {
+            // A client that went away stops receiving; the answer still completes (bounded by
+            // max_tokens) so the generation queue stays simple.
+            let _ = events.send(Ok(event));
+        });
+        if let Err(err) = result {
+            let _ = sender.send(Err(err));
+        }
+    });
+    // Errors before the first event (bad request, no model, nothing permitted) get their
+    // own status code; after it, they arrive as an `error` event.
+    let first = receiver
+        .recv()
+        .await
+        .ok_or_else(|| ApiError(ServiceError::Internal("ask ended without a result".into())))?
+        .map_err(ApiError)?;
+    let rest = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|item| (Ok::<_, Infallible>(ask_frame(item)), receiver))
+    });
+    let stream =
+        futures::stream::once(async move { Ok::<_, Infallible>(ask_frame(Ok(first))) }).chain(rest);
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream))
+}
+
+/// Summarizes a whole document (every page, map-reduce), citing pages.
+#[utoipa::path(post, path = "/v1/summarize", tag = "answers",
+    request_body = SummarizeRequest,
+    responses(
+        (status = 200, body = SummaryView),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+async fn summarize(
+    service: Shared,
+    caller: Caller,
+    body: web::Json<SummarizeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let response = blocking(move || service.summarize(&caller.0, &body)).await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Collections with documents the caller may read.
+#[utoipa::path(get, path = "/v1/collections", tag = "documents",
+    responses((status = 200, body = Vec<CollectionView>), (status = 401, body = ErrorBody)))]
 async fn collections(service: Shared, caller: Caller) -> Result<HttpResponse, ApiError> {
     let response = blocking(move || service.list_collections(&caller.0)).await?;
     Ok(HttpResponse::Ok().json(response))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DocumentQuery {
+    /// Only this collection.
     collection: Option<String>,
 }
 
+/// Documents the caller may read.
+#[utoipa::path(get, path = "/v1/documents", tag = "documents",
+    params(DocumentQuery),
+    responses(
+        (status = 200, body = Vec<DocumentView>),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 async fn list_documents(
     service: Shared,
     caller: Caller,
@@ -133,6 +395,89 @@ async fn list_documents(
     Ok(HttpResponse::Ok().json(response))
 }
 
+fn bad_form(message: impl Into<String>) -> ApiError {
+    ApiError(ServiceError::BadRequest(message.into()))
+}
+
+/// Reads a small text field of a form, at most `limit` bytes.
+async fn form_text(field: &mut actix_multipart::Field, limit: usize) -> Result<String, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.next().await {
+        let chunk = chunk.map_err(|err| bad_form(format!("reading the form: {err}")))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(bad_form(format!(
+                "a form field is longer than {limit} bytes"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|_| bad_form("a form field is not UTF-8 text"))
+}
+
+/// Uploads a document (multipart/form-data, streamed to disk): 201 when ingested, 200 when
+/// the same bytes are already in the collection, 422 when it was kept but cannot be indexed
+/// (the reason says why: encrypted, scanned without OCR, malformed...).
+#[utoipa::path(post, path = "/v1/documents", tag = "documents",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, body = UploadResponse),
+        (status = 200, body = UploadResponse),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn upload(
+    service: Shared,
+    caller: Caller,
+    mut form: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let mut fields = UploadFields::default();
+    let mut incoming: Option<IncomingFile> = None;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|err| bad_form(format!("reading the form: {err}")))?;
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "collection" => fields.collection = Some(form_text(&mut field, 1024).await?),
+            "labels" => fields.labels = Some(form_text(&mut field, 4096).await?),
+            "file" if incoming.is_some() => return Err(bad_form("send one file per upload")),
+            "file" => {
+                let file_name = field
+                    .content_disposition()
+                    .and_then(|disposition| disposition.get_filename())
+                    .unwrap_or("upload")
+                    .to_string();
+                let mut receiving = service.begin_upload(&file_name).map_err(ApiError)?;
+                while let Some(chunk) = field.next().await {
+                    let chunk =
+                        chunk.map_err(|err| bad_form(format!("reading the file: {err}")))?;
+                    receiving.write(&chunk).map_err(ApiError)?;
+                }
+                incoming = Some(receiving);
+            }
+            other => {
+                return Err(bad_form(format!(
+                    "unknown form field {other:?}: send file, collection and labels"
+                )))
+            }
+        }
+    }
+    let incoming = incoming.ok_or_else(|| bad_form("no file: send it as the form field `file`"))?;
+    let response = blocking(move || service.upload(&caller.0, fields, incoming)).await?;
+    Ok(if response.duplicate {
+        HttpResponse::Ok().json(response)
+    } else {
+        HttpResponse::Created().json(response)
+    })
+}
+
+/// One document's catalog entry (404 also when the caller may not read it).
+#[utoipa::path(get, path = "/v1/documents/{id}", tag = "documents",
+    params(("id" = String, Path, description = "Document id")),
+    responses(
+        (status = 200, body = DocumentView),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 async fn get_document(
     service: Shared,
     caller: Caller,
@@ -143,6 +488,14 @@ async fn get_document(
     Ok(HttpResponse::Ok().json(response))
 }
 
+/// Deletes a document from every store.
+#[utoipa::path(delete, path = "/v1/documents/{id}", tag = "documents",
+    params(("id" = String, Path, description = "Document id")),
+    responses(
+        (status = 204),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 async fn delete_document(
     service: Shared,
     caller: Caller,
@@ -150,5 +503,136 @@ async fn delete_document(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     blocking(move || service.delete_document(&caller.0, &id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Every account (account administrators only).
+#[utoipa::path(get, path = "/v1/users", tag = "identity",
+    responses(
+        (status = 200, body = Vec<AccountView>),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+async fn list_users(service: Shared, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let response = blocking(move || service.list_users(&caller.0)).await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Adds an account (account administrators only).
+#[utoipa::path(post, path = "/v1/users", tag = "identity",
+    request_body = NewUserRequest,
+    responses(
+        (status = 201, body = AccountView),
+        (status = 400, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+async fn add_user(
+    service: Shared,
+    caller: Caller,
+    body: web::Json<NewUserRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let response = blocking(move || service.add_user(&caller.0, &body)).await?;
+    Ok(HttpResponse::Created().json(response))
+}
+
+/// Disables or enables an account (account administrators only).
+#[utoipa::path(put, path = "/v1/users/{name}/disabled", tag = "identity",
+    params(("name" = String, Path, description = "User name")),
+    request_body = DisabledRequest,
+    responses(
+        (status = 204),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn set_user_disabled(
+    service: Shared,
+    caller: Caller,
+    name: web::Path<String>,
+    body: web::Json<DisabledRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    blocking(move || service.set_user_disabled(&caller.0, &name, body.disabled)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Sets a password: one's own, or anyone's for an account administrator.
+#[utoipa::path(put, path = "/v1/users/{name}/password", tag = "identity",
+    params(("name" = String, Path, description = "User name")),
+    request_body = PasswordRequest,
+    responses(
+        (status = 204),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn set_user_password(
+    service: Shared,
+    caller: Caller,
+    name: web::Path<String>,
+    body: web::Json<PasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    blocking(move || service.set_user_password(&caller.0, &name, &body)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct KeyQuery {
+    /// Everyone's keys (account administrators only).
+    all: Option<bool>,
+}
+
+/// API keys: the caller's, or everyone's with `all=true`.
+#[utoipa::path(get, path = "/v1/keys", tag = "identity",
+    params(KeyQuery),
+    responses(
+        (status = 200, body = Vec<KeyView>),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+async fn list_keys(
+    service: Shared,
+    caller: Caller,
+    query: web::Query<KeyQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let all = query.all.unwrap_or(false);
+    let response = blocking(move || service.list_keys(&caller.0, all)).await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Creates an API key (shown once, stored hashed).
+#[utoipa::path(post, path = "/v1/keys", tag = "identity",
+    request_body = NewKeyRequest,
+    responses(
+        (status = 201, body = CreatedKeyView),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn create_key(
+    service: Shared,
+    caller: Caller,
+    body: web::Json<NewKeyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let response = blocking(move || service.create_key(&caller.0, &body)).await?;
+    Ok(HttpResponse::Created().json(response))
+}
+
+/// Revokes an API key: one's own, or any for an account administrator.
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "identity",
+    params(("id" = String, Path, description = "Key id (its public prefix)")),
+    responses(
+        (status = 204),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn revoke_key(
+    service: Shared,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    blocking(move || service.revoke_key(&caller.0, &id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

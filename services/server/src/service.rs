@@ -1,21 +1,28 @@
 //! What the HTTPS API does, without HTTP: authentication, authorization and the calls into the
-//! store and retriever. Handlers (`routes.rs`) only translate between JSON and these methods,
-//! so everything here is tested without a server.
+//! store, the retriever, the generator and ingest. Handlers (`routes.rs`) only translate between
+//! HTTP and these methods, so everything here is tested without a server.
 //!
 //! Authorization never filters after fetching. The caller's permitted (collection, labels)
-//! scopes are computed by Cedar first and become a collection filter that runs inside Tantivy
-//! and LanceDB. The indexes filter by collection only, so a collection whose documents carry
-//! label sets the caller may not all see is left out of the search entirely (safe: it costs
-//! recall, never leaks); `docs/architecture.md` ("Authorization") says what closes that gap.
+//! scopes are computed by Cedar first and become a filter that runs inside Tantivy and LanceDB
+//! ([`Service::index_filter`]); single documents are checked with Cedar before anything about
+//! them is returned, and a document the caller may not read looks exactly like a missing one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
 use vellum_auth::{AuthStore, Principal, Throttle};
 use vellum_authz::{Action, Authorizer, PrincipalInfo, RequestContext, Resource, Scope};
+use vellum_ingest::pipeline::{IngestOptions, PassageEmbedder};
+use vellum_models::Generator;
 use vellum_rag::{QueryEmbedder, RetrievalOptions, Retriever, SearchMode};
-use vellum_store::{DocumentId, DocumentRecord, SearchFilter, Store};
+use vellum_store::{scope_key, DocumentId, DocumentRecord, SearchFilter, Store};
+
+use crate::api::{
+    CheckView, CollectionView, DocumentView, LoginRequest, LoginResponse, ReadinessView, SearchHit,
+    SearchRequest, SearchResponse, UserView,
+};
+use crate::metrics::Metrics;
 
 /// What the API answers when something fails; `error.rs` maps each to a status code.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +42,20 @@ pub enum ServiceError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// The thing to create exists already (a user name).
+    #[error("{0}")]
+    Conflict(String),
+    /// The upload is larger than the configured limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The upload was received but cannot be indexed (encrypted, scanned, malformed...): the
+    /// reason says which and what to do.
+    #[error("{reason}")]
+    Unprocessable { kind: String, reason: String },
+    /// A part the request needs is not there (no generation model) or not working (audit log
+    /// not writable): nothing was done or shown.
+    #[error("{0}")]
+    Unavailable(String),
     /// Our fault; the detail is logged, the client sees a generic message.
     #[error("internal error")]
     Internal(String),
@@ -48,7 +69,12 @@ impl From<vellum_store::Error> for ServiceError {
 
 impl From<vellum_rag::Error> for ServiceError {
     fn from(err: vellum_rag::Error) -> Self {
-        ServiceError::Internal(err.to_string())
+        match err {
+            vellum_rag::Error::InvalidInput(message) => ServiceError::BadRequest(message),
+            vellum_rag::Error::DocumentNotFound(_) => ServiceError::NotFound,
+            vellum_rag::Error::Stopped(reason) => ServiceError::Unavailable(reason),
+            other => ServiceError::Internal(other.to_string()),
+        }
     }
 }
 
@@ -68,151 +94,74 @@ impl From<vellum_auth::Error> for ServiceError {
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
-/// `POST /v1/login`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    pub user: String,
-    pub password: String,
+/// Why the service cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A policy file is invalid.
+    #[error(transparent)]
+    Policies(#[from] vellum_authz::LoadError),
+    /// Searches filter by (collection, labels) inside the indexes, which cannot express a rule
+    /// about one particular document; rather than check hits after fetching (leaking counts),
+    /// such policies are refused.
+    #[error(
+        "a policy names a specific Vellum::Document; searches filter by collection and labels \
+         inside the indexes and cannot apply it: give the document a label and write the rule \
+         about the label"
+    )]
+    DocumentSpecificPolicy,
 }
 
-/// A successful login.
-#[derive(Debug, Serialize)]
-pub struct LoginResponse {
-    /// Bearer token for `Authorization: Bearer …`.
-    pub token: String,
-    /// Unix seconds.
-    pub expires_at: u64,
-    pub user: UserView,
+/// An embedder for both queries (search, ask) and passages (uploads).
+pub trait ServiceEmbedder: QueryEmbedder + PassageEmbedder {}
+impl<T: QueryEmbedder + PassageEmbedder + ?Sized> ServiceEmbedder for T {}
+
+/// Where uploads go and how they are ingested.
+#[derive(Debug, Clone)]
+pub struct UploadSettings {
+    /// Uploaded files are kept here (`<sha256>/<upload>/<name>`); partial uploads stream into
+    /// its `.partial/` subfolder on the same file system, so finishing one is a rename.
+    pub dir: PathBuf,
+    /// Largest upload in bytes.
+    pub max_bytes: u64,
+    /// Extraction sandbox, limits, OCR and passwords; collection and labels are set per upload.
+    pub ingest: IngestOptions,
 }
 
-/// Who the caller is, as `GET /v1/me` shows it.
-#[derive(Debug, Serialize)]
-pub struct UserView {
-    pub name: String,
-    pub roles: Vec<String>,
-    pub groups: Vec<String>,
-    /// `session` or `api_key`.
-    pub via: String,
+/// What the service is built from.
+pub struct ServiceParts {
+    pub store: Store,
+    pub embedder: Box<dyn ServiceEmbedder>,
+    /// `None`: ask and summarize answer 503 (search still works).
+    pub generator: Option<Box<dyn Generator>>,
+    pub auth: AuthStore,
+    pub policies_dir: PathBuf,
+    pub uploads: UploadSettings,
 }
 
-impl From<&Principal> for UserView {
-    fn from(principal: &Principal) -> Self {
-        UserView {
-            name: principal.name.clone(),
-            roles: principal.roles.clone(),
-            groups: principal.groups.clone(),
-            via: principal.via.clone(),
-        }
-    }
-}
+/// The Cedar resource account administration (users, other users' keys) is checked against:
+/// `admin` on this collection name (uploads refuse collection names with `:`).
+pub const ACCOUNTS_RESOURCE: &str = "vellum:accounts";
 
-/// `POST /v1/search`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SearchRequest {
-    pub query: String,
-    /// `hybrid` (default), `bm25` or `vector`.
-    #[serde(default)]
-    pub mode: Option<String>,
-    /// Results wanted (1-100, default 10).
-    #[serde(default)]
-    pub k: Option<usize>,
-    /// Only these collections (intersected with what the caller may search).
-    #[serde(default)]
-    pub collections: Option<Vec<String>>,
-}
+/// The Cedar resource `GET /metrics` is checked against (`admin` on it), so a monitoring
+/// account can be allowed metrics without any access to documents.
+pub const METRICS_RESOURCE: &str = "vellum:metrics";
 
-/// One search result.
-#[derive(Debug, Serialize)]
-pub struct SearchHit {
-    pub document_id: String,
-    pub collection: String,
-    pub title: String,
-    pub page: u32,
-    pub chunk_id: String,
-    pub text: String,
-    pub score: f32,
-}
-
-/// `POST /v1/search`'s answer.
-#[derive(Debug, Serialize)]
-pub struct SearchResponse {
-    pub mode: String,
-    pub results: Vec<SearchHit>,
-}
-
-/// A document as the API shows it.
-#[derive(Debug, Serialize)]
-pub struct DocumentView {
-    pub id: String,
-    pub collection: String,
-    pub title: String,
-    pub source_path: String,
-    pub sha256: String,
-    pub format: String,
-    pub num_pages: u32,
-    pub num_chunks: u32,
-    pub ingested_at: String,
-    pub labels: Vec<String>,
-}
-
-/// A collection the caller can use.
-#[derive(Debug, Serialize)]
-pub struct CollectionView {
-    pub name: String,
-    /// Documents in it the caller may read.
-    pub num_documents: u64,
-}
-
-/// The labels of a document: its `labels` metadata, comma-separated (set at ingest).
-pub fn document_labels(record: &DocumentRecord) -> Vec<String> {
-    let mut labels: Vec<String> = record
-        .metadata
-        .get("labels")
-        .map(|text| {
-            text.split(',')
-                .map(|label| label.trim().to_lowercase())
-                .filter(|label| !label.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    labels.sort();
-    labels.dedup();
-    labels
-}
-
-fn view(record: &DocumentRecord) -> DocumentView {
-    DocumentView {
-        id: record.id.0.clone(),
-        collection: record.collection.clone(),
-        title: record.title.clone(),
-        source_path: record.source_path.clone(),
-        sha256: record.sha256.clone(),
-        format: record.format.clone(),
-        num_pages: record.num_pages,
-        num_chunks: record.num_chunks,
-        ingested_at: record.ingested_at.clone(),
-        labels: document_labels(record),
-    }
-}
-
-fn principal_info(principal: &Principal) -> PrincipalInfo {
-    PrincipalInfo::new(
-        principal.name.clone(),
-        principal.roles.clone(),
-        principal.groups.clone(),
-    )
-}
-
-/// Everything the API serves from: the stores, the query embedder, identities and policies.
+/// Everything the API serves from: the stores, the models, identities and policies.
 pub struct Service {
-    store: Store,
-    embedder: Box<dyn QueryEmbedder>,
-    auth: AuthStore,
+    pub(crate) store: Store,
+    pub(crate) embedder: Box<dyn ServiceEmbedder>,
+    pub(crate) generator: Option<Box<dyn Generator>>,
+    /// One generation at a time: the model already uses every core, and a queue keeps each
+    /// answer's latency predictable (its depth is a metric).
+    pub(crate) generation_turn: Mutex<()>,
+    pub(crate) auth: AuthStore,
     throttle: Throttle,
     authorizer: Authorizer,
     policies_dir: PathBuf,
+    pub(crate) uploads: UploadSettings,
+    /// One ingest at a time: the store has one writer.
+    pub(crate) ingest_turn: Mutex<()>,
+    pub(crate) metrics: Metrics,
 }
 
 impl std::fmt::Debug for Service {
@@ -223,22 +172,65 @@ impl std::fmt::Debug for Service {
     }
 }
 
+/// Takes a turn on a queue mutex; a panic in an earlier holder does not poison the queue (the
+/// guarded data is `()`).
+pub(crate) fn take_turn(turn: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
+    turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub(crate) fn principal_info(principal: &Principal) -> PrincipalInfo {
+    PrincipalInfo::new(
+        principal.name.clone(),
+        principal.roles.clone(),
+        principal.groups.clone(),
+    )
+}
+
+pub(crate) fn view(record: &DocumentRecord) -> DocumentView {
+    DocumentView {
+        id: record.id.0.clone(),
+        collection: record.collection.clone(),
+        title: record.title.clone(),
+        source_path: record.source_path.clone(),
+        sha256: record.sha256.clone(),
+        format: record.format.clone(),
+        num_pages: record.num_pages,
+        num_chunks: record.num_chunks,
+        ingested_at: record.ingested_at.clone(),
+        labels: record.labels.clone(),
+    }
+}
+
+/// Checks a user-supplied query or question.
+pub(crate) fn checked_text<'a>(text: &'a str, what: &str) -> ServiceResult<&'a str> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() || text.chars().count() > 4096 {
+        return Err(ServiceError::BadRequest(format!(
+            "{what} must be 1-4096 characters of text"
+        )));
+    }
+    Ok(trimmed)
+}
+
 impl Service {
     /// Assembles the service; the policies are loaded (and validated) from `policies_dir`.
-    pub fn new(
-        store: Store,
-        embedder: Box<dyn QueryEmbedder>,
-        auth: AuthStore,
-        policies_dir: &Path,
-    ) -> Result<Service, vellum_authz::LoadError> {
-        let authorizer = Authorizer::load(policies_dir)?;
+    pub fn new(parts: ServiceParts) -> Result<Service, SetupError> {
+        let authorizer = Authorizer::load(&parts.policies_dir)?;
+        if !authorizer.scope_filter_is_exact() {
+            return Err(SetupError::DocumentSpecificPolicy);
+        }
         Ok(Service {
-            store,
-            embedder,
-            auth,
+            store: parts.store,
+            embedder: parts.embedder,
+            generator: parts.generator,
+            generation_turn: Mutex::new(()),
+            auth: parts.auth,
             throttle: Throttle::default(),
             authorizer,
-            policies_dir: policies_dir.to_path_buf(),
+            policies_dir: parts.policies_dir,
+            uploads: parts.uploads,
+            ingest_turn: Mutex::new(()),
+            metrics: Metrics::new(),
         })
     }
 
@@ -247,9 +239,22 @@ impl Service {
         &self.auth
     }
 
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Policy ids in force (for the start-up banner and the audit log).
     pub fn policy_ids(&self) -> Vec<String> {
         self.authorizer.policy_ids()
+    }
+
+    pub(crate) fn query_embedder(&self) -> &dyn QueryEmbedder {
+        self.embedder.as_ref()
+    }
+
+    pub(crate) fn passage_embedder(&self) -> &dyn PassageEmbedder {
+        self.embedder.as_ref()
     }
 
     /// Checks a password, throttled per account and per source address.
@@ -272,7 +277,7 @@ impl Service {
         }
     }
 
-    /// Ends a session (a key is revoked with `vellum key revoke` or by an admin).
+    /// Ends a session (a key is revoked with `DELETE /v1/keys/{id}` or `vellum key revoke`).
     pub fn logout(&self, bearer: &str) -> ServiceResult<()> {
         Ok(self.auth.logout(bearer)?)
     }
@@ -282,64 +287,72 @@ impl Service {
         Ok(self.auth.authenticate(bearer)?)
     }
 
-    /// The (collection, labels) scopes that exist in the catalog.
-    fn scopes(&self) -> ServiceResult<BTreeMap<String, BTreeSet<Vec<String>>>> {
-        let mut scopes: BTreeMap<String, BTreeSet<Vec<String>>> = BTreeMap::new();
-        for (collection, _) in self.store.list_collections()? {
-            scopes.entry(collection).or_default();
-        }
-        for record in self.store.list_documents(&SearchFilter::default())? {
-            scopes
-                .entry(record.collection.clone())
-                .or_default()
-                .insert(document_labels(&record));
-        }
-        Ok(scopes)
-    }
-
-    /// Collections in which the caller may do `action` to every document: the filter that runs
-    /// inside the indexes.
-    pub fn searchable_collections(
+    /// Whether `principal` may do `action` to `resource`.
+    pub(crate) fn allows(
         &self,
         principal: &Principal,
         action: Action,
-    ) -> ServiceResult<Vec<String>> {
-        let scopes = self.scopes()?;
-        let flat: Vec<Scope> = scopes
-            .iter()
-            .flat_map(|(collection, label_sets)| {
-                // An empty collection is still a scope: policies decide about it by name.
-                let sets: Vec<Vec<String>> = if label_sets.is_empty() {
-                    vec![Vec::new()]
-                } else {
-                    label_sets.iter().cloned().collect()
-                };
-                sets.into_iter()
-                    .map(move |labels| Scope::new(collection.clone(), labels))
-            })
+        resource: &Resource,
+    ) -> bool {
+        self.authorizer
+            .is_allowed(
+                &principal_info(principal),
+                action,
+                resource,
+                &RequestContext::default(),
+            )
+            .allowed
+    }
+
+    pub(crate) fn may(
+        &self,
+        principal: &Principal,
+        action: Action,
+        record: &DocumentRecord,
+    ) -> bool {
+        self.allows(
+            principal,
+            action,
+            &Resource::document(
+                record.id.0.clone(),
+                record.collection.clone(),
+                record.labels.clone(),
+            ),
+        )
+    }
+
+    /// The filter that runs inside both indexes for `action`: the (collection, labels) scopes
+    /// with ready documents that Cedar permits, narrowed to `wanted` collections if given.
+    /// Asking for a collection one may not use gives no results, not an error that would
+    /// confirm it exists.
+    pub(crate) fn index_filter(
+        &self,
+        principal: &Principal,
+        action: Action,
+        wanted: Option<&[String]>,
+    ) -> ServiceResult<SearchFilter> {
+        let candidates: Vec<Scope> = self
+            .store
+            .list_scopes()?
+            .into_iter()
+            .filter(|scope| wanted.is_none_or(|wanted| wanted.contains(&scope.collection)))
+            .map(|scope| Scope::new(scope.collection, scope.labels))
             .collect();
-        let permitted: BTreeSet<Scope> = self
+        let keys = self
             .authorizer
             .permitted_scopes(
                 &principal_info(principal),
                 action,
-                &flat,
+                &candidates,
                 &RequestContext::default(),
             )
-            .into_iter()
-            .collect();
-        let allowed = flat
             .iter()
-            .map(|scope| scope.collection.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .filter(|collection| {
-                flat.iter()
-                    .filter(|scope| &scope.collection == collection)
-                    .all(|scope| permitted.contains(scope))
-            })
+            .map(|scope| scope_key(&scope.collection, &scope.labels))
             .collect();
-        Ok(allowed)
+        Ok(SearchFilter {
+            scopes: Some(keys),
+            ..SearchFilter::default()
+        })
     }
 
     /// Hybrid (or BM25 / vector) search over what the caller may search.
@@ -348,40 +361,22 @@ impl Service {
         principal: &Principal,
         request: &SearchRequest,
     ) -> ServiceResult<SearchResponse> {
-        let query = request.query.trim();
-        if query.is_empty() || query.len() > 4096 {
-            return Err(ServiceError::BadRequest(
-                "query must be 1-4096 bytes of text".into(),
-            ));
-        }
-        let mode: SearchMode = match request.mode.as_deref() {
-            None => SearchMode::Hybrid,
-            Some(mode) => mode.parse().map_err(|_| {
-                ServiceError::BadRequest(format!(
-                    "unknown mode {mode:?}: use hybrid, bm25 or vector"
-                ))
-            })?,
-        };
+        let query = checked_text(&request.query, "query")?;
+        let mode: SearchMode = request.mode.unwrap_or_default().into();
         let k = request.k.unwrap_or(10);
         if !(1..=100).contains(&k) {
             return Err(ServiceError::BadRequest("k must be 1-100".into()));
         }
-        let mut collections = self.searchable_collections(principal, Action::Search)?;
-        if let Some(wanted) = &request.collections {
-            // Asking for a collection one may not search gives no results, not an error that
-            // would confirm it exists.
-            collections.retain(|collection| wanted.contains(collection));
-        }
+        let filter =
+            self.index_filter(principal, Action::Search, request.collections.as_deref())?;
         let options = RetrievalOptions {
             mode,
             k,
             num_candidates: (k * 5).max(50),
-            filter: SearchFilter {
-                collections: Some(collections),
-            },
+            filter,
             ..RetrievalOptions::default()
         };
-        let retriever = Retriever::new(&self.store, self.embedder.as_ref());
+        let retriever = Retriever::new(&self.store, self.query_embedder());
         let results = retriever
             .search(query, &options)?
             .into_iter()
@@ -401,30 +396,16 @@ impl Service {
         })
     }
 
-    fn may(&self, principal: &Principal, action: Action, record: &DocumentRecord) -> bool {
-        self.authorizer
-            .is_allowed(
-                &principal_info(principal),
-                action,
-                &Resource::document(
-                    record.id.0.clone(),
-                    record.collection.clone(),
-                    document_labels(record),
-                ),
-                &RequestContext::default(),
-            )
-            .allowed
-    }
-
     /// Documents the caller may read, optionally of one collection.
     pub fn list_documents(
         &self,
         principal: &Principal,
         collection: Option<&str>,
     ) -> ServiceResult<Vec<DocumentView>> {
-        let filter = SearchFilter {
-            collections: collection.map(|name| vec![name.to_string()]),
-        };
+        // The scope filter runs in the catalog query; the per-document check on top costs
+        // little and covers a document whose scope changed between the two.
+        let wanted = collection.map(|name| vec![name.to_string()]);
+        let filter = self.index_filter(principal, Action::Read, wanted.as_deref())?;
         Ok(self
             .store
             .list_documents(&filter)?
@@ -456,7 +437,11 @@ impl Service {
         Ok(view(&record))
     }
 
-    fn readable(&self, principal: &Principal, id: &str) -> ServiceResult<DocumentRecord> {
+    pub(crate) fn readable(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> ServiceResult<DocumentRecord> {
         let record = self
             .store
             .get_document(&DocumentId(id.to_string()))?
@@ -476,7 +461,62 @@ impl Service {
         if !self.may(principal, Action::Delete, &record) {
             return Err(ServiceError::Forbidden);
         }
+        let _turn = take_turn(&self.ingest_turn);
         self.store.delete_document(&record.id)?;
         Ok(())
     }
+
+    /// Whether the service can answer requests: stores, models, policies, upload folder.
+    pub fn readiness(&self) -> ReadinessView {
+        let mut checks = Vec::new();
+        let mut check = |name: &str, result: Result<String, String>| {
+            let (ok, detail) = match result {
+                Ok(detail) => (true, detail),
+                Err(detail) => (false, detail),
+            };
+            checks.push(CheckView {
+                name: name.to_string(),
+                ok,
+                detail,
+            });
+        };
+        check(
+            "store",
+            self.store
+                .stats()
+                // Counts stay out: readiness is answered without credentials.
+                .map(|_| "readable".to_string())
+                .map_err(|err| {
+                    tracing::error!(error = %err, "readiness: store");
+                    "the store cannot be read; see the server log".to_string()
+                }),
+        );
+        check(
+            "generator",
+            Ok(match &self.generator {
+                Some(generator) => format!("{} loaded", generator.model_name()),
+                None => "not configured: ask and summarize answer 503".to_string(),
+            }),
+        );
+        check(
+            "policies",
+            Ok(format!("{} policies", self.authorizer.policy_ids().len())),
+        );
+        check("uploads", writable(&self.uploads.dir.join(".partial")));
+        let ready = checks.iter().all(|check| check.ok);
+        ReadinessView { ready, checks }
+    }
+}
+
+/// Creates and removes a probe file in `dir`.
+fn writable(dir: &Path) -> Result<String, String> {
+    let attempt = || -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let probe = tempfile::NamedTempFile::new_in(dir)?;
+        probe.close()
+    };
+    attempt().map(|()| "writable".to_string()).map_err(|err| {
+        tracing::error!(error = %err, dir = %dir.display(), "readiness: upload folder");
+        "the upload folder is not writable; see the server log".to_string()
+    })
 }

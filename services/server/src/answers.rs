@@ -1,0 +1,170 @@
+//! Ask (streamed) and summarize: retrieval filtered inside the indexes, then the model, one
+//! generation at a time.
+
+use vellum_auth::Principal;
+use vellum_authz::Action;
+use vellum_models::Generator;
+use vellum_rag::{AskOptions, RetrievalOptions, Retriever, SummaryOptions};
+
+use crate::api::{AnswerView, AskRequest, PartialView, SourceView, SummarizeRequest, SummaryView};
+use crate::service::{checked_text, take_turn, view, Service, ServiceError, ServiceResult};
+
+/// What `POST /v1/ask` streams, in this order: sources once, tokens, the answer once.
+#[derive(Debug)]
+pub enum AskEvent {
+    /// The numbered sources given to the model (before the first token).
+    Sources(Vec<SourceView>),
+    /// The next piece of generated text.
+    Token(String),
+    /// The finished answer with its citation check and receipt.
+    Answer(AnswerView),
+}
+
+impl Service {
+    fn generator(&self) -> ServiceResult<&dyn Generator> {
+        self.generator.as_deref().ok_or_else(|| {
+            ServiceError::Unavailable(
+                "no generation model is loaded on this server; search still works".into(),
+            )
+        })
+    }
+
+    /// Answers a question from the passages the caller may ask about. `emit` receives the
+    /// events as they happen; the call returns when the answer is complete.
+    pub fn ask(
+        &self,
+        principal: &Principal,
+        request: &AskRequest,
+        emit: &mut dyn FnMut(AskEvent),
+    ) -> ServiceResult<()> {
+        let question = checked_text(&request.question, "question")?;
+        let k = request.k.unwrap_or(5);
+        if !(1..=20).contains(&k) {
+            return Err(ServiceError::BadRequest("k must be 1-20".into()));
+        }
+        let max_tokens = request.max_tokens.unwrap_or(256);
+        if !(1..=1024).contains(&max_tokens) {
+            return Err(ServiceError::BadRequest("max_tokens must be 1-1024".into()));
+        }
+        let generator = self.generator()?;
+        let filter = self.index_filter(principal, Action::Ask, request.collections.as_deref())?;
+        let defaults = AskOptions::default();
+        let options = AskOptions {
+            retrieval: RetrievalOptions {
+                mode: request.mode.unwrap_or_default().into(),
+                k,
+                num_candidates: (k * 10).max(50),
+                filter,
+                ..RetrievalOptions::default()
+            },
+            generation: vellum_models::GenerationParams {
+                max_tokens,
+                ..defaults.generation.clone()
+            },
+            ..defaults
+        };
+        let retriever = Retriever::new(&self.store, self.query_embedder());
+        let _slot = self.metrics.generation_slot();
+        // The turn is taken after retrieval (which runs in parallel with other answers) and
+        // held until the model is done.
+        let mut turn = None;
+        // Both callbacks emit; they never run at the same time.
+        let emit = std::cell::RefCell::new(emit);
+        let answer = vellum_rag::ask_with(
+            &retriever,
+            generator,
+            question,
+            &options,
+            &mut |sources, _receipt| {
+                (*emit.borrow_mut())(AskEvent::Sources(
+                    sources
+                        .iter()
+                        .map(|source| SourceView {
+                            n: source.n,
+                            document_id: source.document_id.0.clone(),
+                            title: source.title.clone(),
+                            page: source.page,
+                            chunk_id: source.chunk_id.0.clone(),
+                            text: source.text.clone(),
+                            content_sha256: source.content_sha256.clone(),
+                            score: source.score,
+                        })
+                        .collect(),
+                ));
+                turn = Some(take_turn(&self.generation_turn));
+                Ok(())
+            },
+            &mut |token| (*emit.borrow_mut())(AskEvent::Token(token.to_string())),
+        )?;
+        drop(turn);
+        let emit = emit.into_inner();
+        if answer.no_relevant_sources {
+            emit(AskEvent::Sources(Vec::new()));
+        }
+        let receipt = serde_json::to_value(&answer.receipt)
+            .map_err(|err| ServiceError::Internal(format!("receipt to JSON: {err}")))?;
+        emit(AskEvent::Answer(AnswerView {
+            text: answer.text,
+            cited: answer.cited,
+            invalid_citations: answer.invalid_citations,
+            uncited_sentences: answer.uncited_sentences,
+            no_relevant_sources: answer.no_relevant_sources,
+            prompt_tokens: answer
+                .generation
+                .as_ref()
+                .map_or(0, |generation| generation.num_prompt_tokens),
+            generated_tokens: answer
+                .generation
+                .as_ref()
+                .map_or(0, |generation| generation.num_generated_tokens),
+            receipt,
+        }));
+        Ok(())
+    }
+
+    /// Summarizes a whole document (every chunk, map-reduce). Not readable: not found; readable
+    /// but not summarizable: forbidden.
+    pub fn summarize(
+        &self,
+        principal: &Principal,
+        request: &SummarizeRequest,
+    ) -> ServiceResult<SummaryView> {
+        let record = self.readable(principal, &request.document_id)?;
+        if !self.may(principal, Action::Summarize, &record) {
+            return Err(ServiceError::Forbidden);
+        }
+        let max_tokens = request.max_tokens.unwrap_or(160);
+        if !(16..=1024).contains(&max_tokens) {
+            return Err(ServiceError::BadRequest(
+                "max_tokens must be 16-1024".into(),
+            ));
+        }
+        let generator = self.generator()?;
+        let defaults = SummaryOptions::default();
+        let options = SummaryOptions {
+            generation: vellum_models::GenerationParams {
+                max_tokens,
+                ..defaults.generation.clone()
+            },
+            ..defaults
+        };
+        let _slot = self.metrics.generation_slot();
+        let _turn = take_turn(&self.generation_turn);
+        let summary =
+            vellum_rag::summarize(&self.store, generator, &record.id, &options, &mut |_| {})?;
+        Ok(SummaryView {
+            document: view(&summary.document),
+            text: summary.text,
+            partials: summary
+                .partials
+                .into_iter()
+                .map(|partial| PartialView {
+                    first_page: partial.first_page,
+                    last_page: partial.last_page,
+                    text: partial.text,
+                })
+                .collect(),
+            num_chunks: summary.num_chunks,
+        })
+    }
+}
