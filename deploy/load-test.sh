@@ -14,9 +14,12 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 shared=${VELLUM_SHARED_DIR:-$repo_root/../shared}
 source "$repo_root/deploy/setup.sh"
 cd "$repo_root"
-cargo build --release --locked --workspace --all-targets
-vellum="$CARGO_TARGET_DIR/release/vellum"
-load="$CARGO_TARGET_DIR/release/examples/load"
+# VELLUM_BIN / LOAD_BIN: run prebuilt binaries (e.g. copies, so a build can go on meanwhile).
+if [[ -z "${VELLUM_BIN:-}" ]]; then
+  cargo build --release --locked --workspace --all-targets
+fi
+vellum=${VELLUM_BIN:-$CARGO_TARGET_DIR/release/vellum}
+load=${LOAD_BIN:-$CARGO_TARGET_DIR/release/examples/load}
 work=$(mktemp -d)
 server_pid=
 cleanup() {
@@ -30,14 +33,15 @@ lscpu | grep -E 'Model name|^CPU\(s\)'
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%Y-%m-%dT%H:%MZ)"
 
 mkdir -p "$work/in/contracts" "$work/in/notices"
-find "$shared/corpora/legal-cuad-contracts/pdf" -name '*.pdf' -o -name '*.PDF' | sort | head -20 |
-  while read -r f; do cp "$f" "$work/in/contracts/"; done
-find "$shared/corpora/email-court-notices-pacer/nef" -name '*.eml' | sort | head -20 |
-  while read -r f; do cp "$f" "$work/in/notices/"; done
+# (mapfile, not `find | head`: head closing the pipe would fail the script under pipefail)
+mapfile -t contracts < <(find "$shared/corpora/legal-cuad-contracts/pdf" -iname '*.pdf' | sort)
+mapfile -t notices < <(find "$shared/corpora/email-court-notices-pacer/nef" -name '*.eml' | sort)
+cp "${contracts[@]:0:20}" "$work/in/contracts/"
+cp "${notices[@]:0:20}" "$work/in/notices/"
 "$vellum" --data-dir "$work/data" ingest "$work/in/contracts" --collection contracts >/dev/null
 "$vellum" --data-dir "$work/data" ingest "$work/in/notices" --collection notices >/dev/null
 "$vellum" --data-dir "$work/data" documents --json | python3 -c \
-  'import json,sys; d=json.load(sys.stdin); print(f"{len(d)} documents, {sum(x["num_chunks"] for x in d)} chunks")'
+  "import json,sys; d=json.load(sys.stdin); print(len(d), 'documents,', sum(x['num_chunks'] for x in d), 'chunks')"
 
 export VELLUM_ADMIN_PASSWORD="load test admin password"
 "$vellum" --data-dir "$work/data" serve --listen 127.0.0.1:0 --policies policies/default \

@@ -194,9 +194,9 @@ pub enum AuditCommand {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML settings file (keys: listen, policies, session_hours, max_upload_mb, workers, and
-    /// [tls] cert, key, client_ca); unknown keys are an error [default: <data dir>/vellum.toml
-    /// when it exists].
+    /// TOML settings file (keys: listen, policies, session_hours, max_upload_mb, workers,
+    /// [tls] cert, key, client_ca, and [audit] dir, key_dir, plain_queries); unknown keys are an
+    /// error [default: <data dir>/vellum.toml when it exists].
     #[arg(long, env = "VELLUM_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address and port to listen on, HTTPS only; port 0 picks a free one [default: 127.0.0.1:8443].
@@ -235,6 +235,17 @@ pub struct ServeArgs {
     /// HTTP worker threads [default: the number of CPUs].
     #[arg(long, env = "VELLUM_WORKERS", value_name = "N")]
     pub workers: Option<usize>,
+    /// The audit log's folder [default: <data dir>/audit].
+    #[arg(long, env = "VELLUM_AUDIT_DIR", value_name = "DIR")]
+    pub audit_dir: Option<PathBuf>,
+    /// The folder of the audit log's signing and HMAC keys, kept apart from the log (ideally on
+    /// another volume) [default: <data dir>/audit-keys].
+    #[arg(long, env = "VELLUM_AUDIT_KEY_DIR", value_name = "DIR")]
+    pub audit_key_dir: Option<PathBuf>,
+    /// Also keep search queries and questions in plain text in the audit log (by default only
+    /// their HMAC, which `vellum audit search --query-text` still finds).
+    #[arg(long, env = "VELLUM_AUDIT_PLAIN_QUERIES")]
+    pub audit_plain_queries: bool,
     /// Serve search only: do not load the generation model (ask and summarize answer 503).
     #[arg(long, env = "VELLUM_NO_GENERATION")]
     pub no_generation: bool,

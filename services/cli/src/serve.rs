@@ -3,7 +3,10 @@
 
 use std::io::Write;
 
+use std::sync::Arc;
+
 use anyhow::{Context as _, Result};
+use vellum_audit::{AuditConfig, AuditLog};
 use vellum_auth::AuthStore;
 use vellum_server::{FileConfig, Overrides, ServerConfig, Service, ServiceParts, UploadSettings};
 
@@ -31,6 +34,9 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<()> {
         session_hours: args.session_hours,
         max_upload_mb: args.max_upload_mb,
         workers: args.workers,
+        audit_dir: args.audit_dir,
+        audit_key_dir: args.audit_key_dir,
+        audit_plain_queries: args.audit_plain_queries.then_some(true),
     };
     let config = ServerConfig::resolve(overrides, file)?;
 
@@ -61,6 +67,26 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<()> {
     let generator_load = generator
         .as_ref()
         .map(|(generator, seconds)| (generator.model_name().to_string(), *seconds));
+    // The audit log opens before anything is served; a log that fails its own verification or
+    // is held by another server stops the start.
+    let mut audit_config = AuditConfig::in_data_dir(&ctx.data_dir);
+    if let Some(dir) = &config.audit_dir {
+        audit_config.dir = dir.clone();
+    }
+    if let Some(dir) = &config.audit_key_dir {
+        audit_config.key_dir = dir.clone();
+    }
+    audit_config.store_plain_queries = config.audit_plain_queries;
+    let audit = Arc::new(
+        AuditLog::open(audit_config.clone())
+            .with_context(|| format!("opening the audit log in {}", audit_config.dir.display()))?,
+    );
+    eprintln!(
+        "Audit log: {} (checkpoint public key {}; verify with `vellum audit verify {} --public-key KEY`)",
+        audit_config.dir.display(),
+        audit.public_key_hex(),
+        audit_config.dir.display()
+    );
     let uploads = UploadSettings {
         dir: ctx.data_dir.join("uploads"),
         max_bytes: config.max_upload_mb.saturating_mul(1 << 20),
@@ -73,6 +99,7 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<()> {
         auth,
         policies_dir: config.policies.clone(),
         uploads,
+        audit: Some(audit.clone()),
     })
     .with_context(|| {
         format!(
@@ -114,10 +141,15 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<()> {
         config.policies.display(),
         service.policy_ids().len()
     );
-    vellum_server::serve(&config, service, tls, |address| {
+    let served = vellum_server::serve(&config, service, tls, |address| {
         // On stdout, one line, for scripts and tests to find the port.
         println!("listening on https://{address}");
         let _ = std::io::stdout().flush();
     })
-    .context("running the HTTPS server")
+    .context("running the HTTPS server");
+    // A final signed checkpoint, also after an error.
+    audit
+        .shutdown()
+        .context("closing the audit log (final checkpoint)")?;
+    served
 }

@@ -35,8 +35,13 @@ fn policies(set: &str) -> PathBuf {
 }
 
 fn start_server(data_dir: &Path, policy_set: &str) -> Server {
+    start_server_with(data_dir, policy_set, &[])
+}
+
+fn start_server_with(data_dir: &Path, policy_set: &str, extra: &[&str]) -> Server {
     let mut child = vellum_command(data_dir)
         .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
+        .args(extra)
         // Small enough to test the limit with a 3 MB body.
         .args(["--max-upload-mb", "1"])
         .arg("--policies")
@@ -563,6 +568,153 @@ fn https_service_end_to_end() {
 
     uploads_and_answers(&api, &data_dir, &alice, &pete, &carol);
     administration(&api, &alice, &carol, &admin);
+    audit_trail(&api, &data_dir, &alice, &carol);
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// (chunk id, SHA-256) pairs of an audit record's reads.
+fn reads_of(record: &Value) -> Vec<(String, String)> {
+    record["reads"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|read| {
+            (
+                read["chunk_id"].as_str().unwrap_or_default().to_string(),
+                read["sha256"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A scripted session (login, upload, search, ask, a denied read, delete), then the audit log
+/// read offline: each action is there, with the hashes of exactly the chunks that were
+/// returned or given to the model; the query is only an HMAC; the log verifies.
+fn audit_trail(api: &Api, data_dir: &Path, alice: &str, carol: &str) {
+    let text = b"Minute order: the status conference in matter 1234 moves to March 3.";
+    let (status, uploaded) = api.upload(alice, "matter-1234", "", "minute-order.txt", text);
+    assert_eq!(status, 201, "{uploaded}");
+    let document = uploaded["document"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let query = "status conference minute order";
+    let hits = api.search(alice, query);
+    assert!(!hits.is_empty());
+    let returned: Vec<(String, String)> = hits
+        .iter()
+        .map(|hit| {
+            (
+                hit["chunk_id"].as_str().unwrap_or_default().to_string(),
+                sha256_hex(hit["text"].as_str().unwrap_or_default()),
+            )
+        })
+        .collect();
+    let (status, events) = api.ask(
+        alice,
+        json!({"question": "When is the status conference?", "max_tokens": 8}),
+    );
+    assert_eq!(status, 200);
+    let given: Vec<(String, String)> = events[0].1["sources"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|source| {
+            (
+                source["chunk_id"].as_str().unwrap_or_default().to_string(),
+                source["content_sha256"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        api.call("GET", &format!("/documents/{document}"), Some(carol), None)
+            .0,
+        404
+    );
+    assert_eq!(
+        api.call(
+            "DELETE",
+            &format!("/documents/{document}"),
+            Some(alice),
+            None
+        )
+        .0,
+        204
+    );
+
+    let records = vellum(data_dir, &["audit", "export"], None);
+    let records = records.as_array().cloned().unwrap_or_default();
+    let find = |action: &str, principal: &str, test: &dyn Fn(&Value) -> bool| {
+        records
+            .iter()
+            .rev()
+            .find(|record| {
+                record["action"] == json!(action)
+                    && record["principal"] == json!(principal)
+                    && test(record)
+            })
+            .cloned()
+    };
+    assert!(
+        find("login", "alice", &|r| r["outcome"] == json!("ok")).is_some(),
+        "no login"
+    );
+    assert!(
+        find("document.upload", "alice", &|r| r["resource"]
+            == json!(document))
+        .is_some(),
+        "no upload record"
+    );
+    let search = find("search", "alice", &|r| reads_of(r) == returned)
+        .unwrap_or_else(|| panic!("no search record with the returned chunks' hashes"));
+    // The query is kept as an HMAC, not as text.
+    assert!(search["query"]["hmac_sha256"].is_string(), "{search}");
+    assert!(
+        !search.to_string().contains(query),
+        "the query is in the log in plain text"
+    );
+    let ask = find("ask", "alice", &|r| reads_of(r) == given)
+        .unwrap_or_else(|| panic!("no ask record with the sources' hashes"));
+    assert!(ask["receipt"]["model"]["file_sha256"].is_string(), "{ask}");
+    assert!(
+        find("ask.answer", "alice", &|_| true).is_some(),
+        "no answer record"
+    );
+    let denied = find("document.read", "carol", &|r| {
+        r["resource"] == json!(document)
+    })
+    .unwrap_or_else(|| panic!("no record of the denied read"));
+    assert_eq!(denied["outcome"], json!("not_found"));
+    assert_eq!(denied["decision"]["allowed"], json!(false));
+    let deleted = find("document.delete", "alice", &|r| {
+        r["resource"] == json!(document)
+    })
+    .unwrap_or_else(|| panic!("no delete record"));
+    assert_eq!(deleted["outcome"], json!("ok"));
+    // "Who searched for X": by the HMAC of the exact text.
+    let hits = vellum(data_dir, &["audit", "search", "--query-text", query], None);
+    assert!(
+        hits.as_array()
+            .is_some_and(|found| found.iter().any(|r| r["principal"] == json!("alice"))),
+        "{hits}"
+    );
+    // The log verifies with the public key the server printed (also readable offline).
+    let key = vellum(data_dir, &["audit", "public-key"], None);
+    let key = key["public_key"].as_str().unwrap_or_default().to_string();
+    let report = vellum(data_dir, &["audit", "verify", "--public-key", &key], None);
+    assert!(report["problem"].is_null(), "{report}");
 }
 
 /// Upload (labels, duplicates, limits, refusals), ask over Server-Sent Events, summarize.
@@ -776,4 +928,133 @@ fn administration(api: &Api, alice: &str, carol: &str, admin: &str) {
         "{spec}"
     );
     assert!(spec["paths"]["/v1/ask"]["post"].is_object());
+}
+
+/// A mounted tmpfs, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(path).map_err(|err| err.to_string())?;
+        let output = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .output()
+            .map_err(|err| err.to_string())?;
+        if output.status.success() {
+            Ok(Tmpfs(path.to_path_buf()))
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).trim().to_string())
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Fail closed over HTTPS: the audit log lives on a small tmpfs; once it is full, searches and
+/// answers get 503 and no data. Needs `mount` (root in a container that allows it); elsewhere
+/// it says why and checks nothing (the service-level test with /dev/full always runs).
+#[test]
+fn a_full_audit_disk_serves_nothing() {
+    let work = tempfile::tempdir().unwrap_or_else(|err| panic!("tempdir: {err}"));
+    let data_dir = work.path().join("data");
+    let audit_fs = match Tmpfs::mount(&work.path().join("audit-fs"), "256k") {
+        Ok(mounted) => mounted,
+        Err(reason) => {
+            println!("SKIPPED: cannot mount a tmpfs here ({reason})");
+            return;
+        }
+    };
+    let notices = work.path().join("notices");
+    std::fs::create_dir_all(&notices).unwrap_or_else(|err| panic!("{err}"));
+    let email = shared_dir().join("corpora/email-court-notices-pacer/nef/almd_1.eml");
+    std::fs::copy(&email, notices.join("almd_1.eml")).unwrap_or_else(|err| panic!("{err}"));
+    let status = vellum_command(&data_dir)
+        .arg("ingest")
+        .arg(&notices)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap_or_else(|err| panic!("ingest: {err}"));
+    assert!(status.success());
+    let audit_dir = audit_fs.0.join("audit");
+    let server = start_server_with(
+        &data_dir,
+        "default",
+        &[
+            "--no-generation",
+            "--audit-dir",
+            audit_dir.to_str().unwrap_or_default(),
+        ],
+    );
+    let api = Api::new(&data_dir, &server);
+    let (status, body) = api.call(
+        "POST",
+        "/login",
+        None,
+        Some(json!({"user": "admin", "password": "admin password for tests"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let admin = body["token"].as_str().unwrap_or_default().to_string();
+    assert!(!api.search(&admin, "notice of electronic filing").is_empty());
+
+    // Fill the file system, as a runaway process or a full disk would.
+    let mut filler = std::fs::File::create(audit_fs.0.join("filler"))
+        .unwrap_or_else(|err| panic!("filler: {err}"));
+    let block = vec![0u8; 4096];
+    while filler.write_all(&block).is_ok() {}
+    // The segment's last page may still hold a record or two; then every request fails.
+    let mut answered = 1; // the search before the disk filled
+    let mut refused = 0;
+    for _ in 0..20 {
+        let (status, body) = api.call(
+            "POST",
+            "/search",
+            Some(&admin),
+            Some(json!({"query": "notice of electronic filing"})),
+        );
+        match status {
+            200 => {
+                assert_eq!(refused, 0, "served after a refusal: {body}");
+                answered += 1;
+            }
+            503 => {
+                assert_eq!(body["code"].as_str(), Some("unavailable"), "{body}");
+                assert!(
+                    body.get("results").is_none(),
+                    "results without a record: {body}"
+                );
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(
+        refused >= 15,
+        "only {refused} of 20 searches refused on a full disk"
+    );
+    let (status, body) = api.call("GET", "/documents", Some(&admin), None);
+    assert_eq!(status, 503, "{body}");
+    // Every search that was answered has its record; none that was refused does.
+    let records = vellum(
+        &data_dir,
+        &[
+            "audit",
+            "export",
+            audit_dir.to_str().unwrap_or_default(),
+            "--action",
+            "search",
+        ],
+        None,
+    );
+    assert_eq!(
+        records.as_array().map(Vec::len),
+        Some(answered),
+        "answered {answered}, recorded {records}"
+    );
+    drop(server);
+    drop(audit_fs);
 }

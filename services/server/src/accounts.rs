@@ -8,7 +8,8 @@ use vellum_authz::{Action, Resource};
 use crate::api::{
     AccountView, CreatedKeyView, KeyView, NewKeyRequest, NewUserRequest, PasswordRequest,
 };
-use crate::service::{Service, ServiceError, ServiceResult, ACCOUNTS_RESOURCE};
+use crate::service::{Caller, Service, ServiceError, ServiceResult, ACCOUNTS_RESOURCE};
+use vellum_audit::actions;
 
 impl Service {
     fn administers_accounts(&self, principal: &Principal) -> bool {
@@ -28,7 +29,7 @@ impl Service {
     }
 
     /// Every account (admins only).
-    pub fn list_users(&self, principal: &Principal) -> ServiceResult<Vec<AccountView>> {
+    fn list_users_unaudited(&self, principal: &Principal) -> ServiceResult<Vec<AccountView>> {
         self.require_account_admin(principal)?;
         Ok(self
             .auth
@@ -39,7 +40,7 @@ impl Service {
     }
 
     /// Adds an account (admins only).
-    pub fn add_user(
+    fn add_user_unaudited(
         &self,
         principal: &Principal,
         request: &NewUserRequest,
@@ -67,7 +68,7 @@ impl Service {
 
     /// Disables or enables an account (admins only; an admin cannot disable themself, so the
     /// last way in is not closed by mistake).
-    pub fn set_user_disabled(
+    fn set_user_disabled_unaudited(
         &self,
         principal: &Principal,
         name: &str,
@@ -84,7 +85,7 @@ impl Service {
 
     /// Sets a password: one's own, or anyone's for an admin. Another user's account that the
     /// caller may not administer looks missing.
-    pub fn set_user_password(
+    fn set_user_password_unaudited(
         &self,
         principal: &Principal,
         name: &str,
@@ -97,7 +98,7 @@ impl Service {
     }
 
     /// API keys: the caller's own, or everyone's (`all`) for an admin.
-    pub fn list_keys(&self, principal: &Principal, all: bool) -> ServiceResult<Vec<KeyView>> {
+    fn list_keys_unaudited(&self, principal: &Principal, all: bool) -> ServiceResult<Vec<KeyView>> {
         if all {
             self.require_account_admin(principal)?;
         }
@@ -112,7 +113,7 @@ impl Service {
 
     /// Creates an API key for the caller, or for another user (admins only). The key is in the
     /// answer once and stored only hashed.
-    pub fn create_key(
+    fn create_key_unaudited(
         &self,
         principal: &Principal,
         request: &NewKeyRequest,
@@ -130,7 +131,7 @@ impl Service {
 
     /// Revokes a key: the caller's own, or any for an admin. Someone else's key that the caller
     /// may not administer looks missing.
-    pub fn revoke_key(&self, principal: &Principal, id: &str) -> ServiceResult<()> {
+    fn revoke_key_unaudited(&self, principal: &Principal, id: &str) -> ServiceResult<()> {
         if !self.administers_accounts(principal) {
             let own = self
                 .auth
@@ -142,5 +143,107 @@ impl Service {
             }
         }
         Ok(self.auth.revoke_key(id)?)
+    }
+}
+
+/// The audited entry points: one record per call (user and key changes, listings, refusals).
+impl Service {
+    /// Every account (account administrators only).
+    pub fn list_users(&self, caller: &Caller) -> ServiceResult<Vec<AccountView>> {
+        let event = self.audit_event(caller, "user.list");
+        let result = self.list_users_unaudited(&caller.principal);
+        self.audited(event, result)
+    }
+
+    /// Adds an account (account administrators only).
+    pub fn add_user(
+        &self,
+        caller: &Caller,
+        request: &NewUserRequest,
+    ) -> ServiceResult<AccountView> {
+        let names = |list: &[crate::api::AccountName]| {
+            list.iter()
+                .map(|name| name.0.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let event = self
+            .audit_event(caller, actions::USER_CHANGE)
+            .resource(request.name.clone())
+            .detail("change", "add")
+            .detail("roles", names(&request.roles))
+            .detail("groups", names(&request.groups));
+        let result = self.add_user_unaudited(&caller.principal, request);
+        self.audited(event, result)
+    }
+
+    /// Disables or enables an account (account administrators only).
+    pub fn set_user_disabled(
+        &self,
+        caller: &Caller,
+        name: &str,
+        disabled: bool,
+    ) -> ServiceResult<()> {
+        let event = self
+            .audit_event(caller, actions::USER_CHANGE)
+            .resource(name.to_string())
+            .detail("change", if disabled { "disable" } else { "enable" });
+        let result = self.set_user_disabled_unaudited(&caller.principal, name, disabled);
+        self.audited(event, result)
+    }
+
+    /// Sets a password: one's own, or anyone's for an account administrator.
+    pub fn set_user_password(
+        &self,
+        caller: &Caller,
+        name: &str,
+        request: &PasswordRequest,
+    ) -> ServiceResult<()> {
+        let event = self
+            .audit_event(caller, actions::USER_CHANGE)
+            .resource(name.to_string())
+            .detail("change", "password");
+        let result = self.set_user_password_unaudited(&caller.principal, name, request);
+        self.audited(event, result)
+    }
+
+    /// API keys: the caller's own, or everyone's (`all`) for an admin.
+    pub fn list_keys(&self, caller: &Caller, all: bool) -> ServiceResult<Vec<KeyView>> {
+        let event = self
+            .audit_event(caller, "key.list")
+            .detail("all", all.to_string());
+        let result = self.list_keys_unaudited(&caller.principal, all);
+        self.audited(event, result)
+    }
+
+    /// Creates an API key (shown once, stored hashed).
+    pub fn create_key(
+        &self,
+        caller: &Caller,
+        request: &NewKeyRequest,
+    ) -> ServiceResult<CreatedKeyView> {
+        let owner = request
+            .user
+            .clone()
+            .unwrap_or_else(|| caller.principal.name.clone());
+        let mut event = self
+            .audit_event(caller, actions::KEY_CHANGE)
+            .detail("change", "create")
+            .detail("user", owner);
+        let result = self.create_key_unaudited(&caller.principal, request);
+        if let Ok(created) = &result {
+            event.resource = Some(created.info.id.clone());
+        }
+        self.audited(event, result)
+    }
+
+    /// Revokes an API key: one's own, or any for an admin.
+    pub fn revoke_key(&self, caller: &Caller, id: &str) -> ServiceResult<()> {
+        let event = self
+            .audit_event(caller, actions::KEY_CHANGE)
+            .resource(id.to_string())
+            .detail("change", "revoke");
+        let result = self.revoke_key_unaudited(&caller.principal, id);
+        self.audited(event, result)
     }
 }

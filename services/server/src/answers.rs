@@ -1,13 +1,26 @@
 //! Ask (streamed) and summarize: retrieval filtered inside the indexes, then the model, one
 //! generation at a time.
 
-use vellum_auth::Principal;
+use vellum_audit::{actions, AuditEvent, ChunkRead};
 use vellum_authz::Action;
 use vellum_models::Generator;
+use vellum_rag::AnswerReceipt;
 use vellum_rag::{AskOptions, RetrievalOptions, Retriever, SummaryOptions};
 
 use crate::api::{AnswerView, AskRequest, PartialView, SourceView, SummarizeRequest, SummaryView};
-use crate::service::{checked_text, take_turn, view, Service, ServiceError, ServiceResult};
+use crate::service::{
+    audit_decision, checked_text, content_sha256, take_turn, view, Caller, Service, ServiceError,
+    ServiceResult,
+};
+
+/// A receipt as the audit log keeps it: without the question (the record has it as an HMAC).
+fn audit_receipt(receipt: &AnswerReceipt) -> serde_json::Value {
+    let mut value = serde_json::to_value(receipt).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.remove("question");
+    }
+    value
+}
 
 /// What `POST /v1/ask` streams, in this order: sources once, tokens, the answer once.
 #[derive(Debug)]
@@ -31,12 +44,45 @@ impl Service {
 
     /// Answers a question from the passages the caller may ask about. `emit` receives the
     /// events as they happen; the call returns when the answer is complete.
+    ///
+    /// Audit: before the model sees anything (and before the sources are sent), one `ask`
+    /// record lists the chunks given to it with their SHA-256 and the receipt so far (model,
+    /// template, sampling, prompt hash); if it cannot be written, nothing is generated or
+    /// sent. When the answer is complete, an `ask.answer` record adds the answer's hash; if
+    /// that one fails, the final `answer` event is replaced by an error.
     pub fn ask(
         &self,
-        principal: &Principal,
+        caller: &Caller,
         request: &AskRequest,
         emit: &mut dyn FnMut(AskEvent),
     ) -> ServiceResult<()> {
+        let mut event = self.audit_event(caller, actions::ASK);
+        if let Some(question) = self.sensitive(&request.question) {
+            event = event.query(question);
+        }
+        let mut sources_recorded = false;
+        let result = self.ask_unaudited(caller, request, emit, &mut sources_recorded, &event);
+        match result {
+            // Already recorded (sources before generation, answer after).
+            Ok(()) => Ok(()),
+            // Failed before the sources were recorded: record the failure now.
+            Err(err) if !sources_recorded => self.audited(event, Err(err)),
+            Err(err) => {
+                let failure = event.detail("stage", "generation");
+                self.audited(failure, Err(err))
+            }
+        }
+    }
+
+    fn ask_unaudited(
+        &self,
+        caller: &Caller,
+        request: &AskRequest,
+        emit: &mut dyn FnMut(AskEvent),
+        sources_recorded: &mut bool,
+        event: &AuditEvent,
+    ) -> ServiceResult<()> {
+        let principal = &caller.principal;
         let question = checked_text(&request.question, "question")?;
         let k = request.k.unwrap_or(5);
         if !(1..=20).contains(&k) {
@@ -75,7 +121,23 @@ impl Service {
             generator,
             question,
             &options,
-            &mut |sources, _receipt| {
+            &mut |sources, receipt| {
+                let reads = sources
+                    .iter()
+                    .map(|source| ChunkRead {
+                        chunk_id: source.chunk_id.0.clone(),
+                        document_id: source.document_id.0.clone(),
+                        sha256: source.content_sha256.clone(),
+                    })
+                    .collect();
+                let record = event
+                    .clone()
+                    .reads(reads)
+                    .receipt(audit_receipt(receipt))
+                    .detail("stage", "sources");
+                self.record(record)
+                    .map_err(|err| vellum_rag::Error::Stopped(err.to_string()))?;
+                *sources_recorded = true;
                 (*emit.borrow_mut())(AskEvent::Sources(
                     sources
                         .iter()
@@ -101,6 +163,19 @@ impl Service {
         if answer.no_relevant_sources {
             emit(AskEvent::Sources(Vec::new()));
         }
+        // The answer is recorded before its final event leaves.
+        let mut done = AuditEvent {
+            reads: Vec::new(),
+            ..event.clone()
+        }
+        .receipt(audit_receipt(&answer.receipt));
+        done.action = "ask.answer".into();
+        done.outcome = if answer.no_relevant_sources {
+            "no_relevant_sources".into()
+        } else {
+            "ok".into()
+        };
+        self.record(done)?;
         let receipt = serde_json::to_value(&answer.receipt)
             .map_err(|err| ServiceError::Internal(format!("receipt to JSON: {err}")))?;
         emit(AskEvent::Answer(AnswerView {
@@ -126,11 +201,25 @@ impl Service {
     /// but not summarizable: forbidden.
     pub fn summarize(
         &self,
-        principal: &Principal,
+        caller: &Caller,
         request: &SummarizeRequest,
     ) -> ServiceResult<SummaryView> {
-        let record = self.readable(principal, &request.document_id)?;
-        if !self.may(principal, Action::Summarize, &record) {
+        let mut event = self.audit_event(caller, actions::SUMMARIZE);
+        let result = self.summarize_unaudited(caller, request, &mut event);
+        self.audited(event, result)
+    }
+
+    fn summarize_unaudited(
+        &self,
+        caller: &Caller,
+        request: &SummarizeRequest,
+        event: &mut AuditEvent,
+    ) -> ServiceResult<SummaryView> {
+        let principal = &caller.principal;
+        let record = self.readable(principal, &request.document_id, event)?;
+        let decision = self.decide(principal, Action::Summarize, &record);
+        event.decision = Some(audit_decision(&decision));
+        if !decision.allowed {
             return Err(ServiceError::Forbidden);
         }
         let max_tokens = request.max_tokens.unwrap_or(160);
@@ -152,6 +241,17 @@ impl Service {
         let _turn = take_turn(&self.generation_turn);
         let summary =
             vellum_rag::summarize(&self.store, generator, &record.id, &options, &mut |_| {})?;
+        // Every chunk of the document went to the model.
+        event.reads = self
+            .store
+            .document_chunks(&record.id)?
+            .iter()
+            .map(|chunk| ChunkRead {
+                chunk_id: chunk.chunk_id.0.clone(),
+                document_id: chunk.document_id.0.clone(),
+                sha256: content_sha256(&chunk.text),
+            })
+            .collect();
         Ok(SummaryView {
             document: view(&summary.document),
             text: summary.text,

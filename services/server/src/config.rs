@@ -28,6 +28,13 @@ pub struct ServerConfig {
     pub max_upload_mb: u64,
     /// HTTP worker threads.
     pub workers: usize,
+    /// The audit log's folder (`None`: `<data dir>/audit`).
+    pub audit_dir: Option<PathBuf>,
+    /// The audit signing and HMAC keys' folder, kept apart from the log (`None`:
+    /// `<data dir>/audit-keys`).
+    pub audit_key_dir: Option<PathBuf>,
+    /// Keep queries in plain text in the audit log besides their HMAC (off by default).
+    pub audit_plain_queries: bool,
 }
 
 /// The TOML file's shape: every key optional, unknown keys an error.
@@ -40,6 +47,16 @@ pub struct FileConfig {
     pub max_upload_mb: Option<u64>,
     pub workers: Option<usize>,
     pub tls: Option<TlsFileConfig>,
+    pub audit: Option<AuditFileConfig>,
+}
+
+/// `[audit]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFileConfig {
+    pub dir: Option<PathBuf>,
+    pub key_dir: Option<PathBuf>,
+    pub plain_queries: Option<bool>,
 }
 
 /// `[tls]` in the TOML file.
@@ -62,6 +79,9 @@ pub struct Overrides {
     pub session_hours: Option<u64>,
     pub max_upload_mb: Option<u64>,
     pub workers: Option<usize>,
+    pub audit_dir: Option<PathBuf>,
+    pub audit_key_dir: Option<PathBuf>,
+    pub audit_plain_queries: Option<bool>,
 }
 
 /// A configuration problem, naming the file and the setting.
@@ -110,6 +130,7 @@ impl ServerConfig {
     /// Merges the layers: overrides (flag or environment) > file > defaults.
     pub fn resolve(overrides: Overrides, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         let tls = file.tls.unwrap_or_default();
+        let audit = file.audit.unwrap_or_default();
         let config = ServerConfig {
             listen: overrides.listen.or(file.listen).unwrap_or(DEFAULT_LISTEN),
             policies: overrides
@@ -131,6 +152,12 @@ impl ServerConfig {
                 .workers
                 .or(file.workers)
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            audit_dir: overrides.audit_dir.or(audit.dir),
+            audit_key_dir: overrides.audit_key_dir.or(audit.key_dir),
+            audit_plain_queries: overrides
+                .audit_plain_queries
+                .or(audit.plain_queries)
+                .unwrap_or(false),
         };
         if config.tls_cert.is_some() != config.tls_key.is_some() {
             return Err(ConfigError::Invalid(

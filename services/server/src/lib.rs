@@ -26,12 +26,15 @@ pub use answers::AskEvent;
 pub use config::{ConfigError, FileConfig, Overrides, ServerConfig};
 pub use routes::ApiDoc;
 pub use service::{
-    Service, ServiceEmbedder, ServiceError, ServiceParts, SetupError, UploadSettings,
+    Caller, Service, ServiceEmbedder, ServiceError, ServiceParts, SetupError, UploadSettings,
 };
 pub use tls::TlsSetup;
 pub use uploads::{IncomingFile, UploadFields};
 
 use crate::error::ApiError;
+
+/// Blocking threads per HTTP worker (searches, answers, uploads run there).
+const BLOCKING_THREADS_PER_WORKER: usize = 16;
 
 /// Runs the server until it is stopped (SIGINT/SIGTERM). `on_listening` receives the bound
 /// address (useful with port 0) before requests are served.
@@ -77,6 +80,10 @@ pub fn serve(
                 }))
         })
         .workers(workers)
+        // Searches and answers run on the blocking pool. Its default (512 threads) lets 50
+        // concurrent searches each take a thread on a 2-core machine: no faster, and every
+        // thread brings its own stack and malloc arena, so memory creeps up under load.
+        .worker_max_blocking_threads(BLOCKING_THREADS_PER_WORKER)
         .bind_rustls_0_23(listen, tls.config)?;
         if let Some(bound) = server.addrs().first() {
             on_listening(*bound);

@@ -14,8 +14,6 @@ use futures::StreamExt;
 use serde::Deserialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi};
-use vellum_auth::Principal;
-use vellum_authz::{Action, Resource};
 
 use crate::answers::AskEvent;
 use crate::api::{
@@ -25,13 +23,13 @@ use crate::api::{
     SourcesEvent, SummarizeRequest, SummaryView, TokenEvent, UploadForm, UploadResponse, UserView,
 };
 use crate::error::ApiError;
-use crate::service::{Service, ServiceError, METRICS_RESOURCE};
+use crate::service::{Caller, Service, ServiceError};
 use crate::uploads::{IncomingFile, UploadFields};
 
 type Shared = web::Data<Service>;
 
-/// The authenticated caller (`Authorization: Bearer vs_…` or `vk_…`).
-pub struct Caller(pub Principal);
+/// The authenticated caller (`Authorization: Bearer vs_…` or `vk_…`) and its address.
+pub struct Authenticated(pub Caller);
 
 fn bearer(request: &HttpRequest) -> Option<&str> {
     request
@@ -42,17 +40,31 @@ fn bearer(request: &HttpRequest) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
-impl FromRequest for Caller {
+/// The TCP peer's IP address, not a forwarded-for header a client could forge.
+fn peer(request: &HttpRequest) -> String {
+    request
+        .peer_addr()
+        .map(|addr| addr.ip().to_string())
+        .unwrap_or_default()
+}
+
+impl FromRequest for Authenticated {
     type Error = ApiError;
-    type Future = Ready<Result<Caller, ApiError>>;
+    type Future = Ready<Result<Authenticated, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = match (request.app_data::<Shared>(), bearer(request)) {
-            (Some(service), Some(token)) => service.authenticate(token).map(Caller),
-            (None, _) => Err(ServiceError::Internal(
+        let result = match request.app_data::<Shared>() {
+            Some(service) => {
+                let route = request
+                    .match_pattern()
+                    .unwrap_or_else(|| "unmatched".to_string());
+                service
+                    .authenticate(bearer(request), &peer(request), &route)
+                    .map(Authenticated)
+            }
+            None => Err(ServiceError::Internal(
                 "service missing from app data".into(),
             )),
-            (_, None) => Err(ServiceError::Unauthenticated),
         };
         ready(result.map_err(ApiError))
     }
@@ -200,14 +212,9 @@ async fn readiness(service: Shared) -> Result<HttpResponse, ApiError> {
     responses(
         (status = 200, content_type = "application/openmetrics-text", body = String),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn metrics(service: Shared, caller: Caller) -> Result<HttpResponse, ApiError> {
-    if !service.allows(
-        &caller.0,
-        Action::Admin,
-        &Resource::collection(METRICS_RESOURCE),
-    ) {
-        return Err(ApiError(ServiceError::Forbidden));
-    }
+async fn metrics(service: Shared, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    let checker = service.clone();
+    blocking(move || checker.may_read_metrics(&caller.0)).await?;
     let text = service
         .metrics()
         .encode()
@@ -232,10 +239,7 @@ async fn login(
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     // The TCP peer, not a forwarded-for header a client could forge.
-    let address = request
-        .peer_addr()
-        .map(|addr| addr.ip().to_string())
-        .unwrap_or_default();
+    let address = peer(&request);
     let response = blocking(move || service.login(&body, &address)).await?;
     Ok(HttpResponse::Ok().json(response))
 }
@@ -246,18 +250,18 @@ async fn login(
 async fn logout(
     service: Shared,
     request: HttpRequest,
-    _caller: Caller,
+    caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     let token = bearer(&request).unwrap_or_default().to_string();
-    blocking(move || service.logout(&token)).await?;
+    blocking(move || service.logout(&caller.0, &token)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Who the caller is.
 #[utoipa::path(get, path = "/v1/me", tag = "identity",
     responses((status = 200, body = UserView), (status = 401, body = ErrorBody)))]
-async fn me(caller: Caller) -> HttpResponse {
-    HttpResponse::Ok().json(UserView::from(&caller.0))
+async fn me(caller: Authenticated) -> HttpResponse {
+    HttpResponse::Ok().json(UserView::from(&caller.0.principal))
 }
 
 /// Searches the documents the caller may search (the permission filter runs inside the
@@ -270,7 +274,7 @@ async fn me(caller: Caller) -> HttpResponse {
         (status = 401, body = ErrorBody)))]
 async fn search(
     service: Shared,
-    caller: Caller,
+    caller: Authenticated,
     body: web::Json<SearchRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let response = blocking(move || service.search(&caller.0, &body)).await?;
@@ -305,7 +309,7 @@ fn ask_frame(item: Result<AskEvent, ServiceError>) -> Bytes {
         (status = 503, body = ErrorBody)))]
 async fn ask(
     service: Shared,
-    caller: Caller,
+    caller: Authenticated,
     body: web::Json<AskRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
@@ -354,7 +358,7 @@ async fn ask(
         (status = 503, body = ErrorBody)))]
 async fn summarize(
     service: Shared,
-    caller: Caller,
+    caller: Authenticated,
     body: web::Json<SummarizeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let response = blocking(move || service.summarize(&caller.0, &body)).await?;
@@ -364,7 +368,7 @@ async fn summarize(
 /// Collections with documents the caller may read.
 #[utoipa::path(get, path = "/v1/collections", tag = "documents",
     responses((status = 200, body = Vec<CollectionView>), (status = 401, body = ErrorBody)))]
-async fn collections(service: Shared, caller: Caller) -> Result<HttpResponse, ApiError> {
+async fn collections(service: Shared, caller: Authenticated) -> Result<HttpResponse, ApiError> {
     let response = blocking(move || service.list_collections(&caller.0)).await?;
     Ok(HttpResponse::Ok().json(response))
 }
@@ -386,7 +390,7 @@ struct DocumentQuery {
         (status = 401, body = ErrorBody)))]
 async fn list_documents(
     service: Shared,
-    caller: Caller,
+    caller: Authenticated,
     query: web::Query<DocumentQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
@@ -429,7 +433,7 @@ async fn form_text(field: &mut actix_multipart::Field, limit: usize) -> Result<S
         (status = 422, body = ErrorBody)))]
 async fn upload(
     service: Shared,
-    caller: Caller,
+    caller: Authenticated,
     mut form: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     let mut fields = UploadFields::default();
@@ -480,7 +484,7 @@ async fn upload(
         (status = 404, body = ErrorBody)))]
 async fn get_document(
     service: Shared,
-    caller: Caller,
+    caller: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
@@ -498,7 +502,7 @@ async fn get_document(
         (status = 404, body = ErrorBody)))]
 async fn delete_document(
     service: Shared,
-    caller: Caller,
+    caller: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
@@ -512,7 +516,7 @@ async fn delete_document(
         (status = 200, body = Vec<AccountView>),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody)))]
-async fn list_users(service: Shared, caller: Caller) -> Result<HttpResponse, ApiError> {
+async fn list_users(service: Shared, caller: Authenticated) -> Result<HttpResponse, ApiError> {
     let response = blocking(move || service.list_users(&caller.0)).await?;
     Ok(HttpResponse::Ok().json(response))
 }
@@ -528,7 +532,7 @@ async fn list_users(service: Shared, caller: Caller) -> Result<HttpResponse, Api
         (status = 403, body = ErrorBody)))]
 async fn add_user(
     service: Shared,
-    caller: Caller,
+    caller: Authenticated,
     body: web::Json<NewUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let response = blocking(move || service.add_user(&caller.0, &body)).await?;
@@ -547,7 +551,7 @@ async fn add_user(
         (status = 404, body = ErrorBody)))]
 async fn set_user_disabled(
     service: Shared,
-    caller: Caller,
+    caller: Authenticated,
     name: web::Path<String>,
     body: web::Json<DisabledRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -567,7 +571,7 @@ async fn set_user_disabled(
         (status = 404, body = ErrorBody)))]
 async fn set_user_password(
     service: Shared,
-    caller: Caller,
+    caller: Authenticated,
     name: web::Path<String>,
     body: web::Json<PasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -594,7 +598,7 @@ struct KeyQuery {
         (status = 403, body = ErrorBody)))]
 async fn list_keys(
     service: Shared,
-    caller: Caller,
+    caller: Authenticated,
     query: web::Query<KeyQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let all = query.all.unwrap_or(false);
@@ -613,7 +617,7 @@ async fn list_keys(
         (status = 404, body = ErrorBody)))]
 async fn create_key(
     service: Shared,
-    caller: Caller,
+    caller: Authenticated,
     body: web::Json<NewKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let response = blocking(move || service.create_key(&caller.0, &body)).await?;
@@ -629,7 +633,7 @@ async fn create_key(
         (status = 404, body = ErrorBody)))]
 async fn revoke_key(
     service: Shared,
-    caller: Caller,
+    caller: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();

@@ -9,10 +9,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+use vellum_audit::{actions, AuditEvent, AuditLog, ChunkRead, Sensitive};
 
 use vellum_auth::{AuthStore, Principal, Throttle};
-use vellum_authz::{Action, Authorizer, PrincipalInfo, RequestContext, Resource, Scope};
+use vellum_authz::{Action, Authorizer, Decision, PrincipalInfo, RequestContext, Resource, Scope};
 use vellum_ingest::pipeline::{IngestOptions, PassageEmbedder};
 use vellum_models::Generator;
 use vellum_rag::{QueryEmbedder, RetrievalOptions, Retriever, SearchMode};
@@ -94,6 +97,43 @@ impl From<vellum_auth::Error> for ServiceError {
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
+/// Who is asking and from where: every service call takes one, and every audit record names
+/// both.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    /// The TCP peer's IP address (never a forwarded-for header a client could forge).
+    pub address: String,
+}
+
+/// The outcome an audit record gives a result.
+fn outcome_of<T>(result: &ServiceResult<T>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(ServiceError::Forbidden | ServiceError::Unauthenticated) => "denied",
+        Err(ServiceError::NotFound) => "not_found",
+        Err(ServiceError::Throttled(_)) => "throttled",
+        Err(
+            ServiceError::BadRequest(_) | ServiceError::TooLarge(_) | ServiceError::Conflict(_),
+        ) => "rejected",
+        Err(ServiceError::Unprocessable { .. }) => "quarantined",
+        Err(ServiceError::Unavailable(_) | ServiceError::Internal(_)) => "error",
+    }
+}
+
+/// SHA-256 (hex) of a text as it was returned: what the audit log proves was read.
+pub(crate) fn content_sha256(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// An audit record's view of a Cedar decision.
+pub(crate) fn audit_decision(decision: &Decision) -> vellum_audit::Decision {
+    vellum_audit::Decision {
+        allowed: decision.allowed,
+        policies: decision.policies.clone(),
+    }
+}
+
 /// Why the service cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -136,6 +176,9 @@ pub struct ServiceParts {
     pub auth: AuthStore,
     pub policies_dir: PathBuf,
     pub uploads: UploadSettings,
+    /// The tamper-evident audit log. `vellum serve` always opens one; `None` exists for the
+    /// benchmark that measures what auditing costs.
+    pub audit: Option<Arc<AuditLog>>,
 }
 
 /// The Cedar resource account administration (users, other users' keys) is checked against:
@@ -162,6 +205,7 @@ pub struct Service {
     /// One ingest at a time: the store has one writer.
     pub(crate) ingest_turn: Mutex<()>,
     pub(crate) metrics: Metrics,
+    audit: Option<Arc<AuditLog>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -231,6 +275,7 @@ impl Service {
             uploads: parts.uploads,
             ingest_turn: Mutex::new(()),
             metrics: Metrics::new(),
+            audit: parts.audit,
         })
     }
 
@@ -257,8 +302,71 @@ impl Service {
         self.embedder.as_ref()
     }
 
-    /// Checks a password, throttled per account and per source address.
+    /// A record of `action` by `caller` (outcome set when it is written).
+    pub(crate) fn audit_event(&self, caller: &Caller, action: &str) -> AuditEvent {
+        AuditEvent::new(action, "ok")
+            .principal(caller.principal.name.clone())
+            .address(caller.address.clone())
+    }
+
+    /// A query or other sensitive text as the audit log keeps it (HMAC, plain only if the
+    /// deployment asked for plain queries).
+    pub(crate) fn sensitive(&self, text: &str) -> Option<Sensitive> {
+        self.audit.as_ref().map(|log| log.sensitive(text))
+    }
+
+    /// Writes an audit record. If it cannot be written and flushed, the request fails closed:
+    /// 503, and nothing it produced is returned.
+    pub(crate) fn record(&self, event: AuditEvent) -> ServiceResult<()> {
+        let Some(log) = &self.audit else {
+            return Ok(());
+        };
+        log.append(event).map(|_| ()).map_err(|err| {
+            tracing::error!(error = %err, "audit record not written: failing closed");
+            ServiceError::Unavailable(
+                "the audit log cannot be written, so nothing is served; an administrator must \
+                 check the server log"
+                    .into(),
+            )
+        })
+    }
+
+    /// Records `result` with its outcome, then returns it (or 503 if the record failed).
+    pub(crate) fn audited<T>(
+        &self,
+        mut event: AuditEvent,
+        result: ServiceResult<T>,
+    ) -> ServiceResult<T> {
+        event.outcome = outcome_of(&result).to_string();
+        if let Err(err) = &result {
+            event.detail.insert("error".into(), err.to_string());
+        }
+        self.record(event)?;
+        result
+    }
+
+    /// Checks a password, throttled per account and per source address. A failed login is
+    /// recorded without a principal; the typed name is kept only as an HMAC (people type
+    /// passwords into name fields).
     pub fn login(&self, request: &LoginRequest, address: &str) -> ServiceResult<LoginResponse> {
+        let result = self.login_unaudited(request, address);
+        let mut event = AuditEvent::new(actions::LOGIN, "ok").address(address.to_string());
+        match &result {
+            Ok(response) => event = event.principal(response.user.name.clone()),
+            Err(_) => {
+                if let Some(name) = self.sensitive(&request.user) {
+                    event = event.query(name);
+                }
+            }
+        }
+        self.audited(event, result)
+    }
+
+    fn login_unaudited(
+        &self,
+        request: &LoginRequest,
+        address: &str,
+    ) -> ServiceResult<LoginResponse> {
         self.throttle.check(&request.user, address)?;
         match self.auth.login(&request.user, &request.password) {
             Ok(session) => {
@@ -278,13 +386,39 @@ impl Service {
     }
 
     /// Ends a session (a key is revoked with `DELETE /v1/keys/{id}` or `vellum key revoke`).
-    pub fn logout(&self, bearer: &str) -> ServiceResult<()> {
-        Ok(self.auth.logout(bearer)?)
+    pub fn logout(&self, caller: &Caller, bearer: &str) -> ServiceResult<()> {
+        let event = self.audit_event(caller, actions::LOGOUT);
+        let result = self.auth.logout(bearer).map_err(ServiceError::from);
+        self.audited(event, result)
     }
 
-    /// Resolves a bearer token or API key.
-    pub fn authenticate(&self, bearer: &str) -> ServiceResult<Principal> {
-        Ok(self.auth.authenticate(bearer)?)
+    /// Resolves a bearer token or API key; a refusal is recorded (with the route asked for).
+    pub fn authenticate(
+        &self,
+        bearer: Option<&str>,
+        address: &str,
+        route: &str,
+    ) -> ServiceResult<Caller> {
+        let result = match bearer {
+            Some(bearer) => self.auth.authenticate(bearer).map_err(ServiceError::from),
+            None => Err(ServiceError::Unauthenticated),
+        };
+        match result {
+            Ok(principal) => Ok(Caller {
+                principal,
+                address: address.to_string(),
+            }),
+            Err(err) => {
+                let event = AuditEvent::new("authenticate", "denied")
+                    .address(address.to_string())
+                    .resource(route.to_string());
+                self.audited(event, Err(err))
+            }
+        }
+    }
+
+    pub(crate) fn authorizer(&self) -> &Authorizer {
+        &self.authorizer
     }
 
     /// Whether `principal` may do `action` to `resource`.
@@ -304,21 +438,32 @@ impl Service {
             .allowed
     }
 
-    pub(crate) fn may(
+    /// Cedar's decision (with the deciding policies) on `action` to one document.
+    pub(crate) fn decide(
         &self,
         principal: &Principal,
         action: Action,
         record: &DocumentRecord,
-    ) -> bool {
-        self.allows(
-            principal,
+    ) -> Decision {
+        self.authorizer.is_allowed(
+            &principal_info(principal),
             action,
             &Resource::document(
                 record.id.0.clone(),
                 record.collection.clone(),
                 record.labels.clone(),
             ),
+            &RequestContext::default(),
         )
+    }
+
+    pub(crate) fn may(
+        &self,
+        principal: &Principal,
+        action: Action,
+        record: &DocumentRecord,
+    ) -> bool {
+        self.decide(principal, action, record).allowed
     }
 
     /// The filter that runs inside both indexes for `action`: the (collection, labels) scopes
@@ -355,11 +500,39 @@ impl Service {
         })
     }
 
-    /// Hybrid (or BM25 / vector) search over what the caller may search.
+    /// Hybrid (or BM25 / vector) search over what the caller may search. The audit record
+    /// holds the query as an HMAC and every returned chunk with the SHA-256 of its text.
     pub fn search(
+        &self,
+        caller: &Caller,
+        request: &SearchRequest,
+    ) -> ServiceResult<SearchResponse> {
+        let mut event = self.audit_event(caller, actions::SEARCH);
+        if let Some(query) = self.sensitive(&request.query) {
+            event = event.query(query);
+        }
+        let result = self.search_unaudited(&caller.principal, request, &mut event);
+        if let Ok(response) = &result {
+            event = event.reads(
+                response
+                    .results
+                    .iter()
+                    .map(|hit| ChunkRead {
+                        chunk_id: hit.chunk_id.clone(),
+                        document_id: hit.document_id.clone(),
+                        sha256: content_sha256(&hit.text),
+                    })
+                    .collect(),
+            );
+        }
+        self.audited(event, result)
+    }
+
+    fn search_unaudited(
         &self,
         principal: &Principal,
         request: &SearchRequest,
+        event: &mut AuditEvent,
     ) -> ServiceResult<SearchResponse> {
         let query = checked_text(&request.query, "query")?;
         let mode: SearchMode = request.mode.unwrap_or_default().into();
@@ -369,6 +542,12 @@ impl Service {
         }
         let filter =
             self.index_filter(principal, Action::Search, request.collections.as_deref())?;
+        event.detail.insert("mode".into(), mode.as_str().into());
+        event.detail.insert("k".into(), k.to_string());
+        event.detail.insert(
+            "permitted_scopes".into(),
+            filter.scopes.as_ref().map_or(0, Vec::len).to_string(),
+        );
         let options = RetrievalOptions {
             mode,
             k,
@@ -396,8 +575,8 @@ impl Service {
         })
     }
 
-    /// Documents the caller may read, optionally of one collection.
-    pub fn list_documents(
+    /// The documents `principal` may read, optionally of one collection.
+    fn readable_documents(
         &self,
         principal: &Principal,
         collection: Option<&str>,
@@ -415,39 +594,72 @@ impl Service {
             .collect())
     }
 
-    /// Collections with at least one document the caller may read.
-    pub fn list_collections(&self, principal: &Principal) -> ServiceResult<Vec<CollectionView>> {
-        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-        for document in self.list_documents(principal, None)? {
-            *counts.entry(document.collection).or_default() += 1;
+    /// Documents the caller may read, optionally of one collection.
+    pub fn list_documents(
+        &self,
+        caller: &Caller,
+        collection: Option<&str>,
+    ) -> ServiceResult<Vec<DocumentView>> {
+        let mut event = self.audit_event(caller, "document.list");
+        if let Some(collection) = collection {
+            event = event.resource(collection.to_string());
         }
-        Ok(counts
-            .into_iter()
-            .map(|(name, num_documents)| CollectionView {
-                name,
-                num_documents,
-            })
-            .collect())
+        let result = self.readable_documents(&caller.principal, collection);
+        if let Ok(documents) = &result {
+            event = event.detail("documents", documents.len().to_string());
+        }
+        self.audited(event, result)
+    }
+
+    /// Collections with at least one document the caller may read.
+    pub fn list_collections(&self, caller: &Caller) -> ServiceResult<Vec<CollectionView>> {
+        let event = self.audit_event(caller, "collection.list");
+        let result = self
+            .readable_documents(&caller.principal, None)
+            .map(|documents| {
+                let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+                for document in documents {
+                    *counts.entry(document.collection).or_default() += 1;
+                }
+                counts
+                    .into_iter()
+                    .map(|(name, num_documents)| CollectionView {
+                        name,
+                        num_documents,
+                    })
+                    .collect()
+            });
+        self.audited(event, result)
     }
 
     /// One document's catalog entry: [`ServiceError::NotFound`] both when it does not exist
     /// and when the caller may not read it.
-    pub fn get_document(&self, principal: &Principal, id: &str) -> ServiceResult<DocumentView> {
-        let record = self.readable(principal, id)?;
-        Ok(view(&record))
+    pub fn get_document(&self, caller: &Caller, id: &str) -> ServiceResult<DocumentView> {
+        let mut event = self.audit_event(caller, actions::DOCUMENT_READ);
+        let result = self
+            .readable(&caller.principal, id, &mut event)
+            .map(|record| view(&record));
+        self.audited(event, result)
     }
 
+    /// The ready document `id` if `principal` may read it; a missing and an unreadable
+    /// document give the same [`ServiceError::NotFound`]. The event gets the resource and the
+    /// read decision.
     pub(crate) fn readable(
         &self,
         principal: &Principal,
         id: &str,
+        event: &mut AuditEvent,
     ) -> ServiceResult<DocumentRecord> {
+        event.resource = Some(id.to_string());
         let record = self
             .store
             .get_document(&DocumentId(id.to_string()))?
             .filter(|record| record.state == vellum_store::DocumentState::Ready)
             .ok_or(ServiceError::NotFound)?;
-        if self.may(principal, Action::Read, &record) {
+        let decision = self.decide(principal, Action::Read, &record);
+        event.decision = Some(audit_decision(&decision));
+        if decision.allowed {
             Ok(record)
         } else {
             Err(ServiceError::NotFound)
@@ -456,14 +668,43 @@ impl Service {
 
     /// Deletes a document from every store. Not readable: not found; readable but not
     /// deletable: forbidden.
-    pub fn delete_document(&self, principal: &Principal, id: &str) -> ServiceResult<()> {
-        let record = self.readable(principal, id)?;
-        if !self.may(principal, Action::Delete, &record) {
+    pub fn delete_document(&self, caller: &Caller, id: &str) -> ServiceResult<()> {
+        let mut event = self.audit_event(caller, actions::DOCUMENT_DELETE);
+        let result = self.delete_unaudited(&caller.principal, id, &mut event);
+        self.audited(event, result)
+    }
+
+    fn delete_unaudited(
+        &self,
+        principal: &Principal,
+        id: &str,
+        event: &mut AuditEvent,
+    ) -> ServiceResult<()> {
+        let record = self.readable(principal, id, event)?;
+        let decision = self.decide(principal, Action::Delete, &record);
+        event.decision = Some(audit_decision(&decision));
+        if !decision.allowed {
             return Err(ServiceError::Forbidden);
         }
         let _turn = take_turn(&self.ingest_turn);
         self.store.delete_document(&record.id)?;
         Ok(())
+    }
+
+    /// Whether `caller` may read the metrics (`admin` on [`METRICS_RESOURCE`]); a refusal is
+    /// recorded.
+    pub fn may_read_metrics(&self, caller: &Caller) -> ServiceResult<()> {
+        if self.allows(
+            &caller.principal,
+            Action::Admin,
+            &Resource::collection(METRICS_RESOURCE),
+        ) {
+            return Ok(());
+        }
+        let event = self
+            .audit_event(caller, "metrics.read")
+            .resource(METRICS_RESOURCE.to_string());
+        self.audited(event, Err(ServiceError::Forbidden))
     }
 
     /// Whether the service can answer requests: stores, models, policies, upload folder.

@@ -7,13 +7,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use vellum_auth::Principal;
-use vellum_authz::{Action, Resource};
+use vellum_audit::{actions, AuditEvent};
+use vellum_authz::{Action, RequestContext, Resource};
 use vellum_ingest::pipeline::{ingest_files, labelled_document_id, IngestOptions};
 use vellum_store::{DocumentState, SearchFilter};
 
 use crate::api::UploadResponse;
-use crate::service::{take_turn, view, Service, ServiceError, ServiceResult};
+use crate::service::{
+    audit_decision, principal_info, take_turn, view, Caller, Service, ServiceError, ServiceResult,
+};
 
 /// A file being received: written to a temporary file next to its final place and hashed on
 /// the way. Dropped before [`Service::upload`] takes it, the partial file is removed.
@@ -141,13 +143,36 @@ impl Service {
         })
     }
 
-    /// Checks the policy, detects duplicates and ingests a received file.
+    /// Checks the policy, detects duplicates and ingests a received file. The audit record
+    /// has the file's SHA-256, size, collection, labels and the document it became.
     pub fn upload(
         &self,
-        principal: &Principal,
+        caller: &Caller,
         fields: UploadFields,
         incoming: IncomingFile,
     ) -> ServiceResult<UploadResponse> {
+        let mut event = self
+            .audit_event(caller, actions::DOCUMENT_UPLOAD)
+            .detail("sha256", hex::encode(incoming.hasher.clone().finalize()))
+            .detail("bytes", incoming.size.to_string());
+        let result = self.upload_unaudited(caller, fields, incoming, &mut event);
+        if let Ok(response) = &result {
+            event.resource = Some(response.document.id.clone());
+            event
+                .detail
+                .insert("duplicate".into(), response.duplicate.to_string());
+        }
+        self.audited(event, result)
+    }
+
+    fn upload_unaudited(
+        &self,
+        caller: &Caller,
+        fields: UploadFields,
+        incoming: IncomingFile,
+        event: &mut AuditEvent,
+    ) -> ServiceResult<UploadResponse> {
+        let principal = &caller.principal;
         let collection = checked_collection(fields.collection.as_deref().unwrap_or_default())?;
         let labels = checked_labels(fields.labels.as_deref())?;
         if incoming.size == 0 {
@@ -157,9 +182,18 @@ impl Service {
                 reason: "the file is empty".into(),
             });
         }
+        event.detail.insert("collection".into(), collection.clone());
+        event.detail.insert("labels".into(), labels.join(","));
         // The policy sees the document as it will be: its collection and labels.
         let resource = Resource::document("(new upload)", collection.clone(), labels.clone());
-        if !self.allows(principal, Action::Upload, &resource) {
+        let decision = self.authorizer().is_allowed(
+            &principal_info(principal),
+            Action::Upload,
+            &resource,
+            &RequestContext::default(),
+        );
+        event.decision = Some(audit_decision(&decision));
+        if !decision.allowed {
             self.metrics.count_ingest("denied");
             return Err(ServiceError::Forbidden);
         }

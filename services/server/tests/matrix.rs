@@ -10,12 +10,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use vellum_audit::{AuditConfig, AuditLog};
 use vellum_auth::{AuthStore, NewUser, Principal};
 use vellum_authz::{Action, Authorizer, PrincipalInfo, RequestContext, Resource};
 use vellum_ingest::pipeline::{collect_files, ingest_files, IngestOptions};
 use vellum_models::{Embedder, GgufGenerator};
 use vellum_server::api::{AskRequest, ModeName, SearchRequest, SummarizeRequest};
-use vellum_server::{AskEvent, Service, ServiceError, ServiceParts, UploadFields, UploadSettings};
+use vellum_server::{
+    AskEvent, Caller, Service, ServiceError, ServiceParts, UploadFields, UploadSettings,
+};
 use vellum_store::{Store, StoreOptions};
 
 fn workspace() -> PathBuf {
@@ -79,7 +82,8 @@ const USERS: &[(&str, &[&str], &[&str])] = &[
 ];
 
 struct Fixture {
-    _work: tempfile::TempDir,
+    work: tempfile::TempDir,
+    audit: std::sync::Arc<AuditLog>,
     service: Service,
     oracle: Authorizer,
     principals: Vec<Principal>,
@@ -161,6 +165,10 @@ fn fixture() -> Fixture {
         &models_dir().join("SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"),
     )
     .unwrap_or_else(|err| panic!("generator: {err}"));
+    let audit = std::sync::Arc::new(
+        AuditLog::open(AuditConfig::in_data_dir(&data))
+            .unwrap_or_else(|err| panic!("audit: {err}")),
+    );
     let service = Service::new(ServiceParts {
         store,
         embedder: Box::new(embedder),
@@ -172,10 +180,12 @@ fn fixture() -> Fixture {
             max_bytes: 1 << 20,
             ingest: IngestOptions::default(),
         },
+        audit: Some(audit.clone()),
     })
     .unwrap_or_else(|err| panic!("service: {err}"));
     Fixture {
-        _work: work,
+        work,
+        audit,
         service,
         oracle: Authorizer::load(&policies()).unwrap_or_else(|err| panic!("{err}")),
         principals,
@@ -218,6 +228,10 @@ fn authorization_matrix_has_no_leaks() {
     let mut leaks = 0usize;
     for principal in &fx.principals {
         let who = principal.name.as_str();
+        let caller = Caller {
+            principal: principal.clone(),
+            address: "192.0.2.7".into(),
+        };
         // Search, both engines: exactly the permitted documents (k above the chunk count, so
         // every permitted chunk is reachable by the vector engine).
         let allowed_search = fx.permitted(principal, Action::Search);
@@ -225,7 +239,7 @@ fn authorization_matrix_has_no_leaks() {
             let response = fx
                 .service
                 .search(
-                    principal,
+                    &caller,
                     &SearchRequest {
                         query: "court notice appeal order judgment filed".into(),
                         mode: Some(mode),
@@ -252,7 +266,7 @@ fn authorization_matrix_has_no_leaks() {
         let allowed_read = fx.permitted(principal, Action::Read);
         let listed: BTreeSet<String> = fx
             .service
-            .list_documents(principal, None)
+            .list_documents(&caller, None)
             .unwrap_or_else(|err| panic!("{err}"))
             .into_iter()
             .map(|document| document.id)
@@ -260,7 +274,7 @@ fn authorization_matrix_has_no_leaks() {
         assert_eq!(listed, allowed_read, "{who}: listing vs Cedar");
         let counted: u64 = fx
             .service
-            .list_collections(principal)
+            .list_collections(&caller)
             .unwrap_or_else(|err| panic!("{err}"))
             .iter()
             .map(|collection| collection.num_documents)
@@ -269,10 +283,10 @@ fn authorization_matrix_has_no_leaks() {
         checks += 2;
 
         // Reads: permitted, or indistinguishable from a missing document.
-        let missing = fx.service.get_document(principal, "no-such-document");
+        let missing = fx.service.get_document(&caller, "no-such-document");
         assert!(matches!(missing, Err(ServiceError::NotFound)));
         for id in fx.documents.keys() {
-            let got = fx.service.get_document(principal, id);
+            let got = fx.service.get_document(&caller, id);
             match (fx.permits(principal, Action::Read, id), &got) {
                 (true, Ok(document)) => assert_eq!(&document.id, id),
                 (false, Err(ServiceError::NotFound)) => {}
@@ -289,7 +303,7 @@ fn authorization_matrix_has_no_leaks() {
         let mut events = Vec::new();
         fx.service
             .ask(
-                principal,
+                &caller,
                 &AskRequest {
                     question: "What did the court order?".into(),
                     mode: Some(ModeName::Vector),
@@ -323,7 +337,7 @@ fn authorization_matrix_has_no_leaks() {
             };
             let readable = fx.permits(principal, Action::Read, id);
             let summarizable = fx.permits(principal, Action::Summarize, id);
-            match fx.service.summarize(principal, &request) {
+            match fx.service.summarize(&caller, &request) {
                 Ok(summary) => {
                     assert!(readable && summarizable, "{who} summarized {id}");
                     assert_eq!(&summary.document.id, id);
@@ -342,7 +356,7 @@ fn authorization_matrix_has_no_leaks() {
             {
                 continue;
             }
-            match fx.service.delete_document(principal, id) {
+            match fx.service.delete_document(&caller, id) {
                 Err(ServiceError::NotFound) => {
                     assert!(!fx.permits(principal, Action::Read, id), "{who} {id}")
                 }
@@ -356,6 +370,10 @@ fn authorization_matrix_has_no_leaks() {
     // Uploads last (they add documents): allowed exactly when Cedar says.
     for principal in &fx.principals {
         let who = principal.name.as_str();
+        let caller = Caller {
+            principal: principal.clone(),
+            address: "192.0.2.7".into(),
+        };
         for collection in ["matter-1234", "matter-9999"] {
             for labels in ["", "privileged"] {
                 let expected = fx.oracle.is_allowed(
@@ -382,7 +400,7 @@ fn authorization_matrix_has_no_leaks() {
                 )
                 .unwrap_or_else(|err| panic!("{err}"));
                 let result = fx.service.upload(
-                    principal,
+                    &caller,
                     UploadFields {
                         collection: Some(collection.into()),
                         labels: Some(labels.into()),
@@ -429,4 +447,29 @@ fn authorization_matrix_has_no_leaks() {
         fx.documents.len()
     );
     assert_eq!(leaks, 0);
+
+    // Every call above left a record, and the log verifies.
+    fx.audit.shutdown().unwrap_or_else(|err| panic!("{err}"));
+    let dir = fx.work.path().join("data/audit");
+    let report = vellum_audit::verify(&dir, &fx.audit.public_key_hex())
+        .unwrap_or_else(|err| panic!("verify: {err}"));
+    assert!(report.is_intact(), "{report:?}");
+    let records = vellum_audit::read_records(&dir).unwrap_or_else(|err| panic!("{err}"));
+    let denied = records
+        .iter()
+        .filter(|record| record.outcome.as_deref() == Some("denied"))
+        .count();
+    println!(
+        "audit: {} records ({} events, {denied} denied), intact",
+        report.records, report.events
+    );
+    // At least one record per call: per principal 3 searches, 2 listings, 5 reads, 1 ask,
+    // 4 summaries and 4 uploads (deletes vary).
+    let calls = fx.principals.len() * (3 + 2 + 5 + 1 + 4 + 4);
+    assert!(
+        report.events >= calls as u64,
+        "{} events for at least {calls} calls",
+        report.events
+    );
+    assert!(denied > 0, "no denial recorded");
 }
