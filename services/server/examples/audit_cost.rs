@@ -76,13 +76,7 @@ fn open_service(data: &Path, audited: bool) -> anyhow::Result<(Service, Caller)>
         },
         audit,
     })?;
-    Ok((
-        service,
-        Caller {
-            principal,
-            address: "127.0.0.1".into(),
-        },
-    ))
+    Ok((service, Caller::new(principal, "127.0.0.1")))
 }
 
 /// Runs `per_round` searches on `threads` threads; returns sorted latencies (ms) and seconds.

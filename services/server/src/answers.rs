@@ -82,7 +82,6 @@ impl Service {
         sources_recorded: &mut bool,
         event: &AuditEvent,
     ) -> ServiceResult<()> {
-        let principal = &caller.principal;
         let question = checked_text(&request.question, "question")?;
         let k = request.k.unwrap_or(5);
         if !(1..=20).contains(&k) {
@@ -93,7 +92,7 @@ impl Service {
             return Err(ServiceError::BadRequest("max_tokens must be 1-1024".into()));
         }
         let generator = self.generator()?;
-        let filter = self.index_filter(principal, Action::Ask, request.collections.as_deref())?;
+        let filter = self.index_filter(caller, Action::Ask, request.collections.as_deref())?;
         let defaults = AskOptions::default();
         let options = AskOptions {
             retrieval: RetrievalOptions {
@@ -215,9 +214,8 @@ impl Service {
         request: &SummarizeRequest,
         event: &mut AuditEvent,
     ) -> ServiceResult<SummaryView> {
-        let principal = &caller.principal;
-        let record = self.readable(principal, &request.document_id, event)?;
-        let decision = self.decide(principal, Action::Summarize, &record);
+        let record = self.readable(caller, &request.document_id, event)?;
+        let decision = self.decide(caller, Action::Summarize, &record);
         event.decision = Some(audit_decision(&decision));
         if !decision.allowed {
             return Err(ServiceError::Forbidden);

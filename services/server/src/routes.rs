@@ -60,6 +60,7 @@ impl FromRequest for Authenticated {
                     .unwrap_or_else(|| "unmatched".to_string());
                 service
                     .authenticate(bearer(request), &peer(request), &route)
+                    .and_then(|caller| with_break_glass(caller, request))
                     .map(Authenticated)
             }
             None => Err(ServiceError::Internal(
@@ -68,6 +69,24 @@ impl FromRequest for Authenticated {
         };
         ready(result.map_err(ApiError))
     }
+}
+
+/// The header by which a user invokes emergency access, with their reason.
+pub const BREAK_GLASS_HEADER: &str = "x-vellum-break-glass";
+
+/// Adds the break-glass reason, if the request invokes it (1-500 characters of text).
+fn with_break_glass(mut caller: Caller, request: &HttpRequest) -> Result<Caller, ServiceError> {
+    let Some(value) = request.headers().get(BREAK_GLASS_HEADER) else {
+        return Ok(caller);
+    };
+    let reason = value.to_str().map(str::trim).unwrap_or_default();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ServiceError::BadRequest(format!(
+            "{BREAK_GLASS_HEADER} needs the reason for emergency access (1-500 characters)"
+        )));
+    }
+    caller.break_glass = Some(reason.to_string());
+    Ok(caller)
 }
 
 /// Runs a service call on the blocking pool.

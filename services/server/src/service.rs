@@ -104,6 +104,28 @@ pub struct Caller {
     pub principal: Principal,
     /// The TCP peer's IP address (never a forwarded-for header a client could forge).
     pub address: String,
+    /// Emergency ("break-glass") access the user invoked for this request, with their stated
+    /// reason (`X-Vellum-Break-Glass`). Policies see `context.break_glass`; every record of
+    /// such a request carries the reason, whatever the decision.
+    pub break_glass: Option<String>,
+}
+
+impl Caller {
+    /// The caller, with no break-glass.
+    pub fn new(principal: Principal, address: impl Into<String>) -> Caller {
+        Caller {
+            principal,
+            address: address.into(),
+            break_glass: None,
+        }
+    }
+
+    /// The Cedar request context of this request.
+    pub fn context(&self) -> RequestContext {
+        RequestContext {
+            break_glass: self.break_glass.is_some(),
+        }
+    }
 }
 
 /// The outcome an audit record gives a result.
@@ -149,6 +171,9 @@ pub enum SetupError {
          about the label"
     )]
     DocumentSpecificPolicy,
+    /// The audit log does not take the first record.
+    #[error("{0}")]
+    Audit(String),
 }
 
 /// An embedder for both queries (search, ask) and passages (uploads).
@@ -263,7 +288,7 @@ impl Service {
         if !authorizer.scope_filter_is_exact() {
             return Err(SetupError::DocumentSpecificPolicy);
         }
-        Ok(Service {
+        let service = Service {
             store: parts.store,
             embedder: parts.embedder,
             generator: parts.generator,
@@ -276,7 +301,16 @@ impl Service {
             ingest_turn: Mutex::new(()),
             metrics: Metrics::new(),
             audit: parts.audit,
-        })
+        };
+        // The policies in force are part of the record: which rules decided what follows.
+        let loaded = AuditEvent::new(actions::POLICY_RELOAD, "ok")
+            .resource(service.policies_dir.display().to_string())
+            .detail("trigger", "start")
+            .detail("policies", service.authorizer.policy_ids().join(","));
+        service
+            .record(loaded)
+            .map_err(|err| SetupError::Audit(err.to_string()))?;
+        Ok(service)
     }
 
     /// The identity store (for the first-start admin).
@@ -304,9 +338,13 @@ impl Service {
 
     /// A record of `action` by `caller` (outcome set when it is written).
     pub(crate) fn audit_event(&self, caller: &Caller, action: &str) -> AuditEvent {
-        AuditEvent::new(action, "ok")
+        let event = AuditEvent::new(action, "ok")
             .principal(caller.principal.name.clone())
-            .address(caller.address.clone())
+            .address(caller.address.clone());
+        match &caller.break_glass {
+            Some(reason) => event.detail("break_glass", reason.clone()),
+            None => event,
+        }
     }
 
     /// A query or other sensitive text as the audit log keeps it (HMAC, plain only if the
@@ -404,10 +442,7 @@ impl Service {
             None => Err(ServiceError::Unauthenticated),
         };
         match result {
-            Ok(principal) => Ok(Caller {
-                principal,
-                address: address.to_string(),
-            }),
+            Ok(principal) => Ok(Caller::new(principal, address)),
             Err(err) => {
                 let event = AuditEvent::new("authenticate", "denied")
                     .address(address.to_string())
@@ -441,29 +476,24 @@ impl Service {
     /// Cedar's decision (with the deciding policies) on `action` to one document.
     pub(crate) fn decide(
         &self,
-        principal: &Principal,
+        caller: &Caller,
         action: Action,
         record: &DocumentRecord,
     ) -> Decision {
         self.authorizer.is_allowed(
-            &principal_info(principal),
+            &principal_info(&caller.principal),
             action,
             &Resource::document(
                 record.id.0.clone(),
                 record.collection.clone(),
                 record.labels.clone(),
             ),
-            &RequestContext::default(),
+            &caller.context(),
         )
     }
 
-    pub(crate) fn may(
-        &self,
-        principal: &Principal,
-        action: Action,
-        record: &DocumentRecord,
-    ) -> bool {
-        self.decide(principal, action, record).allowed
+    pub(crate) fn may(&self, caller: &Caller, action: Action, record: &DocumentRecord) -> bool {
+        self.decide(caller, action, record).allowed
     }
 
     /// The filter that runs inside both indexes for `action`: the (collection, labels) scopes
@@ -472,7 +502,7 @@ impl Service {
     /// confirm it exists.
     pub(crate) fn index_filter(
         &self,
-        principal: &Principal,
+        caller: &Caller,
         action: Action,
         wanted: Option<&[String]>,
     ) -> ServiceResult<SearchFilter> {
@@ -486,10 +516,10 @@ impl Service {
         let keys = self
             .authorizer
             .permitted_scopes(
-                &principal_info(principal),
+                &principal_info(&caller.principal),
                 action,
                 &candidates,
-                &RequestContext::default(),
+                &caller.context(),
             )
             .iter()
             .map(|scope| scope_key(&scope.collection, &scope.labels))
@@ -511,7 +541,7 @@ impl Service {
         if let Some(query) = self.sensitive(&request.query) {
             event = event.query(query);
         }
-        let result = self.search_unaudited(&caller.principal, request, &mut event);
+        let result = self.search_unaudited(caller, request, &mut event);
         if let Ok(response) = &result {
             event = event.reads(
                 response
@@ -530,7 +560,7 @@ impl Service {
 
     fn search_unaudited(
         &self,
-        principal: &Principal,
+        caller: &Caller,
         request: &SearchRequest,
         event: &mut AuditEvent,
     ) -> ServiceResult<SearchResponse> {
@@ -540,8 +570,7 @@ impl Service {
         if !(1..=100).contains(&k) {
             return Err(ServiceError::BadRequest("k must be 1-100".into()));
         }
-        let filter =
-            self.index_filter(principal, Action::Search, request.collections.as_deref())?;
+        let filter = self.index_filter(caller, Action::Search, request.collections.as_deref())?;
         event.detail.insert("mode".into(), mode.as_str().into());
         event.detail.insert("k".into(), k.to_string());
         event.detail.insert(
@@ -578,18 +607,18 @@ impl Service {
     /// The documents `principal` may read, optionally of one collection.
     fn readable_documents(
         &self,
-        principal: &Principal,
+        caller: &Caller,
         collection: Option<&str>,
     ) -> ServiceResult<Vec<DocumentView>> {
         // The scope filter runs in the catalog query; the per-document check on top costs
         // little and covers a document whose scope changed between the two.
         let wanted = collection.map(|name| vec![name.to_string()]);
-        let filter = self.index_filter(principal, Action::Read, wanted.as_deref())?;
+        let filter = self.index_filter(caller, Action::Read, wanted.as_deref())?;
         Ok(self
             .store
             .list_documents(&filter)?
             .iter()
-            .filter(|record| self.may(principal, Action::Read, record))
+            .filter(|record| self.may(caller, Action::Read, record))
             .map(view)
             .collect())
     }
@@ -604,7 +633,7 @@ impl Service {
         if let Some(collection) = collection {
             event = event.resource(collection.to_string());
         }
-        let result = self.readable_documents(&caller.principal, collection);
+        let result = self.readable_documents(caller, collection);
         if let Ok(documents) = &result {
             event = event.detail("documents", documents.len().to_string());
         }
@@ -614,21 +643,19 @@ impl Service {
     /// Collections with at least one document the caller may read.
     pub fn list_collections(&self, caller: &Caller) -> ServiceResult<Vec<CollectionView>> {
         let event = self.audit_event(caller, "collection.list");
-        let result = self
-            .readable_documents(&caller.principal, None)
-            .map(|documents| {
-                let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-                for document in documents {
-                    *counts.entry(document.collection).or_default() += 1;
-                }
-                counts
-                    .into_iter()
-                    .map(|(name, num_documents)| CollectionView {
-                        name,
-                        num_documents,
-                    })
-                    .collect()
-            });
+        let result = self.readable_documents(caller, None).map(|documents| {
+            let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+            for document in documents {
+                *counts.entry(document.collection).or_default() += 1;
+            }
+            counts
+                .into_iter()
+                .map(|(name, num_documents)| CollectionView {
+                    name,
+                    num_documents,
+                })
+                .collect()
+        });
         self.audited(event, result)
     }
 
@@ -637,7 +664,7 @@ impl Service {
     pub fn get_document(&self, caller: &Caller, id: &str) -> ServiceResult<DocumentView> {
         let mut event = self.audit_event(caller, actions::DOCUMENT_READ);
         let result = self
-            .readable(&caller.principal, id, &mut event)
+            .readable(caller, id, &mut event)
             .map(|record| view(&record));
         self.audited(event, result)
     }
@@ -647,7 +674,7 @@ impl Service {
     /// read decision.
     pub(crate) fn readable(
         &self,
-        principal: &Principal,
+        caller: &Caller,
         id: &str,
         event: &mut AuditEvent,
     ) -> ServiceResult<DocumentRecord> {
@@ -657,7 +684,7 @@ impl Service {
             .get_document(&DocumentId(id.to_string()))?
             .filter(|record| record.state == vellum_store::DocumentState::Ready)
             .ok_or(ServiceError::NotFound)?;
-        let decision = self.decide(principal, Action::Read, &record);
+        let decision = self.decide(caller, Action::Read, &record);
         event.decision = Some(audit_decision(&decision));
         if decision.allowed {
             Ok(record)
@@ -670,18 +697,18 @@ impl Service {
     /// deletable: forbidden.
     pub fn delete_document(&self, caller: &Caller, id: &str) -> ServiceResult<()> {
         let mut event = self.audit_event(caller, actions::DOCUMENT_DELETE);
-        let result = self.delete_unaudited(&caller.principal, id, &mut event);
+        let result = self.delete_unaudited(caller, id, &mut event);
         self.audited(event, result)
     }
 
     fn delete_unaudited(
         &self,
-        principal: &Principal,
+        caller: &Caller,
         id: &str,
         event: &mut AuditEvent,
     ) -> ServiceResult<()> {
-        let record = self.readable(principal, id, event)?;
-        let decision = self.decide(principal, Action::Delete, &record);
+        let record = self.readable(caller, id, event)?;
+        let decision = self.decide(caller, Action::Delete, &record);
         event.decision = Some(audit_decision(&decision));
         if !decision.allowed {
             return Err(ServiceError::Forbidden);

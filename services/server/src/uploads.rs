@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use vellum_audit::{actions, AuditEvent};
-use vellum_authz::{Action, RequestContext, Resource};
+use vellum_authz::{Action, Resource};
 use vellum_ingest::pipeline::{ingest_files, labelled_document_id, IngestOptions};
 use vellum_store::{DocumentState, SearchFilter};
 
@@ -190,7 +190,7 @@ impl Service {
             &principal_info(principal),
             Action::Upload,
             &resource,
-            &RequestContext::default(),
+            &caller.context(),
         );
         event.decision = Some(audit_decision(&decision));
         if !decision.allowed {
@@ -214,7 +214,7 @@ impl Service {
             .find(|record| {
                 record.sha256 == sha256
                     && record.state == DocumentState::Ready
-                    && self.may(principal, Action::Read, record)
+                    && self.may(caller, Action::Read, record)
             })
         {
             self.metrics.count_ingest("duplicate");

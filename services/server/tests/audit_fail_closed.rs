@@ -3,105 +3,25 @@
 //! real: the log's segment writes are redirected to /dev/full, which answers every write with
 //! ENOSPC, as a full disk does.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod common;
 
-use vellum_audit::{AuditConfig, AuditLog};
-use vellum_auth::{AuthStore, NewUser};
-use vellum_ingest::pipeline::{collect_files, ingest_files, IngestOptions};
-use vellum_models::{Embedder, GgufGenerator};
 use vellum_server::api::{AskRequest, SearchRequest};
-use vellum_server::{Caller, Service, ServiceError, ServiceParts, UploadSettings};
-use vellum_store::{Store, StoreOptions};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("VELLUM_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("models"))
-}
-
-fn corpora() -> PathBuf {
-    std::env::var_os("VELLUM_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("../shared"))
-        .join("corpora")
-}
+use vellum_server::{Caller, ServiceError};
 
 #[test]
 fn nothing_is_served_without_an_audit_record() {
-    let work = tempfile::tempdir().unwrap_or_else(|err| panic!("tempdir: {err}"));
-    let data = work.path().join("data");
-    let embedder = Embedder::load(&models_dir().join("all-MiniLM-L6-v2"))
-        .unwrap_or_else(|err| panic!("embedder (run deploy/fetch-models.sh): {err}"));
-    let store = Store::open(
-        &data,
-        StoreOptions {
-            embedding_dim: embedder.dim(),
-            embedding_model: embedder.model_name().to_string(),
-        },
-    )
-    .unwrap_or_else(|err| panic!("store: {err}"));
-    let email = corpora().join("email-court-notices-pacer/nef/almd_1.eml");
-    let listing = collect_files(&[email]).unwrap_or_else(|err| panic!("{err}"));
-    let options = IngestOptions {
-        collection: "matter-1234".into(),
-        ..IngestOptions::default()
-    };
-    ingest_files(
-        &store,
-        &embedder,
-        &listing.files,
-        &[],
-        &options,
-        &mut |_| {},
-    )
-    .unwrap_or_else(|err| panic!("ingest: {err}"));
-    let document = store
-        .list_documents(&Default::default())
-        .unwrap_or_else(|err| panic!("{err}"))
-        .remove(0);
-    let auth = AuthStore::open(&data).unwrap_or_else(|err| panic!("auth: {err}"));
-    auth.add_user(&NewUser {
-        name: "alice",
-        password: "a long enough password",
-        roles: vec!["admin".into()],
-        groups: Vec::new(),
-    })
-    .unwrap_or_else(|err| panic!("{err}"));
-    let key = auth
-        .create_key("alice", "test")
-        .unwrap_or_else(|err| panic!("{err}"));
-    let caller = Caller {
-        principal: auth
-            .authenticate(&key.key)
-            .unwrap_or_else(|err| panic!("{err}")),
-        address: "192.0.2.9".into(),
-    };
-    let audit = Arc::new(
-        AuditLog::open(AuditConfig::in_data_dir(&data)).unwrap_or_else(|err| panic!("{err}")),
+    let setup = common::setup(
+        "default",
+        &[(
+            "matter-1234",
+            "",
+            "email-court-notices-pacer/nef/almd_1.eml",
+        )],
+        &[("alice", &["admin"], &[])],
     );
-    let generator = GgufGenerator::load(
-        &models_dir().join("SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"),
-    )
-    .unwrap_or_else(|err| panic!("generator: {err}"));
-    let service = Service::new(ServiceParts {
-        store,
-        embedder: Box::new(embedder),
-        generator: Some(Box::new(generator)),
-        auth,
-        policies_dir: workspace().join("policies/default"),
-        uploads: UploadSettings {
-            dir: data.join("uploads"),
-            max_bytes: 1 << 20,
-            ingest: IngestOptions::default(),
-        },
-        audit: Some(audit.clone()),
-    })
-    .unwrap_or_else(|err| panic!("service: {err}"));
+    let (service, audit, data) = (setup.service, setup.audit, setup.data);
+    let document = setup.documents.keys().next().cloned().unwrap_or_default();
+    let caller = Caller::new(setup.principals[0].clone(), "192.0.2.9");
     let search = SearchRequest {
         query: "notice of electronic filing".into(),
         mode: None,
@@ -143,7 +63,7 @@ fn nothing_is_served_without_an_audit_record() {
         "{asked:?}"
     );
     assert_eq!(events, 0, "sources or tokens left without an audit record");
-    let read = service.get_document(&caller, &document.id.0);
+    let read = service.get_document(&caller, &document);
     assert!(
         matches!(read, Err(ServiceError::Unavailable(_))),
         "{read:?}"

@@ -7,43 +7,17 @@
 //! LanceDB. The test checks that the two agree exactly: nothing returned, counted, cited or
 //! summarized that Cedar would deny (0 leaks), and everything Cedar permits reachable.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 
-use vellum_audit::{AuditConfig, AuditLog};
-use vellum_auth::{AuthStore, NewUser, Principal};
+use vellum_auth::Principal;
 use vellum_authz::{Action, Authorizer, PrincipalInfo, RequestContext, Resource};
-use vellum_ingest::pipeline::{collect_files, ingest_files, IngestOptions};
-use vellum_models::{Embedder, GgufGenerator};
 use vellum_server::api::{AskRequest, ModeName, SearchRequest, SummarizeRequest};
-use vellum_server::{
-    AskEvent, Caller, Service, ServiceError, ServiceParts, UploadFields, UploadSettings,
-};
-use vellum_store::{Store, StoreOptions};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("VELLUM_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("models"))
-}
-
-fn corpora() -> PathBuf {
-    std::env::var_os("VELLUM_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("../shared"))
-        .join("corpora")
-}
-
-fn policies() -> PathBuf {
-    workspace().join("policies/law-firm")
-}
+use vellum_server::{AskEvent, Caller, Service, ServiceError, UploadFields};
 
 /// (collection, labels, corpus file): two matters, each with a public and a privileged part.
-const DOCUMENTS: &[(&str, &str, &str)] = &[
+const DOCUMENTS: &[common::DocumentSpec<'static>] = &[
     (
         "matter-1234",
         "",
@@ -67,7 +41,7 @@ const DOCUMENTS: &[(&str, &str, &str)] = &[
 ];
 
 /// (name, roles, groups).
-const USERS: &[(&str, &[&str], &[&str])] = &[
+const USERS: &[common::UserSpec<'static>] = &[
     ("alice", &["attorney"], &["matter-1234"]),
     ("pete", &["paralegal"], &["matter-1234"]),
     (
@@ -83,7 +57,7 @@ const USERS: &[(&str, &[&str], &[&str])] = &[
 
 struct Fixture {
     work: tempfile::TempDir,
-    audit: std::sync::Arc<AuditLog>,
+    audit: std::sync::Arc<vellum_audit::AuditLog>,
     service: Service,
     oracle: Authorizer,
     principals: Vec<Principal>,
@@ -92,104 +66,15 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let work = tempfile::tempdir().unwrap_or_else(|err| panic!("tempdir: {err}"));
-    let data = work.path().join("data");
-    let embedder = Embedder::load(&models_dir().join("all-MiniLM-L6-v2"))
-        .unwrap_or_else(|err| panic!("embedder (run deploy/fetch-models.sh): {err}"));
-    let store = Store::open(
-        &data,
-        StoreOptions {
-            embedding_dim: embedder.dim(),
-            embedding_model: embedder.model_name().to_string(),
-        },
-    )
-    .unwrap_or_else(|err| panic!("store: {err}"));
-    for (collection, labels, file) in DOCUMENTS {
-        let source = corpora().join(file);
-        let folder = work.path().join("in").join(collection).join(labels);
-        std::fs::create_dir_all(&folder).unwrap_or_else(|err| panic!("{err}"));
-        let copy = folder.join(source.file_name().unwrap_or_default());
-        std::fs::copy(&source, &copy).unwrap_or_else(|err| panic!("{}: {err}", source.display()));
-        let listing =
-            collect_files(std::slice::from_ref(&copy)).unwrap_or_else(|err| panic!("{err}"));
-        let options = IngestOptions {
-            collection: collection.to_string(),
-            labels: labels
-                .split(',')
-                .filter(|label| !label.is_empty())
-                .map(str::to_string)
-                .collect(),
-            ..IngestOptions::default()
-        };
-        let summary = ingest_files(
-            &store,
-            &embedder,
-            &listing.files,
-            &[],
-            &options,
-            &mut |_| {},
-        )
-        .unwrap_or_else(|err| panic!("ingest {file}: {err}"));
-        assert_eq!(summary.num_indexed, 1, "{file}: {summary:?}");
-    }
-    let documents = store
-        .list_documents(&Default::default())
-        .unwrap_or_else(|err| panic!("{err}"))
-        .into_iter()
-        .map(|record| {
-            (
-                record.id.0.clone(),
-                (record.collection.clone(), record.labels.clone()),
-            )
-        })
-        .collect();
-    let auth = AuthStore::open(&data).unwrap_or_else(|err| panic!("auth: {err}"));
-    let mut principals = Vec::new();
-    for (name, roles, groups) in USERS {
-        auth.add_user(&NewUser {
-            name,
-            password: "a long enough password",
-            roles: roles.iter().map(|s| s.to_string()).collect(),
-            groups: groups.iter().map(|s| s.to_string()).collect(),
-        })
-        .unwrap_or_else(|err| panic!("user {name}: {err}"));
-        let key = auth
-            .create_key(name, "matrix")
-            .unwrap_or_else(|err| panic!("key {name}: {err}"));
-        principals.push(
-            auth.authenticate(&key.key)
-                .unwrap_or_else(|err| panic!("authenticate {name}: {err}")),
-        );
-    }
-    let generator = GgufGenerator::load(
-        &models_dir().join("SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"),
-    )
-    .unwrap_or_else(|err| panic!("generator: {err}"));
-    let audit = std::sync::Arc::new(
-        AuditLog::open(AuditConfig::in_data_dir(&data))
-            .unwrap_or_else(|err| panic!("audit: {err}")),
-    );
-    let service = Service::new(ServiceParts {
-        store,
-        embedder: Box::new(embedder),
-        generator: Some(Box::new(generator)),
-        auth,
-        policies_dir: policies(),
-        uploads: UploadSettings {
-            dir: data.join("uploads"),
-            max_bytes: 1 << 20,
-            ingest: IngestOptions::default(),
-        },
-        audit: Some(audit.clone()),
-    })
-    .unwrap_or_else(|err| panic!("service: {err}"));
+    let setup = common::setup("law-firm", DOCUMENTS, USERS);
     Fixture {
-        work,
-        audit,
-        service,
-        oracle: Authorizer::load(&policies()).unwrap_or_else(|err| panic!("{err}")),
-        principals,
-        documents,
+        work: setup.work,
+        audit: setup.audit,
+        service: setup.service,
+        oracle: Authorizer::load(&common::policies("law-firm"))
+            .unwrap_or_else(|err| panic!("{err}")),
+        principals: setup.principals,
+        documents: setup.documents,
     }
 }
 
@@ -228,10 +113,7 @@ fn authorization_matrix_has_no_leaks() {
     let mut leaks = 0usize;
     for principal in &fx.principals {
         let who = principal.name.as_str();
-        let caller = Caller {
-            principal: principal.clone(),
-            address: "192.0.2.7".into(),
-        };
+        let caller = Caller::new(principal.clone(), "192.0.2.7");
         // Search, both engines: exactly the permitted documents (k above the chunk count, so
         // every permitted chunk is reachable by the vector engine).
         let allowed_search = fx.permitted(principal, Action::Search);
@@ -370,10 +252,7 @@ fn authorization_matrix_has_no_leaks() {
     // Uploads last (they add documents): allowed exactly when Cedar says.
     for principal in &fx.principals {
         let who = principal.name.as_str();
-        let caller = Caller {
-            principal: principal.clone(),
-            address: "192.0.2.7".into(),
-        };
+        let caller = Caller::new(principal.clone(), "192.0.2.7");
         for collection in ["matter-1234", "matter-9999"] {
             for labels in ["", "privileged"] {
                 let expected = fx.oracle.is_allowed(
