@@ -13,6 +13,12 @@ mod serve;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc malloc: under 50 concurrent HTTPS clients glibc's per-thread
+/// arenas kept the server's RSS rising for the whole 10-minute load run (docs/benchmarks.md,
+/// "HTTPS service under load").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// argv[1] that makes this process an extraction worker (see `vellum_ingest::isolate`):
 /// ingest starts the `vellum` binary itself in this mode, one process per untrusted file.
 pub const EXTRACT_WORKER_ARG: &str = "__extract-worker";

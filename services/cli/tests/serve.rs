@@ -156,14 +156,19 @@ impl Api {
         if let Some(body) = body {
             request = request.json(&body);
         }
+        let (status, text) = self.send(request, &url);
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Sends a request and reads the whole answer: (status, body text).
+    fn send(&self, request: reqwest::RequestBuilder, url: &str) -> (u16, String) {
         self.runtime.block_on(async {
             let response = request
                 .send()
                 .await
                 .unwrap_or_else(|err| panic!("{url}: {err}"));
             let status = response.status().as_u16();
-            let text = response.text().await.unwrap_or_default();
-            (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+            (status, response.text().await.unwrap_or_default())
         })
     }
 
@@ -182,14 +187,7 @@ impl Api {
             .bearer_auth(token)
             .header("content-type", content_type)
             .body(body);
-        self.runtime.block_on(async {
-            let response = request
-                .send()
-                .await
-                .unwrap_or_else(|err| panic!("{url}: {err}"));
-            let status = response.status().as_u16();
-            (status, response.text().await.unwrap_or_default())
-        })
+        self.send(request, &url)
     }
 
     /// `POST /documents` with a multipart form written by hand (the form is simple, and
@@ -264,14 +262,7 @@ impl Api {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        self.runtime.block_on(async {
-            let response = request
-                .send()
-                .await
-                .unwrap_or_else(|err| panic!("{url}: {err}"));
-            let status = response.status().as_u16();
-            (status, response.text().await.unwrap_or_default())
-        })
+        self.send(request, url)
     }
 
     fn login(&self, user: &str) -> String {
