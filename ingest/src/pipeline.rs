@@ -22,7 +22,7 @@ use vellum_store::NewQuarantine;
 use crate::chunk::{chunk_pages_with, ChunkOptions};
 use crate::extract::{extract_with_passwords, ExtractLimits, ExtractedDocument, PdfPasswords};
 use crate::isolate::{Sandbox, SandboxError};
-use crate::ocr::{ocr_pdf, tesseract_version, OcrOptions};
+use crate::ocr::{ocr_pdf, ocr_pdf_sandboxed, tesseract_version, OcrOptions};
 
 /// Errors that stop an ingest run (a bad file does not: it is reported and skipped).
 #[derive(Debug, thiserror::Error)]
@@ -479,7 +479,9 @@ fn prepare_file(
         None => extract_with_passwords(&bytes, file_name, &options.limits, &options.pdf_passwords),
     };
     let extracted = match (extracted, &options.ocr) {
-        (Err(crate::Error::NeedsOcr { .. }), Some(ocr)) => ocr_document(&bytes, ocr),
+        (Err(crate::Error::NeedsOcr { .. }), Some(ocr)) => {
+            ocr_document(&bytes, ocr, options.sandbox.as_ref())?
+        }
         (extracted, _) => extracted,
     };
     drop(bytes);
@@ -517,9 +519,21 @@ fn prepare_file(
     ))
 }
 
-/// OCRs a scanned PDF into a document (format `pdf`, metadata saying how it was read).
-fn ocr_document(bytes: &[u8], options: &OcrOptions) -> crate::Result<ExtractedDocument> {
-    let pages = ocr_pdf(bytes, options)?;
+/// OCRs a scanned PDF into a document (format `pdf`, metadata saying how it was read), with
+/// poppler and Tesseract confined like the extraction worker when there is a sandbox.
+fn ocr_document(
+    bytes: &[u8],
+    options: &OcrOptions,
+    sandbox: Option<&Sandbox>,
+) -> Result<crate::Result<ExtractedDocument>, SandboxError> {
+    let pages = match sandbox {
+        Some(sandbox) => ocr_pdf_sandboxed(bytes, options, sandbox)?,
+        None => ocr_pdf(bytes, options),
+    };
+    Ok(pages.and_then(|pages| ocr_pages(pages, options)))
+}
+
+fn ocr_pages(pages: Vec<String>, options: &OcrOptions) -> crate::Result<ExtractedDocument> {
     let mut metadata = BTreeMap::new();
     metadata.insert(
         "ocr".to_string(),

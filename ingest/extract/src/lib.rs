@@ -5,7 +5,9 @@
 //! metadata. [`chunk`] splits those pages into overlapping [`chunk::Chunk`]s that never cross a
 //! page boundary, so every chunk can be cited by page number. [`isolate`] runs extraction in a
 //! child process with CPU, memory and wall-clock limits, so a parser that hangs, overflows its
-//! stack or aborts cannot take the caller down.
+//! stack or aborts cannot take the caller down, and with an empty environment, Landlock and a
+//! seccomp filter, so a parser exploited by a hostile file cannot read, change or send anything
+//! ([`isolate::sandbox_support`] says what the running kernel enforces).
 //!
 //! This crate touches no store, model or network, and it is the only code that parses
 //! untrusted files: that is why it stands alone (the fuzz targets in `fuzz/` build only it).

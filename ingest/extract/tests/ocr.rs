@@ -2,13 +2,69 @@
 //! Tesseract. `deploy/setup.sh` installs tesseract-ocr and poppler-utils, so a missing one is a
 //! set-up failure, not a reason to skip.
 
-use vellum_extract::ocr::{ocr_pdf, tesseract_version, OcrOptions};
+use std::time::Duration;
+
+use vellum_extract::isolate::{Sandbox, SandboxLimits};
+use vellum_extract::ocr::{ocr_pdf, ocr_pdf_sandboxed, tesseract_version, OcrOptions};
+use vellum_extract::Error;
 
 mod common;
 use common::corpus;
 
 fn squash(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn worker() -> Sandbox {
+    Sandbox::new(
+        env!("CARGO_BIN_EXE_vellum-extract-worker"),
+        Vec::new(),
+        SandboxLimits::default(),
+    )
+}
+
+fn assert_opinion(pages: &[String]) {
+    assert_eq!(pages.len(), 2);
+    let first = squash(&pages[0]);
+    for phrase in [
+        "SUPREME COURT OF THE UNITED STATES",
+        "TARRANT REGIONAL WATER DISTRICT",
+        "CERTIORARI TO THE UNITED STATES COURT OF APPEALS",
+    ] {
+        assert!(first.contains(phrase), "page 1 lacks {phrase:?}: {first}");
+    }
+    assert!(!squash(&pages[1]).is_empty());
+}
+
+#[test]
+fn scanned_opinion_is_read_in_the_sandbox() {
+    // pdfinfo, pdftoppm and tesseract each confined by the worker (Landlock, seccomp, rlimits).
+    let bytes = corpus("legal-court-documents-freelaw/image-pdf.pdf");
+    let pages = ocr_pdf_sandboxed(&bytes, &OcrOptions::default(), &worker())
+        .unwrap_or_else(|err| panic!("the sandbox failed: {err}"))
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_opinion(&pages);
+}
+
+#[test]
+fn a_non_pdf_fails_in_the_sandbox_with_a_reason() {
+    let error = ocr_pdf_sandboxed(b"not a pdf at all", &OcrOptions::default(), &worker())
+        .unwrap_or_else(|err| panic!("the sandbox failed: {err}"))
+        .expect_err("no pages");
+    assert!(error.to_string().contains("OCR failed"), "{error}");
+}
+
+#[test]
+fn the_whole_document_has_one_deadline() {
+    let bytes = corpus("legal-court-documents-freelaw/image-pdf.pdf");
+    let options = OcrOptions {
+        timeout_total: Duration::from_millis(1),
+        ..OcrOptions::default()
+    };
+    let error = ocr_pdf_sandboxed(&bytes, &options, &worker())
+        .unwrap_or_else(|err| panic!("the sandbox failed: {err}"))
+        .expect_err("timeout");
+    assert!(matches!(error, Error::Timeout { .. }), "{error}");
 }
 
 #[test]
@@ -22,16 +78,7 @@ fn scanned_opinion_is_read_page_by_page() {
     );
     let bytes = corpus("legal-court-documents-freelaw/image-pdf.pdf");
     let pages = ocr_pdf(&bytes, &OcrOptions::default()).unwrap_or_else(|err| panic!("{err}"));
-    assert_eq!(pages.len(), 2);
-    let first = squash(&pages[0]);
-    for phrase in [
-        "SUPREME COURT OF THE UNITED STATES",
-        "TARRANT REGIONAL WATER DISTRICT",
-        "CERTIORARI TO THE UNITED STATES COURT OF APPEALS",
-    ] {
-        assert!(first.contains(phrase), "page 1 lacks {phrase:?}: {first}");
-    }
-    assert!(!squash(&pages[1]).is_empty());
+    assert_opinion(&pages);
 }
 
 #[test]
