@@ -50,6 +50,8 @@ done
 echo "remote-engine-test: llama-cpp-python $("$venv/bin/python" -c 'import llama_cpp; print(llama_cpp.__version__)') serving on 127.0.0.1:$port"
 
 export VELLUM_REMOTE_ENGINE_URL="http://127.0.0.1:$port/v1" VELLUM_REMOTE_ENGINE_MODEL=smollm2
+# Plain http:// is accepted only to loopback and only when allowed explicitly: the test sets
+# that in its configuration, the binary below gets --remote-allow-http.
 # --workspace keeps the feature set of the normal build (no second compile of the dependencies).
 cargo test --release --locked --workspace --test remote -- --include-ignored
 
@@ -57,6 +59,6 @@ cargo test --release --locked --workspace --test remote -- --include-ignored
 vellum="$CARGO_TARGET_DIR/release/vellum"
 data=$(mktemp -d)
 "$vellum" --data-dir "$data" ingest docs/ >/dev/null
-"$vellum" --data-dir "$data" --remote-url "$VELLUM_REMOTE_ENGINE_URL" --remote-model smollm2 \
+"$vellum" --data-dir "$data" --remote-url "$VELLUM_REMOTE_ENGINE_URL" --remote-allow-http --remote-model smollm2 \
   ask "How does Vellum fuse BM25 and vector results?" --max-tokens 64
 rm -rf "$data"

@@ -8,6 +8,7 @@ mod audit;
 mod cli;
 mod commands;
 mod context;
+mod datadir;
 mod render;
 mod serve;
 
@@ -24,6 +25,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub const EXTRACT_WORKER_ARG: &str = "__extract-worker";
 
 fn main() -> std::process::ExitCode {
+    // Before anything is created, by this process or the workers it starts: see datadir.rs.
+    datadir::restrict_umask();
     if std::env::args_os()
         .nth(1)
         .is_some_and(|arg| arg == EXTRACT_WORKER_ARG)

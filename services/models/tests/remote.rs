@@ -120,6 +120,14 @@ fn error_response(status: &str, body: &str) -> Vec<Vec<u8>> {
     .into_bytes()]
 }
 
+/// A configuration for an engine on loopback over plain HTTP (the fake servers here, the
+/// llama-cpp-python server of deploy/remote-engine-test.sh), which needs the explicit opt-in.
+fn loopback_config(base_url: impl Into<String>, model: &str) -> RemoteConfig {
+    let mut config = RemoteConfig::new(base_url, model);
+    config.allow_plain_http = true;
+    config
+}
+
 fn greedy(max_tokens: usize) -> GenerationParams {
     GenerationParams {
         max_tokens,
@@ -131,7 +139,7 @@ fn greedy(max_tokens: usize) -> GenerationParams {
 fn streamed_chat_completion_arrives_piece_by_piece() {
     let pieces = ["The lease ", "term is ", "five years ", "[1]. Ünïcödé"];
     let (base_url, seen) = fake_server(vec![streamed_chat(&pieces, "stop")]);
-    let mut config = RemoteConfig::new(base_url, "smollm2");
+    let mut config = loopback_config(base_url, "smollm2");
     config.api_key = Some("sk-test-key".into());
     let generator = RemoteGenerator::new(config).expect("client");
     let mut streamed = Vec::new();
@@ -141,6 +149,7 @@ fn streamed_chat_completion_arrives_piece_by_piece() {
         top_p: Some(0.9),
         seed: 7,
         stop: vec!["\n\n".into()],
+        ..GenerationParams::default()
     };
     let generation = generator
         .generate(
@@ -182,7 +191,7 @@ fn length_finish_is_max_tokens_and_raw_prompts_use_completions() {
     )
     .into_bytes()];
     let (base_url, seen) = fake_server(vec![response]);
-    let generator = RemoteGenerator::new(RemoteConfig::new(base_url, "m")).expect("client");
+    let generator = RemoteGenerator::new(loopback_config(base_url, "m")).expect("client");
     let generation = generator
         .generate_raw("<|im_start|>user\nhi", &greedy(1), &mut |_: &str| {})
         .expect("generation");
@@ -206,7 +215,7 @@ fn http_errors_name_the_status_and_the_server_message() {
         ),
         error_response("503 Service Unavailable", "loading model"),
     ]);
-    let generator = RemoteGenerator::new(RemoteConfig::new(base_url, "x")).expect("client");
+    let generator = RemoteGenerator::new(loopback_config(base_url, "x")).expect("client");
     for expected in ["404", "503"] {
         let err = generator
             .generate(&[ChatMessage::user("hi")], &greedy(4), &mut |_: &str| {})
@@ -231,7 +240,7 @@ fn refused_connections_are_retried_then_reported() {
         .and_then(|listener| listener.local_addr())
         .expect("free port")
         .port();
-    let mut config = RemoteConfig::new(format!("http://127.0.0.1:{port}/v1"), "m");
+    let mut config = loopback_config(format!("http://127.0.0.1:{port}/v1"), "m");
     config.max_retries = 2;
     let generator = RemoteGenerator::new(config).expect("client");
     let started = std::time::Instant::now();
@@ -259,7 +268,7 @@ fn a_server_that_stalls_times_out() {
         std::thread::sleep(Duration::from_secs(5));
         drop(held);
     });
-    let mut config = RemoteConfig::new(format!("http://{address}/v1"), "m");
+    let mut config = loopback_config(format!("http://{address}/v1"), "m");
     config.request_timeout = Duration::from_millis(500);
     let generator = RemoteGenerator::new(config).expect("client");
     let err = generator
@@ -284,7 +293,7 @@ fn real_llama_cpp_server_streams_the_same_greedy_answer_as_candle() {
     let base_url = std::env::var("VELLUM_REMOTE_ENGINE_URL")
         .expect("VELLUM_REMOTE_ENGINE_URL (deploy/remote-engine-test.sh sets it)");
     let model = std::env::var("VELLUM_REMOTE_ENGINE_MODEL").unwrap_or_else(|_| "smollm2".into());
-    let remote = RemoteGenerator::new(RemoteConfig::new(base_url, model)).expect("client");
+    let remote = RemoteGenerator::new(loopback_config(base_url, &model)).expect("client");
     let local = GgufGenerator::load(&smollm2_path()).expect("SmolLM2 (deploy/fetch-models.sh)");
     let messages = [
         ChatMessage::system("You are a helpful assistant."),
@@ -315,4 +324,69 @@ fn real_llama_cpp_server_streams_the_same_greedy_answer_as_candle() {
         remote_answer.text,
         local_answer.text
     );
+}
+
+// Review issue 15, finding 15: a prompt (document text) and the API key must not cross the
+// network in clear, and the key belongs in VELLUM_REMOTE_API_KEY, not in the URL.
+
+#[test]
+fn plain_http_to_a_host_on_the_network_is_refused() {
+    for url in [
+        "http://10.0.0.5:8000/v1",
+        "http://engine.internal:8000/v1",
+        "http://0.0.0.0:8000/v1",
+        "http://[2001:db8::1]:8000/v1",
+        "http://localhost.example.com/v1",
+    ] {
+        let mut config = RemoteConfig::new(url, "m");
+        config.api_key = Some("sk-secret-value".into());
+        let err = RemoteGenerator::new(config).expect_err(url).to_string();
+        assert!(err.contains("https://"), "{url}: {err}");
+        assert!(!err.contains("sk-secret-value"), "{url}: {err}");
+    }
+}
+
+#[test]
+fn plain_http_to_loopback_needs_the_explicit_opt_in() {
+    for url in [
+        "http://127.0.0.1:8080/v1",
+        "http://127.1.2.3:8080/v1",
+        "http://localhost:8080/v1",
+        "http://[::1]:8080/v1",
+    ] {
+        let err = RemoteGenerator::new(RemoteConfig::new(url, "m"))
+            .expect_err(url)
+            .to_string();
+        assert!(err.contains("--remote-allow-http"), "{url}: {err}");
+    }
+}
+
+#[test]
+fn plain_http_to_loopback_with_the_opt_in_works_end_to_end() {
+    let (base_url, seen) = fake_server(vec![streamed_chat(&["ok"], "stop")]);
+    let mut config = loopback_config(base_url.replace("127.0.0.1", "localhost"), "m");
+    config.api_key = Some("sk-test-key".into());
+    let generator = RemoteGenerator::new(config).expect("client");
+    let generation = generator
+        .generate(&[ChatMessage::user("hi")], &greedy(4), &mut |_: &str| {})
+        .expect("generation");
+    assert_eq!(generation.text, "ok");
+    assert_eq!(seen.lock().expect("lock").len(), 1);
+}
+
+#[test]
+fn credentials_in_the_url_are_refused_and_not_echoed() {
+    for url in [
+        "https://alice:hunter2-secret@engine.example.com/v1",
+        "https://sk-hunter2-secret@engine.example.com/v1",
+    ] {
+        let err = RemoteGenerator::new(RemoteConfig::new(url, "m"))
+            .expect_err(url)
+            .to_string();
+        assert!(err.contains("VELLUM_REMOTE_API_KEY"), "{url}: {err}");
+        assert!(
+            !err.contains("hunter2-secret"),
+            "the secret was echoed: {err}"
+        );
+    }
 }

@@ -124,7 +124,12 @@ pub fn load(config: &ServerConfig, data_dir: &Path) -> Result<TlsSetup, TlsError
 }
 
 fn make_self_signed(dir: &Path, cert: &Path, key: &Path) -> Result<(), TlsError> {
-    std::fs::create_dir_all(dir).map_err(|err| file_error(dir, err))?;
+    // Owner-only: the folder holds the private key.
+    let mut folder = std::fs::DirBuilder::new();
+    folder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut folder, 0o700);
+    folder.create(dir).map_err(|err| file_error(dir, err))?;
     let mut names = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),

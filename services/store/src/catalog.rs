@@ -163,6 +163,42 @@ pub(crate) struct CatalogCounts {
     pub(crate) num_chunks: u64,
 }
 
+/// Creates the catalog file 0600 before SQLite opens it, so that the -wal and -shm files SQLite
+/// makes with the main file's mode are owner-only too (they hold the same text). An existing
+/// file and leftover -wal/-shm of an older vellum (0644) lose group and other access.
+fn create_owner_only(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        match created {
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(err),
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_os_string();
+            name.push(suffix);
+            match std::fs::metadata(&name) {
+                Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                    let mode = meta.permissions().mode() & 0o700;
+                    std::fs::set_permissions(&name, std::fs::Permissions::from_mode(mode))?;
+                }
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// The SQLite catalog behind a mutex (one connection; statements are short).
 pub(crate) struct Catalog {
     path: PathBuf,
@@ -172,6 +208,10 @@ pub(crate) struct Catalog {
 impl Catalog {
     /// Opens or creates the catalog and checks it was built for the same embedding space.
     pub(crate) fn open(path: &Path, options: &StoreOptions) -> Result<Catalog> {
+        create_owner_only(path).map_err(|source| Error::DataDir {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let connection = Connection::open(path).map_err(|source| Error::Catalog {
             path: path.to_path_buf(),
             operation: "open",

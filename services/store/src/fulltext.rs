@@ -588,7 +588,7 @@ pub(crate) fn rebuild_from_catalog(path: &Path, catalog: &Catalog) -> Result<usi
     if rebuilt.exists() {
         fs_err::remove_dir_all(&rebuilt).map_err(io_error(&rebuilt))?;
     }
-    fs_err::create_dir_all(&rebuilt).map_err(io_error(&rebuilt))?;
+    crate::store::create_private_dir(&rebuilt).map_err(io_error(&rebuilt))?;
     let num_chunks = {
         let index = FulltextIndex::open(&rebuilt)?;
         let num_chunks = index.fill_from_catalog(catalog)?;

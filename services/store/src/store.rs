@@ -21,6 +21,17 @@ const CATALOG_FILE: &str = "catalog.sqlite";
 const FULLTEXT_DIR: &str = "fulltext";
 /// Directory of the LanceDB database inside the data directory.
 const VECTORS_DIR: &str = "vectors";
+/// Creates `path` (and missing parents) owner-only: the data folder holds the documents' full
+/// text, and Tantivy and LanceDB create their files with the process's default mode. An
+/// existing folder keeps its mode (the `vellum` binary checks it at start).
+pub(crate) fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
 /// Extra candidates fetched from each engine to make up for hits of documents that are not
 /// `ready` (mid-commit or mid-delete), which are dropped. During a large replacement more than
 /// this many may be dropped and a search then returns fewer than `k` hits for a moment.
@@ -70,7 +81,7 @@ impl Store {
     /// process writes to the old index, this fails with [`Error::FulltextLocked`].
     pub fn open(data_dir: &Path, options: StoreOptions) -> Result<Store> {
         let create_dir = |path: PathBuf| -> Result<PathBuf> {
-            fs_err::create_dir_all(&path).map_err(|source| Error::DataDir {
+            create_private_dir(&path).map_err(|source| Error::DataDir {
                 path: path.clone(),
                 source,
             })?;

@@ -7,11 +7,16 @@
 //! and `stop`. The base URL includes the version path (`http://10.0.0.5:8000/v1`), as every
 //! one of those servers documents it.
 //!
+//! Transport: `https://`, or plain `http://` only to an engine on this machine (loopback) and
+//! only with [`RemoteConfig::allow_plain_http`]: anywhere else the prompts (document text) and
+//! the API key would cross the network in clear. Credentials in the URL are refused too.
+//!
 //! Failures: connection errors (refused, reset, DNS, TLS) are retried with a short back-off
 //! *before* the first token arrives (never after: the caller has already shown those tokens);
 //! an HTTP 4xx or 5xx answer is an error naming the status and the server's own message; every
 //! request has a connect timeout and a whole-request timeout.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -22,7 +27,7 @@ use crate::error::{Error, Result};
 /// How to reach a remote engine.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct RemoteConfig {
-    /// Base URL including the API version, e.g. `http://127.0.0.1:8080/v1`.
+    /// Base URL including the API version, e.g. `https://engine.example:8443/v1`.
     pub base_url: String,
     /// The model name the server expects in requests.
     pub model: String,
@@ -36,6 +41,10 @@ pub struct RemoteConfig {
     pub request_timeout: Duration,
     /// Further attempts after a connection error (0 = try once).
     pub max_retries: u32,
+    /// Accept a plain `http://` base URL whose host is loopback (127.0.0.0/8, ::1, localhost).
+    /// A plain `http://` URL to any other host is refused even with this set.
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 impl std::fmt::Debug for RemoteConfig {
@@ -49,6 +58,7 @@ impl std::fmt::Debug for RemoteConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("max_retries", &self.max_retries)
+            .field("allow_plain_http", &self.allow_plain_http)
             .finish()
     }
 }
@@ -65,7 +75,72 @@ impl RemoteConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(300),
             max_retries: 2,
+            allow_plain_http: false,
         }
+    }
+}
+
+/// Checks the base URL before any client exists: http(s), no credentials in it, and plain http
+/// only to this machine and only when allowed. Errors never echo a password from the URL.
+fn check_base_url(config: &RemoteConfig) -> Result<()> {
+    let shown = without_credentials(&config.base_url);
+    let url = reqwest::Url::parse(&config.base_url)
+        .map_err(|err| Error::InvalidRequest(format!("remote engine URL {shown:?}: {err}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::InvalidRequest(format!(
+            "remote engine URL {shown:?} must start with https:// (or http:// to this machine)"
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::InvalidRequest(format!(
+            "remote engine URL {shown:?} carries a user name or password: remove it and put the \
+             API key in VELLUM_REMOTE_API_KEY (sent as a bearer token)"
+        )));
+    }
+    if url.scheme() == "http" {
+        if !is_loopback(url.host_str().unwrap_or_default()) {
+            return Err(Error::InvalidRequest(format!(
+                "remote engine URL {shown:?} is plain http:// to another machine: the prompts \
+                 (document text) and the API key would cross the network in clear. Use \
+                 https:// (put a TLS-terminating proxy in front of the engine if it has none)"
+            )));
+        }
+        if !config.allow_plain_http {
+            return Err(Error::InvalidRequest(format!(
+                "remote engine URL {shown:?} is plain http://: use https://, or, since the engine \
+                 is on this machine, allow it explicitly with --remote-allow-http \
+                 (VELLUM_REMOTE_ALLOW_HTTP=1)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// 127.0.0.0/8, ::1 (also IPv4-mapped) or `localhost`: traffic that never leaves the machine.
+fn is_loopback(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    // IPv6 hosts come bracketed from the URL.
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback(),
+        Ok(IpAddr::V6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|ip| ip.is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
+/// The URL for messages, with any `user:password@` replaced by `***@`.
+fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_string(),
     }
 }
 
@@ -170,15 +245,7 @@ struct Usage {
 impl RemoteGenerator {
     /// Prepares a client for `config`; no request is made until the first generation.
     pub fn new(config: RemoteConfig) -> Result<RemoteGenerator> {
-        let url = reqwest::Url::parse(&config.base_url).map_err(|err| {
-            Error::InvalidRequest(format!("remote engine URL {:?}: {err}", config.base_url))
-        })?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(Error::InvalidRequest(format!(
-                "remote engine URL {:?} must start with http:// or https://",
-                config.base_url
-            )));
-        }
+        check_base_url(&config)?;
         let client = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
@@ -209,6 +276,7 @@ impl RemoteGenerator {
         &self,
         path: &str,
         body: &B,
+        cancel: &super::CancelFlag,
         on_token: &mut dyn FnMut(&str),
     ) -> Result<Generation> {
         let url = self.endpoint(path);
@@ -229,6 +297,11 @@ impl RemoteGenerator {
                     .await
                     .map_err(|err| self.remote_error(&url, format!("stream broke off: {err}")))?;
                 let Some(chunk) = chunk else { break };
+                // Dropping the response closes the stream, which stops the remote engine.
+                if cancel.is_cancelled() {
+                    finish_reason = Some("cancelled".into());
+                    break;
+                }
                 for data in events.push(&chunk) {
                     if data == "[DONE]" {
                         break 'stream;
@@ -261,6 +334,7 @@ impl RemoteGenerator {
             // `stop`, so a remote generation never says StopSequence.
             let stop_reason = match finish_reason.as_deref() {
                 Some("length") => StopReason::MaxTokens,
+                Some("cancelled") => StopReason::Cancelled,
                 _ => StopReason::EndOfText,
             };
             Ok(Generation {
@@ -410,7 +484,7 @@ impl Generator for RemoteGenerator {
             messages,
             sampling: Sampling::of(params),
         };
-        self.stream("chat/completions", &body, on_token)
+        self.stream("chat/completions", &body, &params.cancel, on_token)
     }
 
     fn generate_raw(
@@ -425,7 +499,7 @@ impl Generator for RemoteGenerator {
             prompt,
             sampling: Sampling::of(params),
         };
-        self.stream("completions", &body, on_token)
+        self.stream("completions", &body, &params.cancel, on_token)
     }
 
     /// The server applies its own template; what identifies the prompt on our side is the
@@ -497,6 +571,54 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("sk-secret-value"), "{shown}");
         assert!(shown.contains("redacted"));
+    }
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.9.8.7",
+            "[::1]",
+            "[::ffff:127.0.0.1]",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "",
+            "0.0.0.0",
+            "10.0.0.5",
+            "[::]",
+            "localhost.example",
+            "127.0.0.1.nip.io",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn credentials_are_cut_from_shown_urls() {
+        assert_eq!(
+            without_credentials("https://u:p@host:8443/v1?x=a@b"),
+            "https://***@host:8443/v1?x=a@b"
+        );
+        assert_eq!(without_credentials("https://host/v1"), "https://host/v1");
+        assert_eq!(without_credentials("not a url"), "not a url");
+    }
+
+    #[test]
+    fn plain_http_is_loopback_and_opt_in_only() {
+        let config = |url: &str, allow: bool| {
+            let mut config = RemoteConfig::new(url, "m");
+            config.allow_plain_http = allow;
+            config
+        };
+        assert!(RemoteGenerator::new(config("http://127.0.0.1:8080/v1", true)).is_ok());
+        assert!(RemoteGenerator::new(config("http://localhost:8080/v1", true)).is_ok());
+        assert!(RemoteGenerator::new(config("https://10.0.0.5:8443/v1", false)).is_ok());
+        assert!(RemoteGenerator::new(config("http://127.0.0.1:8080/v1", false)).is_err());
+        assert!(RemoteGenerator::new(config("http://10.0.0.5:8000/v1", true)).is_err());
     }
 
     #[test]
