@@ -10,8 +10,12 @@
 //!           expires_at INTEGER NOT NULL, revoked INTEGER NOT NULL)
 //! api_keys (id TEXT PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),
 //!           name TEXT NOT NULL, secret_sha256 BLOB NOT NULL, created_at INTEGER NOT NULL,
-//!           revoked_at INTEGER)
+//!           revoked_at INTEGER,
+//!           expires_at INTEGER)                                  -- schema 2; NULL: expired
 //! ```
+//!
+//! Schema 2 gave keys an expiry: keys made before it expire [`DEFAULT_KEY_DAYS`] after the
+//! upgrade, so no key lives forever.
 //!
 //! One connection behind a mutex: logins and key checks are a few indexed reads each (the
 //! argon2 verification, ~20 ms, runs outside the lock).
@@ -30,7 +34,16 @@ use crate::token::{Credential, CredentialKind};
 /// How long a login session lasts (8 hours: a working day).
 pub const DEFAULT_SESSION_SECONDS: u64 = 8 * 60 * 60;
 
-const SCHEMA_VERSION: i64 = 1;
+/// How long a new API key lasts unless its creator says otherwise (`key_days` in the server's
+/// settings).
+pub const DEFAULT_KEY_DAYS: u32 = 90;
+
+/// The longest an API key may last.
+pub const MAX_KEY_DAYS: u32 = 365;
+
+const SCHEMA_VERSION: i64 = 2;
+
+const DAY_SECONDS: u64 = 24 * 60 * 60;
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +97,8 @@ pub struct ApiKeyInfo {
     pub created_at: u64,
     /// Unix seconds; `None` while the key is valid.
     pub revoked_at: Option<u64>,
+    /// Unix seconds: the key stops working then.
+    pub expires_at: u64,
 }
 
 /// A key just created: `key` is shown once and never stored.
@@ -109,6 +124,7 @@ pub struct AuthStore {
     path: PathBuf,
     conn: Mutex<Connection>,
     session_seconds: u64,
+    key_days: u32,
 }
 
 fn now() -> u64 {
@@ -154,17 +170,114 @@ fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| hash_password("no user has this password").unwrap_or_default())
 }
 
+/// Brings the database up to [`SCHEMA_VERSION`] (from 0: new), in one transaction.
+/// IMMEDIATE: a second process opening the same folder at the same moment waits (busy
+/// timeout), then finds the version already raised and does nothing.
+fn migrate(conn: &Connection) -> Result<()> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    // Read inside the transaction: another process may have migrated meanwhile.
+    let mut version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version < 1 {
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS users (
+                 id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,
+                 password_hash TEXT NOT NULL, roles TEXT NOT NULL, groups TEXT NOT NULL,
+                 disabled INTEGER NOT NULL, must_change_password INTEGER NOT NULL,
+                 created_at INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS sessions (
+                 id TEXT PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),
+                 secret_sha256 BLOB NOT NULL, created_at INTEGER NOT NULL,
+                 expires_at INTEGER NOT NULL, revoked INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS api_keys (
+                 id TEXT PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),
+                 name TEXT NOT NULL, secret_sha256 BLOB NOT NULL,
+                 created_at INTEGER NOT NULL, revoked_at INTEGER);",
+        )?;
+        version = 1;
+    }
+    if version < 2 {
+        // Keys made before expiry existed get the default lifetime from now: keys that never
+        // expired were how a stolen key became permanent.
+        let expires_at = now() + u64::from(DEFAULT_KEY_DAYS) * DAY_SECONDS;
+        tx.execute_batch("ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;")?;
+        tx.execute(
+            "UPDATE api_keys SET expires_at = ?1 WHERE expires_at IS NULL",
+            params![expires_at as i64],
+        )?;
+    }
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
+    tx.commit()?;
+    Ok(())
+}
+
 impl AuthStore {
     /// Opens (creating if needed) `auth.sqlite` in `data_dir`.
+    ///
+    /// The folder is created 0700 and the file 0600 before SQLite writes anything: the file and
+    /// the -wal/-shm files SQLite makes with the main file's mode hold password hashes.
     pub fn open(data_dir: &Path) -> Result<AuthStore> {
-        std::fs::create_dir_all(data_dir)
+        /// Creates `path` owner-only, or takes group and other access off an existing one.
+        fn owner_only(path: &Path, create: bool) -> std::io::Result<()> {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+                if create {
+                    let created = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(path);
+                    match created {
+                        Ok(_) => {}
+                        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+                        Err(err) => return Err(err),
+                    }
+                }
+                match std::fs::metadata(path) {
+                    Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                        let mode = meta.permissions().mode() & 0o700;
+                        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                    }
+                    Ok(_) => Ok(()),
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(err) => Err(err),
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = (path, create);
+                Ok(())
+            }
+        }
+        let mut folder = std::fs::DirBuilder::new();
+        folder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut folder, 0o700);
+        folder
+            .create(data_dir)
             .map_err(|err| Error::Database(format!("{}: {err}", data_dir.display())))?;
         let path = data_dir.join("auth.sqlite");
+        let sidecar = |suffix: &str| {
+            let mut name = path.clone().into_os_string();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        let (wal, shm) = (sidecar("-wal"), sidecar("-shm"));
+        // Also leftovers of an older vellum, which made them 0644.
+        for (file, create) in [(&path, true), (&wal, false), (&shm, false)] {
+            owner_only(file, create)
+                .map_err(|err| Error::Database(format!("{}: {err}", file.display())))?;
+        }
         let conn = Connection::open(&path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
         )?;
+        // SQLite copies the main file's mode to the files it creates; make sure regardless.
+        for file in [&wal, &shm] {
+            owner_only(file, false)
+                .map_err(|err| Error::Database(format!("{}: {err}", file.display())))?;
+        }
         let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
         if version > SCHEMA_VERSION {
             return Err(Error::Database(format!(
@@ -173,36 +286,26 @@ impl AuthStore {
             )));
         }
         if version < SCHEMA_VERSION {
-            conn.execute_batch(
-                "BEGIN;
-                 CREATE TABLE IF NOT EXISTS users (
-                     id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,
-                     password_hash TEXT NOT NULL, roles TEXT NOT NULL, groups TEXT NOT NULL,
-                     disabled INTEGER NOT NULL, must_change_password INTEGER NOT NULL,
-                     created_at INTEGER NOT NULL);
-                 CREATE TABLE IF NOT EXISTS sessions (
-                     id TEXT PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),
-                     secret_sha256 BLOB NOT NULL, created_at INTEGER NOT NULL,
-                     expires_at INTEGER NOT NULL, revoked INTEGER NOT NULL);
-                 CREATE TABLE IF NOT EXISTS api_keys (
-                     id TEXT PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),
-                     name TEXT NOT NULL, secret_sha256 BLOB NOT NULL,
-                     created_at INTEGER NOT NULL, revoked_at INTEGER);
-                 PRAGMA user_version = 1;
-                 COMMIT;",
-            )?;
-        }
-        // The file holds password hashes: owner-only, like an SSH key.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+            migrate(&conn)?;
         }
         Ok(AuthStore {
             path,
             conn: Mutex::new(conn),
             session_seconds: DEFAULT_SESSION_SECONDS,
+            key_days: DEFAULT_KEY_DAYS,
         })
+    }
+
+    /// Sets how many days new API keys last unless their creator asks for fewer (1 to
+    /// [`MAX_KEY_DAYS`]; outside that range it is clamped).
+    pub fn with_key_days(mut self, days: u32) -> AuthStore {
+        self.key_days = days.clamp(1, MAX_KEY_DAYS);
+        self
+    }
+
+    /// How many days new API keys last by default.
+    pub fn key_days(&self) -> u32 {
+        self.key_days
     }
 
     /// Sets how long new login sessions last.
@@ -342,14 +445,25 @@ impl AuthStore {
         Ok(())
     }
 
-    /// Sets a user's password and ends their sessions.
+    /// Sets a user's password (chosen by the user, or by the operator) and ends their sessions
+    /// and API keys: whoever held a stolen token or key is out, and the owner makes new keys.
     pub fn set_password(&self, name: &str, password: &str) -> Result<()> {
+        self.change_password(name, password, false)
+    }
+
+    /// Like [`AuthStore::set_password`] for a password someone else chose (an administrator's
+    /// reset): the user must then choose their own ([`UserInfo::must_change_password`]).
+    pub fn reset_password(&self, name: &str, password: &str) -> Result<()> {
+        self.change_password(name, password, true)
+    }
+
+    fn change_password(&self, name: &str, password: &str, must_change: bool) -> Result<()> {
         let hash = hash_password(password)?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let changed = tx.execute(
-            "UPDATE users SET password_hash = ?1, must_change_password = 0 WHERE name = ?2",
-            params![hash, name],
+            "UPDATE users SET password_hash = ?1, must_change_password = ?2 WHERE name = ?3",
+            params![hash, must_change, name],
         )?;
         if changed == 0 {
             return Err(Error::NotFound(format!("user {name:?}")));
@@ -358,8 +472,35 @@ impl AuthStore {
             "UPDATE sessions SET revoked = 1 WHERE user_id = (SELECT id FROM users WHERE name = ?1)",
             params![name],
         )?;
+        tx.execute(
+            "UPDATE api_keys SET revoked_at = ?1
+             WHERE revoked_at IS NULL AND user_id = (SELECT id FROM users WHERE name = ?2)",
+            params![now() as i64, name],
+        )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// One user, or [`Error::NotFound`].
+    pub fn user(&self, name: &str) -> Result<UserInfo> {
+        self.conn()
+            .query_row(
+                "SELECT name, roles, groups, disabled, must_change_password, created_at
+                 FROM users WHERE name = ?1",
+                params![name],
+                |row| {
+                    Ok(UserInfo {
+                        name: row.get(0)?,
+                        roles: from_json(&row.get::<_, String>(1)?),
+                        groups: from_json(&row.get::<_, String>(2)?),
+                        disabled: row.get(3)?,
+                        must_change_password: row.get(4)?,
+                        created_at: row.get::<_, i64>(5)?.max(0) as u64,
+                    })
+                },
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound(format!("user {name:?}")))
     }
 
     /// Checks a user name and password and opens a session. Every failure is
@@ -441,7 +582,8 @@ impl AuthStore {
             CredentialKind::ApiKey => {
                 "SELECT k.secret_sha256, u.id, u.name, u.roles, u.groups FROM api_keys k
                  JOIN users u ON u.id = k.user_id
-                 WHERE k.id = ?1 AND k.revoked_at IS NULL AND ?2 >= 0 AND u.disabled = 0"
+                 WHERE k.id = ?1 AND k.revoked_at IS NULL AND k.expires_at > ?2
+                   AND u.disabled = 0"
             }
         };
         let row = self
@@ -476,23 +618,36 @@ impl AuthStore {
         })
     }
 
-    /// Creates an API key for `user`; the returned key is the only copy.
+    /// Creates an API key for `user` that lasts the default number of days
+    /// ([`AuthStore::with_key_days`]); the returned key is the only copy.
     pub fn create_key(&self, user: &str, name: &str) -> Result<CreatedKey> {
+        self.create_key_for_days(user, name, self.key_days)
+    }
+
+    /// Creates an API key for `user` that lasts `days` (1 to [`MAX_KEY_DAYS`]).
+    pub fn create_key_for_days(&self, user: &str, name: &str, days: u32) -> Result<CreatedKey> {
         if name.trim().is_empty() || name.len() > 200 {
             return Err(Error::Invalid(
                 "a key needs a name of 1-200 characters (what it is for)".into(),
             ));
         }
+        if !(1..=MAX_KEY_DAYS).contains(&days) {
+            return Err(Error::Invalid(format!(
+                "a key lasts 1 to {MAX_KEY_DAYS} days, not {days}"
+            )));
+        }
         let credential = Credential::generate(CredentialKind::ApiKey)?;
         let created_at = now();
+        let expires_at = created_at + u64::from(days) * DAY_SECONDS;
         let inserted = self.conn().execute(
-            "INSERT INTO api_keys (id, user_id, name, secret_sha256, created_at)
-             SELECT ?1, id, ?2, ?3, ?4 FROM users WHERE name = ?5",
+            "INSERT INTO api_keys (id, user_id, name, secret_sha256, created_at, expires_at)
+             SELECT ?1, id, ?2, ?3, ?4, ?5 FROM users WHERE name = ?6",
             params![
                 credential.id,
                 name,
                 credential.secret_digest(),
                 created_at as i64,
+                expires_at as i64,
                 user
             ],
         )?;
@@ -507,6 +662,7 @@ impl AuthStore {
                 name: name.to_string(),
                 created_at,
                 revoked_at: None,
+                expires_at,
             },
         })
     }
@@ -515,7 +671,7 @@ impl AuthStore {
     pub fn list_keys(&self, user: Option<&str>) -> Result<Vec<ApiKeyInfo>> {
         let conn = self.conn();
         let mut statement = conn.prepare(
-            "SELECT k.id, u.name, k.name, k.created_at, k.revoked_at FROM api_keys k
+            "SELECT k.id, u.name, k.name, k.created_at, k.revoked_at, k.expires_at FROM api_keys k
              JOIN users u ON u.id = k.user_id
              WHERE ?1 IS NULL OR u.name = ?1 ORDER BY k.created_at, k.id",
         )?;
@@ -526,6 +682,8 @@ impl AuthStore {
                 name: row.get(2)?,
                 created_at: row.get::<_, i64>(3)?.max(0) as u64,
                 revoked_at: row.get::<_, Option<i64>>(4)?.map(|t| t.max(0) as u64),
+                // NULL cannot remain after the migration; if it did, it would not authenticate.
+                expires_at: row.get::<_, Option<i64>>(5)?.unwrap_or(0).max(0) as u64,
             })
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
@@ -690,16 +848,126 @@ mod tests {
     }
 
     #[test]
-    fn changing_a_password_ends_sessions() {
+    fn changing_a_password_ends_sessions_and_revokes_keys() {
         let (_dir, store) = store();
         alice(&store);
         let session = login_alice(&store);
+        let key = store
+            .create_key("alice", "scanner")
+            .unwrap_or_else(|e| panic!("{e}"));
         store
             .set_password("alice", "a brand new password")
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(store.authenticate(&session.token).is_err());
+        assert!(store.authenticate(&key.key).is_err(), "the key survived");
         assert!(store.login("alice", "alice's long password").is_err());
         assert!(store.login("alice", "a brand new password").is_ok());
+        let user = store.user("alice").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!user.must_change_password);
+
+        // A reset by someone else does the same, and the user must choose their own.
+        let key = store
+            .create_key("alice", "scanner 2")
+            .unwrap_or_else(|e| panic!("{e}"));
+        store
+            .reset_password("alice", "a password from the admin")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            store.authenticate(&key.key).is_err(),
+            "the key survived a reset"
+        );
+        let user = store.user("alice").unwrap_or_else(|e| panic!("{e}"));
+        assert!(user.must_change_password);
+        assert!(matches!(store.user("nobody"), Err(Error::NotFound(_))));
+    }
+
+    #[test]
+    fn api_keys_expire_and_say_when() {
+        let (_dir, store) = store();
+        alice(&store);
+        let start = now();
+        let default = store
+            .create_key("alice", "laptop")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let days = u64::from(DEFAULT_KEY_DAYS) * DAY_SECONDS;
+        assert!((start + days..=now() + days).contains(&default.info.expires_at));
+        let store = store.with_key_days(7);
+        let week = store
+            .create_key("alice", "a week")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(week.info.expires_at <= now() + 7 * DAY_SECONDS);
+        for days in [0, MAX_KEY_DAYS + 1] {
+            assert!(matches!(
+                store.create_key_for_days("alice", "bad", days),
+                Err(Error::Invalid(_))
+            ));
+        }
+        // Expired (the clock moved on): refused, and listed with its expiry.
+        let conn = Connection::open(store.path()).unwrap_or_else(|e| panic!("{e}"));
+        conn.execute(
+            "UPDATE api_keys SET expires_at = ?1 WHERE id = ?2",
+            params![(start - 1) as i64, week.info.id],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_refused(&store, &week.key);
+        assert!(store.authenticate(&default.key).is_ok());
+        let listed = store
+            .list_keys(Some("alice"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(listed
+            .iter()
+            .any(|k| k.id == week.info.id && k.expires_at == start - 1));
+    }
+
+    #[test]
+    fn schema_1_keys_get_an_expiry_on_upgrade() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let credential =
+            Credential::generate(CredentialKind::ApiKey).unwrap_or_else(|e| panic!("{e}"));
+        {
+            // A schema-1 database, as the previous release wrote it, with a key.
+            let conn =
+                Connection::open(dir.path().join("auth.sqlite")).unwrap_or_else(|e| panic!("{e}"));
+            conn.execute_batch(
+                "CREATE TABLE users (
+                     id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,
+                     password_hash TEXT NOT NULL, roles TEXT NOT NULL, groups TEXT NOT NULL,
+                     disabled INTEGER NOT NULL, must_change_password INTEGER NOT NULL,
+                     created_at INTEGER NOT NULL);
+                 CREATE TABLE sessions (
+                     id TEXT PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),
+                     secret_sha256 BLOB NOT NULL, created_at INTEGER NOT NULL,
+                     expires_at INTEGER NOT NULL, revoked INTEGER NOT NULL);
+                 CREATE TABLE api_keys (
+                     id TEXT PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),
+                     name TEXT NOT NULL, secret_sha256 BLOB NOT NULL,
+                     created_at INTEGER NOT NULL, revoked_at INTEGER);
+                 INSERT INTO users VALUES (1, 'alice', 'x', '[]', '[]', 0, 0, 0);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            conn.execute(
+                "INSERT INTO api_keys VALUES (?1, 1, 'old key', ?2, 0, NULL)",
+                params![credential.id, credential.secret_digest()],
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let start = now();
+        let store = AuthStore::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let keys = store.list_keys(None).unwrap_or_else(|e| panic!("{e}"));
+        let days = u64::from(DEFAULT_KEY_DAYS) * DAY_SECONDS;
+        assert!(
+            keys.len() == 1 && (start + days..=now() + days).contains(&keys[0].expires_at),
+            "{keys:?}"
+        );
+        assert!(store.authenticate(&credential.expose()).is_ok());
+        drop(store);
+        // Opening again changes nothing.
+        let store = AuthStore::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            store.list_keys(None).unwrap_or_else(|e| panic!("{e}")),
+            keys
+        );
     }
 
     #[test]
@@ -745,5 +1013,22 @@ mod tests {
             groups: vec![],
         };
         assert!(matches!(store.add_user(&again), Err(Error::Invalid(_))));
+    }
+}
+
+impl AuthStore {
+    /// Whether `name` still has a password it was given (the first-start admin's printed one,
+    /// or an administrator's reset) and must choose its own before anything else. An unknown
+    /// user answers `false`: authentication already refused it.
+    pub fn must_change_password(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT must_change_password FROM users WHERE name = ?1",
+                params![name],
+                |row| row.get::<_, bool>(0),
+            )
+            .optional()?
+            .unwrap_or(false))
     }
 }

@@ -18,6 +18,16 @@ use crate::model::{Action, PrincipalInfo, RequestContext, Resource, Scope};
 /// collection (see `policies/law-firm/walls.cedar`).
 const WALL_PREFIX: &str = "walled-";
 
+/// Whether a collection name is one the policies give a meaning of its own, so nobody may
+/// create it; the reason says why. `walled-<matter>` is the group of an ethical wall: the
+/// matter rule ("the team is the group named like the collection") would make a collection of
+/// that name the own matter of everyone behind the wall.
+pub fn reserved_collection_name(name: &str) -> Option<&'static str> {
+    name.to_ascii_lowercase()
+        .starts_with(WALL_PREFIX)
+        .then_some("names starting with `walled-` are ethical-wall groups; choose another name")
+}
+
 /// The schema's entity type names, parsed once.
 #[derive(Clone, Debug)]
 pub(crate) struct Types {
@@ -26,6 +36,7 @@ pub(crate) struct Types {
     group: EntityTypeName,
     collection: EntityTypeName,
     pub(crate) document: EntityTypeName,
+    account: EntityTypeName,
     action: EntityTypeName,
 }
 
@@ -40,6 +51,7 @@ impl Types {
             group: parse("Vellum::Group")?,
             collection: parse("Vellum::Collection")?,
             document: parse("Vellum::Document")?,
+            account: parse("Vellum::Account")?,
             action: parse("Vellum::Action")?,
         })
     }
@@ -61,7 +73,7 @@ impl Types {
     pub(crate) fn principal_entities(&self, principal: &PrincipalInfo) -> Vec<Entity> {
         let roles = unique(&principal.roles);
         let groups = unique(&principal.groups);
-        let walled_from = unique_strs(groups.iter().filter_map(|g| g.strip_prefix(WALL_PREFIX)));
+        let walled_from = walled_from(&groups);
         let mut entities = Vec::with_capacity(1 + roles.len() + groups.len());
         let mut parents = HashSet::new();
         for role in &roles {
@@ -106,6 +118,28 @@ impl Types {
     ) -> EntityUid {
         match resource {
             Resource::Collection { name } => self.collection_entity(name, out),
+            Resource::Account {
+                name,
+                roles,
+                groups,
+            } => {
+                // No parents: an account is not a member of roles or groups the way the
+                // principal is, so `principal in Vellum::Role::"x"` never matches a resource.
+                let uid = Self::uid(&self.account, name);
+                let roles = unique(roles);
+                let groups = unique(groups);
+                let attrs = HashMap::from([
+                    (
+                        "name".to_owned(),
+                        RestrictedExpression::new_string(name.clone()),
+                    ),
+                    ("roles".to_owned(), string_set(&roles)),
+                    ("groups".to_owned(), string_set(&groups)),
+                    ("walled_from".to_owned(), string_set(&walled_from(&groups))),
+                ]);
+                out.push(entity(uid.clone(), attrs, HashSet::new()));
+                uid
+            }
             Resource::Document {
                 id,
                 collection,
@@ -177,6 +211,11 @@ fn string_set(items: &[&str]) -> RestrictedExpression {
     )
 }
 
+/// The collections C of the groups named `walled-C`.
+fn walled_from<'a>(groups: &[&'a str]) -> Vec<&'a str> {
+    unique_strs(groups.iter().filter_map(|g| g.strip_prefix(WALL_PREFIX)))
+}
+
 /// Deduplicated, keeping first occurrences, so a role listed twice does not make two entities
 /// with the same uid (which Cedar rejects).
 pub(crate) fn unique(items: &[String]) -> Vec<&str> {
@@ -207,9 +246,18 @@ pub(crate) fn check_schema(types: &Types, schema: &Schema) -> Result<(), String>
         &Resource::document("document", "collection", ["label"]),
         &mut built,
     );
+    let account = types.resource_entities(
+        &Resource::account("account", ["role"], ["group", "walled-collection"]),
+        &mut built,
+    );
     Entities::from_entities(built, Some(schema)).map_err(|e| e.to_string())?;
     for action in Action::ALL {
-        for resource in [&collection, &document] {
+        let resources = if action.is_on_accounts() {
+            vec![&account]
+        } else {
+            vec![&collection, &document]
+        };
+        for resource in resources {
             let context = Context::from_pairs(context_pairs(&RequestContext::default()))
                 .map_err(|e| e.to_string())?;
             Request::new(

@@ -6,7 +6,8 @@
 //! file, rather than silently never matching.
 //!
 //! Two questions are answered:
-//! - [`Authorizer::is_allowed`]: may this user do this to this collection or document?
+//! - [`Authorizer::is_allowed`]: may this user do this to this collection or document, or (for
+//!   `act_for` and `grant`) to this account?
 //! - [`Authorizer::permitted_scopes`]: which (collection, label set) scopes may this user query?
 //!   The caller turns them into a filter that runs inside the search indexes, so documents a
 //!   user may not see are never scored or returned, instead of being dropped after ranking.
@@ -29,6 +30,7 @@ use cedar_policy::{
 };
 use miette::Diagnostic;
 
+pub use entities::reserved_collection_name;
 pub use model::{Action, Decision, PrincipalInfo, RequestContext, Resource, Scope, UnknownAction};
 
 use entities::Types;
@@ -542,12 +544,12 @@ mod tests {
         let authz = Authorizer::from_sources(&[]).unwrap_or_else(|e| panic!("{e}"));
         let user = PrincipalInfo::new("root", ["admin"], ["everyone"]);
         for action in Action::ALL {
-            let d = authz.is_allowed(
-                &user,
-                action,
-                &Resource::collection("c"),
-                &RequestContext::default(),
-            );
+            let resource = if action.is_on_accounts() {
+                Resource::account("someone", ["admin"], Vec::<String>::new())
+            } else {
+                Resource::collection("c")
+            };
+            let d = authz.is_allowed(&user, action, &resource, &RequestContext::default());
             assert!(
                 !d.allowed && d.policies.is_empty() && d.errors.is_empty(),
                 "{d:?}"
@@ -609,6 +611,25 @@ mod tests {
             .err()
             .unwrap_or_else(|| panic!("incompatible schema loaded"));
         assert!(matches!(err, LoadError::Schema { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_action_on_the_wrong_kind_of_resource_is_denied() {
+        let authz =
+            Authorizer::from_sources(&src("all.cedar", "permit (principal, action, resource);"))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let user = PrincipalInfo::new("u", ["admin"], Vec::<String>::new());
+        let context = RequestContext::default();
+        let account = Resource::account("v", Vec::<String>::new(), Vec::<String>::new());
+        assert!(
+            authz
+                .is_allowed(&user, Action::ActFor, &account, &context)
+                .allowed
+        );
+        let d = authz.is_allowed(&user, Action::ActFor, &Resource::collection("c"), &context);
+        assert!(!d.allowed && !d.errors.is_empty(), "{d:?}");
+        let d = authz.is_allowed(&user, Action::Read, &account, &context);
+        assert!(!d.allowed && !d.errors.is_empty(), "{d:?}");
     }
 
     #[test]

@@ -54,11 +54,31 @@ pub enum Action {
     Delete,
     /// Administer a collection (reindex, settings).
     Admin,
+    /// Act for another user: set their password or make them an API key, which lets the actor
+    /// sign in as them. The resource is that user's [`Resource::Account`].
+    #[serde(rename = "act_for")]
+    ActFor,
+    /// Create an account, or give it roles and groups. The resource is the
+    /// [`Resource::Account`] as it will be.
+    Grant,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Action; 7] = [
+    pub const ALL: [Action; 9] = [
+        Action::Search,
+        Action::Ask,
+        Action::Summarize,
+        Action::Read,
+        Action::Upload,
+        Action::Delete,
+        Action::Admin,
+        Action::ActFor,
+        Action::Grant,
+    ];
+
+    /// The actions on collections and documents.
+    pub const ON_COLLECTIONS: [Action; 7] = [
         Action::Search,
         Action::Ask,
         Action::Summarize,
@@ -67,6 +87,15 @@ impl Action {
         Action::Delete,
         Action::Admin,
     ];
+
+    /// The actions on accounts.
+    pub const ON_ACCOUNTS: [Action; 2] = [Action::ActFor, Action::Grant];
+
+    /// Whether the action's resource is a [`Resource::Account`] (else a collection or a
+    /// document).
+    pub fn is_on_accounts(self) -> bool {
+        Action::ON_ACCOUNTS.contains(&self)
+    }
 
     /// The Cedar action id (`Vellum::Action::"<this>"`), also used in logs and on the wire.
     pub fn as_str(self) -> &'static str {
@@ -78,6 +107,8 @@ impl Action {
             Action::Upload => "upload",
             Action::Delete => "delete",
             Action::Admin => "admin",
+            Action::ActFor => "act_for",
+            Action::Grant => "grant",
         }
     }
 }
@@ -91,7 +122,8 @@ impl fmt::Display for Action {
 /// An action name that is not one of [`Action::ALL`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown action {0:?} (expected one of search, ask, summarize, read, upload, delete, admin)"
+    "unknown action {0:?} (expected one of search, ask, summarize, read, upload, delete, admin, \
+     act_for, grant)"
 )]
 pub struct UnknownAction(pub String);
 
@@ -118,6 +150,13 @@ pub enum Resource {
         collection: String,
         labels: Vec<String>,
     },
+    /// A user account as the object of account administration (`act_for`, `grant`):
+    /// `Vellum::Account::"<name>"` with its roles and groups (for `grant`, as they will be).
+    Account {
+        name: String,
+        roles: Vec<String>,
+        groups: Vec<String>,
+    },
 }
 
 impl Resource {
@@ -137,11 +176,26 @@ impl Resource {
         }
     }
 
-    /// The collection this resource is, or belongs to.
+    pub fn account<R, G>(name: impl Into<String>, roles: R, groups: G) -> Self
+    where
+        R: IntoIterator,
+        R::Item: Into<String>,
+        G: IntoIterator,
+        G::Item: Into<String>,
+    {
+        Resource::Account {
+            name: name.into(),
+            roles: roles.into_iter().map(Into::into).collect(),
+            groups: groups.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// The collection this resource is, or belongs to; empty for an account, which is in none.
     pub fn collection_name(&self) -> &str {
         match self {
             Resource::Collection { name } => name,
             Resource::Document { collection, .. } => collection,
+            Resource::Account { .. } => "",
         }
     }
 }

@@ -27,6 +27,10 @@ fn doc(id: &str, collection: &str, labels: &[&str]) -> Resource {
     Resource::document(id, collection, labels.iter().copied())
 }
 
+fn account(name: &str, roles: &[&str], groups: &[&str]) -> Resource {
+    Resource::account(name, roles.iter().copied(), groups.iter().copied())
+}
+
 const NORMAL: RequestContext = RequestContext { break_glass: false };
 const BREAK_GLASS: RequestContext = RequestContext { break_glass: true };
 
@@ -77,7 +81,7 @@ fn default_set_admins_may_do_everything_everyone_else_nothing() {
         doc("d2", "cardiology", &["phi", "privileged"]),
     ];
     let mut rows = Vec::new();
-    for action in Action::ALL {
+    for action in Action::ON_COLLECTIONS {
         for resource in &resources {
             for context in [NORMAL, BREAK_GLASS] {
                 rows.push((&admin, action, resource, context, true));
@@ -85,6 +89,17 @@ fn default_set_admins_may_do_everything_everyone_else_nothing() {
                     rows.push((nobody, action, resource, context, false));
                 }
             }
+        }
+    }
+    check(&authz, &rows);
+
+    // Account administration: admins only.
+    let target = account("alice", &["attorney"], &["matter-1234"]);
+    let mut rows = Vec::new();
+    for action in Action::ON_ACCOUNTS {
+        rows.push((&admin, action, &target, NORMAL, true));
+        for nobody in [&editor, &unknown, &admin_group, &admin_named] {
+            rows.push((nobody, action, &target, NORMAL, false));
         }
     }
     check(&authz, &rows);
@@ -220,7 +235,7 @@ fn law_firm_matrix() {
     ];
     // Deny by default: an unknown user with no roles or groups gets nothing, even break-glass.
     let all = [&c1234, &plain, &privileged, &c5678, &d5678, &p5678];
-    for action in Action::ALL {
+    for action in Action::ON_COLLECTIONS {
         for resource in all {
             rows.push((&f.mallory, action, resource, NORMAL, false));
             rows.push((&f.mallory, action, resource, BREAK_GLASS, false));
@@ -235,6 +250,76 @@ fn law_firm_matrix() {
     assert_eq!(privileged_denied.policies, ["privileged-needs-attorney"]);
     let allowed = authz.is_allowed(&f.alice, Read, &plain, &NORMAL);
     assert_eq!(allowed.policies, ["matter-team-may-query-and-read"]);
+}
+
+#[test]
+fn law_firm_walls_bind_account_administration() {
+    let authz = load("law-firm");
+    let root = user("root", &["admin"], &[]);
+    let wanda = user("wanda", &["admin"], &["walled-matter-1234"]);
+    let alice = user("alice", &["attorney"], &["matter-1234"]);
+    let on_matter = account("alice", &["attorney"], &["matter-1234"]);
+    let records = account("rita", &["records"], &[]);
+    let unwalled_admin = account("sock", &["admin"], &[]);
+    let behind_the_wall = account(
+        "dora",
+        &["attorney"],
+        &["matter-5678", "walled-matter-1234"],
+    );
+    let elsewhere = account("eve", &["attorney"], &["matter-5678"]);
+    let mut rows = Vec::new();
+    for action in Action::ON_ACCOUNTS {
+        for target in [
+            &on_matter,
+            &records,
+            &unwalled_admin,
+            &behind_the_wall,
+            &elsewhere,
+        ] {
+            // An unwalled administrator manages every account; users manage none.
+            rows.push((&root, action, target, NORMAL, true));
+            rows.push((&alice, action, target, NORMAL, false));
+            rows.push((&alice, action, target, BREAK_GLASS, false));
+        }
+        // A walled administrator only manages accounts behind the same wall: not the matter's
+        // team, nor records staff or administrators who could reach the matter.
+        rows.push((&wanda, action, &on_matter, NORMAL, false));
+        rows.push((&wanda, action, &records, NORMAL, false));
+        rows.push((&wanda, action, &unwalled_admin, NORMAL, false));
+        rows.push((&wanda, action, &elsewhere, NORMAL, false));
+        rows.push((&wanda, action, &behind_the_wall, NORMAL, true));
+    }
+    check(&authz, &rows);
+    let walled = authz.is_allowed(&wanda, ActFor, &on_matter, &NORMAL);
+    assert_eq!(walled.policies, ["ethical-wall-accounts"]);
+    let allowed = authz.is_allowed(&root, Grant, &on_matter, &NORMAL);
+    assert_eq!(allowed.policies, ["admins-may-manage-accounts"]);
+    // The collection wall is unchanged for the same administrator.
+    assert!(
+        !authz
+            .is_allowed(&wanda, Admin, &coll("matter-1234"), &NORMAL)
+            .allowed
+    );
+    assert!(
+        authz
+            .is_allowed(&wanda, Admin, &coll("matter-5678"), &NORMAL)
+            .allowed
+    );
+}
+
+#[test]
+fn hospital_admins_manage_accounts_and_nobody_else_does() {
+    let authz = load("hospital");
+    let admin = user("root", &["admin"], &[]);
+    let carla = user("carla", &["clinician"], &["dept-cardiology"]);
+    let target = account("olga", &["clinician"], &["dept-oncology"]);
+    let mut rows = Vec::new();
+    for action in Action::ON_ACCOUNTS {
+        rows.push((&admin, action, &target, NORMAL, true));
+        rows.push((&carla, action, &target, NORMAL, false));
+        rows.push((&carla, action, &target, BREAK_GLASS, false));
+    }
+    check(&authz, &rows);
 }
 
 #[test]
@@ -527,6 +612,7 @@ fn policy_ids_are_in_file_order() {
     assert_eq!(
         authz.policy_ids(),
         [
+            "admins-may-manage-accounts",
             "matter-team-may-query-and-read",
             "matter-lawyers-may-upload",
             "matter-attorneys-may-delete",
@@ -534,6 +620,7 @@ fn policy_ids_are_in_file_order() {
             "admins-may-administer",
             "privileged-needs-attorney",
             "ethical-wall",
+            "ethical-wall-accounts",
         ]
     );
 }

@@ -92,6 +92,8 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             password_stdin,
         } => {
             let (password, generated) = password(password_stdin)?;
+            // The operator's tool: sessions end and keys are revoked, and the user is not asked
+            // to change it again (this is how the first-start admin sets their own).
             store.set_password(&name, &password)?;
             report_password(
                 ctx,
@@ -129,12 +131,17 @@ fn done(ctx: &Context, message: &str) -> Result<()> {
 pub fn key(ctx: &Context, command: KeyCommand) -> Result<()> {
     let store = open(ctx)?;
     match command {
-        KeyCommand::Create { user, name } => {
-            let created = store.create_key(&user, &name)?;
+        KeyCommand::Create { user, name, days } => {
+            let days = days.unwrap_or(vellum_auth::DEFAULT_KEY_DAYS);
+            let created = store.create_key_for_days(&user, &name, days)?;
             if ctx.json {
                 return print_json(&created);
             }
-            println!("Created key {} for {user} ({name}).", created.info.id);
+            println!(
+                "Created key {} for {user} ({name}), valid for {days} days (until {}).",
+                created.info.id,
+                utc_date(created.info.expires_at)
+            );
             println!(
                 "Key (shown once; store it like a password): {}",
                 created.key
@@ -146,17 +153,25 @@ pub fn key(ctx: &Context, command: KeyCommand) -> Result<()> {
             if ctx.json {
                 return print_json(&keys);
             }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
             for key in keys {
+                let state = if key.revoked_at.is_some() {
+                    "revoked"
+                } else if key.expires_at <= now {
+                    "expired"
+                } else {
+                    "active"
+                };
                 println!(
-                    "vk_{}  {:<16} {:<32} {}",
+                    "vk_{}  {:<16} {:<32} {:<8} expires {}",
                     key.id,
                     key.user,
                     key.name,
-                    if key.revoked_at.is_some() {
-                        "revoked"
-                    } else {
-                        "active"
-                    }
+                    state,
+                    utc_date(key.expires_at)
                 );
             }
             Ok(())
@@ -165,5 +180,35 @@ pub fn key(ctx: &Context, command: KeyCommand) -> Result<()> {
             store.revoke_key(&id)?;
             done(ctx, "Revoked.")
         }
+    }
+}
+
+/// `YYYY-MM-DD` (UTC) of Unix seconds, for listings (days since the epoch to a civil date,
+/// after Howard Hinnant's algorithm: no date crate for one column).
+fn utc_date(unix_seconds: u64) -> String {
+    let days = (unix_seconds / 86_400) as i64 + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc_date(0), "1970-01-01");
+        assert_eq!(super::utc_date(951_782_400), "2000-02-29");
+        assert_eq!(super::utc_date(1_767_225_599), "2025-12-31");
     }
 }
