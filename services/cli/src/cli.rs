@@ -55,8 +55,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "VELLUM_DEVICE", default_value = "cpu")]
     pub device: GenerationDevice,
     /// Generate with an OpenAI-compatible server instead of the local GGUF: its base URL with
-    /// the API version, e.g. http://10.0.0.5:8000/v1 (llama.cpp server, vLLM, Ollama, LM Studio,
-    /// MLC LLM, Triton's OpenAI frontend, mlx_lm.server).
+    /// the API version, e.g. https://10.0.0.5:8443/v1 (llama.cpp server, vLLM, Ollama, LM Studio,
+    /// MLC LLM, Triton's OpenAI frontend, mlx_lm.server); plain http:// only to this machine,
+    /// with --remote-allow-http.
     #[arg(long, global = true, env = "VELLUM_REMOTE_URL")]
     pub remote_url: Option<String>,
     /// The model name the remote server expects.
@@ -76,6 +77,11 @@ pub struct GlobalArgs {
         hide_env_values = true
     )]
     pub remote_api_key: Option<String>,
+    /// Allow a plain http:// --remote-url to an engine on this machine (127.0.0.0/8, ::1,
+    /// localhost). Any other http:// URL is refused: prompts (document text) and the API key
+    /// would cross the network in clear.
+    #[arg(long, global = true, env = "VELLUM_REMOTE_ALLOW_HTTP")]
+    pub remote_allow_http: bool,
     /// Tokens (prompt plus answer) the remote model handles.
     #[arg(
         long,
@@ -194,9 +200,10 @@ pub enum AuditCommand {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML settings file (keys: listen, policies, session_hours, max_upload_mb, workers,
-    /// [tls] cert, key, client_ca, and [audit] dir, key_dir, plain_queries); unknown keys are an
-    /// error [default: <data dir>/vellum.toml when it exists].
+    /// TOML settings file (keys: listen, policies, session_hours, key_days, max_upload_mb,
+    /// upload_reserve_mb, workers, trusted_proxies, [tls] cert, key, client_ca, and [audit] dir,
+    /// key_dir, plain_queries); unknown keys are an error [default: <data dir>/vellum.toml when
+    /// it exists].
     #[arg(long, env = "VELLUM_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address and port to listen on, HTTPS only; port 0 picks a free one [default: 127.0.0.1:8443].
@@ -229,6 +236,9 @@ pub struct ServeArgs {
     /// Hours a login session lasts [default: 8].
     #[arg(long, env = "VELLUM_SESSION_HOURS", value_name = "HOURS")]
     pub session_hours: Option<u64>,
+    /// Days a new API key lasts unless its creator asks for fewer, 1-365 [default: 90].
+    #[arg(long, env = "VELLUM_KEY_DAYS", value_name = "DAYS")]
+    pub key_days: Option<u32>,
     /// Largest request body (uploads), in megabytes [default: 256].
     #[arg(long, env = "VELLUM_MAX_UPLOAD_MB", value_name = "MB")]
     pub max_upload_mb: Option<u64>,
@@ -246,9 +256,24 @@ pub struct ServeArgs {
     /// their HMAC, which `vellum audit search --query-text` still finds).
     #[arg(long, env = "VELLUM_AUDIT_PLAIN_QUERIES")]
     pub audit_plain_queries: bool,
+    /// A reverse proxy (address or CIDR range) whose X-Forwarded-For / Forwarded headers name
+    /// the client; repeat for several. Without it those headers are ignored (a client could
+    /// write anything there), and the TCP peer is the client.
+    #[arg(long = "trusted-proxy", value_name = "ADDR_OR_CIDR")]
+    pub trusted_proxies: Vec<String>,
+    /// Free disk space, in megabytes, that uploads must leave on the upload file system, so
+    /// that the audit log (which stops the service when it cannot write) keeps room
+    /// [default: 1024].
+    #[arg(long, env = "VELLUM_UPLOAD_RESERVE_MB", value_name = "MB")]
+    pub upload_reserve_mb: Option<u64>,
     /// Serve search only: do not load the generation model (ask and summarize answer 503).
     #[arg(long, env = "VELLUM_NO_GENERATION")]
     pub no_generation: bool,
+    /// Serve even though the data folder (or an audit folder) is open to other local users;
+    /// by default serve refuses and says to `chmod 700` it, since it holds the documents' text,
+    /// password hashes and keys. A command-line flag only, so it is always a deliberate choice.
+    #[arg(long)]
+    pub allow_shared_data_dir: bool,
     /// How uploaded files are extracted (the same sandbox as `vellum ingest`).
     #[command(flatten)]
     pub extraction: ExtractArgs,
@@ -277,8 +302,8 @@ pub enum UserCommand {
     Disable { name: String },
     /// Enable a disabled user again.
     Enable { name: String },
-    /// Set a user's password (ends their sessions). Without --password-stdin a password is
-    /// generated and printed once.
+    /// Set a user's password (ends their sessions and revokes their API keys). Without
+    /// --password-stdin a password is generated and printed once.
     Passwd {
         name: String,
         /// Read the password from the first line of standard input.
@@ -289,15 +314,18 @@ pub enum UserCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
-    /// Create an API key for a user; the key is printed once and never stored.
+    /// Create an API key for a user; the key is printed once and never stored. It expires.
     Create {
         /// The user the key acts as.
         user: String,
         /// What the key is for (shown in listings), e.g. "scanner in room 2".
         #[arg(long)]
         name: String,
+        /// Days until the key stops working, 1-365 [default: 90].
+        #[arg(long, value_name = "DAYS")]
+        days: Option<u32>,
     },
-    /// List API keys (ids, owners, names; never the secrets).
+    /// List API keys (ids, owners, names, expiry; never the secrets).
     List {
         /// Only this user's keys.
         #[arg(long)]

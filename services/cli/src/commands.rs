@@ -26,7 +26,11 @@ use crate::render::{print_json, progress_bar, short_name, snippet};
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    let ctx = Context::new(&cli.global);
+    let mut ctx = Context::new(&cli.global);
+    if let Some(remote) = ctx.remote.as_mut() {
+        remote.allow_plain_http = cli.global.remote_allow_http;
+    }
+    crate::datadir::check_at_start(&cli.command, &ctx.data_dir)?;
     match cli.command {
         Command::Ingest(args) => ingest(&ctx, args),
         Command::Watch(args) => watch_folders(&ctx, args),

@@ -32,11 +32,18 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<()> {
         tls_key: args.tls_key,
         tls_client_ca: args.tls_client_ca,
         session_hours: args.session_hours,
+        key_days: args.key_days,
         max_upload_mb: args.max_upload_mb,
         workers: args.workers,
         audit_dir: args.audit_dir,
         audit_key_dir: args.audit_key_dir,
         audit_plain_queries: args.audit_plain_queries.then_some(true),
+        trusted_proxies: if args.trusted_proxies.is_empty() {
+            None
+        } else {
+            Some(vellum_server::config::parse_proxies(args.trusted_proxies)?)
+        },
+        upload_reserve_mb: args.upload_reserve_mb,
     };
     let config = ServerConfig::resolve(overrides, file)?;
 
@@ -54,7 +61,8 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<()> {
     };
     let auth = AuthStore::open(&ctx.data_dir)
         .context("opening the user database")?
-        .with_session_seconds(config.session_hours.saturating_mul(3600));
+        .with_session_seconds(config.session_hours.saturating_mul(3600))
+        .with_key_days(config.key_days);
     // The first start creates `admin`: with VELLUM_ADMIN_PASSWORD if set (then it is never
     // printed), else with a generated password printed once.
     let admin_password = std::env::var("VELLUM_ADMIN_PASSWORD").ok();
@@ -90,8 +98,11 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<()> {
     let uploads = UploadSettings {
         dir: ctx.data_dir.join("uploads"),
         max_bytes: config.max_upload_mb.saturating_mul(1 << 20),
+        reserve_bytes: config.upload_reserve_mb.saturating_mul(1 << 20),
         ingest: crate::commands::extraction_options(&args.extraction)?,
     };
+    // What the kernel enforces of the upload sandbox, on every start (a warning when partial).
+    eprintln!("{}", vellum_ingest::isolate::sandbox_support());
     let service = Service::new(ServiceParts {
         store,
         embedder: Box::new(embedder),

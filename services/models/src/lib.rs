@@ -14,7 +14,7 @@ mod registry;
 pub use embed::Embedder;
 pub use error::{Error, Result};
 pub use generate::{
-    ChatMessage, Generation, GenerationDevice, GenerationParams, Generator, GgufGenerator,
-    ModelIdentity, RemoteConfig, RemoteGenerator, StopReason,
+    CancelFlag, ChatMessage, Generation, GenerationDevice, GenerationParams, Generator,
+    GgufGenerator, ModelIdentity, RemoteConfig, RemoteGenerator, StopReason,
 };
 pub use registry::{list_models, sha256_file, ModelInfo, ModelKind};

@@ -153,6 +153,7 @@ fn sampling_with_the_same_seed_is_repeatable() {
         top_p: Some(0.95),
         seed: 7,
         stop: Vec::new(),
+        ..GenerationParams::default()
     };
     let first = generator
         .generate(&messages, &params, &mut |_: &str| {})

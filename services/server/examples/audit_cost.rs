@@ -72,6 +72,7 @@ fn open_service(data: &Path, audited: bool) -> anyhow::Result<(Service, Caller)>
         uploads: UploadSettings {
             dir: data.join("uploads"),
             max_bytes: 1 << 20,
+            reserve_bytes: 0,
             ingest: IngestOptions::default(),
         },
         audit,

@@ -3,7 +3,7 @@
 
 use vellum_audit::{actions, AuditEvent, ChunkRead};
 use vellum_authz::Action;
-use vellum_models::Generator;
+use vellum_models::{CancelFlag, Generator, StopReason};
 use vellum_rag::AnswerReceipt;
 use vellum_rag::{AskOptions, RetrievalOptions, Retriever, SummaryOptions};
 
@@ -20,6 +20,29 @@ fn audit_receipt(receipt: &AnswerReceipt) -> serde_json::Value {
         object.remove("question");
     }
     value
+}
+
+/// A receipt as a client gets it: only what that client may see. The full receipt, with the
+/// store-wide index versions (document and chunk counts, which move when anyone uploads or
+/// deletes in any matter) and the engine's address, stays in the audit record, from which an
+/// auditor can replay the answer.
+fn client_receipt(receipt: &AnswerReceipt) -> ServiceResult<serde_json::Value> {
+    let mut value = serde_json::to_value(receipt)
+        .map_err(|err| ServiceError::Internal(format!("receipt to JSON: {err}")))?;
+    if let Some(object) = value.as_object_mut() {
+        object.remove("index");
+        if let Some(model) = object.get_mut("model").and_then(|m| m.as_object_mut()) {
+            let engine = model
+                .get("engine")
+                .and_then(|engine| engine.as_str())
+                .unwrap_or_default();
+            // `remote <url>`: the URL may carry an internal host name or credentials.
+            if engine.starts_with("remote") {
+                model.insert("engine".into(), "remote".into());
+            }
+        }
+    }
+    Ok(value)
 }
 
 /// What `POST /v1/ask` streams, in this order: sources once, tokens, the answer once.
@@ -56,12 +79,31 @@ impl Service {
         request: &AskRequest,
         emit: &mut dyn FnMut(AskEvent),
     ) -> ServiceResult<()> {
+        self.ask_cancellable(caller, request, &CancelFlag::default(), emit)
+    }
+
+    /// [`Self::ask`], stopping the model at the next token once `cancel` is raised (the
+    /// client went away). Each user may have [`crate::limits::GENERATION_PER_USER`] answers
+    /// and summaries running or waiting; past that, or past the server's total, the request is
+    /// refused with 429 instead of queueing.
+    pub fn ask_cancellable(
+        &self,
+        caller: &Caller,
+        request: &AskRequest,
+        cancel: &CancelFlag,
+        emit: &mut dyn FnMut(AskEvent),
+    ) -> ServiceResult<()> {
         let mut event = self.audit_event(caller, actions::ASK);
         if let Some(question) = self.sensitive(&request.question) {
             event = event.query(question);
         }
         let mut sources_recorded = false;
-        let result = self.ask_unaudited(caller, request, emit, &mut sources_recorded, &event);
+        let result = self
+            .generation_limits
+            .acquire(&caller.principal.name)
+            .and_then(|_permit| {
+                self.ask_unaudited(caller, request, cancel, emit, &mut sources_recorded, &event)
+            });
         match result {
             // Already recorded (sources before generation, answer after).
             Ok(()) => Ok(()),
@@ -78,6 +120,7 @@ impl Service {
         &self,
         caller: &Caller,
         request: &AskRequest,
+        cancel: &CancelFlag,
         emit: &mut dyn FnMut(AskEvent),
         sources_recorded: &mut bool,
         event: &AuditEvent,
@@ -104,6 +147,7 @@ impl Service {
             },
             generation: vellum_models::GenerationParams {
                 max_tokens,
+                cancel: cancel.clone(),
                 ..defaults.generation.clone()
             },
             ..defaults
@@ -169,14 +213,19 @@ impl Service {
         }
         .receipt(audit_receipt(&answer.receipt));
         done.action = "ask.answer".into();
+        let cancelled = answer
+            .generation
+            .as_ref()
+            .is_some_and(|generation| generation.stop_reason == StopReason::Cancelled);
         done.outcome = if answer.no_relevant_sources {
             "no_relevant_sources".into()
+        } else if cancelled {
+            "cancelled".into()
         } else {
             "ok".into()
         };
         self.record(done)?;
-        let receipt = serde_json::to_value(&answer.receipt)
-            .map_err(|err| ServiceError::Internal(format!("receipt to JSON: {err}")))?;
+        let receipt = client_receipt(&answer.receipt)?;
         emit(AskEvent::Answer(AnswerView {
             text: answer.text,
             cited: answer.cited,
@@ -203,8 +252,22 @@ impl Service {
         caller: &Caller,
         request: &SummarizeRequest,
     ) -> ServiceResult<SummaryView> {
+        self.summarize_cancellable(caller, request, &CancelFlag::default())
+    }
+
+    /// [`Self::summarize`], stopping the model once `cancel` is raised; limited per user like
+    /// [`Self::ask_cancellable`].
+    pub fn summarize_cancellable(
+        &self,
+        caller: &Caller,
+        request: &SummarizeRequest,
+        cancel: &CancelFlag,
+    ) -> ServiceResult<SummaryView> {
         let mut event = self.audit_event(caller, actions::SUMMARIZE);
-        let result = self.summarize_unaudited(caller, request, &mut event);
+        let result = self
+            .generation_limits
+            .acquire(&caller.principal.name)
+            .and_then(|_permit| self.summarize_unaudited(caller, request, cancel, &mut event));
         self.audited(event, result)
     }
 
@@ -212,6 +275,7 @@ impl Service {
         &self,
         caller: &Caller,
         request: &SummarizeRequest,
+        cancel: &CancelFlag,
         event: &mut AuditEvent,
     ) -> ServiceResult<SummaryView> {
         let record = self.readable(caller, &request.document_id, event)?;
@@ -231,6 +295,7 @@ impl Service {
         let options = SummaryOptions {
             generation: vellum_models::GenerationParams {
                 max_tokens,
+                cancel: cancel.clone(),
                 ..defaults.generation.clone()
             },
             ..defaults

@@ -146,7 +146,8 @@ pub struct DocumentView {
     pub id: String,
     pub collection: String,
     pub title: String,
-    pub source_path: String,
+    /// The name of the file it came from (never the server's folders).
+    pub file_name: String,
     pub sha256: String,
     pub format: String,
     pub num_pages: u32,
@@ -313,7 +314,8 @@ pub struct UploadResponse {
     pub duplicate: bool,
 }
 
-/// `POST /v1/users` (admin).
+/// `POST /v1/users` (admin). The policies must also allow `grant` on the account as it will be
+/// (an administrator cannot give roles or groups their own walls deny them).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserRequest {
@@ -334,13 +336,23 @@ pub struct NewUserRequest {
 #[schema(value_type = String, pattern = r"^[a-z0-9][a-z0-9._@-]{0,63}$")]
 pub struct AccountName(pub String);
 
-/// `PUT /v1/users/{name}/password`.
+/// `PUT /v1/users/{name}/password`: from a signed-in session only (not an API key). The change
+/// ends the user's sessions and revokes all their API keys.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordRequest {
-    /// At least 12 characters.
+    /// The new password: at least 12 characters.
     #[schema(min_length = 12)]
     pub password: String,
+    /// One's own password: required, and checked like a login (wrong ones count towards the
+    /// login throttle).
+    #[serde(default)]
+    pub current_password: Option<String>,
+    /// Another user's password (an administrator acting for them): required, 1-500
+    /// characters, kept in the audit record.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 500)]
+    pub reason: Option<String>,
 }
 
 /// `PUT /v1/users/{name}/disabled`.
@@ -375,7 +387,7 @@ impl From<UserInfo> for AccountView {
     }
 }
 
-/// `POST /v1/keys`.
+/// `POST /v1/keys`: from a signed-in session only (a key cannot make keys).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKeyRequest {
@@ -386,6 +398,16 @@ pub struct NewKeyRequest {
     #[serde(default)]
     #[schema(pattern = r"^[a-z0-9][a-z0-9._@-]{0,63}$")]
     pub user: Option<String>,
+    /// Days until the key stops working: 1-365 (default: the server's `key_days`, 90 unless
+    /// configured).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 365)]
+    pub expires_in_days: Option<u32>,
+    /// Why an administrator makes a key for another user: required then, 1-500 characters,
+    /// kept in the audit record.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 500)]
+    pub reason: Option<String>,
 }
 
 /// An API key's public facts (never the key).
@@ -395,8 +417,12 @@ pub struct KeyView {
     pub id: String,
     pub user: String,
     pub name: String,
+    /// Unix seconds.
     pub created_at: u64,
+    /// Unix seconds; null while not revoked.
     pub revoked_at: Option<u64>,
+    /// Unix seconds: the key stops working then.
+    pub expires_at: u64,
 }
 
 impl From<ApiKeyInfo> for KeyView {
@@ -407,6 +433,7 @@ impl From<ApiKeyInfo> for KeyView {
             name: key.name,
             created_at: key.created_at,
             revoked_at: key.revoked_at,
+            expires_at: key.expires_at,
         }
     }
 }

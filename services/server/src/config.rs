@@ -24,6 +24,8 @@ pub struct ServerConfig {
     pub tls_client_ca: Option<PathBuf>,
     /// Hours a login session lasts.
     pub session_hours: u64,
+    /// Days a new API key lasts unless its creator asks for fewer (1-365).
+    pub key_days: u32,
     /// Largest request body accepted, in megabytes (uploads).
     pub max_upload_mb: u64,
     /// HTTP worker threads.
@@ -35,6 +37,11 @@ pub struct ServerConfig {
     pub audit_key_dir: Option<PathBuf>,
     /// Keep queries in plain text in the audit log besides their HMAC (off by default).
     pub audit_plain_queries: bool,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For`/`Forwarded` headers
+    /// name the client; empty: the TCP peer is the client, whatever the headers say.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Free megabytes uploads must leave on the upload file system.
+    pub upload_reserve_mb: u64,
 }
 
 /// The TOML file's shape: every key optional, unknown keys an error.
@@ -44,10 +51,15 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub policies: Option<PathBuf>,
     pub session_hours: Option<u64>,
+    pub key_days: Option<u32>,
     pub max_upload_mb: Option<u64>,
     pub workers: Option<usize>,
     pub tls: Option<TlsFileConfig>,
     pub audit: Option<AuditFileConfig>,
+    /// Parsed in [`ServerConfig::resolve`] (ipnet's serde feature would rebuild the HTTP
+    /// client stack that shares it).
+    pub trusted_proxies: Option<Vec<String>>,
+    pub upload_reserve_mb: Option<u64>,
 }
 
 /// `[audit]` in the TOML file.
@@ -77,11 +89,14 @@ pub struct Overrides {
     pub tls_key: Option<PathBuf>,
     pub tls_client_ca: Option<PathBuf>,
     pub session_hours: Option<u64>,
+    pub key_days: Option<u32>,
     pub max_upload_mb: Option<u64>,
     pub workers: Option<usize>,
     pub audit_dir: Option<PathBuf>,
     pub audit_key_dir: Option<PathBuf>,
     pub audit_plain_queries: Option<bool>,
+    pub trusted_proxies: Option<Vec<ipnet::IpNet>>,
+    pub upload_reserve_mb: Option<u64>,
 }
 
 /// A configuration problem, naming the file and the setting.
@@ -106,6 +121,8 @@ pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::ne
 ));
 pub const DEFAULT_SESSION_HOURS: u64 = 8;
 pub const DEFAULT_MAX_UPLOAD_MB: u64 = 256;
+/// 1 GiB kept free for the audit log and the indexes.
+pub const DEFAULT_UPLOAD_RESERVE_MB: u64 = 1024;
 
 impl FileConfig {
     /// Reads and parses a TOML file.
@@ -126,6 +143,24 @@ impl FileConfig {
     }
 }
 
+/// Addresses (`192.0.2.7`, `::1`) or CIDR ranges (`10.0.0.0/8`).
+pub fn parse_proxies(texts: Vec<String>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    texts
+        .iter()
+        .map(|text| {
+            let text = text.trim();
+            text.parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    ConfigError::Invalid(format!(
+                        "trusted_proxies: {text:?} is not an IP address or CIDR range (e.g. \
+                         127.0.0.1 or 10.0.0.0/8)"
+                    ))
+                })
+        })
+        .collect()
+}
+
 impl ServerConfig {
     /// Merges the layers: overrides (flag or environment) > file > defaults.
     pub fn resolve(overrides: Overrides, file: FileConfig) -> Result<ServerConfig, ConfigError> {
@@ -144,6 +179,10 @@ impl ServerConfig {
                 .session_hours
                 .or(file.session_hours)
                 .unwrap_or(DEFAULT_SESSION_HOURS),
+            key_days: overrides
+                .key_days
+                .or(file.key_days)
+                .unwrap_or(vellum_auth::DEFAULT_KEY_DAYS),
             max_upload_mb: overrides
                 .max_upload_mb
                 .or(file.max_upload_mb)
@@ -158,12 +197,27 @@ impl ServerConfig {
                 .audit_plain_queries
                 .or(audit.plain_queries)
                 .unwrap_or(false),
+            trusted_proxies: match overrides.trusted_proxies {
+                Some(proxies) => proxies,
+                None => parse_proxies(file.trusted_proxies.unwrap_or_default())?,
+            },
+            upload_reserve_mb: overrides
+                .upload_reserve_mb
+                .or(file.upload_reserve_mb)
+                .unwrap_or(DEFAULT_UPLOAD_RESERVE_MB),
         };
         if config.tls_cert.is_some() != config.tls_key.is_some() {
             return Err(ConfigError::Invalid(
                 "tls cert and key go together: set both (or neither, for a self-signed certificate)"
                     .into(),
             ));
+        }
+        if !(1..=vellum_auth::MAX_KEY_DAYS).contains(&config.key_days) {
+            return Err(ConfigError::Invalid(format!(
+                "key_days must be 1-{} (API keys expire; {} by default)",
+                vellum_auth::MAX_KEY_DAYS,
+                vellum_auth::DEFAULT_KEY_DAYS
+            )));
         }
         if config.session_hours == 0 || config.workers == 0 || config.max_upload_mb == 0 {
             return Err(ConfigError::Invalid(
@@ -201,6 +255,40 @@ mod tests {
         for text in ["sesion_hours = 2\n", "[tls]\nclient_cert_ca = \"x\"\n"] {
             let err = FileConfig::parse(text).err().unwrap_or_default();
             assert!(err.contains("unknown field"), "{err}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges() {
+        let file = FileConfig::parse("trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let config =
+            ServerConfig::resolve(Overrides::default(), file).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.trusted_proxies.len(), 2);
+        let bad = FileConfig::parse("trusted_proxies = [\"not an address\"]\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(ServerConfig::resolve(Overrides::default(), bad).is_err());
+        let none = ServerConfig::resolve(Overrides::default(), FileConfig::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(none.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn api_keys_expire_after_key_days() {
+        let defaults = ServerConfig::resolve(Overrides::default(), FileConfig::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(defaults.key_days, vellum_auth::DEFAULT_KEY_DAYS);
+        let file = FileConfig::parse("key_days = 30\n").unwrap_or_else(|e| panic!("{e}"));
+        let overrides = Overrides {
+            key_days: Some(7),
+            ..Overrides::default()
+        };
+        let config = ServerConfig::resolve(overrides, file).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.key_days, 7);
+        for days in ["0", "366"] {
+            let file = FileConfig::parse(&format!("key_days = {days}\n"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(ServerConfig::resolve(Overrides::default(), file).is_err());
         }
     }
 

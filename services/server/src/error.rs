@@ -28,6 +28,8 @@ impl ApiError {
         match &self.0 {
             ServiceError::Unauthenticated => "unauthenticated",
             ServiceError::Throttled(_) => "throttled",
+            ServiceError::Busy { .. } => "busy",
+            ServiceError::PasswordChangeRequired => "password_change_required",
             ServiceError::Forbidden => "forbidden",
             ServiceError::NotFound => "not_found",
             ServiceError::BadRequest(_) => "bad_request",
@@ -62,7 +64,8 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match &self.0 {
             ServiceError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ServiceError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            ServiceError::Throttled(_) | ServiceError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ServiceError::PasswordChangeRequired => StatusCode::FORBIDDEN,
             ServiceError::Forbidden => StatusCode::FORBIDDEN,
             ServiceError::NotFound => StatusCode::NOT_FOUND,
             ServiceError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -77,7 +80,11 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
         match &self.0 {
-            ServiceError::Throttled(seconds) => {
+            ServiceError::Throttled(seconds)
+            | ServiceError::Busy {
+                retry_after: seconds,
+                ..
+            } => {
                 response.insert_header((header::RETRY_AFTER, seconds.to_string()));
             }
             ServiceError::Unauthenticated => {

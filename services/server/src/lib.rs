@@ -11,6 +11,8 @@ mod answers;
 pub mod api;
 pub mod config;
 mod error;
+pub mod gate;
+mod limits;
 pub mod metrics;
 mod routes;
 pub mod service;
@@ -18,12 +20,16 @@ pub mod tls;
 mod uploads;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use actix_web::http::header;
-use actix_web::{middleware, web, App, HttpResponse, HttpServer};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::{header, Method};
+use actix_web::{middleware, web, App, HttpMessage, HttpResponse, HttpServer, ResponseError};
 
 pub use answers::AskEvent;
 pub use config::{ConfigError, FileConfig, Overrides, ServerConfig};
+pub use gate::TrustedProxies;
 pub use routes::ApiDoc;
 pub use service::{
     Caller, Service, ServiceEmbedder, ServiceError, ServiceParts, SetupError, UploadSettings,
@@ -32,9 +38,56 @@ pub use tls::TlsSetup;
 pub use uploads::{IncomingFile, UploadFields};
 
 use crate::error::ApiError;
+use crate::gate::RequestAudit;
 
 /// Blocking threads per HTTP worker (searches, answers, uploads run there).
 const BLOCKING_THREADS_PER_WORKER: usize = 16;
+
+/// The whole HTTP application: routes, limits, headers, request logging and auditing. `serve`
+/// runs it over TLS; tests run it in-process (`actix_web::test::init_service`).
+pub fn create_app(
+    service: web::Data<Service>,
+    proxies: TrustedProxies,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let json = web::JsonConfig::default()
+        .limit(64 * 1024)
+        .error_handler(|err, _| {
+            ApiError(ServiceError::BadRequest(format!("bad JSON body: {err}"))).into()
+        });
+    let query = web::QueryConfig::default().error_handler(|err, _| {
+        ApiError(ServiceError::BadRequest(format!("bad query string: {err}"))).into()
+    });
+    App::new()
+        .app_data(service)
+        .app_data(web::Data::new(proxies))
+        .app_data(json)
+        .app_data(query)
+        // Uploads stream through multipart (limit: `max_upload_mb`, enforced while receiving);
+        // other bodies are small JSON.
+        .app_data(web::PayloadConfig::default().limit(1 << 20))
+        .wrap(
+            middleware::DefaultHeaders::new()
+                .add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
+                .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .add((header::CACHE_CONTROL, "no-store")),
+        )
+        .wrap(middleware::from_fn(log_request))
+        .configure(routes::configure)
+        .default_service(web::to(|| async {
+            HttpResponse::NotFound().json(api::ErrorBody {
+                code: "not_found".into(),
+                message: "no such endpoint; the API lives under /v1".into(),
+            })
+        }))
+}
 
 /// Runs the server until it is stopped (SIGINT/SIGTERM). `on_listening` receives the bound
 /// address (useful with port 0) before requests are served.
@@ -47,75 +100,110 @@ pub fn serve(
     let data = web::Data::new(service);
     let workers = config.workers;
     let listen = config.listen;
-    actix_web::rt::System::new().block_on(async move {
-        let server = HttpServer::new(move || {
-            let json = web::JsonConfig::default()
-                .limit(64 * 1024)
-                .error_handler(|err, _| {
-                    ApiError(ServiceError::BadRequest(format!("bad JSON body: {err}"))).into()
-                });
-            let query = web::QueryConfig::default().error_handler(|err, _| {
-                ApiError(ServiceError::BadRequest(format!("bad query string: {err}"))).into()
-            });
-            App::new()
-                .app_data(data.clone())
-                .app_data(json)
-                .app_data(query)
-                // Uploads stream through multipart (limit: `max_upload_mb`, enforced while
-                // receiving); other bodies are small JSON.
-                .app_data(web::PayloadConfig::default().limit(1 << 20))
-                .wrap(
-                    middleware::DefaultHeaders::new()
-                        .add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
-                        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-                        .add((header::CACHE_CONTROL, "no-store")),
-                )
-                .wrap(middleware::from_fn(log_request))
-                .configure(routes::configure)
-                .default_service(web::to(|| async {
-                    HttpResponse::NotFound().json(api::ErrorBody {
-                        code: "not_found".into(),
-                        message: "no such endpoint; the API lives under /v1".into(),
-                    })
-                }))
-        })
-        .workers(workers)
-        // Searches and answers run on the blocking pool. Its default (512 threads) lets 50
-        // concurrent searches each take a thread on a 2-core machine: no faster, and every
-        // thread brings its own stack and malloc arena, so memory creeps up under load.
-        .worker_max_blocking_threads(BLOCKING_THREADS_PER_WORKER)
-        .bind_rustls_0_23(listen, tls.config)?;
+    let proxies = TrustedProxies(config.trusted_proxies.clone());
+    let app_data = data.clone();
+    let result = actix_web::rt::System::new().block_on(async move {
+        let server = HttpServer::new(move || create_app(app_data.clone(), proxies.clone()))
+            .workers(workers)
+            // Searches and answers run on the blocking pool. Its default (512 threads) lets 50
+            // concurrent searches each take a thread on a 2-core machine: no faster, and every
+            // thread brings its own stack and malloc arena, so memory creeps up under load.
+            .worker_max_blocking_threads(BLOCKING_THREADS_PER_WORKER)
+            .bind_rustls_0_23(listen, tls.config)?;
         if let Some(bound) = server.addrs().first() {
             on_listening(*bound);
         }
         server.run().await
-    })
+    });
+    // What the tally counted but did not write yet goes into the log before it closes.
+    if let Err(err) = data.flush_unauthenticated() {
+        tracing::error!(error = %err, "audit: unauthenticated request counts not written");
+    }
+    result
 }
 
-/// One log line and one metrics observation per request: method, route pattern (never the
-/// query string, a header or a path parameter, which may hold search text, credentials or
-/// document ids), status and time.
+/// The standard methods (RFC 9110 and PATCH); anything else is refused before routing, and
+/// metrics and logs see it as `other`. Label values must come from a closed set: a client that
+/// invents methods must not be able to add series (each one lives for the life of the process).
+const KNOWN_METHODS: [(Method, &str); 9] = [
+    (Method::GET, "GET"),
+    (Method::POST, "POST"),
+    (Method::PUT, "PUT"),
+    (Method::DELETE, "DELETE"),
+    (Method::HEAD, "HEAD"),
+    (Method::OPTIONS, "OPTIONS"),
+    (Method::PATCH, "PATCH"),
+    (Method::TRACE, "TRACE"),
+    (Method::CONNECT, "CONNECT"),
+];
+
+/// The metrics and log label of a method: itself if standard, else `other`.
+pub fn method_label(method: &Method) -> &'static str {
+    KNOWN_METHODS
+        .iter()
+        .find(|(known, _)| known == method)
+        .map_or("other", |(_, label)| label)
+}
+
+/// The request's audit mark, created here and read by the authentication extractor.
+pub(crate) fn audit_mark(request: &actix_web::HttpRequest) -> Option<Arc<RequestAudit>> {
+    request.extensions().get::<Arc<RequestAudit>>().cloned()
+}
+
+/// Around every request: refuses unknown methods, makes sure the request has an audit record
+/// (a generic one if no service call wrote one), and writes one log line and one metrics
+/// observation: method label, route pattern (never the query string, a header or a path
+/// parameter, which may hold search text, credentials or document ids), status and time.
 async fn log_request(
-    request: actix_web::dev::ServiceRequest,
-    next: middleware::Next<impl actix_web::body::MessageBody>,
-) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    request: ServiceRequest,
+    next: middleware::Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let start = std::time::Instant::now();
-    let method = request.method().clone();
+    let method = method_label(request.method());
     let service = request.app_data::<web::Data<Service>>().cloned();
-    let response = next.call(request).await?;
+    let address = routes::client_address(request.request());
+    let mark = Arc::new(RequestAudit::default());
+    request.extensions_mut().insert(Arc::clone(&mark));
+    let mut response = if method == "other" {
+        request.into_response(
+            HttpResponse::NotImplemented()
+                .json(api::ErrorBody {
+                    code: "method_not_implemented".into(),
+                    message: "this API answers GET, POST, PUT and DELETE".into(),
+                })
+                .map_into_boxed_body(),
+        )
+    } else {
+        next.call(request).await?.map_into_boxed_body()
+    };
     let route = response
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_string());
     let status = response.status().as_u16();
+    if let Some(service) = &service {
+        if !mark.is_recorded() {
+            let recorded =
+                service.record_request(mark.principal(), &address, &route, method, status);
+            if let Err(err) = recorded {
+                // Fail closed: what the request produced is not sent without its record.
+                let request = response.request().clone();
+                response = ServiceResponse::new(
+                    request,
+                    ApiError(err).error_response().map_into_boxed_body(),
+                );
+            }
+        }
+    }
+    let status = response.status().as_u16();
     let elapsed = start.elapsed();
     if let Some(service) = service {
         service
             .metrics()
-            .observe_request(&route, method.as_str(), status, elapsed.as_secs_f64());
+            .observe_request(&route, method, status, elapsed.as_secs_f64());
     }
     tracing::info!(
-        %method,
+        method,
         route = route.as_str(),
         status,
         millis = elapsed.as_millis() as u64,

@@ -23,6 +23,7 @@ use crate::api::{
     SourcesEvent, SummarizeRequest, SummaryView, TokenEvent, UploadForm, UploadResponse, UserView,
 };
 use crate::error::ApiError;
+use crate::gate::TrustedProxies;
 use crate::service::{Caller, Service, ServiceError};
 use crate::uploads::{IncomingFile, UploadFields};
 
@@ -40,12 +41,23 @@ fn bearer(request: &HttpRequest) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
-/// The TCP peer's IP address, not a forwarded-for header a client could forge.
-fn peer(request: &HttpRequest) -> String {
-    request
-        .peer_addr()
-        .map(|addr| addr.ip().to_string())
-        .unwrap_or_default()
+/// The client's IP address: the TCP peer's, or, only when the peer is one of the configured
+/// `trusted_proxies`, the address that proxy forwarded (a client could write anything in
+/// `X-Forwarded-For` itself).
+pub(crate) fn client_address(request: &HttpRequest) -> String {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    };
+    let peer = request.peer_addr().map(|addr| addr.ip());
+    match request.app_data::<web::Data<TrustedProxies>>() {
+        Some(proxies) => {
+            proxies.client_address(peer, header("x-forwarded-for"), header("forwarded"))
+        }
+        None => peer.map(|ip| ip.to_string()).unwrap_or_default(),
+    }
 }
 
 impl FromRequest for Authenticated {
@@ -58,10 +70,26 @@ impl FromRequest for Authenticated {
                 let route = request
                     .match_pattern()
                     .unwrap_or_else(|| "unmatched".to_string());
-                service
-                    .authenticate(bearer(request), &peer(request), &route)
-                    .and_then(|caller| with_break_glass(caller, request))
-                    .map(Authenticated)
+                let mark = crate::audit_mark(request);
+                let authenticated =
+                    service.authenticate(bearer(request), &client_address(request), &route);
+                match authenticated {
+                    Ok(caller) => {
+                        let caller = caller.with_audit_mark(mark);
+                        match request.headers().get(BREAK_GLASS_HEADER) {
+                            Some(value) => service.invoke_break_glass(caller, value.as_bytes()),
+                            None => Ok(caller),
+                        }
+                        .map(Authenticated)
+                    }
+                    Err(err) => {
+                        // The refusal was recorded (or counted, for a flood).
+                        if let Some(mark) = mark {
+                            mark.mark_recorded();
+                        }
+                        Err(err)
+                    }
+                }
             }
             None => Err(ServiceError::Internal(
                 "service missing from app data".into(),
@@ -73,21 +101,6 @@ impl FromRequest for Authenticated {
 
 /// The header by which a user invokes emergency access, with their reason.
 pub const BREAK_GLASS_HEADER: &str = "x-vellum-break-glass";
-
-/// Adds the break-glass reason, if the request invokes it (1-500 characters of text).
-fn with_break_glass(mut caller: Caller, request: &HttpRequest) -> Result<Caller, ServiceError> {
-    let Some(value) = request.headers().get(BREAK_GLASS_HEADER) else {
-        return Ok(caller);
-    };
-    let reason = value.to_str().map(str::trim).unwrap_or_default();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ServiceError::BadRequest(format!(
-            "{BREAK_GLASS_HEADER} needs the reason for emergency access (1-500 characters)"
-        )));
-    }
-    caller.break_glass = Some(reason.to_string());
-    Ok(caller)
-}
 
 /// Runs a service call on the blocking pool.
 async fn blocking<T, F>(call: F) -> Result<T, ApiError>
@@ -257,8 +270,7 @@ async fn login(
     request: HttpRequest,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    // The TCP peer, not a forwarded-for header a client could forge.
-    let address = peer(&request);
+    let address = client_address(&request);
     let response = blocking(move || service.login(&body, &address)).await?;
     Ok(HttpResponse::Ok().json(response))
 }
@@ -279,8 +291,9 @@ async fn logout(
 /// Who the caller is.
 #[utoipa::path(get, path = "/v1/me", tag = "identity",
     responses((status = 200, body = UserView), (status = 401, body = ErrorBody)))]
-async fn me(caller: Authenticated) -> HttpResponse {
-    HttpResponse::Ok().json(UserView::from(&caller.0.principal))
+async fn me(service: Shared, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    let response = blocking(move || service.me(&caller.0)).await?;
+    Ok(HttpResponse::Ok().json(response))
 }
 
 /// Searches the documents the caller may search (the permission filter runs inside the
@@ -335,10 +348,13 @@ async fn ask(
     let worker = service.into_inner();
     actix_web::rt::task::spawn_blocking(move || {
         let events = sender.clone();
-        let result = worker.ask(&caller.0, &body, &mut |event| {
-            // A client that went away stops receiving; the answer still completes (bounded by
-            // max_tokens) so the generation queue stays simple.
-            let _ = events.send(Ok(event));
+        let cancel = vellum_models::CancelFlag::new();
+        let result = worker.ask_cancellable(&caller.0, &body, &cancel, &mut |event| {
+            // The stream (and its receiver) is dropped when the client goes away: stop the
+            // model at the next token instead of answering nobody.
+            if events.send(Ok(event)).is_err() {
+                cancel.cancel();
+            }
         });
         if let Err(err) = result {
             let _ = sender.send(Err(err));
@@ -380,8 +396,25 @@ async fn summarize(
     caller: Authenticated,
     body: web::Json<SummarizeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let response = blocking(move || service.summarize(&caller.0, &body)).await?;
-    Ok(HttpResponse::Ok().json(response))
+    // Dropped with this handler's future when the client goes away: the summary stops at the
+    // model's next token.
+    let flag = vellum_models::CancelFlag::new();
+    let mut cancel = CancelOnDrop(Some(flag.clone()));
+    let response = blocking(move || service.summarize_cancellable(&caller.0, &body, &flag)).await;
+    cancel.0 = None;
+    Ok(HttpResponse::Ok().json(response?))
+}
+
+/// Raises its flag when dropped: a handler future dropped before it finished (the client
+/// disconnected) stops the work it started on the blocking pool.
+struct CancelOnDrop(Option<vellum_models::CancelFlag>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(flag) = &self.0 {
+            flag.cancel();
+        }
+    }
 }
 
 /// Collections with documents the caller may read.
@@ -439,8 +472,11 @@ async fn form_text(field: &mut actix_multipart::Field, limit: usize) -> Result<S
 
 /// Uploads a document (multipart/form-data, streamed to disk): 201 when ingested, 200 when
 /// the same bytes are already in the collection, 422 when it was kept but cannot be indexed
-/// (the reason says why: encrypted, scanned without OCR, malformed...).
+/// (the reason says why: encrypted, scanned without OCR, malformed...). The collection and
+/// labels come first (form fields before `file`, or query parameters): the upload is decided
+/// (policy, 2 uploads per user and 8 in all at once, disk reserve) before the file is read.
 #[utoipa::path(post, path = "/v1/documents", tag = "documents",
+    params(UploadQuery),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, body = UploadResponse),
@@ -449,49 +485,93 @@ async fn form_text(field: &mut actix_multipart::Field, limit: usize) -> Result<S
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 413, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+        (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 async fn upload(
     service: Shared,
     caller: Authenticated,
+    query: web::Query<UploadQuery>,
     mut form: Multipart,
 ) -> Result<HttpResponse, ApiError> {
-    let mut fields = UploadFields::default();
+    let query = query.into_inner();
+    let mut fields = UploadFields {
+        collection: query.collection,
+        labels: query.labels,
+    };
     let mut incoming: Option<IncomingFile> = None;
     while let Some(field) = form.next().await {
         let mut field = field.map_err(|err| bad_form(format!("reading the form: {err}")))?;
         let name = field.name().unwrap_or_default().to_string();
         match name.as_str() {
-            "collection" => fields.collection = Some(form_text(&mut field, 1024).await?),
-            "labels" => fields.labels = Some(form_text(&mut field, 4096).await?),
+            "collection" if incoming.is_none() => {
+                fields.collection = Some(form_text(&mut field, 1024).await?)
+            }
+            "labels" if incoming.is_none() => {
+                fields.labels = Some(form_text(&mut field, 4096).await?)
+            }
+            "collection" | "labels" => {
+                return Err(bad_form(
+                    "send collection and labels before the file (the upload is decided before \
+                     it is received)",
+                ))
+            }
             "file" if incoming.is_some() => return Err(bad_form("send one file per upload")),
             "file" => {
+                if fields.collection.is_none() {
+                    return Err(bad_form(
+                        "send the collection (and labels) before the file, as form fields or \
+                         query parameters: the upload is decided before it is received",
+                    ));
+                }
                 let file_name = field
                     .content_disposition()
                     .and_then(|disposition| disposition.get_filename())
                     .unwrap_or("upload")
                     .to_string();
-                let mut receiving = service.begin_upload(&file_name).map_err(ApiError)?;
+                // Policy, concurrency and disk space are decided here, before a byte of the
+                // file is read; a refusal leaves the rest of the body unread.
+                let decider = service.clone();
+                let caller_for_begin = caller.0.clone();
+                let declared = fields.clone();
+                let mut receiving = blocking(move || {
+                    decider.begin_upload(&caller_for_begin, &declared, &file_name)
+                })
+                .await?;
                 while let Some(chunk) = field.next().await {
-                    let chunk =
-                        chunk.map_err(|err| bad_form(format!("reading the file: {err}")))?;
-                    receiving.write(&chunk).map_err(ApiError)?;
+                    let written = chunk
+                        .map_err(|err| ServiceError::BadRequest(format!("reading the file: {err}")))
+                        .and_then(|chunk| receiving.write(&chunk));
+                    if let Err(err) = written {
+                        return Err(ApiError(service.upload_failed(&caller.0, receiving, err)));
+                    }
                 }
                 incoming = Some(receiving);
             }
             other => {
                 return Err(bad_form(format!(
-                    "unknown form field {other:?}: send file, collection and labels"
+                    "unknown form field {other:?}: send collection, labels, then file"
                 )))
             }
         }
     }
     let incoming = incoming.ok_or_else(|| bad_form("no file: send it as the form field `file`"))?;
-    let response = blocking(move || service.upload(&caller.0, fields, incoming)).await?;
+    let response = blocking(move || service.upload(&caller.0, incoming)).await?;
     Ok(if response.duplicate {
         HttpResponse::Ok().json(response)
     } else {
         HttpResponse::Created().json(response)
     })
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct UploadQuery {
+    /// The collection (instead of the form field).
+    collection: Option<String>,
+    /// Comma-separated labels (instead of the form field).
+    labels: Option<String>,
 }
 
 /// One document's catalog entry (404 also when the caller may not read it).
@@ -540,7 +620,9 @@ async fn list_users(service: Shared, caller: Authenticated) -> Result<HttpRespon
     Ok(HttpResponse::Ok().json(response))
 }
 
-/// Adds an account (account administrators only).
+/// Adds an account (account administrators, from a session, not an API key). The policies must
+/// allow `grant` on the account as it will be: an administrator cannot give roles or groups
+/// that their own ethical walls deny them (403).
 #[utoipa::path(post, path = "/v1/users", tag = "identity",
     request_body = NewUserRequest,
     responses(
@@ -579,15 +661,21 @@ async fn set_user_disabled(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Sets a password: one's own, or anyone's for an account administrator.
+/// Sets a password, from a session (an API key gets 403). One's own needs `current_password`
+/// (wrong: 403; it counts towards the login throttle: 429). Another user's is for account
+/// administrators whom the policies allow `act_for` that user, with a `reason` that the audit
+/// log keeps; they must then choose their own. Either way the user's sessions end and all
+/// their API keys are revoked.
 #[utoipa::path(put, path = "/v1/users/{name}/password", tag = "identity",
     params(("name" = String, Path, description = "User name")),
     request_body = PasswordRequest,
     responses(
-        (status = 204),
+        (status = 204, description = "Changed; the user's sessions ended and API keys revoked"),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 async fn set_user_password(
     service: Shared,
     caller: Authenticated,
@@ -625,7 +713,10 @@ async fn list_keys(
     Ok(HttpResponse::Ok().json(response))
 }
 
-/// Creates an API key (shown once, stored hashed).
+/// Creates an API key (shown once, stored hashed), from a session: a key cannot make keys. It
+/// expires after `expires_in_days` (1-365; default the server's `key_days`). A key for another
+/// user is for account administrators whom the policies allow `act_for` that user, with a
+/// `reason` that the audit log keeps.
 #[utoipa::path(post, path = "/v1/keys", tag = "identity",
     request_body = NewKeyRequest,
     responses(

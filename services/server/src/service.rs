@@ -25,6 +25,7 @@ use crate::api::{
     CheckView, CollectionView, DocumentView, LoginRequest, LoginResponse, ReadinessView, SearchHit,
     SearchRequest, SearchResponse, UserView,
 };
+use crate::gate::{FailureTally, RequestAuditHandle, TallyConfig};
 use crate::metrics::Metrics;
 
 /// What the API answers when something fails; `error.rs` maps each to a status code.
@@ -36,6 +37,16 @@ pub enum ServiceError {
     /// Too many failed logins.
     #[error("too many failed logins: try again in {0} s")]
     Throttled(u64),
+    /// Too many requests of this kind at once (answers, uploads): try again in this many
+    /// seconds.
+    #[error("{message}")]
+    Busy { message: String, retry_after: u64 },
+    /// The account still has a password it was given (first start, or reset by an
+    /// administrator): it must choose its own before doing anything else.
+    #[error(
+        "this account must change its password first: PUT /v1/users/{{name}}/password with current_password and password"
+    )]
+    PasswordChangeRequired,
     /// The caller may see the resource but not do this to it.
     #[error("not permitted")]
     Forbidden,
@@ -108,6 +119,8 @@ pub struct Caller {
     /// reason (`X-Vellum-Break-Glass`). Policies see `context.break_glass`; every record of
     /// such a request carries the reason, whatever the decision.
     pub break_glass: Option<String>,
+    /// The request's audit mark (HTTP): set once a service call builds this request's record.
+    pub(crate) audit_mark: Option<RequestAuditHandle>,
 }
 
 impl Caller {
@@ -117,7 +130,17 @@ impl Caller {
             principal,
             address: address.into(),
             break_glass: None,
+            audit_mark: None,
         }
+    }
+
+    /// Ties the caller to its HTTP request's audit mark.
+    pub(crate) fn with_audit_mark(mut self, mark: Option<RequestAuditHandle>) -> Caller {
+        if let Some(mark) = &mark {
+            mark.set_principal(&self.principal.name);
+        }
+        self.audit_mark = mark;
+        self
     }
 
     /// The Cedar request context of this request.
@@ -132,9 +155,13 @@ impl Caller {
 fn outcome_of<T>(result: &ServiceResult<T>) -> &'static str {
     match result {
         Ok(_) => "ok",
-        Err(ServiceError::Forbidden | ServiceError::Unauthenticated) => "denied",
+        Err(
+            ServiceError::Forbidden
+            | ServiceError::Unauthenticated
+            | ServiceError::PasswordChangeRequired,
+        ) => "denied",
         Err(ServiceError::NotFound) => "not_found",
-        Err(ServiceError::Throttled(_)) => "throttled",
+        Err(ServiceError::Throttled(_) | ServiceError::Busy { .. }) => "throttled",
         Err(
             ServiceError::BadRequest(_) | ServiceError::TooLarge(_) | ServiceError::Conflict(_),
         ) => "rejected",
@@ -188,9 +215,15 @@ pub struct UploadSettings {
     pub dir: PathBuf,
     /// Largest upload in bytes.
     pub max_bytes: u64,
+    /// Free bytes an upload must leave on the upload file system (the audit log, which fails
+    /// closed, and the indexes need room): see [`DEFAULT_DISK_RESERVE_BYTES`].
+    pub reserve_bytes: u64,
     /// Extraction sandbox, limits, OCR and passwords; collection and labels are set per upload.
     pub ingest: IngestOptions,
 }
+
+/// The default free-space reserve for uploads: 1 GiB.
+pub const DEFAULT_DISK_RESERVE_BYTES: u64 = 1 << 30;
 
 /// What the service is built from.
 pub struct ServiceParts {
@@ -231,6 +264,12 @@ pub struct Service {
     pub(crate) ingest_turn: Mutex<()>,
     pub(crate) metrics: Metrics,
     audit: Option<Arc<AuditLog>>,
+    /// Unauthenticated requests per address: the first ones recorded, the rest counted.
+    unauthenticated: FailureTally,
+    /// Answers and summaries running or waiting, in total and per user.
+    pub(crate) generation_limits: crate::limits::ConcurrencyLimits,
+    /// Uploads being received or ingested, in total and per user.
+    pub(crate) upload_limits: crate::limits::ConcurrencyLimits,
 }
 
 impl std::fmt::Debug for Service {
@@ -260,7 +299,7 @@ pub(crate) fn view(record: &DocumentRecord) -> DocumentView {
         id: record.id.0.clone(),
         collection: record.collection.clone(),
         title: record.title.clone(),
-        source_path: record.source_path.clone(),
+        file_name: file_name_of(&record.source_path),
         sha256: record.sha256.clone(),
         format: record.format.clone(),
         num_pages: record.num_pages,
@@ -268,6 +307,31 @@ pub(crate) fn view(record: &DocumentRecord) -> DocumentView {
         ingested_at: record.ingested_at.clone(),
         labels: record.labels.clone(),
     }
+}
+
+/// The file name a document came from, without the server's folders (which name other
+/// matters, user accounts and the upload store's layout).
+pub(crate) fn file_name_of(source_path: &str) -> String {
+    Path::new(source_path)
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Routes a user whose password must change may still use: who they are, sign out, and the
+/// password change itself.
+fn route_allowed_before_password_change(route: &str) -> bool {
+    matches!(route, "/v1/me" | "/v1/logout" | "/v1/users/{name}/password")
+}
+
+/// Audit actions of the HTTP service besides the log's common ones.
+pub mod actions_extra {
+    /// A refused credential, a malformed break-glass reason, a password change still due.
+    pub const AUTHENTICATE: &str = "authenticate";
+    /// `GET /v1/me`.
+    pub const ME: &str = "me";
+    /// The generic record of a request no service call recorded (bad body, unknown path...).
+    pub const REQUEST: &str = "request";
 }
 
 /// Checks a user-supplied query or question.
@@ -301,6 +365,17 @@ impl Service {
             ingest_turn: Mutex::new(()),
             metrics: Metrics::new(),
             audit: parts.audit,
+            unauthenticated: FailureTally::new(TallyConfig::default()),
+            generation_limits: crate::limits::ConcurrencyLimits::new(
+                crate::limits::GENERATION_PER_USER,
+                crate::limits::GENERATION_TOTAL,
+                "answers and summaries",
+            ),
+            upload_limits: crate::limits::ConcurrencyLimits::new(
+                crate::limits::UPLOADS_PER_USER,
+                crate::limits::UPLOADS_TOTAL,
+                "uploads",
+            ),
         };
         // The policies in force are part of the record: which rules decided what follows.
         let loaded = AuditEvent::new(actions::POLICY_RELOAD, "ok")
@@ -338,6 +413,11 @@ impl Service {
 
     /// A record of `action` by `caller` (outcome set when it is written).
     pub(crate) fn audit_event(&self, caller: &Caller, action: &str) -> AuditEvent {
+        // Every caller event is written (or its failure fails the request with 503), so the
+        // request has its record.
+        if let Some(mark) = &caller.audit_mark {
+            mark.mark_recorded();
+        }
         let event = AuditEvent::new(action, "ok")
             .principal(caller.principal.name.clone())
             .address(caller.address.clone());
@@ -395,30 +475,93 @@ impl Service {
                 if let Some(name) = self.sensitive(&request.user) {
                     event = event.query(name);
                 }
+                // A failed login is unauthenticated noise an attacker can repeat at will.
+                return self.audited_unauthenticated(event, result);
             }
         }
         self.audited(event, result)
     }
 
-    fn login_unaudited(
+    /// Records an unauthenticated request's outcome through the per-address tally: the first
+    /// ones of a window one by one, then a count (see [`FailureTally`]).
+    pub(crate) fn audited_unauthenticated<T>(
+        &self,
+        event: AuditEvent,
+        result: ServiceResult<T>,
+    ) -> ServiceResult<T> {
+        let address = event.address.clone().unwrap_or_default();
+        let admission = self.unauthenticated.admit(&address);
+        for summary in admission.summaries {
+            self.record(summary)?;
+        }
+        if admission.write {
+            return self.audited(event, result);
+        }
+        result
+    }
+
+    /// Writes the summaries of unauthenticated requests left out of the log so far (at
+    /// shutdown: nothing counted is lost).
+    pub fn flush_unauthenticated(&self) -> ServiceResult<()> {
+        for summary in self.unauthenticated.flush() {
+            self.record(summary)?;
+        }
+        Ok(())
+    }
+
+    /// The generic record of a request no service call recorded (a malformed body, an unknown
+    /// path, a refused method, health probes). Unauthenticated ones go through the tally.
+    pub fn record_request(
+        &self,
+        principal: Option<String>,
+        address: &str,
+        route: &str,
+        method: &str,
+        status: u16,
+    ) -> ServiceResult<()> {
+        let outcome = match status {
+            200..=399 => "ok",
+            401 | 403 => "denied",
+            404 => "not_found",
+            429 => "throttled",
+            400..=499 => "rejected",
+            _ => "error",
+        };
+        let mut event = AuditEvent::new(actions_extra::REQUEST, outcome)
+            .address(address.to_string())
+            .resource(route.to_string())
+            .detail("method", method.to_string())
+            .detail("status", status.to_string());
+        match principal {
+            Some(principal) => {
+                event = event.principal(principal);
+                self.record(event)
+            }
+            None => self.audited_unauthenticated(event, Ok(())),
+        }
+    }
+
+    /// A password check with throttling (also for `current_password` on a password change).
+    /// The attempt is reserved, counted as a failure, before argon2 runs, and given back only
+    /// if the password was right: checking first and counting afterwards let a burst of
+    /// concurrent guesses all pass the check.
+    pub(crate) fn login_unaudited(
         &self,
         request: &LoginRequest,
         address: &str,
     ) -> ServiceResult<LoginResponse> {
-        self.throttle.check(&request.user, address)?;
+        self.throttle.reserve(&request.user, address)?;
         match self.auth.login(&request.user, &request.password) {
             Ok(session) => {
-                self.throttle.record_success(&request.user);
+                self.throttle.release(&request.user, address);
                 Ok(LoginResponse {
                     token: session.token,
                     expires_at: session.expires_at,
                     user: UserView::from(&session.principal),
                 })
             }
-            Err(vellum_auth::Error::Unauthenticated) => {
-                self.throttle.record_failure(&request.user, address);
-                Err(ServiceError::Unauthenticated)
-            }
+            // The reservation stands as the failure.
+            Err(vellum_auth::Error::Unauthenticated) => Err(ServiceError::Unauthenticated),
             Err(other) => Err(other.into()),
         }
     }
@@ -442,14 +585,58 @@ impl Service {
             None => Err(ServiceError::Unauthenticated),
         };
         match result {
-            Ok(principal) => Ok(Caller::new(principal, address)),
+            Ok(principal) => {
+                let caller = Caller::new(principal, address);
+                if route_allowed_before_password_change(route) {
+                    return Ok(caller);
+                }
+                match self.auth.must_change_password(&caller.principal.name) {
+                    Ok(false) => Ok(caller),
+                    Ok(true) => {
+                        let event = self
+                            .audit_event(&caller, actions_extra::AUTHENTICATE)
+                            .resource(route.to_string());
+                        self.audited(event, Err(ServiceError::PasswordChangeRequired))
+                    }
+                    Err(err) => Err(err.into()),
+                }
+            }
             Err(err) => {
-                let event = AuditEvent::new("authenticate", "denied")
+                let event = AuditEvent::new(actions_extra::AUTHENTICATE, "denied")
                     .address(address.to_string())
                     .resource(route.to_string());
-                self.audited(event, Err(err))
+                self.audited_unauthenticated(event, Err(err))
             }
         }
+    }
+
+    /// Adds emergency ("break-glass") access with the user's reason (the raw header value);
+    /// a malformed reason is refused, and the refusal is recorded like any other.
+    pub fn invoke_break_glass(&self, mut caller: Caller, header: &[u8]) -> ServiceResult<Caller> {
+        let reason = std::str::from_utf8(header)
+            .map(str::trim)
+            .unwrap_or_default();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            let event = self
+                .audit_event(&caller, actions_extra::AUTHENTICATE)
+                .detail("break_glass", "malformed");
+            return self.audited(
+                event,
+                Err(ServiceError::BadRequest(
+                    "X-Vellum-Break-Glass needs the reason for emergency access (1-500 \
+                     characters of UTF-8 text)"
+                        .into(),
+                )),
+            );
+        }
+        caller.break_glass = Some(reason.to_string());
+        Ok(caller)
+    }
+
+    /// Who the caller is (recorded like every request; with break-glass, the reason too).
+    pub fn me(&self, caller: &Caller) -> ServiceResult<UserView> {
+        let event = self.audit_event(caller, actions_extra::ME);
+        self.audited(event, Ok(UserView::from(&caller.principal)))
     }
 
     pub(crate) fn authorizer(&self) -> &Authorizer {
@@ -721,17 +908,22 @@ impl Service {
     /// Whether `caller` may read the metrics (`admin` on [`METRICS_RESOURCE`]); a refusal is
     /// recorded.
     pub fn may_read_metrics(&self, caller: &Caller) -> ServiceResult<()> {
-        if self.allows(
+        let allowed = self.allows(
             &caller.principal,
             Action::Admin,
             &Resource::collection(METRICS_RESOURCE),
-        ) {
-            return Ok(());
-        }
+        );
         let event = self
             .audit_event(caller, "metrics.read")
             .resource(METRICS_RESOURCE.to_string());
-        self.audited(event, Err(ServiceError::Forbidden))
+        self.audited(
+            event,
+            if allowed {
+                Ok(())
+            } else {
+                Err(ServiceError::Forbidden)
+            },
+        )
     }
 
     /// Whether the service can answer requests: stores, models, policies, upload folder.
@@ -762,7 +954,8 @@ impl Service {
         check(
             "generator",
             Ok(match &self.generator {
-                Some(generator) => format!("{} loaded", generator.model_name()),
+                // Which model runs is for signed-in users (receipts), not anonymous probes.
+                Some(_) => "loaded".to_string(),
                 None => "not configured: ask and summarize answer 503".to_string(),
             }),
         );

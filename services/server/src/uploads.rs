@@ -1,7 +1,11 @@
-//! Uploads: the handler streams the file into `<uploads>/.partial/` while hashing it (never
-//! the whole file in memory); then [`Service::upload`] checks the policy, detects a duplicate
+//! Uploads. [`Service::begin_upload`] decides before a byte of the file is read: the declared
+//! collection and labels (form fields before the file, or query parameters) are checked, the
+//! policy is asked, the caller's and the server's concurrent uploads are counted and the disk's
+//! free space is checked against a reserve kept for the audit log. Only then does the handler
+//! stream the file into `<uploads>/.partial/` while hashing it (never the whole file in
+//! memory), stopping at the size limit or the reserve; [`Service::upload`] detects a duplicate
 //! by SHA-256, moves the file into place and ingests it through the same sandboxed pipeline as
-//! `vellum ingest`.
+//! `vellum ingest`. A refusal at any step has its audit record.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,7 +29,19 @@ pub struct IncomingFile {
     size: u64,
     max_bytes: u64,
     name: String,
+    /// Checked collection and labels, as the policy saw them.
+    collection: String,
+    labels: Vec<String>,
+    decision: vellum_audit::Decision,
+    /// Free bytes the upload file system must keep (for the audit log).
+    reserve_bytes: u64,
+    /// Bytes written since free space was last checked.
+    unchecked: u64,
+    _permit: crate::limits::Permit,
 }
+
+/// How often, in bytes received, free space is checked again during an upload.
+const SPACE_CHECK_EVERY: u64 = 8 << 20;
 
 impl std::fmt::Debug for IncomingFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,6 +61,14 @@ impl IncomingFile {
                 self.max_bytes >> 20
             )));
         }
+        self.unchecked = self.unchecked.saturating_add(bytes.len() as u64);
+        if self.unchecked >= SPACE_CHECK_EVERY {
+            self.unchecked = 0;
+            let dir = self.file.path().parent().map(Path::to_path_buf);
+            if let Some(dir) = dir {
+                check_free_space(&dir, self.reserve_bytes, bytes.len() as u64)?;
+            }
+        }
         self.hasher.update(bytes);
         self.file
             .write_all(bytes)
@@ -52,27 +76,56 @@ impl IncomingFile {
     }
 }
 
-/// What the form said besides the file.
-#[derive(Debug, Default)]
+impl IncomingFile {
+    /// Bytes received so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+/// Refuses when writing `more` bytes would leave less than `reserve` free on `dir`'s file
+/// system: a full disk stops the audit log, and with it every request.
+fn check_free_space(dir: &Path, reserve: u64, more: u64) -> ServiceResult<()> {
+    let free = fs4::available_space(dir)
+        .map_err(|err| ServiceError::Internal(format!("free space of {}: {err}", dir.display())))?;
+    if free < reserve.saturating_add(more) {
+        tracing::warn!(free, reserve, dir = %dir.display(), "upload refused: disk space reserve");
+        return Err(ServiceError::Unavailable(
+            "the server is low on disk space, so uploads are paused (the rest keeps working); \
+             an administrator must free space"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// What the form (or the query string) said besides the file.
+#[derive(Debug, Default, Clone)]
 pub struct UploadFields {
     pub collection: Option<String>,
     pub labels: Option<String>,
 }
 
 /// A collection name from a client: 1-128 characters, no control characters, no `:` (names
-/// with `:` are reserved, e.g. [`crate::service::ACCOUNTS_RESOURCE`]).
+/// with `:` are reserved, e.g. [`crate::service::ACCOUNTS_RESOURCE`]), and none of the names
+/// the policies give a meaning of their own (`walled-<matter>` is an ethical wall's group:
+/// a collection of that name would be "their matter" to everyone behind the wall).
 fn checked_collection(name: &str) -> ServiceResult<String> {
     let name = name.trim();
     let ok = !name.is_empty()
         && name.chars().count() <= 128
         && !name.chars().any(|c| c.is_control() || c == ':' || c == '/');
-    if ok {
-        Ok(name.to_string())
-    } else {
-        Err(ServiceError::BadRequest(
+    if !ok {
+        return Err(ServiceError::BadRequest(
             "collection must be 1-128 characters, without control characters, ':' or '/'".into(),
-        ))
+        ));
     }
+    if let Some(reason) = vellum_authz::reserved_collection_name(name) {
+        return Err(ServiceError::BadRequest(format!(
+            "collection {name:?} is reserved: {reason}"
+        )));
+    }
+    Ok(name.to_string())
 }
 
 /// Labels from a client, comma-separated: each 1-64 of `a-z 0-9 _ -` (lower-cased).
@@ -124,12 +177,55 @@ fn safe_file_name(name: &str) -> String {
 }
 
 impl Service {
-    /// Starts receiving a file named `name` (as the client called it).
-    pub fn begin_upload(&self, name: &str) -> ServiceResult<IncomingFile> {
+    /// Decides an upload before its file is read: the declared collection and labels, the
+    /// policy, the caller's and the server's concurrent uploads, and the disk's free space.
+    /// Then starts receiving the file named `name` (as the client called it). A refusal is
+    /// recorded.
+    pub fn begin_upload(
+        &self,
+        caller: &Caller,
+        fields: &UploadFields,
+        name: &str,
+    ) -> ServiceResult<IncomingFile> {
+        let mut event = self.audit_event(caller, actions::DOCUMENT_UPLOAD);
+        let result = self.begin_upload_unaudited(caller, fields, name, &mut event);
+        match result {
+            // The upload's record is written when it ends (Service::upload, upload_failed).
+            Ok(incoming) => Ok(incoming),
+            Err(err) => self.audited(event.detail("stage", "begin"), Err(err)),
+        }
+    }
+
+    fn begin_upload_unaudited(
+        &self,
+        caller: &Caller,
+        fields: &UploadFields,
+        name: &str,
+        event: &mut AuditEvent,
+    ) -> ServiceResult<IncomingFile> {
+        let collection = checked_collection(fields.collection.as_deref().unwrap_or_default())?;
+        let labels = checked_labels(fields.labels.as_deref())?;
+        event.detail.insert("collection".into(), collection.clone());
+        event.detail.insert("labels".into(), labels.join(","));
+        // The policy sees the document as it will be: its collection and labels.
+        let resource = Resource::document("(new upload)", collection.clone(), labels.clone());
+        let decision = self.authorizer().is_allowed(
+            &principal_info(&caller.principal),
+            Action::Upload,
+            &resource,
+            &caller.context(),
+        );
+        event.decision = Some(audit_decision(&decision));
+        if !decision.allowed {
+            self.metrics.count_ingest("denied");
+            return Err(ServiceError::Forbidden);
+        }
+        let permit = self.upload_limits.acquire(&caller.principal.name)?;
         let partial = self.uploads.dir.join(".partial");
         std::fs::create_dir_all(&partial).map_err(|err| {
             ServiceError::Internal(format!("creating {}: {err}", partial.display()))
         })?;
+        check_free_space(&partial, self.uploads.reserve_bytes, 0)?;
         let file = tempfile::Builder::new()
             .prefix("upload-")
             .tempfile_in(&partial)
@@ -140,22 +236,48 @@ impl Service {
             size: 0,
             max_bytes: self.uploads.max_bytes,
             name: safe_file_name(name),
+            collection,
+            labels,
+            decision: audit_decision(&decision),
+            reserve_bytes: self.uploads.reserve_bytes,
+            unchecked: 0,
+            _permit: permit,
         })
+    }
+
+    /// Records an upload that failed while its file was being received (too large, the disk
+    /// reserve reached, a broken form); the partial file is removed.
+    pub fn upload_failed(
+        &self,
+        caller: &Caller,
+        incoming: IncomingFile,
+        error: ServiceError,
+    ) -> ServiceError {
+        let mut event = self
+            .audit_event(caller, actions::DOCUMENT_UPLOAD)
+            .detail("stage", "receive")
+            .detail("bytes", incoming.size.to_string())
+            .detail("collection", incoming.collection.clone())
+            .detail("labels", incoming.labels.join(","));
+        event.decision = Some(incoming.decision.clone());
+        drop(incoming);
+        match self.audited::<()>(event, Err(error)) {
+            Err(err) => err,
+            Ok(()) => ServiceError::Internal("an upload failure recorded as success".into()),
+        }
     }
 
     /// Checks the policy, detects duplicates and ingests a received file. The audit record
     /// has the file's SHA-256, size, collection, labels and the document it became.
-    pub fn upload(
-        &self,
-        caller: &Caller,
-        fields: UploadFields,
-        incoming: IncomingFile,
-    ) -> ServiceResult<UploadResponse> {
+    pub fn upload(&self, caller: &Caller, incoming: IncomingFile) -> ServiceResult<UploadResponse> {
         let mut event = self
             .audit_event(caller, actions::DOCUMENT_UPLOAD)
             .detail("sha256", hex::encode(incoming.hasher.clone().finalize()))
-            .detail("bytes", incoming.size.to_string());
-        let result = self.upload_unaudited(caller, fields, incoming, &mut event);
+            .detail("bytes", incoming.size.to_string())
+            .detail("collection", incoming.collection.clone())
+            .detail("labels", incoming.labels.join(","));
+        event.decision = Some(incoming.decision.clone());
+        let result = self.upload_unaudited(caller, incoming);
         if let Ok(response) = &result {
             event.resource = Some(response.document.id.clone());
             event
@@ -168,34 +290,16 @@ impl Service {
     fn upload_unaudited(
         &self,
         caller: &Caller,
-        fields: UploadFields,
         incoming: IncomingFile,
-        event: &mut AuditEvent,
     ) -> ServiceResult<UploadResponse> {
-        let principal = &caller.principal;
-        let collection = checked_collection(fields.collection.as_deref().unwrap_or_default())?;
-        let labels = checked_labels(fields.labels.as_deref())?;
+        let collection = incoming.collection.clone();
+        let labels = incoming.labels.clone();
         if incoming.size == 0 {
             // A well-formed request for a file that holds nothing to index.
             return Err(ServiceError::Unprocessable {
                 kind: "empty".into(),
                 reason: "the file is empty".into(),
             });
-        }
-        event.detail.insert("collection".into(), collection.clone());
-        event.detail.insert("labels".into(), labels.join(","));
-        // The policy sees the document as it will be: its collection and labels.
-        let resource = Resource::document("(new upload)", collection.clone(), labels.clone());
-        let decision = self.authorizer().is_allowed(
-            &principal_info(principal),
-            Action::Upload,
-            &resource,
-            &caller.context(),
-        );
-        event.decision = Some(audit_decision(&decision));
-        if !decision.allowed {
-            self.metrics.count_ingest("denied");
-            return Err(ServiceError::Forbidden);
         }
         let sha256 = hex::encode(incoming.hasher.clone().finalize());
         let _slot = self.metrics.ingest_slot();

@@ -269,23 +269,23 @@ fn authorization_matrix_has_no_leaks() {
                     ),
                     &RequestContext::default(),
                 );
-                let mut file = fx
+                let fields = UploadFields {
+                    collection: Some(collection.into()),
+                    labels: Some(labels.into()),
+                };
+                // The policy decides before the file is received.
+                let result = fx
                     .service
-                    .begin_upload("note.txt")
-                    .unwrap_or_else(|err| panic!("{err}"));
-                file.write(
-                    format!("File note by {who} for {collection} ({labels}): hearing moved.\n")
-                        .as_bytes(),
-                )
-                .unwrap_or_else(|err| panic!("{err}"));
-                let result = fx.service.upload(
-                    &caller,
-                    UploadFields {
-                        collection: Some(collection.into()),
-                        labels: Some(labels.into()),
-                    },
-                    file,
-                );
+                    .begin_upload(&caller, &fields, "note.txt")
+                    .and_then(|mut file| {
+                        file.write(
+                            format!(
+                                "File note by {who} for {collection} ({labels}): hearing moved.\n"
+                            )
+                            .as_bytes(),
+                        )?;
+                        fx.service.upload(&caller, file)
+                    });
                 match (expected.allowed, result) {
                     (true, Ok(uploaded)) => {
                         assert!(!uploaded.duplicate);

@@ -148,6 +148,44 @@ pub struct GenerationParams {
     pub seed: u64,
     /// Generation stops before the first occurrence of any of these texts.
     pub stop: Vec<String>,
+    /// Set by the caller to stop generating (the client went away); not part of a receipt.
+    #[serde(skip)]
+    pub cancel: CancelFlag,
+}
+
+/// A flag a caller raises to stop a generation between two tokens (a client that disconnected
+/// must not keep the model busy for everyone else). Two flags always compare equal: it is not
+/// part of what a generation means.
+#[derive(Debug, Clone, Default)]
+pub struct CancelFlag(Option<std::sync::Arc<std::sync::atomic::AtomicBool>>);
+
+impl CancelFlag {
+    /// A flag that can be raised.
+    pub fn new() -> CancelFlag {
+        CancelFlag(Some(std::sync::Arc::new(
+            std::sync::atomic::AtomicBool::new(false),
+        )))
+    }
+
+    /// Asks the generation to stop at the next token.
+    pub fn cancel(&self) {
+        if let Some(flag) = &self.0 {
+            flag.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Whether [`Self::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Acquire))
+    }
+}
+
+impl PartialEq for CancelFlag {
+    fn eq(&self, _: &CancelFlag) -> bool {
+        true
+    }
 }
 
 impl Default for GenerationParams {
@@ -158,6 +196,7 @@ impl Default for GenerationParams {
             top_p: None,
             seed: 42,
             stop: Vec::new(),
+            cancel: CancelFlag::default(),
         }
     }
 }
@@ -171,6 +210,8 @@ pub enum StopReason {
     StopSequence,
     /// [`GenerationParams::max_tokens`] were generated, or the context is full.
     MaxTokens,
+    /// The caller raised [`GenerationParams::cancel`].
+    Cancelled,
 }
 
 /// The result of one generation.
@@ -563,6 +604,9 @@ impl GgufGenerator {
             }
             if num_generated_tokens >= max_new_tokens {
                 break StopReason::MaxTokens;
+            }
+            if params.cancel.is_cancelled() {
+                break StopReason::Cancelled;
             }
             logits = forward(&mut model, &[token], position, &self.device)?;
             position += 1;

@@ -50,11 +50,23 @@ pub struct Setup {
     pub audit: Arc<AuditLog>,
     /// In the order of the users given.
     pub principals: Vec<Principal>,
+    /// Each user's API key (`vk_…`), in the order of the users given.
+    pub keys: Vec<String>,
     /// Document id → (collection, labels).
     pub documents: BTreeMap<String, (String, Vec<String>)>,
 }
 
 pub fn setup(policy_set: &str, documents: &[DocumentSpec<'_>], users: &[UserSpec<'_>]) -> Setup {
+    setup_with_reserve(policy_set, documents, users, 0)
+}
+
+/// [`setup`] with uploads that must leave `reserve_bytes` free on the disk.
+pub fn setup_with_reserve(
+    policy_set: &str,
+    documents: &[DocumentSpec<'_>],
+    users: &[UserSpec<'_>],
+    reserve_bytes: u64,
+) -> Setup {
     let work = tempfile::tempdir().unwrap_or_else(|err| panic!("tempdir: {err}"));
     let data = work.path().join("data");
     let embedder = Embedder::load(&models_dir().join("all-MiniLM-L6-v2"))
@@ -108,6 +120,7 @@ pub fn setup(policy_set: &str, documents: &[DocumentSpec<'_>], users: &[UserSpec
         .collect();
     let auth = AuthStore::open(&data).unwrap_or_else(|err| panic!("auth: {err}"));
     let mut principals = Vec::new();
+    let mut keys = Vec::new();
     for (name, roles, groups) in users {
         auth.add_user(&NewUser {
             name,
@@ -123,6 +136,7 @@ pub fn setup(policy_set: &str, documents: &[DocumentSpec<'_>], users: &[UserSpec
             auth.authenticate(&key.key)
                 .unwrap_or_else(|err| panic!("authenticate {name}: {err}")),
         );
+        keys.push(key.key.clone());
     }
     let generator = GgufGenerator::load(
         &models_dir().join("SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"),
@@ -141,6 +155,7 @@ pub fn setup(policy_set: &str, documents: &[DocumentSpec<'_>], users: &[UserSpec
         uploads: UploadSettings {
             dir: data.join("uploads"),
             max_bytes: 1 << 20,
+            reserve_bytes,
             ingest: IngestOptions::default(),
         },
         audit: Some(audit.clone()),
@@ -152,6 +167,7 @@ pub fn setup(policy_set: &str, documents: &[DocumentSpec<'_>], users: &[UserSpec
         service,
         audit,
         principals,
+        keys,
         documents,
     }
 }
