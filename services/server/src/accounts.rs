@@ -237,12 +237,15 @@ impl Service {
         event: &mut AuditEvent,
     ) -> ServiceResult<CreatedKeyView> {
         require_session(principal)?;
+        if request.reason.is_some() {
+            require_reason(request.reason.as_deref())?;
+        }
         let user = request.user.as_deref().unwrap_or(&principal.name);
         if user != principal.name {
             self.require_account_admin(principal)?;
-            require_reason(request.reason.as_deref())?;
             let target = self.auth.user(user)?;
             self.require_on_account(principal, Action::ActFor, &account_resource(&target), event)?;
+            require_reason(request.reason.as_deref())?;
         }
         let days = request
             .expires_in_days

@@ -122,8 +122,8 @@ pub fn serve(
     result
 }
 
-/// The standard methods (RFC 9110 and PATCH); anything else is refused before routing, and
-/// metrics and logs see it as `other`. Label values must come from a closed set: a client that
+/// The standard methods (RFC 9110 and PATCH); anything else is labelled `other` in metrics
+/// and logs (and refused by routing: no route answers it). Label values must come from a closed set: a client that
 /// invents methods must not be able to add series (each one lives for the life of the process).
 const KNOWN_METHODS: [(Method, &str); 9] = [
     (Method::GET, "GET"),
@@ -150,7 +150,7 @@ pub(crate) fn audit_mark(request: &actix_web::HttpRequest) -> Option<Arc<Request
     request.extensions().get::<Arc<RequestAudit>>().cloned()
 }
 
-/// Around every request: refuses unknown methods, makes sure the request has an audit record
+/// Around every request: labels unknown methods `other`, makes sure the request has an audit record
 /// (a generic one if no service call wrote one), and writes one log line and one metrics
 /// observation: method label, route pattern (never the query string, a header or a path
 /// parameter, which may hold search text, credentials or document ids), status and time.
@@ -164,18 +164,9 @@ async fn log_request(
     let address = routes::client_address(request.request());
     let mark = Arc::new(RequestAudit::default());
     request.extensions_mut().insert(Arc::clone(&mark));
-    let mut response = if method == "other" {
-        request.into_response(
-            HttpResponse::NotImplemented()
-                .json(api::ErrorBody {
-                    code: "method_not_implemented".into(),
-                    message: "this API answers GET, POST, PUT and DELETE".into(),
-                })
-                .map_into_boxed_body(),
-        )
-    } else {
-        next.call(request).await?.map_into_boxed_body()
-    };
+    // A method outside the closed set is still answered by routing (405 with `Allow` on a
+    // known path, 404 elsewhere): only its label is bounded, as `other`.
+    let mut response = next.call(request).await?.map_into_boxed_body();
     let route = response
         .request()
         .match_pattern()

@@ -510,10 +510,26 @@ async fn upload(
             "labels" if incoming.is_none() => {
                 fields.labels = Some(form_text(&mut field, 4096).await?)
             }
-            "collection" | "labels" => {
+            "labels" => {
+                // After the file: decided again with them (send them first to be refused
+                // before the file is read).
+                let labels = form_text(&mut field, 4096).await?;
+                if let Some(mut file) = incoming.take() {
+                    let decider = service.clone();
+                    let who = caller.0.clone();
+                    let relabelled = blocking(move || {
+                        decider
+                            .relabel_upload(&who, &mut file, &labels)
+                            .map(|()| file)
+                    })
+                    .await?;
+                    incoming = Some(relabelled);
+                }
+            }
+            "collection" => {
                 return Err(bad_form(
-                    "send collection and labels before the file (the upload is decided before \
-                     it is received)",
+                    "send the collection before the file: the upload is decided before it is \
+                     received",
                 ))
             }
             "file" if incoming.is_some() => return Err(bad_form("send one file per upload")),

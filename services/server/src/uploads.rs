@@ -245,6 +245,40 @@ impl Service {
         })
     }
 
+    /// Labels that came after the file (a form may put its fields in any order): the upload
+    /// was decided with the labels known then, so it is decided again with these, and refused
+    /// (and recorded) if the policy does not allow the document as it now would be.
+    pub fn relabel_upload(
+        &self,
+        caller: &Caller,
+        incoming: &mut IncomingFile,
+        labels: &str,
+    ) -> ServiceResult<()> {
+        let labels = checked_labels(Some(labels))?;
+        let resource =
+            Resource::document("(new upload)", incoming.collection.clone(), labels.clone());
+        let decision = self.authorizer().is_allowed(
+            &principal_info(&caller.principal),
+            Action::Upload,
+            &resource,
+            &caller.context(),
+        );
+        if decision.allowed {
+            incoming.labels = labels;
+            incoming.decision = audit_decision(&decision);
+            return Ok(());
+        }
+        self.metrics.count_ingest("denied");
+        let mut event = self
+            .audit_event(caller, actions::DOCUMENT_UPLOAD)
+            .detail("stage", "labels")
+            .detail("bytes", incoming.size.to_string())
+            .detail("collection", incoming.collection.clone())
+            .detail("labels", labels.join(","));
+        event.decision = Some(audit_decision(&decision));
+        self.audited(event, Err(ServiceError::Forbidden))
+    }
+
     /// Records an upload that failed while its file was being received (too large, the disk
     /// reserve reached, a broken form); the partial file is removed.
     pub fn upload_failed(

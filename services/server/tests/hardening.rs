@@ -45,6 +45,13 @@ fn law_firm_with_reserve(reserve_bytes: u64) -> common::Setup {
     )
 }
 
+/// The whole application in-process, without trusted proxies.
+macro_rules! app {
+    ($service:expr) => {
+        test::init_service(create_app($service, TrustedProxies::default())).await
+    };
+}
+
 const ALICE: usize = 0;
 const ADAM: usize = 1;
 const RITA: usize = 2;
@@ -83,11 +90,7 @@ fn bearer(key: &str) -> (&'static str, String) {
 async fn invented_methods_add_no_metric_series() {
     let setup = law_firm();
     let admin_key = setup.keys[ADAM].clone();
-    let app = test::init_service(create_app(
-        web::Data::new(setup.service),
-        TrustedProxies::default(),
-    ))
-    .await;
+    let app = app!(web::Data::new(setup.service));
     macro_rules! metrics {
         () => {{
             let request = TestRequest::get()
@@ -122,7 +125,7 @@ async fn invented_methods_add_no_metric_series() {
             .call(request)
             .await
             .unwrap_or_else(|err| panic!("{err}"));
-        assert_eq!(response.status(), 501, "an unknown method is refused");
+        assert_eq!(response.status(), 405, "an unknown method is refused");
     }
     let after = metrics!();
     let series = |text: &str| {
@@ -156,11 +159,7 @@ async fn every_request_has_an_audit_record() {
     let alice = setup.keys[ALICE].clone();
     let adam = setup.keys[ADAM].clone();
     let data = setup.data.clone();
-    let app = test::init_service(create_app(
-        web::Data::new(setup.service),
-        TrustedProxies::default(),
-    ))
-    .await;
+    let app = app!(web::Data::new(setup.service));
     let audit_dir = data.join("audit");
     let count = || {
         vellum_audit::read_records(&audit_dir)
@@ -262,7 +261,7 @@ async fn failed_authentications_are_counted_not_written_one_by_one() {
     let setup = law_firm();
     let data = setup.data.clone();
     let service = web::Data::new(setup.service);
-    let app = test::init_service(create_app(service.clone(), TrustedProxies::default())).await;
+    let app = app!(service.clone());
     let before = vellum_audit::read_records(&data.join("audit"))
         .unwrap_or_else(|err| panic!("{err}"))
         .len();
@@ -375,11 +374,7 @@ async fn wall_group_names_cannot_become_collections() {
     let setup = law_firm();
     let rita = setup.keys[RITA].clone();
     let walt = setup.keys[WALT].clone();
-    let app = test::init_service(create_app(
-        web::Data::new(setup.service),
-        TrustedProxies::default(),
-    ))
-    .await;
+    let app = app!(web::Data::new(setup.service));
     let upload = TestRequest::post()
         .uri("/v1/documents")
         .insert_header(bearer(&rita))
@@ -416,11 +411,7 @@ async fn clients_see_only_what_is_theirs_to_see() {
     let setup = law_firm();
     let alice = setup.keys[ALICE].clone();
     let data = setup.data.clone();
-    let app = test::init_service(create_app(
-        web::Data::new(setup.service),
-        TrustedProxies::default(),
-    ))
-    .await;
+    let app = app!(web::Data::new(setup.service));
     let get = |uri: &str, key: Option<&str>| {
         let mut request = TestRequest::get().uri(uri).peer_addr(peer("127.0.0.1"));
         if let Some(key) = key {
@@ -510,11 +501,7 @@ use futures::StreamExt as _;
 async fn uploads_are_decided_before_the_file_is_read() {
     let setup = law_firm();
     let pete = setup.keys[PETE].clone();
-    let app = test::init_service(create_app(
-        web::Data::new(setup.service),
-        TrustedProxies::default(),
-    ))
-    .await;
+    let app = app!(web::Data::new(setup.service));
     let pulled = Arc::new(AtomicU64::new(0));
     let prefix = multipart(MATTER, "flood.bin", b"");
     let prefix = prefix[..prefix.len() - b"\r\n--b0undary--\r\n".len()].to_vec();
@@ -614,11 +601,7 @@ async fn an_answer_stops_when_its_client_goes_away() {
     let setup = law_firm();
     let alice = setup.keys[ALICE].clone();
     let data = setup.data.clone();
-    let app = test::init_service(create_app(
-        web::Data::new(setup.service),
-        TrustedProxies::default(),
-    ))
-    .await;
+    let app = app!(web::Data::new(setup.service));
     let ask = TestRequest::post()
         .uri("/v1/ask")
         .insert_header(bearer(&alice))
@@ -663,11 +646,7 @@ async fn a_printed_password_must_be_changed_first() {
         .ensure_admin(None)
         .unwrap_or_else(|err| panic!("{err}"))
         .unwrap_or_else(|| panic!("a generated password"));
-    let app = test::init_service(create_app(
-        web::Data::new(setup.service),
-        TrustedProxies::default(),
-    ))
-    .await;
+    let app = app!(web::Data::new(setup.service));
     let login = |password: &str| {
         TestRequest::post()
             .uri("/v1/login")
