@@ -484,6 +484,7 @@ async fn form_text(field: &mut actix_multipart::Field, limit: usize) -> Result<S
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 422, body = ErrorBody),
         (status = 429, body = ErrorBody),
@@ -527,18 +528,22 @@ async fn upload(
                 }
             }
             "collection" => {
-                return Err(bad_form(
-                    "send the collection before the file: the upload is decided before it is \
-                     received",
-                ))
+                // The upload was decided for the collection known when the file started.
+                return Err(ApiError(ServiceError::Conflict(
+                    "the collection must come before the file (or as the query parameter): the \
+                     upload was already decided for another one"
+                        .into(),
+                )));
             }
             "file" if incoming.is_some() => return Err(bad_form("send one file per upload")),
             "file" => {
                 if fields.collection.is_none() {
-                    return Err(bad_form(
+                    // Field order matters here: the upload is decided before the file is read.
+                    return Err(ApiError(ServiceError::Conflict(
                         "send the collection (and labels) before the file, as form fields or \
-                         query parameters: the upload is decided before it is received",
-                    ));
+                         query parameters: the upload is decided before it is received"
+                            .into(),
+                    )));
                 }
                 let file_name = field
                     .content_disposition()
@@ -584,9 +589,18 @@ async fn upload(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct UploadQuery {
-    /// The collection (instead of the form field).
+    /// The collection (instead of the form field): no `:`, `/` or control characters.
+    #[param(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^:/\x00-\x1f\x7f-\x9f]*[^:/\x00-\x1f\x7f-\x9f\s][^:/\x00-\x1f\x7f-\x9f]*$"
+    )]
     collection: Option<String>,
     /// Comma-separated labels (instead of the form field).
+    #[param(
+        max_length = 4096,
+        pattern = r"^ *([A-Za-z0-9_-]{1,64} *(, *[A-Za-z0-9_-]{1,64} *)*)?$"
+    )]
     labels: Option<String>,
 }
 
