@@ -703,6 +703,23 @@ impl AuthStore {
     }
 }
 
+impl AuthStore {
+    /// Whether `name` still has a password it was given (the first-start admin's printed one,
+    /// or an administrator's reset) and must choose its own before anything else. An unknown
+    /// user answers `false`: authentication already refused it.
+    pub fn must_change_password(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT must_change_password FROM users WHERE name = ?1",
+                params![name],
+                |row| row.get::<_, bool>(0),
+            )
+            .optional()?
+            .unwrap_or(false))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1013,22 +1030,5 @@ mod tests {
             groups: vec![],
         };
         assert!(matches!(store.add_user(&again), Err(Error::Invalid(_))));
-    }
-}
-
-impl AuthStore {
-    /// Whether `name` still has a password it was given (the first-start admin's printed one,
-    /// or an administrator's reset) and must choose its own before anything else. An unknown
-    /// user answers `false`: authentication already refused it.
-    pub fn must_change_password(&self, name: &str) -> Result<bool> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT must_change_password FROM users WHERE name = ?1",
-                params![name],
-                |row| row.get::<_, bool>(0),
-            )
-            .optional()?
-            .unwrap_or(false))
     }
 }

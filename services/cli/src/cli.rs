@@ -126,7 +126,7 @@ pub enum Command {
     Models,
     /// Serve the HTTPS API (TLS only; users, API keys and Cedar policies decide who sees
     /// what). Settings: flag > environment variable > TOML file > default.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage the users who may sign in to `vellum serve` (works offline on the data folder).
     #[command(subcommand)]
     User(UserCommand),

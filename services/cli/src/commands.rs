@@ -43,7 +43,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Check => check(&ctx),
         Command::Eval(args) => evaluate(&ctx, args),
         Command::Models => models(&ctx),
-        Command::Serve(args) => crate::serve::serve(&ctx, args),
+        Command::Serve(args) => crate::serve::serve(&ctx, *args),
         Command::User(command) => crate::accounts::user(&ctx, command),
         Command::Key(command) => crate::accounts::key(&ctx, command),
         Command::Audit(args) => crate::audit::audit(&ctx, args),
