@@ -202,13 +202,18 @@ fn kill_nine_at_random_points_never_loses_or_half_writes() {
         "--prune",
     ];
 
-    // Calibrate: how long a whole ingest takes here (in a scratch data folder).
-    let started = Instant::now();
-    let calibrate = tmp.path().join("calibrate");
+    // Calibrate: how long a whole ingest takes here (in scratch data folders). The first run
+    // also pays for cold caches (model files, binaries), which made the kill delays too long
+    // for the later, warm runs: take the faster of two.
     let hour = Duration::from_secs(3600);
-    let calibration = run_and_kill(&calibrate, &ingest_args, hour, None);
-    assert!(calibration.success, "calibration ingest failed");
-    let full_run = started.elapsed();
+    let mut full_run = hour;
+    for attempt in ["calibrate-cold", "calibrate"] {
+        let started = Instant::now();
+        let calibration = run_and_kill(&tmp.path().join(attempt), &ingest_args, hour, None);
+        assert!(calibration.success, "calibration ingest failed");
+        full_run = full_run.min(started.elapsed());
+    }
+    let calibrate = tmp.path().join("calibrate");
     let started = Instant::now();
     assert!(run_and_kill(&calibrate, &ingest_args, hour, None).success);
     let no_op_run = started.elapsed();
