@@ -60,6 +60,10 @@ pub struct Principal {
     pub via: String,
     /// The public id of the session or key used (for logs and audit; not a secret).
     pub credential_id: String,
+    /// The account still has a password it was given (the first-start admin's printed one, or
+    /// an administrator's reset) and must choose its own before anything else.
+    #[serde(default)]
+    pub must_change_password: bool,
 }
 
 /// A user as listed.
@@ -153,6 +157,21 @@ fn validate_name(what: &str, name: &str) -> Result<()> {
             "{what} {name:?} is not valid: use 1-64 lowercase letters, digits, '.', '_', '-' or '@'"
         )))
     }
+}
+
+/// The columns [`user_row`] reads, in its order.
+const USER_COLUMNS: &str = "name, roles, groups, disabled, must_change_password, created_at";
+
+/// A [`UserInfo`] from a row of [`USER_COLUMNS`].
+fn user_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserInfo> {
+    Ok(UserInfo {
+        name: row.get(0)?,
+        roles: from_json(&row.get::<_, String>(1)?),
+        groups: from_json(&row.get::<_, String>(2)?),
+        disabled: row.get(3)?,
+        must_change_password: row.get(4)?,
+        created_at: row.get::<_, i64>(5)?.max(0) as u64,
+    })
 }
 
 fn to_json(names: &[String]) -> Result<String> {
@@ -407,19 +426,9 @@ impl AuthStore {
     /// Every user, by name.
     pub fn list_users(&self) -> Result<Vec<UserInfo>> {
         let conn = self.conn();
-        let mut statement = conn.prepare(
-            "SELECT name, roles, groups, disabled, must_change_password, created_at FROM users ORDER BY name",
-        )?;
-        let rows = statement.query_map([], |row| {
-            Ok(UserInfo {
-                name: row.get(0)?,
-                roles: from_json(&row.get::<_, String>(1)?),
-                groups: from_json(&row.get::<_, String>(2)?),
-                disabled: row.get(3)?,
-                must_change_password: row.get(4)?,
-                created_at: row.get::<_, i64>(5)?.max(0) as u64,
-            })
-        })?;
+        let mut statement =
+            conn.prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"))?;
+        let rows = statement.query_map([], user_row)?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
@@ -485,19 +494,9 @@ impl AuthStore {
     pub fn user(&self, name: &str) -> Result<UserInfo> {
         self.conn()
             .query_row(
-                "SELECT name, roles, groups, disabled, must_change_password, created_at
-                 FROM users WHERE name = ?1",
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1"),
                 params![name],
-                |row| {
-                    Ok(UserInfo {
-                        name: row.get(0)?,
-                        roles: from_json(&row.get::<_, String>(1)?),
-                        groups: from_json(&row.get::<_, String>(2)?),
-                        disabled: row.get(3)?,
-                        must_change_password: row.get(4)?,
-                        created_at: row.get::<_, i64>(5)?.max(0) as u64,
-                    })
-                },
+                user_row,
             )
             .optional()?
             .ok_or_else(|| Error::NotFound(format!("user {name:?}")))
@@ -510,7 +509,8 @@ impl AuthStore {
         let row = self
             .conn()
             .query_row(
-                "SELECT id, password_hash, roles, groups, disabled FROM users WHERE name = ?1",
+                "SELECT id, password_hash, roles, groups, disabled, must_change_password
+                 FROM users WHERE name = ?1",
                 params![name],
                 |row| {
                     Ok((
@@ -519,11 +519,12 @@ impl AuthStore {
                         row.get::<_, String>(2)?,
                         row.get::<_, String>(3)?,
                         row.get::<_, bool>(4)?,
+                        row.get::<_, bool>(5)?,
                     ))
                 },
             )
             .optional()?;
-        let Some((user_id, hash, roles, groups, disabled)) = row else {
+        let Some((user_id, hash, roles, groups, disabled, must_change_password)) = row else {
             let _ = verify_password(password, dummy_hash());
             return Err(Error::Unauthenticated);
         };
@@ -554,6 +555,7 @@ impl AuthStore {
                 groups: from_json(&groups),
                 via: "session".to_string(),
                 credential_id: credential.id.clone(),
+                must_change_password,
             },
         })
     }
@@ -575,12 +577,14 @@ impl AuthStore {
         let credential = Credential::parse(bearer)?;
         let sql = match credential.kind {
             CredentialKind::Session => {
-                "SELECT s.secret_sha256, u.id, u.name, u.roles, u.groups FROM sessions s
+                "SELECT s.secret_sha256, u.id, u.name, u.roles, u.groups, u.must_change_password
+                 FROM sessions s
                  JOIN users u ON u.id = s.user_id
                  WHERE s.id = ?1 AND s.revoked = 0 AND s.expires_at > ?2 AND u.disabled = 0"
             }
             CredentialKind::ApiKey => {
-                "SELECT k.secret_sha256, u.id, u.name, u.roles, u.groups FROM api_keys k
+                "SELECT k.secret_sha256, u.id, u.name, u.roles, u.groups, u.must_change_password
+                 FROM api_keys k
                  JOIN users u ON u.id = k.user_id
                  WHERE k.id = ?1 AND k.revoked_at IS NULL AND k.expires_at > ?2
                    AND u.disabled = 0"
@@ -595,10 +599,11 @@ impl AuthStore {
                     row.get::<_, String>(2)?,
                     row.get::<_, String>(3)?,
                     row.get::<_, String>(4)?,
+                    row.get::<_, bool>(5)?,
                 ))
             })
             .optional()?;
-        let Some((digest, user_id, name, roles, groups)) = row else {
+        let Some((digest, user_id, name, roles, groups, must_change_password)) = row else {
             return Err(Error::Unauthenticated);
         };
         if !credential.matches(&digest) {
@@ -615,6 +620,7 @@ impl AuthStore {
             }
             .to_string(),
             credential_id: credential.id,
+            must_change_password,
         })
     }
 
@@ -700,23 +706,6 @@ impl AuthStore {
             return Err(Error::NotFound(format!("active key {id:?}")));
         }
         Ok(())
-    }
-}
-
-impl AuthStore {
-    /// Whether `name` still has a password it was given (the first-start admin's printed one,
-    /// or an administrator's reset) and must choose its own before anything else. An unknown
-    /// user answers `false`: authentication already refused it.
-    pub fn must_change_password(&self, name: &str) -> Result<bool> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT must_change_password FROM users WHERE name = ?1",
-                params![name],
-                |row| row.get::<_, bool>(0),
-            )
-            .optional()?
-            .unwrap_or(false))
     }
 }
 

@@ -202,7 +202,7 @@ impl Service {
             return Err(ServiceError::NotFound);
         }
         // A printed or reset password opens only its own change, not other accounts.
-        if self.auth.must_change_password(&principal.name)? {
+        if principal.must_change_password {
             return Err(ServiceError::PasswordChangeRequired);
         }
         require_session(principal)?;

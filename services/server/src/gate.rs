@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::IpNet;
@@ -86,7 +86,7 @@ fn forwarded_header_addresses(header: &str) -> Vec<IpAddr> {
 #[derive(Debug, Default)]
 pub struct RequestAudit {
     recorded: AtomicBool,
-    principal: Mutex<Option<String>>,
+    principal: OnceLock<String>,
 }
 
 impl RequestAudit {
@@ -101,17 +101,11 @@ impl RequestAudit {
 
     /// Who was authenticated on this request, for the generic record.
     pub fn set_principal(&self, name: &str) {
-        *self
-            .principal
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(name.to_string());
+        let _ = self.principal.set(name.to_string());
     }
 
     pub fn principal(&self) -> Option<String> {
-        self.principal
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.principal.get().cloned()
     }
 }
 

@@ -161,7 +161,6 @@ async fn log_request(
     let start = std::time::Instant::now();
     let method = method_label(request.method());
     let service = request.app_data::<web::Data<Service>>().cloned();
-    let address = routes::client_address(request.request());
     let mark = Arc::new(RequestAudit::default());
     request.extensions_mut().insert(Arc::clone(&mark));
     // A method outside the closed set is still answered by routing (405 with `Allow` on a
@@ -174,8 +173,13 @@ async fn log_request(
     let status = response.status().as_u16();
     if let Some(service) = &service {
         if !mark.is_recorded() {
-            let recorded =
-                service.record_request(mark.principal(), &address, &route, method, status);
+            let recorded = service.record_request(
+                mark.principal(),
+                &routes::client_address(response.request()),
+                &route,
+                method,
+                status,
+            );
             if let Err(err) = recorded {
                 // Fail closed: what the request produced is not sent without its record.
                 let request = response.request().clone();

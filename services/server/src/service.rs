@@ -590,16 +590,13 @@ impl Service {
                 if route_allowed_before_password_change(route) {
                     return Ok(caller);
                 }
-                match self.auth.must_change_password(&caller.principal.name) {
-                    Ok(false) => Ok(caller),
-                    Ok(true) => {
-                        let event = self
-                            .audit_event(&caller, actions_extra::AUTHENTICATE)
-                            .resource(route.to_string());
-                        self.audited(event, Err(ServiceError::PasswordChangeRequired))
-                    }
-                    Err(err) => Err(err.into()),
+                if !caller.principal.must_change_password {
+                    return Ok(caller);
                 }
+                let event = self
+                    .audit_event(&caller, actions_extra::AUTHENTICATE)
+                    .resource(route.to_string());
+                self.audited(event, Err(ServiceError::PasswordChangeRequired))
             }
             Err(err) => {
                 let event = AuditEvent::new(actions_extra::AUTHENTICATE, "denied")

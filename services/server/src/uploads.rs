@@ -76,13 +76,6 @@ impl IncomingFile {
     }
 }
 
-impl IncomingFile {
-    /// Bytes received so far.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-}
-
 /// Refuses when writing `more` bytes would leave less than `reserve` free on `dir`'s file
 /// system: a full disk stops the audit log, and with it every request.
 fn check_free_space(dir: &Path, reserve: u64, more: u64) -> ServiceResult<()> {
@@ -207,14 +200,7 @@ impl Service {
         let labels = checked_labels(fields.labels.as_deref())?;
         event.detail.insert("collection".into(), collection.clone());
         event.detail.insert("labels".into(), labels.join(","));
-        // The policy sees the document as it will be: its collection and labels.
-        let resource = Resource::document("(new upload)", collection.clone(), labels.clone());
-        let decision = self.authorizer().is_allowed(
-            &principal_info(&caller.principal),
-            Action::Upload,
-            &resource,
-            &caller.context(),
-        );
+        let decision = self.decide_upload(caller, &collection, &labels);
         event.decision = Some(audit_decision(&decision));
         if !decision.allowed {
             self.metrics.count_ingest("denied");
@@ -245,6 +231,34 @@ impl Service {
         })
     }
 
+    /// Cedar's `upload` decision on the document as it will be: its collection and labels.
+    fn decide_upload(
+        &self,
+        caller: &Caller,
+        collection: &str,
+        labels: &[String],
+    ) -> vellum_authz::Decision {
+        let resource = Resource::document("(new upload)", collection, labels.iter().cloned());
+        self.authorizer().is_allowed(
+            &principal_info(&caller.principal),
+            Action::Upload,
+            &resource,
+            &caller.context(),
+        )
+    }
+
+    /// The `document.upload` record of a file being received: size, collection, labels and
+    /// the decision they got.
+    fn upload_event(&self, caller: &Caller, incoming: &IncomingFile) -> AuditEvent {
+        let mut event = self
+            .audit_event(caller, actions::DOCUMENT_UPLOAD)
+            .detail("bytes", incoming.size.to_string())
+            .detail("collection", incoming.collection.clone())
+            .detail("labels", incoming.labels.join(","));
+        event.decision = Some(incoming.decision.clone());
+        event
+    }
+
     /// Labels that came after the file (a form may put its fields in any order): the upload
     /// was decided with the labels known then, so it is decided again with these, and refused
     /// (and recorded) if the policy does not allow the document as it now would be.
@@ -255,27 +269,16 @@ impl Service {
         labels: &str,
     ) -> ServiceResult<()> {
         let labels = checked_labels(Some(labels))?;
-        let resource =
-            Resource::document("(new upload)", incoming.collection.clone(), labels.clone());
-        let decision = self.authorizer().is_allowed(
-            &principal_info(&caller.principal),
-            Action::Upload,
-            &resource,
-            &caller.context(),
-        );
+        let decision = self.decide_upload(caller, &incoming.collection, &labels);
+        incoming.labels = labels;
+        incoming.decision = audit_decision(&decision);
         if decision.allowed {
-            incoming.labels = labels;
-            incoming.decision = audit_decision(&decision);
             return Ok(());
         }
         self.metrics.count_ingest("denied");
-        let mut event = self
-            .audit_event(caller, actions::DOCUMENT_UPLOAD)
-            .detail("stage", "labels")
-            .detail("bytes", incoming.size.to_string())
-            .detail("collection", incoming.collection.clone())
-            .detail("labels", labels.join(","));
-        event.decision = Some(audit_decision(&decision));
+        let event = self
+            .upload_event(caller, incoming)
+            .detail("stage", "labels");
         self.audited(event, Err(ServiceError::Forbidden))
     }
 
@@ -287,13 +290,9 @@ impl Service {
         incoming: IncomingFile,
         error: ServiceError,
     ) -> ServiceError {
-        let mut event = self
-            .audit_event(caller, actions::DOCUMENT_UPLOAD)
-            .detail("stage", "receive")
-            .detail("bytes", incoming.size.to_string())
-            .detail("collection", incoming.collection.clone())
-            .detail("labels", incoming.labels.join(","));
-        event.decision = Some(incoming.decision.clone());
+        let event = self
+            .upload_event(caller, &incoming)
+            .detail("stage", "receive");
         drop(incoming);
         match self.audited::<()>(event, Err(error)) {
             Err(err) => err,
@@ -305,12 +304,8 @@ impl Service {
     /// has the file's SHA-256, size, collection, labels and the document it became.
     pub fn upload(&self, caller: &Caller, incoming: IncomingFile) -> ServiceResult<UploadResponse> {
         let mut event = self
-            .audit_event(caller, actions::DOCUMENT_UPLOAD)
-            .detail("sha256", hex::encode(incoming.hasher.clone().finalize()))
-            .detail("bytes", incoming.size.to_string())
-            .detail("collection", incoming.collection.clone())
-            .detail("labels", incoming.labels.join(","));
-        event.decision = Some(incoming.decision.clone());
+            .upload_event(caller, &incoming)
+            .detail("sha256", hex::encode(incoming.hasher.clone().finalize()));
         let result = self.upload_unaudited(caller, incoming);
         if let Ok(response) = &result {
             event.resource = Some(response.document.id.clone());
