@@ -216,14 +216,11 @@ pub struct UploadSettings {
     /// Largest upload in bytes.
     pub max_bytes: u64,
     /// Free bytes an upload must leave on the upload file system (the audit log, which fails
-    /// closed, and the indexes need room): see [`DEFAULT_DISK_RESERVE_BYTES`].
+    /// closed, and the indexes need room): `upload_reserve_mb` in the server's settings.
     pub reserve_bytes: u64,
     /// Extraction sandbox, limits, OCR and passwords; collection and labels are set per upload.
     pub ingest: IngestOptions,
 }
-
-/// The default free-space reserve for uploads: 1 GiB.
-pub const DEFAULT_DISK_RESERVE_BYTES: u64 = 1 << 30;
 
 /// What the service is built from.
 pub struct ServiceParts {
@@ -587,10 +584,9 @@ impl Service {
         match result {
             Ok(principal) => {
                 let caller = Caller::new(principal, address);
-                if route_allowed_before_password_change(route) {
-                    return Ok(caller);
-                }
-                if !caller.principal.must_change_password {
+                if !caller.principal.must_change_password
+                    || route_allowed_before_password_change(route)
+                {
                     return Ok(caller);
                 }
                 let event = self
