@@ -854,7 +854,6 @@ fn prune_missing(
         .collect();
     let filter = SearchFilter {
         collections: Some(vec![collection.to_string()]),
-        ..SearchFilter::default()
     };
     let gone = |source_path: &str| {
         let under_root = roots
@@ -863,9 +862,9 @@ fn prune_missing(
         under_root && !present.contains(source_path)
     };
     let mut pruned = 0;
-    for document in store.list_documents(&filter)? {
-        if gone(&document.source_path) {
-            store.delete_document(&document.id)?;
+    for (id, source_path) in store.collection_sources(collection)? {
+        if gone(&source_path) {
+            store.delete_document(&id)?;
             pruned += 1;
         }
     }

@@ -292,18 +292,15 @@ fn delete_gone(
 ) -> Result<(), PipelineError> {
     let filter = SearchFilter {
         collections: Some(vec![collection.to_string()]),
-        ..SearchFilter::default()
     };
     let is_gone = |source_path: &str| {
         let source = Path::new(source_path);
         gone.iter().any(|path| source.starts_with(path)) && !source.exists()
     };
-    for document in store.list_documents(&filter)? {
-        if is_gone(&document.source_path) {
-            store.delete_document(&document.id)?;
-            on_watch(WatchEvent::Deleted {
-                path: &document.source_path,
-            });
+    for (id, source_path) in store.collection_sources(collection)? {
+        if is_gone(&source_path) {
+            store.delete_document(&id)?;
+            on_watch(WatchEvent::Deleted { path: &source_path });
         }
     }
     for entry in store.list_quarantine(&filter)? {

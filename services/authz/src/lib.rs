@@ -18,6 +18,7 @@
 
 mod entities;
 mod model;
+mod proof;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -32,6 +33,7 @@ use miette::Diagnostic;
 
 pub use entities::reserved_collection_name;
 pub use model::{Action, Decision, PrincipalInfo, RequestContext, Resource, Scope, UnknownAction};
+pub use proof::ReadScope;
 
 use entities::Types;
 
@@ -336,6 +338,20 @@ impl Authorizer {
             })
             .map(|(scope, _)| scope.clone())
             .collect()
+    }
+
+    /// The proof the store's search and read functions require: the scopes among `candidates`
+    /// (the store's [`Scope`]s with documents) that `principal` may use for `action`. This is
+    /// the only way to build a [`ReadScope`].
+    pub fn read_scope(
+        &self,
+        principal: &PrincipalInfo,
+        action: Action,
+        candidates: &[Scope],
+        context: &RequestContext,
+    ) -> ReadScope {
+        let permitted = self.permitted_scopes(principal, action, candidates, context);
+        ReadScope::new(principal.name.clone(), action, permitted)
     }
 
     /// Every policy id, in load order: `@id("...")` where given, else `<file>#<n>` (the n-th

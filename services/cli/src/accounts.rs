@@ -1,5 +1,7 @@
 //! `vellum user …` and `vellum key …`: the identity database (`auth.sqlite` in the data folder),
-//! edited offline, with or without a running server.
+//! changed through the application layer: Cedar `admin` on `vellum:accounts` for the caller
+//! (the operator, or `--as USER`), and a `user.change` / `key.change` / `account.list` record in
+//! the audit log. While `vellum serve` runs it holds the audit log: use the API then.
 
 use std::io::BufRead;
 
@@ -8,16 +10,21 @@ use serde::Serialize;
 use vellum_auth::{AuthStore, NewUser};
 
 use crate::cli::{KeyCommand, UserCommand};
-use crate::context::Context;
+use crate::context::{service_error, Context, FrontDoor};
 use crate::render::print_json;
+use vellum_audit::actions;
 
-fn open(ctx: &Context) -> Result<AuthStore> {
-    AuthStore::open(&ctx.data_dir).with_context(|| {
-        format!(
-            "opening the user database in {} (--data-dir / VELLUM_DATA_DIR)",
-            ctx.data_dir.display()
-        )
-    })
+/// Runs an account change through the front door.
+fn change<T>(
+    door: &FrontDoor,
+    action: &str,
+    target: &str,
+    operation: &str,
+    apply: impl FnOnce(&AuthStore) -> vellum_auth::Result<T>,
+) -> Result<T> {
+    door.service
+        .change_accounts(&door.caller, action, target, operation, apply)
+        .map_err(service_error)
 }
 
 /// The password from stdin's first line, or a generated one (returned to print once).
@@ -43,7 +50,13 @@ struct PasswordSet<'a> {
 }
 
 pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
-    let store = open(ctx)?;
+    let door = ctx.front_door(false)?;
+    let result = user_command(ctx, &door, command);
+    door.close()?;
+    result
+}
+
+fn user_command(ctx: &Context, door: &FrontDoor, command: UserCommand) -> Result<()> {
     match command {
         UserCommand::Add {
             name,
@@ -52,16 +65,21 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             password_stdin,
         } => {
             let (password, generated) = password(password_stdin)?;
-            store.add_user(&NewUser {
-                name: &name,
-                password: &password,
-                roles,
-                groups,
+            change(door, actions::USER_CHANGE, &name, "create", |store| {
+                store.add_user(&NewUser {
+                    name: &name,
+                    password: &password,
+                    roles,
+                    groups,
+                })
             })?;
             report_password(ctx, &name, generated.then_some(password.as_str()), "Added")
         }
         UserCommand::List => {
-            let users = store.list_users()?;
+            let users = door
+                .service
+                .read_accounts(&door.caller, "users", AuthStore::list_users)
+                .map_err(service_error)?;
             if ctx.json {
                 return print_json(&users);
             }
@@ -77,14 +95,18 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             Ok(())
         }
         UserCommand::Disable { name } => {
-            store.set_disabled(&name, true)?;
+            change(door, actions::USER_CHANGE, &name, "disable", |store| {
+                store.set_disabled(&name, true)
+            })?;
             done(
                 ctx,
                 &format!("Disabled {name}: sessions ended, keys suspended."),
             )
         }
         UserCommand::Enable { name } => {
-            store.set_disabled(&name, false)?;
+            change(door, actions::USER_CHANGE, &name, "enable", |store| {
+                store.set_disabled(&name, false)
+            })?;
             done(ctx, &format!("Enabled {name}."))
         }
         UserCommand::Passwd {
@@ -94,7 +116,9 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             let (password, generated) = password(password_stdin)?;
             // The operator's tool: sessions end and keys are revoked, and the user is not asked
             // to change it again (this is how the first-start admin sets their own).
-            store.set_password(&name, &password)?;
+            change(door, actions::USER_CHANGE, &name, "password", |store| {
+                store.set_password(&name, &password)
+            })?;
             report_password(
                 ctx,
                 &name,
@@ -129,11 +153,19 @@ fn done(ctx: &Context, message: &str) -> Result<()> {
 }
 
 pub fn key(ctx: &Context, command: KeyCommand) -> Result<()> {
-    let store = open(ctx)?;
+    let door = ctx.front_door(false)?;
+    let result = key_command(ctx, &door, command);
+    door.close()?;
+    result
+}
+
+fn key_command(ctx: &Context, door: &FrontDoor, command: KeyCommand) -> Result<()> {
     match command {
         KeyCommand::Create { user, name, days } => {
             let days = days.unwrap_or(vellum_auth::DEFAULT_KEY_DAYS);
-            let created = store.create_key_for_days(&user, &name, days)?;
+            let created = change(door, actions::KEY_CHANGE, &user, "create", |store| {
+                store.create_key_for_days(&user, &name, days)
+            })?;
             if ctx.json {
                 return print_json(&created);
             }
@@ -149,7 +181,12 @@ pub fn key(ctx: &Context, command: KeyCommand) -> Result<()> {
             Ok(())
         }
         KeyCommand::List { user } => {
-            let keys = store.list_keys(user.as_deref())?;
+            let keys = door
+                .service
+                .read_accounts(&door.caller, "keys", |store| {
+                    store.list_keys(user.as_deref())
+                })
+                .map_err(service_error)?;
             if ctx.json {
                 return print_json(&keys);
             }
@@ -177,7 +214,9 @@ pub fn key(ctx: &Context, command: KeyCommand) -> Result<()> {
             Ok(())
         }
         KeyCommand::Revoke { id } => {
-            store.revoke_key(&id)?;
+            change(door, actions::KEY_CHANGE, &id, "revoke", |store| {
+                store.revoke_key(&id)
+            })?;
             done(ctx, "Revoked.")
         }
     }

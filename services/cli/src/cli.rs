@@ -93,6 +93,15 @@ pub struct GlobalArgs {
     /// Print results as JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Folder of Cedar policies (*.cedar) for `serve` and for `--as` [default: the data
+    /// folder's vellum.toml `policies`, else policies/default].
+    #[arg(long, global = true, env = "VELLUM_POLICIES", value_name = "DIR")]
+    pub policies: Option<PathBuf>,
+    /// Act as this account (its roles and groups, under --policies) instead of as the local
+    /// operator. Either way every command that touches documents or accounts is decided by
+    /// Cedar and written to the audit log.
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub as_user: Option<String>,
     /// More log output on stderr (-v info, -vv debug); VELLUM_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -209,9 +218,6 @@ pub struct ServeArgs {
     /// Address and port to listen on, HTTPS only; port 0 picks a free one [default: 127.0.0.1:8443].
     #[arg(long, env = "VELLUM_LISTEN", value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
-    /// Folder of Cedar policies (*.cedar) [default: policies/default].
-    #[arg(long, env = "VELLUM_POLICIES", value_name = "DIR")]
-    pub policies: Option<PathBuf>,
     /// TLS certificate chain (PEM). Without --tls-cert/--tls-key the first start makes a
     /// self-signed certificate in <data dir>/tls and prints its SHA-256 fingerprint.
     #[arg(

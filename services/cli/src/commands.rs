@@ -5,23 +5,23 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
+use vellum_authz::{Action, Authorizer, PrincipalInfo, ReadScope, RequestContext, Scope};
 use vellum_ingest::extract::PdfPasswords;
 use vellum_ingest::isolate::{Sandbox, SandboxLimits};
 use vellum_ingest::ocr::OcrOptions;
 use vellum_ingest::pipeline::{self, FileOutcome, IngestEvent, IngestOptions, TextDocument};
-use vellum_ingest::watch::{self, WatchEvent, WatchOptions};
-use vellum_models::GenerationParams;
-use vellum_rag::{
-    eval, AnswerReceipt, AskOptions, RetrievalOptions, Retriever, SearchMode, SummaryOptions,
-    SummaryProgress,
-};
-use vellum_store::{DocumentId, DocumentRecord, SearchFilter, Store};
+use vellum_ingest::watch::{WatchEvent, WatchOptions};
+use vellum_models::{CancelFlag, GenerationParams};
+use vellum_rag::{eval, AnswerReceipt, RetrievalOptions, Retriever, SearchMode, SummaryProgress};
+use vellum_server::api::{AskRequest, SearchRequest, SummarizeRequest};
+use vellum_server::AskEvent;
+use vellum_store::{SearchFilter, Store};
 
 use crate::cli::{
     AskArgs, Cli, CollectionArgs, Command, DeleteArgs, EvalArgs, ExtractArgs, IngestArgs,
     ReplayArgs, SearchArgs, SummarizeArgs, WatchArgs,
 };
-use crate::context::{open_store_at, Context};
+use crate::context::{open_store_at, service_error, Context};
 use crate::render::{print_json, progress_bar, short_name, snippet};
 
 /// Runs the parsed command line.
@@ -50,19 +50,17 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn filter_of(args: &CollectionArgs) -> SearchFilter {
-    SearchFilter {
-        collections: (!args.collections.is_empty()).then(|| args.collections.clone()),
-        ..SearchFilter::default()
-    }
+fn collections_of(args: &CollectionArgs) -> Option<Vec<String>> {
+    (!args.collections.is_empty()).then(|| args.collections.clone())
 }
 
 fn ingest(ctx: &Context, args: IngestArgs) -> Result<()> {
-    let embedder = ctx.embedder()?;
-    let store = ctx.open_store(&embedder)?;
     if args.report {
+        let embedder = ctx.embedder()?;
+        let store = ctx.open_store(&embedder)?;
         return quarantine_report(ctx, &store, &args.collection);
     }
+    let door = ctx.front_door(false)?;
     let pipeline::FileListing {
         files,
         unreadable: walk_errors,
@@ -80,26 +78,30 @@ fn ingest(ctx: &Context, args: IngestArgs) -> Result<()> {
     } else {
         progress_bar(files.len() as u64, "ingesting")
     };
-    let mut summary = pipeline::ingest_files(
-        &store,
-        &embedder,
-        &files,
-        &args.paths,
-        &options,
-        &mut |event| match event {
-            IngestEvent::Started { num_files } => bar.set_length(num_files as u64),
-            IngestEvent::FileDone { path, outcome } => {
-                bar.inc(1);
-                bar.set_message(short_name(path));
-                if args.events {
-                    print_event(path, outcome);
-                } else if let FileOutcome::Quarantined { reason, .. } = outcome {
-                    bar.suspend(|| eprintln!("quarantined {path}: {reason}"));
-                }
-            }
-        },
-    )?;
+    let summary =
+        door.service
+            .ingest_files(
+                &door.caller,
+                &files,
+                &args.paths,
+                &options,
+                &mut |event| match event {
+                    IngestEvent::Started { num_files } => bar.set_length(num_files as u64),
+                    IngestEvent::FileDone { path, outcome } => {
+                        bar.inc(1);
+                        bar.set_message(short_name(path));
+                        if args.events {
+                            print_event(path, outcome);
+                        } else if let FileOutcome::Quarantined { reason, .. } = outcome {
+                            bar.suspend(|| eprintln!("quarantined {path}: {reason}"));
+                        }
+                    }
+                },
+            );
     bar.finish_and_clear();
+    let mut summary = summary.map_err(service_error)?;
+    let stats = door.service.store_stats(&door.caller).ok();
+    door.close()?;
     for (path, reason) in walk_errors {
         summary.quarantined.push(pipeline::QuarantinedFile {
             path,
@@ -141,13 +143,14 @@ fn ingest(ctx: &Context, args: IngestArgs) -> Result<()> {
             summary.num_still_quarantined
         );
     }
-    let stats = store.stats()?;
-    println!(
-        "The data folder {} now holds {} documents in {} chunks.",
-        ctx.data_dir.display(),
-        stats.num_documents,
-        stats.num_chunks
-    );
+    if let Some(stats) = stats {
+        println!(
+            "The data folder {} now holds {} documents in {} chunks.",
+            ctx.data_dir.display(),
+            stats.num_documents,
+            stats.num_chunks
+        );
+    }
     Ok(())
 }
 
@@ -190,8 +193,7 @@ pub fn extraction_options(args: &ExtractArgs) -> Result<IngestOptions> {
 }
 
 fn watch_folders(ctx: &Context, args: WatchArgs) -> Result<()> {
-    let embedder = ctx.embedder()?;
-    let store = ctx.open_store(&embedder)?;
+    let door = ctx.front_door(false)?;
     let options = IngestOptions {
         collection: args.collection.clone(),
         labels: args.labels.clone(),
@@ -209,16 +211,17 @@ fn watch_folders(ctx: &Context, args: WatchArgs) -> Result<()> {
             args.collection
         );
     }
-    watch::watch(
-        &store,
-        &embedder,
-        &args.paths,
-        &options,
-        &watch_options,
-        &stop,
-        &mut |event| report_watch_event(args.events, &event),
-    )?;
-    Ok(())
+    door.service
+        .watch_folders(
+            &door.caller,
+            &args.paths,
+            &options,
+            &watch_options,
+            &stop,
+            &mut |event| report_watch_event(args.events, &event),
+        )
+        .map_err(service_error)?;
+    door.close()
 }
 
 fn report_watch_event(events: bool, event: &WatchEvent<'_>) {
@@ -281,7 +284,6 @@ fn print_event(path: &str, outcome: &FileOutcome) {
 fn quarantine_report(ctx: &Context, store: &Store, collection: &str) -> Result<()> {
     let filter = SearchFilter {
         collections: Some(vec![collection.to_string()]),
-        ..SearchFilter::default()
     };
     let entries = store.list_quarantine(&filter)?;
     if ctx.json {
@@ -307,18 +309,19 @@ fn quarantine_report(ctx: &Context, store: &Store, collection: &str) -> Result<(
 
 fn search(ctx: &Context, args: SearchArgs) -> Result<()> {
     let mode: SearchMode = args.mode.parse()?;
-    let embedder = ctx.embedder()?;
-    let store = ctx.open_store(&embedder)?;
-    let retriever = Retriever::new(&store, &embedder);
-    let options = RetrievalOptions {
-        mode,
-        k: args.k,
-        num_candidates: args.k.max(50),
-        filter: filter_of(&args.collections),
-        ..RetrievalOptions::default()
+    let door = ctx.front_door(false)?;
+    let request = SearchRequest {
+        query: args.query.clone(),
+        mode: Some(mode.into()),
+        k: Some(args.k),
+        collections: collections_of(&args.collections),
     };
     let started = Instant::now();
-    let results = retriever.search(&args.query, &options)?;
+    let results = door
+        .service
+        .search_detailed(&door.caller, &request)
+        .map_err(service_error)?;
+    door.close()?;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     if ctx.json {
         return print_json(&results);
@@ -360,39 +363,37 @@ fn search(ctx: &Context, args: SearchArgs) -> Result<()> {
 
 fn ask(ctx: &Context, args: AskArgs) -> Result<()> {
     let mode: SearchMode = args.mode.parse()?;
-    let embedder = ctx.embedder()?;
-    let store = ctx.open_store(&embedder)?;
-    let generator = ctx.generator()?;
-    let retriever = Retriever::new(&store, &embedder);
-    let options = AskOptions {
-        retrieval: RetrievalOptions {
-            mode,
-            k: args.sources,
-            filter: filter_of(&args.collections),
-            ..RetrievalOptions::default()
-        },
-        generation: GenerationParams {
-            max_tokens: args.max_tokens,
-            temperature: args.temperature,
-            seed: args.seed,
-            ..GenerationParams::default()
-        },
-        ..AskOptions::default()
+    let door = ctx.front_door(true)?;
+    let request = AskRequest {
+        question: args.question.clone(),
+        mode: Some(mode.into()),
+        k: Some(args.sources),
+        collections: collections_of(&args.collections),
+        max_tokens: Some(args.max_tokens),
+    };
+    let generation = GenerationParams {
+        temperature: args.temperature,
+        seed: args.seed,
+        ..GenerationParams::default()
     };
     let stream = !ctx.json;
     let mut stdout = std::io::stdout();
-    let answer = vellum_rag::ask(
-        &retriever,
-        generator.as_ref(),
-        &args.question,
-        &options,
-        &mut |piece| {
-            if stream {
-                let _ = write!(stdout, "{piece}");
-                let _ = stdout.flush();
-            }
-        },
-    )?;
+    let answer = door
+        .service
+        .ask_detailed(
+            &door.caller,
+            &request,
+            &generation,
+            &CancelFlag::default(),
+            &mut |event| {
+                if let (true, AskEvent::Token(piece)) = (stream, event) {
+                    let _ = write!(stdout, "{piece}");
+                    let _ = stdout.flush();
+                }
+            },
+        )
+        .map_err(service_error)?;
+    door.close()?;
     if let Some(path) = &args.receipt {
         let json = serde_json::to_string_pretty(&answer.receipt)?;
         std::fs::write(path, json + "\n")
@@ -449,20 +450,22 @@ fn replay(ctx: &Context, args: ReplayArgs) -> Result<()> {
         .with_context(|| format!("reading the receipt {}", args.receipt.display()))?;
     let receipt = AnswerReceipt::from_json(&json)
         .with_context(|| format!("reading {}", args.receipt.display()))?;
-    let embedder = ctx.embedder()?;
-    let store = ctx.open_store(&embedder)?;
-    let generator = ctx.generator()?;
+    let door = ctx.front_door(true)?;
     let stream = !ctx.json;
     let mut stdout = std::io::stdout();
     if stream {
         println!("Replaying: {}", receipt.question);
     }
-    let report = vellum_rag::replay(&store, generator.as_ref(), &receipt, &mut |piece| {
-        if stream {
-            let _ = write!(stdout, "{piece}");
-            let _ = stdout.flush();
-        }
-    })?;
+    let report = door
+        .service
+        .replay(&door.caller, &receipt, &mut |piece| {
+            if stream {
+                let _ = write!(stdout, "{piece}");
+                let _ = stdout.flush();
+            }
+        })
+        .map_err(service_error)?;
+    door.close()?;
     if ctx.json {
         print_json(&report)?;
     } else {
@@ -492,66 +495,42 @@ fn replay(ctx: &Context, args: ReplayArgs) -> Result<()> {
     }
 }
 
-/// Finds a document by id, exact source path, or a unique part of its file name.
-fn resolve_document(store: &Store, wanted: &str) -> Result<DocumentRecord> {
-    if let Some(doc) = store.get_document(&DocumentId(wanted.to_string()))? {
-        return Ok(doc);
-    }
-    let documents = store.list_documents(&SearchFilter::default())?;
-    let canonical = std::fs::canonicalize(wanted)
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| wanted.to_string());
-    if let Some(doc) = documents.iter().find(|d| d.source_path == canonical) {
-        return Ok(doc.clone());
-    }
-    let matches: Vec<&DocumentRecord> = documents
-        .iter()
-        .filter(|d| short_name(&d.source_path).contains(wanted))
-        .collect();
-    match matches.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => anyhow::bail!("no document matches {wanted:?}; `vellum documents` lists them"),
-        many => anyhow::bail!(
-            "{} documents match {wanted:?} ({}, …); give its id or full path",
-            many.len(),
-            many.iter()
-                .take(3)
-                .map(|d| short_name(&d.source_path))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
 fn summarize(ctx: &Context, args: SummarizeArgs) -> Result<()> {
-    let embedder = ctx.embedder()?;
-    let store = ctx.open_store(&embedder)?;
-    let document = resolve_document(&store, &args.document)?;
-    let generator = ctx.generator()?;
-    let options = SummaryOptions {
-        generation: GenerationParams {
-            max_tokens: args.max_tokens,
-            ..GenerationParams::default()
-        },
-        ..SummaryOptions::default()
+    let door = ctx.front_door(true)?;
+    let document = door
+        .service
+        .find_readable_document(&door.caller, &args.document)
+        .map_err(service_error)
+        .with_context(|| {
+            format!(
+                "finding {:?} (`vellum documents` lists them)",
+                args.document
+            )
+        })?;
+    let request = SummarizeRequest {
+        document_id: document.id.0.clone(),
+        max_tokens: Some(args.max_tokens),
     };
     let bar = progress_bar(1, "summarizing");
-    let summary = vellum_rag::summarize(
-        &store,
-        generator.as_ref(),
-        &document.id,
-        &options,
-        &mut |p| match p {
-            SummaryProgress::Map { done, total } => {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-            }
-            SummaryProgress::Reduce { num_partials } => {
-                bar.set_message(format!("merging {num_partials} partial summaries"));
-            }
-        },
-    )?;
+    let summary =
+        door.service
+            .summarize_detailed(
+                &door.caller,
+                &request,
+                &CancelFlag::default(),
+                &mut |p| match p {
+                    SummaryProgress::Map { done, total } => {
+                        bar.set_length(total as u64);
+                        bar.set_position(done as u64);
+                    }
+                    SummaryProgress::Reduce { num_partials } => {
+                        bar.set_message(format!("merging {num_partials} partial summaries"));
+                    }
+                },
+            );
     bar.finish_and_clear();
+    let summary = summary.map_err(service_error)?;
+    door.close()?;
     if ctx.json {
         return print_json(&summary);
     }
@@ -566,9 +545,12 @@ fn summarize(ctx: &Context, args: SummarizeArgs) -> Result<()> {
 }
 
 fn documents(ctx: &Context, args: CollectionArgs) -> Result<()> {
-    let embedder = ctx.embedder()?;
-    let store = ctx.open_store(&embedder)?;
-    let documents = store.list_documents(&filter_of(&args))?;
+    let door = ctx.front_door(false)?;
+    let documents = door
+        .service
+        .list_document_records(&door.caller, collections_of(&args).as_deref())
+        .map_err(service_error)?;
+    door.close()?;
     if ctx.json {
         return print_json(&documents);
     }
@@ -588,11 +570,11 @@ fn documents(ctx: &Context, args: CollectionArgs) -> Result<()> {
 }
 
 fn delete(ctx: &Context, args: DeleteArgs) -> Result<()> {
-    let embedder = ctx.embedder()?;
-    let store = ctx.open_store(&embedder)?;
+    let door = ctx.front_door(false)?;
     for id in &args.ids {
-        store
-            .delete_document(&DocumentId(id.clone()))
+        door.service
+            .delete_document(&door.caller, id)
+            .map_err(service_error)
             .with_context(|| {
                 format!("deleting document {id} (`vellum documents` lists the ids)")
             })?;
@@ -600,6 +582,7 @@ fn delete(ctx: &Context, args: DeleteArgs) -> Result<()> {
             println!("Deleted {id}.");
         }
     }
+    door.close()?;
     if ctx.json {
         return print_json(&args.ids);
     }
@@ -668,6 +651,27 @@ struct EvalReport {
     modes: Vec<eval::ModeReport>,
 }
 
+/// `vellum eval` searches its own throwaway index of a public benchmark, never the data
+/// folder: an offline tool (docs/audit.md), so Cedar is asked under a policy of its own that
+/// grants search on that index, and nothing is audited.
+fn evaluation_scope(store: &Store) -> Result<ReadScope> {
+    let policy = "@id(\"evaluator-may-search-the-benchmark\")\n\
+                  permit (principal, action == Vellum::Action::\"search\", resource);";
+    let cedar = Authorizer::from_sources(&[("eval.cedar".into(), policy.into())])
+        .context("the evaluation policy")?;
+    let candidates: Vec<Scope> = store
+        .list_scopes()?
+        .into_iter()
+        .map(|scope| Scope::new(scope.collection, scope.labels))
+        .collect();
+    Ok(cedar.read_scope(
+        &PrincipalInfo::new("evaluator", Vec::<String>::new(), Vec::<String>::new()),
+        Action::Search,
+        &candidates,
+        &RequestContext::default(),
+    ))
+}
+
 fn evaluate(ctx: &Context, args: EvalArgs) -> Result<()> {
     let set = eval::load_beir(&args.beir, &args.split)
         .with_context(|| format!("loading the BEIR set {}", args.beir.display()))?;
@@ -710,7 +714,8 @@ fn evaluate(ctx: &Context, args: EvalArgs) -> Result<()> {
         }
     })?;
     bar.finish_and_clear();
-    let retriever = Retriever::new(&store, &embedder);
+    let scope = evaluation_scope(&store)?;
+    let retriever = Retriever::new(&store, &embedder, &scope);
     let base = RetrievalOptions::default();
     let mut reports = Vec::new();
     for mode in modes {

@@ -2,10 +2,18 @@
 //! reads flags and environment variables; the libraries take plain paths and options.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
+use vellum_audit::{AuditConfig, AuditLog};
+use vellum_auth::AuthStore;
+use vellum_ingest::pipeline::IngestOptions;
 use vellum_models::{
     Embedder, GenerationDevice, Generator, GgufGenerator, RemoteConfig, RemoteGenerator,
+};
+use vellum_server::{
+    Caller, FileConfig, Overrides, Policies, ServerConfig, Service, ServiceError, ServiceParts,
+    UploadSettings,
 };
 use vellum_store::{Store, StoreOptions};
 
@@ -25,6 +33,83 @@ pub struct Context {
     /// Set when generation goes to an OpenAI-compatible server.
     pub remote: Option<RemoteConfig>,
     pub json: bool,
+    /// `--policies`: for `serve`, and for `--as`.
+    pub policies: Option<PathBuf>,
+    /// `--as USER`: act as this account instead of as the operator.
+    pub as_user: Option<String>,
+}
+
+/// The one front door as the CLI uses it: the application layer, who is calling, and the
+/// audit log to close (with its final signed checkpoint) when the command ends.
+pub struct FrontDoor {
+    pub service: Service,
+    pub caller: Caller,
+    audit: Arc<AuditLog>,
+}
+
+impl FrontDoor {
+    /// Writes the final checkpoint; call once the command's work is done.
+    pub fn close(self) -> Result<()> {
+        let FrontDoor { service, audit, .. } = self;
+        drop(service);
+        audit
+            .shutdown()
+            .context("closing the audit log (final checkpoint)")
+    }
+}
+
+/// A service error as the CLI reports it (the exit code follows its kind; see `main.rs`).
+pub fn service_error(err: ServiceError) -> anyhow::Error {
+    anyhow::Error::new(CliServiceError(err))
+}
+
+/// Carries a [`ServiceError`] through `anyhow` so `main` can pick the exit code.
+#[derive(Debug)]
+pub struct CliServiceError(pub ServiceError);
+
+impl std::fmt::Display for CliServiceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            ServiceError::NotFound => f.write_str(
+                "not found (or not readable by you): `vellum documents` lists what you may read",
+            ),
+            ServiceError::Forbidden => f.write_str(
+                "not permitted by the Cedar policies in force (the refusal is in the audit log)",
+            ),
+            ServiceError::Unauthenticated => {
+                f.write_str("no such account, or it is disabled (`vellum user list`)")
+            }
+            ServiceError::Internal(detail) => write!(f, "internal error: {detail}"),
+            other => write!(f, "{other}"),
+        }
+    }
+}
+
+impl std::error::Error for CliServiceError {}
+
+/// The data folder's `vellum.toml` (or `explicit`), as `serve` reads it.
+pub fn file_config(ctx: &Context, explicit: Option<&Path>) -> Result<FileConfig> {
+    Ok(match explicit {
+        Some(path) => FileConfig::read(path)?,
+        None => {
+            let path = ctx.data_dir.join("vellum.toml");
+            if path.is_file() {
+                FileConfig::read(&path)?
+            } else {
+                FileConfig::default()
+            }
+        }
+    })
+}
+
+/// The name of the Unix user running this process (the uid if it has no name).
+fn unix_user() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|user| user.name)
+        .unwrap_or_else(|| uid.to_string())
 }
 
 impl Context {
@@ -49,7 +134,99 @@ impl Context {
                 config
             }),
             json: global.json,
+            policies: global.policies.clone(),
+            as_user: global.as_user.clone(),
         }
+    }
+
+    /// Opens the application layer for a CLI command: store, embedder, the generator if
+    /// `with_generator`, identities, the policies and the audit log, and resolves the caller
+    /// (the operator, or `--as USER`).
+    pub fn front_door(&self, with_generator: bool) -> Result<FrontDoor> {
+        let embedder = self.embedder()?;
+        self.front_door_with(embedder, with_generator)
+    }
+
+    /// [`Self::front_door`] with an embedder already loaded.
+    pub fn front_door_with(&self, embedder: Embedder, with_generator: bool) -> Result<FrontDoor> {
+        let config = ServerConfig::resolve(
+            Overrides {
+                policies: self.policies.clone(),
+                ..Overrides::default()
+            },
+            file_config(self, None)?,
+        )?;
+        let store = self.open_store(&embedder)?;
+        let generator = if with_generator {
+            Some(self.generator()?)
+        } else {
+            None
+        };
+        let auth = AuthStore::open(&self.data_dir)
+            .with_context(|| {
+                format!(
+                    "opening the user database in {} (--data-dir / VELLUM_DATA_DIR)",
+                    self.data_dir.display()
+                )
+            })?
+            .with_key_days(config.key_days);
+        let mut audit_config = AuditConfig::in_data_dir(&self.data_dir);
+        if let Some(dir) = &config.audit_dir {
+            audit_config.dir = dir.clone();
+        }
+        if let Some(dir) = &config.audit_key_dir {
+            audit_config.key_dir = dir.clone();
+        }
+        audit_config.store_plain_queries = config.audit_plain_queries;
+        let audit = match AuditLog::open(audit_config.clone()) {
+            Ok(log) => Arc::new(log),
+            Err(vellum_audit::AuditError::Locked(dir)) => anyhow::bail!(
+                "the audit log in {} is held by a running `vellum serve`: every command is                  audited, so use the HTTPS API for this, or stop the server first",
+                dir.display()
+            ),
+            Err(err) => {
+                return Err(err).with_context(|| {
+                    format!("opening the audit log in {}", audit_config.dir.display())
+                })
+            }
+        };
+        let policies = match &self.as_user {
+            Some(_) => Policies::Dir(config.policies.clone()),
+            None => Policies::Operator,
+        };
+        let service = Service::new(ServiceParts {
+            store,
+            embedder: Box::new(embedder),
+            generator,
+            auth,
+            policies,
+            uploads: UploadSettings {
+                dir: self.data_dir.join("uploads"),
+                max_bytes: config.max_upload_mb.saturating_mul(1 << 20),
+                reserve_bytes: config.upload_reserve_mb.saturating_mul(1 << 20),
+                ingest: IngestOptions::default(),
+            },
+            audit: Some(audit.clone()),
+        })
+        .with_context(|| {
+            format!(
+                "loading the Cedar policies in {} (--policies / VELLUM_POLICIES)",
+                config.policies.display()
+            )
+        })?;
+        let operator = unix_user();
+        let caller = match &self.as_user {
+            None => Caller::operator(&operator),
+            Some(name) => service
+                .local_caller_as(&operator, name)
+                .map_err(service_error)
+                .with_context(|| format!("acting as {name:?} (--as)"))?,
+        };
+        Ok(FrontDoor {
+            service,
+            caller,
+            audit,
+        })
     }
 
     pub fn embedder(&self) -> Result<Embedder> {

@@ -43,8 +43,26 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(exit_code(&err))
         }
+    }
+}
+
+/// The one mapping from the application layer's error kinds to exit codes (docs/api.md):
+/// 2 bad input, 3 not found, 4 not permitted, 5 busy or unavailable (try again), 6 quarantined,
+/// 1 anything else.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    use vellum_server::ErrorKind;
+    let Some(context::CliServiceError(service)) = err.downcast_ref() else {
+        return 1;
+    };
+    match service.kind() {
+        ErrorKind::Invalid | ErrorKind::Conflict | ErrorKind::TooLarge => 2,
+        ErrorKind::NotFound => 3,
+        ErrorKind::Unauthenticated | ErrorKind::Forbidden => 4,
+        ErrorKind::Throttled | ErrorKind::Unavailable => 5,
+        ErrorKind::Unprocessable => 6,
+        ErrorKind::Internal => 1,
     }
 }
 

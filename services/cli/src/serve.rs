@@ -8,26 +8,16 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use vellum_audit::{AuditConfig, AuditLog};
 use vellum_auth::AuthStore;
-use vellum_server::{FileConfig, Overrides, ServerConfig, Service, ServiceParts, UploadSettings};
+use vellum_server::{Overrides, Policies, ServerConfig, Service, ServiceParts, UploadSettings};
 
 use crate::cli::ServeArgs;
 use crate::context::Context;
 
 pub fn serve(ctx: &Context, args: ServeArgs) -> Result<()> {
-    let file = match &args.config {
-        Some(path) => FileConfig::read(path)?,
-        None => {
-            let path = ctx.data_dir.join("vellum.toml");
-            if path.is_file() {
-                FileConfig::read(&path)?
-            } else {
-                FileConfig::default()
-            }
-        }
-    };
+    let file = crate::context::file_config(ctx, args.config.as_deref())?;
     let overrides = Overrides {
         listen: args.listen,
-        policies: args.policies,
+        policies: ctx.policies.clone(),
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
         tls_client_ca: args.tls_client_ca,
@@ -108,7 +98,7 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<()> {
         embedder: Box::new(embedder),
         generator: generator.map(|(generator, _)| generator),
         auth,
-        policies_dir: config.policies.clone(),
+        policies: Policies::Dir(config.policies.clone()),
         uploads,
         audit: Some(audit.clone()),
     })

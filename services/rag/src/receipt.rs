@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use vellum_models::{GenerationParams, Generator, ModelIdentity};
-use vellum_store::{ChunkId, DocumentId, DocumentState, Store, StoreStats};
+use vellum_store::{ChunkId, DocumentId, DocumentState, ReadScope, Store, StoreStats};
 
 use crate::answer::Source;
 use crate::prompt::build_answer_messages;
@@ -198,6 +198,7 @@ impl ReplayReport {
 /// could not be the same, and the report says why). `on_token` receives the text as it comes.
 pub fn replay(
     store: &Store,
+    scope: &ReadScope,
     generator: &dyn Generator,
     receipt: &AnswerReceipt,
     on_token: &mut dyn FnMut(&str),
@@ -217,7 +218,7 @@ pub fn replay(
 
     let mut sources = Vec::with_capacity(receipt.sources.len());
     for recorded in &receipt.sources {
-        let stored = stored_source(store, recorded)?;
+        let stored = stored_source(store, scope, recorded)?;
         let status = match &stored {
             None => SourceStatus::Missing,
             Some(source) if source.content_sha256 == recorded.content_sha256 => SourceStatus::Same,
@@ -271,15 +272,22 @@ pub fn replay(
 }
 
 /// Returns the source as stored now, numbered as recorded, or `None` if it is gone.
-fn stored_source(store: &Store, recorded: &ReceiptSource) -> Result<Option<Source>> {
+fn stored_source(
+    store: &Store,
+    scope: &ReadScope,
+    recorded: &ReceiptSource,
+) -> Result<Option<Source>> {
     let Some(document) = store.get_document(&recorded.document_id)? else {
         return Ok(None);
     };
-    if document.state != DocumentState::Ready {
+    // A document the caller may no longer read looks like a missing one.
+    if document.state != DocumentState::Ready
+        || !scope.permits(&document.collection, &document.labels)
+    {
         return Ok(None);
     }
     let chunk = store
-        .document_chunks(&recorded.document_id)?
+        .document_chunks(scope, &recorded.document_id)?
         .into_iter()
         .find(|chunk| chunk.chunk_id == recorded.chunk_id);
     Ok(chunk.map(|chunk| Source {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use serde::Serialize;
-use vellum_store::{ChunkHit, ChunkId, SearchFilter, Store};
+use vellum_store::{ChunkHit, ChunkId, ReadScope, SearchFilter, Store};
 
 use crate::fusion::reciprocal_rank_fusion;
 use crate::{Error, Result};
@@ -73,7 +73,7 @@ pub struct RetrievalOptions {
     pub num_candidates: usize,
     /// The RRF constant; 60 as in the original paper and in most engines.
     pub rrf_k: f32,
-    /// Collections the caller may read; applied inside both engines.
+    /// Narrows the search to some collections (inside the retriever's [`ReadScope`]).
     pub filter: SearchFilter,
 }
 
@@ -104,16 +104,23 @@ pub struct RetrievedChunk {
     pub similarity: Option<f32>,
 }
 
-/// Runs searches against a [`Store`] with a query embedder.
+/// Runs searches against a [`Store`] with a query embedder, inside the scopes Cedar
+/// permitted the caller.
 pub struct Retriever<'a> {
     store: &'a Store,
     embedder: &'a dyn QueryEmbedder,
+    scope: &'a ReadScope,
 }
 
 impl<'a> Retriever<'a> {
-    /// Creates a retriever over `store`, embedding queries with `embedder`.
-    pub fn new(store: &'a Store, embedder: &'a dyn QueryEmbedder) -> Self {
-        Retriever { store, embedder }
+    /// Creates a retriever over what `scope` permits of `store`, embedding queries with
+    /// `embedder`.
+    pub fn new(store: &'a Store, embedder: &'a dyn QueryEmbedder, scope: &'a ReadScope) -> Self {
+        Retriever {
+            store,
+            embedder,
+            scope,
+        }
     }
 
     /// Returns the store searched.
@@ -131,7 +138,7 @@ impl<'a> Retriever<'a> {
         let bm25_hits = match options.mode {
             SearchMode::Bm25 | SearchMode::Hybrid => {
                 self.store
-                    .search_bm25(query, &options.filter, num_candidates)?
+                    .search_bm25(self.scope, query, &options.filter, num_candidates)?
             }
             SearchMode::Vector => Vec::new(),
         };
@@ -139,7 +146,7 @@ impl<'a> Retriever<'a> {
             SearchMode::Vector | SearchMode::Hybrid => {
                 let vector = self.embedder.embed_query(query)?;
                 self.store
-                    .search_vector(&vector, &options.filter, num_candidates)?
+                    .search_vector(self.scope, &vector, &options.filter, num_candidates)?
             }
             SearchMode::Bm25 => Vec::new(),
         };

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 use vellum_models::{ChatMessage, GenerationParams, Generator};
-use vellum_store::{DocumentId, DocumentRecord, Store, StoredChunk};
+use vellum_store::{DocumentId, DocumentRecord, ReadScope, Store, StoredChunk};
 
 use crate::prompt::display_name;
 use crate::{Error, Result};
@@ -73,9 +73,11 @@ pub struct Summary {
     pub num_chunks: usize,
 }
 
-/// Summarizes the document `document_id` from all of its chunks.
+/// Summarizes the document `document_id` from all of its chunks (a document outside `scope`
+/// is not found).
 pub fn summarize(
     store: &Store,
+    scope: &ReadScope,
     generator: &dyn Generator,
     document_id: &DocumentId,
     options: &SummaryOptions,
@@ -84,7 +86,7 @@ pub fn summarize(
     let document = store
         .get_document(document_id)?
         .ok_or_else(|| Error::DocumentNotFound(document_id.to_string()))?;
-    let chunks = store.document_chunks(document_id)?;
+    let chunks = store.document_chunks(scope, document_id)?;
     if chunks.is_empty() {
         return Err(Error::InvalidInput(format!(
             "document {document_id} has no text to summarize"

@@ -182,7 +182,8 @@ fn store_with_documents(dir: &std::path::Path) -> Store {
 fn bogus_citation_is_removed_and_sources_map_to_document_and_page() {
     let tmp = tempfile::tempdir().expect("tmp");
     let store = store_with_documents(tmp.path());
-    let retriever = Retriever::new(&store, &BagOfWords);
+    let scope = everything(&store);
+    let retriever = Retriever::new(&store, &BagOfWords, &scope);
     let generator =
         ScriptedGenerator::new("The lease term is five years [1]. It was signed in Paris [9].");
     let options = lease_question_options();
@@ -228,7 +229,8 @@ fn bogus_citation_is_removed_and_sources_map_to_document_and_page() {
 fn injected_instructions_stay_inside_a_source_block() {
     let tmp = tempfile::tempdir().expect("tmp");
     let store = store_with_documents(tmp.path());
-    let retriever = Retriever::new(&store, &BagOfWords);
+    let scope = everything(&store);
+    let retriever = Retriever::new(&store, &BagOfWords, &scope);
     let generator = ScriptedGenerator::new("The term is five years [1].");
     let options = AskOptions {
         retrieval: RetrievalOptions {
@@ -273,7 +275,8 @@ fn injected_instructions_stay_inside_a_source_block() {
 
 /// Asks the lease-term question of the `contracts` collection.
 fn ask_lease_term(store: &Store, generator: &ScriptedGenerator) -> vellum_rag::Answer {
-    let retriever = Retriever::new(store, &BagOfWords);
+    let scope = everything(store);
+    let retriever = Retriever::new(store, &BagOfWords, &scope);
     ask(
         &retriever,
         generator,
@@ -337,19 +340,34 @@ fn receipt_records_what_the_answer_was_made_from_and_replays() {
     let json = serde_json::to_string(receipt).expect("serialize");
     let parsed = AnswerReceipt::from_json(&json).expect("parse");
     assert_eq!(&parsed, receipt);
-    let report = replay(&store, &generator, &parsed, &mut |_| {}).expect("replay");
+    let report = replay(
+        &store,
+        &everything(&store),
+        &generator,
+        &parsed,
+        &mut |_| {},
+    )
+    .expect("replay");
     assert!(report.is_match(), "{report:?}");
     assert_eq!(report.regenerated_text, answer.raw_text);
 
     // Another text from the same model and sources is reported, not hidden.
     let drifting = ScriptedGenerator::new("The lease term is six years [1].");
-    let report = replay(&store, &drifting, &parsed, &mut |_| {}).expect("replay");
+    let report =
+        replay(&store, &everything(&store), &drifting, &parsed, &mut |_| {}).expect("replay");
     assert!(report.prompt_matches && !report.text_matches && !report.is_match());
 
     // Another model file: nothing is regenerated.
     let mut other_model = ScriptedGenerator::new("The lease term is five years [1].");
     other_model.model_sha256 = "c".repeat(64);
-    let report = replay(&store, &other_model, &parsed, &mut |_| {}).expect("replay");
+    let report = replay(
+        &store,
+        &everything(&store),
+        &other_model,
+        &parsed,
+        &mut |_| {},
+    )
+    .expect("replay");
     assert!(!report.model_matches && !report.is_match());
     assert!(report.not_replayed.is_some());
     assert!(other_model.seen.lock().expect("lock").is_empty());
@@ -363,7 +381,14 @@ fn replay_reports_a_deleted_source() {
     let answer = ask_lease_term(&store, &generator);
     let deleted = answer.sources[0].document_id.clone();
     store.delete_document(&deleted).expect("delete");
-    let report = replay(&store, &generator, &answer.receipt, &mut |_| {}).expect("replay");
+    let report = replay(
+        &store,
+        &everything(&store),
+        &generator,
+        &answer.receipt,
+        &mut |_| {},
+    )
+    .expect("replay");
     assert!(!report.is_match());
     let first = report.sources.first().expect("sources");
     assert_eq!(first.status, SourceStatus::Missing);
@@ -386,7 +411,8 @@ fn receipt_of_another_format_version_is_refused() {
 fn nothing_relevant_means_no_generation() {
     let tmp = tempfile::tempdir().expect("tmp");
     let store = store_with_documents(tmp.path());
-    let retriever = Retriever::new(&store, &BagOfWords);
+    let scope = everything(&store);
+    let retriever = Retriever::new(&store, &BagOfWords, &scope);
     let generator = ScriptedGenerator::new("made up");
     let options = AskOptions {
         retrieval: RetrievalOptions {
@@ -416,7 +442,8 @@ fn nothing_relevant_means_no_generation() {
 fn hybrid_search_fuses_both_engines_inside_the_filter() {
     let tmp = tempfile::tempdir().expect("tmp");
     let store = store_with_documents(tmp.path());
-    let retriever = Retriever::new(&store, &BagOfWords);
+    let scope = everything(&store);
+    let retriever = Retriever::new(&store, &BagOfWords, &scope);
     let options = RetrievalOptions {
         k: 10,
         filter: SearchFilter {
@@ -462,21 +489,15 @@ fn every_mode_stays_inside_the_permitted_scopes() {
     store
         .commit_batch(vec![(document, vec![chunk])])
         .expect("commit");
-    let retriever = Retriever::new(&store, &BagOfWords);
-    let unlabelled_contracts = vec![vellum_store::scope_key("contracts", &[])];
-    let labelled_contracts = vec![vellum_store::scope_key(
-        "contracts",
-        &["privileged".to_string()],
-    )];
+    let unlabelled_contracts = vec![vellum_authz::Scope::new("contracts", Vec::<String>::new())];
+    let labelled_contracts = vec![vellum_authz::Scope::new("contracts", ["privileged"])];
     for mode in [SearchMode::Bm25, SearchMode::Vector, SearchMode::Hybrid] {
-        let search = |scopes: &[String]| {
+        let search = |scopes: &[vellum_authz::Scope]| {
+            let scope = permitted(scopes);
+            let retriever = Retriever::new(&store, &BagOfWords, &scope);
             let options = RetrievalOptions {
                 k: 10,
                 mode,
-                filter: SearchFilter {
-                    scopes: Some(scopes.to_vec()),
-                    ..SearchFilter::default()
-                },
                 ..RetrievalOptions::default()
             };
             retriever
@@ -501,4 +522,42 @@ fn every_mode_stays_inside_the_permitted_scopes() {
         );
         assert!(search(&[]).is_empty(), "{mode:?}");
     }
+}
+
+/// Exactly `scopes`, as Cedar grants them under a permit-all policy.
+fn permitted(scopes: &[vellum_authz::Scope]) -> vellum_store::ReadScope {
+    use vellum_authz::{Action, Authorizer, PrincipalInfo, RequestContext};
+    let cedar = Authorizer::from_sources(&[(
+        "tests.cedar".into(),
+        "permit(principal, action, resource);".into(),
+    )])
+    .expect("policy");
+    cedar.read_scope(
+        &PrincipalInfo::new("tests", Vec::<String>::new(), Vec::<String>::new()),
+        Action::Ask,
+        scopes,
+        &RequestContext::default(),
+    )
+}
+
+/// Every document, as Cedar grants it under a permit-all policy (the store's read proof).
+fn everything(store: &Store) -> vellum_store::ReadScope {
+    use vellum_authz::{Action, Authorizer, PrincipalInfo, RequestContext, Scope};
+    let cedar = Authorizer::from_sources(&[(
+        "tests.cedar".into(),
+        "permit(principal, action, resource);".into(),
+    )])
+    .expect("policy");
+    let candidates: Vec<Scope> = store
+        .list_scopes()
+        .expect("scopes")
+        .into_iter()
+        .map(|scope| Scope::new(scope.collection, scope.labels))
+        .collect();
+    cedar.read_scope(
+        &PrincipalInfo::new("tests", Vec::<String>::new(), Vec::<String>::new()),
+        Action::Ask,
+        &candidates,
+        &RequestContext::default(),
+    )
 }

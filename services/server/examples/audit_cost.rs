@@ -68,7 +68,7 @@ fn open_service(data: &Path, audited: bool) -> anyhow::Result<(Service, Caller)>
         embedder: Box::new(embedder),
         generator: None,
         auth,
-        policies_dir: workspace().join("policies/default"),
+        policies: vellum_server::Policies::Dir(workspace().join("policies/default")),
         uploads: UploadSettings {
             dir: data.join("uploads"),
             max_bytes: 1 << 20,

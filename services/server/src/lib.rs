@@ -6,18 +6,12 @@
 //! [`service`] (everything the API does, testable without HTTP), `routes` (thin handlers),
 //! `error` (the one mapping from failures to status codes).
 
-mod accounts;
-mod answers;
 pub mod api;
 pub mod config;
 mod error;
 pub mod gate;
-mod limits;
-pub mod metrics;
 mod routes;
-pub mod service;
 pub mod tls;
-mod uploads;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,18 +21,17 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
 use actix_web::{middleware, web, App, HttpMessage, HttpResponse, HttpServer, ResponseError};
 
-pub use answers::AskEvent;
 pub use config::{ConfigError, FileConfig, Overrides, ServerConfig};
 pub use gate::TrustedProxies;
 pub use routes::ApiDoc;
-pub use service::{
-    Caller, Service, ServiceEmbedder, ServiceError, ServiceParts, SetupError, UploadSettings,
-};
 pub use tls::TlsSetup;
-pub use uploads::{IncomingFile, UploadFields};
+pub use vellum_app::{
+    metrics, service, AskEvent, Caller, ErrorKind, IncomingFile, Policies, Service,
+    ServiceEmbedder, ServiceError, ServiceParts, SetupError, UploadFields, UploadSettings,
+};
 
 use crate::error::ApiError;
-use crate::gate::RequestAudit;
+use vellum_app::tally::RequestAudit;
 
 /// Blocking threads per HTTP worker (searches, answers, uploads run there).
 const BLOCKING_THREADS_PER_WORKER: usize = 16;

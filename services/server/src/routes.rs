@@ -15,7 +15,6 @@ use serde::Deserialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi};
 
-use crate::answers::AskEvent;
 use crate::api::{
     AccountView, AnswerView, AskRequest, AskStreamEvent, CollectionView, CreatedKeyView,
     DisabledRequest, DocumentView, ErrorBody, HealthView, KeyView, LoginRequest, LoginResponse,
@@ -24,8 +23,9 @@ use crate::api::{
 };
 use crate::error::ApiError;
 use crate::gate::TrustedProxies;
-use crate::service::{Caller, Service, ServiceError};
-use crate::uploads::{IncomingFile, UploadFields};
+use vellum_app::service::{Caller, Service, ServiceError};
+use vellum_app::AskEvent;
+use vellum_app::{IncomingFile, UploadFields};
 
 type Shared = web::Data<Service>;
 
@@ -252,7 +252,7 @@ async fn metrics(service: Shared, caller: Authenticated) -> Result<HttpResponse,
         .encode()
         .map_err(|err| ApiError(ServiceError::Internal(format!("metrics: {err}"))))?;
     Ok(HttpResponse::Ok()
-        .content_type(crate::metrics::CONTENT_TYPE)
+        .content_type(vellum_app::metrics::CONTENT_TYPE)
         .body(text))
 }
 

@@ -56,8 +56,8 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use crate::error::{Error, Result};
 use crate::scope::{decode_labels, encode_labels, labels_from_metadata, scope_key};
 use crate::types::{
-    ChunkId, DocumentId, DocumentRecord, DocumentState, NewChunk, NewDocument, NewQuarantine,
-    QuarantineRecord, ScopeCount, SearchFilter, StoreOptions, StoredChunk,
+    ChunkId, DocumentId, DocumentRecord, DocumentState, IndexFilter, NewChunk, NewDocument,
+    NewQuarantine, QuarantineRecord, ScopeCount, StoreOptions, StoredChunk,
 };
 
 /// Version written to `PRAGMA user_version`; bump with a migration.
@@ -527,10 +527,7 @@ impl Catalog {
     }
 
     /// Returns ready documents of the filter's collections and scopes, sorted by source path.
-    pub(crate) fn list_ready_documents(
-        &self,
-        filter: &SearchFilter,
-    ) -> Result<Vec<DocumentRecord>> {
+    pub(crate) fn list_ready_documents(&self, filter: &IndexFilter) -> Result<Vec<DocumentRecord>> {
         if filter.matches_nothing() {
             return Ok(Vec::new());
         }

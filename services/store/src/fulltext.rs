@@ -50,7 +50,7 @@ use tantivy::{
 use crate::catalog::{Catalog, IndexedChunk};
 use crate::error::{Error, Result};
 use crate::scope::scope_key;
-use crate::types::{ChunkId, DocumentId, NewChunk, NewDocument, SearchFilter, StoredChunk};
+use crate::types::{ChunkId, DocumentId, IndexFilter, NewChunk, NewDocument, StoredChunk};
 
 /// Name under which the English analyzer is registered.
 const ENGLISH_ANALYZER: &str = "en";
@@ -335,7 +335,7 @@ impl FulltextIndex {
     pub(crate) fn search(
         &self,
         query: &str,
-        filter: &SearchFilter,
+        filter: &IndexFilter,
         limit: usize,
     ) -> Result<Vec<FulltextHit>> {
         let query = neutralize_query_syntax(query);

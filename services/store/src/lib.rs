@@ -10,17 +10,23 @@
 //!   ([`Store::search_vector`]).
 //!
 //! Documents arrive in batches through [`Store::commit_batch`] as a [`NewDocument`] with its
-//! [`NewChunk`]s; searches return [`ChunkHit`]s, restricted by a [`SearchFilter`] and only
-//! ever from documents whose catalog state is `ready`.
+//! [`NewChunk`]s; searches return [`ChunkHit`]s, only ever from documents whose catalog state
+//! is `ready`.
+//!
+//! Every search and read of document text takes a [`ReadScope`]: the (collection, labels)
+//! scopes Cedar permitted the caller, which only `vellum_authz::Authorizer::read_scope`
+//! builds. It becomes a term-set clause in Tantivy and a prefilter in LanceDB, so a document
+//! outside it is never scored or returned; a [`SearchFilter`] can narrow further, never widen.
 //!
 //! The store does not parse, chunk or embed anything (that is `vellum-ingest` and
 //! `vellum-models`), does not fuse the two result lists (that is `vellum-rag`) and does not
-//! check who may read which collection.
+//! decide who may read what (that is Cedar, asked by the application layer `vellum-app`).
 //!
 //! All methods are synchronous and block; see [`Store`] for the threading contract.
 //!
 //! ```
 //! use std::collections::BTreeMap;
+//! use vellum_authz::{Action, Authorizer, PrincipalInfo, RequestContext, Scope};
 //! use vellum_store::{
 //!     ChunkId, DocumentId, NewChunk, NewDocument, SearchFilter, Store, StoreOptions,
 //! };
@@ -49,19 +55,29 @@
 //! };
 //! store.commit_batch(vec![(document, vec![chunk])])?;
 //!
-//! let by_words = store.search_bm25("tides", &SearchFilter::default(), 5)?;
-//! let by_vector = store.search_vector(&[1.0, 0.0], &SearchFilter::default(), 5)?;
+//! // Cedar decides which scopes with documents the caller may search.
+//! let candidates: Vec<Scope> = store
+//!     .list_scopes()?
+//!     .into_iter()
+//!     .map(|scope| Scope::new(scope.collection, scope.labels))
+//!     .collect();
+//! let ask = |policy: &str| -> Result<_, Box<dyn std::error::Error>> {
+//!     let cedar = Authorizer::from_sources(&[("p.cedar".into(), policy.into())])?;
+//!     let alice = PrincipalInfo::new("alice", ["staff"], Vec::<String>::new());
+//!     Ok(cedar.read_scope(&alice, Action::Search, &candidates, &RequestContext::default()))
+//! };
+//! let everything = ask("permit(principal, action, resource);")?;
+//! let by_words = store.search_bm25(&everything, "tides", &SearchFilter::default(), 5)?;
+//! let by_vector = store.search_vector(&everything, &[1.0, 0.0], &SearchFilter::default(), 5)?;
 //! assert_eq!(by_words[0].chunk.chunk_id.as_str(), "d1-0");
 //! assert_eq!(by_vector[0].title, "Tides");
 //!
-//! // Restrict to (collection, labels) scopes, inside both engines.
-//! let unlabelled = SearchFilter {
-//!     scopes: Some(vec![vellum_store::scope_key("notes", &[])]),
-//!     ..SearchFilter::default()
-//! };
-//! assert!(store.search_bm25("tides", &unlabelled, 5)?.is_empty());
-//! let scopes = store.list_scopes()?;
-//! assert_eq!(scopes[0].labels, vec!["privileged".to_string()]);
+//! // A policy that keeps privileged documents out: the search runs inside the permitted
+//! // scopes, in both engines.
+//! let unprivileged = ask(
+//!     "permit(principal, action, resource) unless { resource.labels.contains(\"privileged\") };",
+//! )?;
+//! assert!(store.search_bm25(&unprivileged, "tides", &SearchFilter::default(), 5)?.is_empty());
 //! # Ok(())
 //! # }
 //! ```
@@ -85,3 +101,4 @@ pub use crate::types::{
     NewDocument, NewQuarantine, QuarantineRecord, RecoveryReport, ScopeCount, SearchFilter,
     StoreOptions, StoreStats, StoredChunk,
 };
+pub use vellum_authz::ReadScope;

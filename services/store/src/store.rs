@@ -9,11 +9,12 @@ use crate::error::{Error, Result};
 use crate::fulltext::{self, FulltextIndex};
 use crate::scope::{encode_labels, normalize_labels};
 use crate::types::{
-    ChunkHit, ConsistencyReport, DocumentId, DocumentRecord, DocumentState, NewChunk, NewDocument,
-    NewQuarantine, QuarantineRecord, RecoveryReport, ScopeCount, SearchFilter, StoreOptions,
-    StoreStats, StoredChunk,
+    ChunkHit, ConsistencyReport, DocumentId, DocumentRecord, DocumentState, IndexFilter, NewChunk,
+    NewDocument, NewQuarantine, QuarantineRecord, RecoveryReport, ScopeCount, SearchFilter,
+    StoreOptions, StoreStats, StoredChunk,
 };
 use crate::vectors::VectorTable;
+use vellum_authz::ReadScope;
 
 /// File name of the SQLite catalog inside the data directory.
 const CATALOG_FILE: &str = "catalog.sqlite";
@@ -150,8 +151,8 @@ impl Store {
 
     /// Returns every (collection, label set) scope that has ready documents, with their
     /// number, sorted by collection and labels: one grouped scan of a catalog index, cheap
-    /// enough to call on every search. Pass [`ScopeCount::scope_key`] of the permitted ones as
-    /// [`SearchFilter::scopes`].
+    /// enough to call on every search. Cedar decides which of them a caller may use
+    /// (`vellum_authz::Authorizer::read_scope`), and that [`ReadScope`] is what searches take.
     pub fn list_scopes(&self) -> Result<Vec<ScopeCount>> {
         self.catalog.list_scopes()
     }
@@ -244,6 +245,8 @@ impl Store {
     }
 
     /// Returns the quarantined files (of the filter's collections).
+    /// (Quarantined files were never indexed: this is the ingest report's list of file names
+    /// and reasons, not document text.)
     pub fn list_quarantine(&self, filter: &SearchFilter) -> Result<Vec<QuarantineRecord>> {
         // Quarantined files have no labels yet: only the collection restriction applies.
         self.catalog.list_quarantine(filter.collections.as_deref())
@@ -502,10 +505,27 @@ impl Store {
         self.remove_from_indexes_and_catalog(ids)
     }
 
-    /// Returns the ready documents of the filter's collections and scopes, sorted by source
+    /// Returns the ready documents inside `scope`, narrowed by `filter`, sorted by source
     /// path.
-    pub fn list_documents(&self, filter: &SearchFilter) -> Result<Vec<DocumentRecord>> {
-        self.catalog.list_ready_documents(filter)
+    pub fn list_documents(
+        &self,
+        scope: &ReadScope,
+        filter: &SearchFilter,
+    ) -> Result<Vec<DocumentRecord>> {
+        self.catalog
+            .list_ready_documents(&IndexFilter::within(scope, filter))
+    }
+
+    /// The ready documents of one collection as ingest's bookkeeping sees them: ids and source
+    /// paths, to find files that are gone (prune, watch). No titles, labels or text: a front
+    /// door lists documents with [`Store::list_documents`] and a [`ReadScope`].
+    pub fn collection_sources(&self, collection: &str) -> Result<Vec<(DocumentId, String)>> {
+        Ok(self
+            .catalog
+            .list_ready_documents(&IndexFilter::collection(collection))?
+            .into_iter()
+            .map(|record| (record.id, record.source_path))
+            .collect())
     }
 
     /// Returns every collection ever committed to, with its number of ready documents,
@@ -514,11 +534,13 @@ impl Store {
         self.catalog.list_collections()
     }
 
-    /// Returns all chunks of a document in ordinal order (for whole-document summaries).
-    pub fn document_chunks(&self, id: &DocumentId) -> Result<Vec<StoredChunk>> {
+    /// Returns all chunks of a document in ordinal order (for whole-document summaries). A
+    /// document outside `scope` is [`Error::DocumentNotFound`], like a missing one.
+    pub fn document_chunks(&self, scope: &ReadScope, id: &DocumentId) -> Result<Vec<StoredChunk>> {
         let record = self
             .catalog
             .get_document(id)?
+            .filter(|record| scope.permits(&record.collection, &record.labels))
             .ok_or_else(|| Error::DocumentNotFound { id: id.clone() })?;
         self.catalog.document_chunks(id, &record.collection)
     }
@@ -530,6 +552,7 @@ impl Store {
     /// no hits. Only chunks of `ready` documents are returned.
     pub fn search_bm25(
         &self,
+        scope: &ReadScope,
         query: &str,
         filter: &SearchFilter,
         k: usize,
@@ -537,9 +560,11 @@ impl Store {
         if k == 0 {
             return Ok(Vec::new());
         }
-        let hits = self
-            .fulltext
-            .search(query, filter, k.saturating_add(NOT_READY_MARGIN))?;
+        let hits = self.fulltext.search(
+            query,
+            &IndexFilter::within(scope, filter),
+            k.saturating_add(NOT_READY_MARGIN),
+        )?;
         self.keep_ready(hits.into_iter().map(|hit| (hit.chunk, hit.score)), k)
     }
 
@@ -551,6 +576,7 @@ impl Store {
     /// [`crate::ErrorKind::InvalidInput`] if the vector's length is not the store's dimension.
     pub fn search_vector(
         &self,
+        scope: &ReadScope,
         vector: &[f32],
         filter: &SearchFilter,
         k: usize,
@@ -558,9 +584,11 @@ impl Store {
         if k == 0 {
             return Ok(Vec::new());
         }
-        let hits = self
-            .vectors
-            .search(vector, filter, k.saturating_add(NOT_READY_MARGIN))?;
+        let hits = self.vectors.search(
+            vector,
+            &IndexFilter::within(scope, filter),
+            k.saturating_add(NOT_READY_MARGIN),
+        )?;
         self.keep_ready(hits.into_iter().map(|hit| (hit.chunk, hit.score)), k)
     }
 

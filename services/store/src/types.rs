@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use vellum_authz::ReadScope;
 
 /// Identifies one version of a document (the ingest crate derives it from the content hash).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -194,19 +195,51 @@ pub struct ChunkHit {
     pub source_path: String,
 }
 
-/// Restricts searches and listings. Both restrictions apply (AND), inside the engines.
+/// Narrows a search or listing to some collections. It can only narrow: what may be read at
+/// all comes from the [`ReadScope`] every search and read takes, which only Cedar builds.
 #[derive(Debug, Clone, Default)]
 pub struct SearchFilter {
-    /// Only these collections; `None` means all, an empty list means none.
+    /// Only these collections; `None` means every collection the scope permits, an empty list
+    /// means none.
     pub collections: Option<Vec<String>>,
-    /// Only chunks and documents whose scope key ([`crate::scope_key`]) is one of these;
-    /// `None` means all, an empty list means none.
-    pub scopes: Option<Vec<String>>,
 }
 
-impl SearchFilter {
+/// What runs inside the engines: the caller's narrowing plus the scope keys of a
+/// [`ReadScope`] (or, for the store's own bookkeeping, no scope restriction).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IndexFilter {
+    /// Only these collections; `None` means all, an empty list means none.
+    pub(crate) collections: Option<Vec<String>>,
+    /// Only chunks and documents whose scope key ([`crate::scope_key`]) is one of these;
+    /// `None` means all (bookkeeping only), an empty list means none.
+    pub(crate) scopes: Option<Vec<String>>,
+}
+
+impl IndexFilter {
+    /// The filter of a read under `scope`, narrowed by `narrowing`.
+    pub(crate) fn within(scope: &ReadScope, narrowing: &SearchFilter) -> IndexFilter {
+        IndexFilter {
+            collections: narrowing.collections.clone(),
+            scopes: Some(
+                scope
+                    .scopes()
+                    .iter()
+                    .map(|scope| crate::scope::scope_key(&scope.collection, &scope.labels))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Every document of one collection, for the store's own bookkeeping.
+    pub(crate) fn collection(name: &str) -> IndexFilter {
+        IndexFilter {
+            collections: Some(vec![name.to_string()]),
+            scopes: None,
+        }
+    }
+
     /// True when the filter can match nothing (an empty list of collections or scopes).
-    pub fn matches_nothing(&self) -> bool {
+    pub(crate) fn matches_nothing(&self) -> bool {
         self.collections.as_ref().is_some_and(Vec::is_empty)
             || self.scopes.as_ref().is_some_and(Vec::is_empty)
     }
@@ -224,7 +257,7 @@ pub struct ScopeCount {
 }
 
 impl ScopeCount {
-    /// The scope's key, as [`SearchFilter::scopes`] takes it.
+    /// The scope's key, as the indexes store it.
     pub fn scope_key(&self) -> String {
         crate::scope::scope_key(&self.collection, &self.labels)
     }

@@ -33,7 +33,7 @@ use lancedb::{DistanceType, Table};
 
 use crate::error::{Error, Result};
 use crate::scope::{scope_key, SCOPE_SEPARATOR};
-use crate::types::{ChunkId, DocumentId, NewChunk, NewDocument, SearchFilter, StoredChunk};
+use crate::types::{ChunkId, DocumentId, IndexFilter, NewChunk, NewDocument, StoredChunk};
 
 /// Name of the one table in the LanceDB database.
 const TABLE_NAME: &str = "chunks";
@@ -355,7 +355,7 @@ impl VectorTable {
     pub(crate) fn search(
         &self,
         vector: &[f32],
-        filter: &SearchFilter,
+        filter: &IndexFilter,
         limit: usize,
     ) -> Result<Vec<VectorHit>> {
         if vector.len() != self.embedding_dim {
@@ -601,7 +601,7 @@ fn without_scope(schema: &Schema) -> Schema {
 }
 
 /// The SQL prefilter for a search filter, `None` when it restricts nothing.
-fn prefilter(filter: &SearchFilter) -> Option<String> {
+fn prefilter(filter: &IndexFilter) -> Option<String> {
     let in_list = |column: &str, values: &[String]| {
         format!(
             "{column} IN ({})",
@@ -686,7 +686,7 @@ mod tests {
 
     #[test]
     fn prefilter_ands_collections_and_scopes() {
-        let filter = SearchFilter {
+        let filter = IndexFilter {
             collections: Some(vec!["a'b".into()]),
             scopes: Some(vec!["a'b\u{1f}phi".into(), "c\u{1f}".into()]),
         };
@@ -694,7 +694,7 @@ mod tests {
             prefilter(&filter).as_deref(),
             Some("collection IN ('a''b') AND scope IN ('a''b\u{1f}phi', 'c\u{1f}')")
         );
-        assert_eq!(prefilter(&SearchFilter::default()), None);
+        assert_eq!(prefilter(&IndexFilter::default()), None);
     }
 
     #[test]

@@ -6,9 +6,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
+mod common;
+use common::{scoped_bm25, scoped_chunks, scoped_list, scoped_vector, SearchFilter};
 use vellum_store::{
-    ChunkHit, ChunkId, DocumentId, DocumentState, ErrorKind, NewChunk, NewDocument, SearchFilter,
-    Store, StoreOptions,
+    ChunkHit, ChunkId, DocumentId, DocumentState, ErrorKind, NewChunk, NewDocument, Store,
+    StoreOptions,
 };
 
 const DIM: usize = 8;
@@ -116,7 +118,7 @@ fn committed_chunk_is_found_by_both_searches() -> Result<()> {
     let store = open(data_dir.path())?;
     commit_small_corpus(&store)?;
 
-    let bm25 = store.search_bm25("mitochondria powerhouse", &all(), 5)?;
+    let bm25 = scoped_bm25(&store, "mitochondria powerhouse", &all(), 5)?;
     ensure!(
         chunk_ids(&bm25).first() == Some(&"cells-0"),
         "bm25 hits: {:?}",
@@ -128,14 +130,14 @@ fn committed_chunk_is_found_by_both_searches() -> Result<()> {
     ensure!(top.score > 0.0);
 
     // Stemming: "converting" matches "convert".
-    let stemmed = store.search_bm25("converting sunlight", &all(), 5)?;
+    let stemmed = scoped_bm25(&store, "converting sunlight", &all(), 5)?;
     ensure!(
         chunk_ids(&stemmed).first() == Some(&"photo-0"),
         "{:?}",
         chunk_ids(&stemmed)
     );
 
-    let vector = store.search_vector(&unit_vector(2), &all(), 5)?;
+    let vector = scoped_vector(&store, &unit_vector(2), &all(), 5)?;
     ensure!(
         chunk_ids(&vector).first() == Some(&"cells-0"),
         "vector hits: {:?}",
@@ -164,7 +166,7 @@ fn committed_chunk_is_found_by_both_searches() -> Result<()> {
         .context("photo is stored")?;
     ensure!(record.state == DocumentState::Ready && record.num_chunks == 2);
     ensure!(record.metadata.get("origin").map(String::as_str) == Some("test"));
-    let chunks = store.document_chunks(&record.id)?;
+    let chunks = scoped_chunks(&store, &record.id)?;
     ensure!(
         chunk_ids_of(&chunks) == ["photo-0", "photo-1"],
         "{:?}",
@@ -184,44 +186,41 @@ fn collection_filter_excludes_other_collections_in_both_engines() -> Result<()> 
     commit_small_corpus(&store)?;
 
     // "light" occurs in both collections; the vector is closest to the physics chunk.
-    let bm25 = store.search_bm25("light", &only(&["biology"]), 100)?;
+    let bm25 = scoped_bm25(&store, "light", &only(&["biology"]), 100)?;
     ensure!(!bm25.is_empty());
     ensure!(
         bm25.iter().all(|hit| hit.chunk.collection == "biology"),
         "{:?}",
         chunk_ids(&bm25)
     );
-    let bm25_physics = store.search_bm25("light", &only(&["physics"]), 100)?;
+    let bm25_physics = scoped_bm25(&store, "light", &only(&["physics"]), 100)?;
     ensure!(
         chunk_ids(&bm25_physics) == ["optics-0"],
         "{:?}",
         chunk_ids(&bm25_physics)
     );
 
-    let vector = store.search_vector(&unit_vector(4), &only(&["biology"]), 100)?;
+    let vector = scoped_vector(&store, &unit_vector(4), &only(&["biology"]), 100)?;
     ensure!(
         vector.len() == 3,
         "all three biology chunks: {:?}",
         chunk_ids(&vector)
     );
     ensure!(vector.iter().all(|hit| hit.chunk.collection == "biology"));
-    let vector_both = store.search_vector(&unit_vector(4), &only(&["biology", "physics"]), 100)?;
+    let vector_both = scoped_vector(&store, &unit_vector(4), &only(&["biology", "physics"]), 100)?;
     ensure!(vector_both.len() == 4 && vector_both[0].chunk.chunk_id.as_str() == "optics-0");
 
     // A collection name needing SQL quoting is a plain value, not syntax.
-    let quoted = store.search_vector(&unit_vector(4), &only(&["bio' OR '1'='1"]), 100)?;
+    let quoted = scoped_vector(&store, &unit_vector(4), &only(&["bio' OR '1'='1"]), 100)?;
     ensure!(quoted.is_empty(), "{:?}", chunk_ids(&quoted));
 
     // An empty list means no collection at all.
-    ensure!(store.search_bm25("light", &only(&[]), 100)?.is_empty());
-    ensure!(store
-        .search_vector(&unit_vector(4), &only(&[]), 100)?
-        .is_empty());
+    ensure!(scoped_bm25(&store, "light", &only(&[]), 100)?.is_empty());
+    ensure!(scoped_vector(&store, &unit_vector(4), &only(&[]), 100)?.is_empty());
 
-    let listed = store.list_documents(&only(&["physics"]))?;
+    let listed = scoped_list(&store, &only(&["physics"]))?;
     ensure!(listed.len() == 1 && listed[0].id.as_str() == "optics");
-    let sorted: Vec<String> = store
-        .list_documents(&all())?
+    let sorted: Vec<String> = scoped_list(&store, &all())?
         .into_iter()
         .map(|record| record.source_path)
         .collect();
@@ -268,7 +267,7 @@ fn recommitting_the_same_id_is_a_no_op() -> Result<()> {
         "{before:?} {after:?}"
     );
     ensure!(after.num_chunks == before.num_chunks);
-    ensure!(store.search_bm25("ribosomes", &all(), 10)?.is_empty());
+    ensure!(scoped_bm25(&store, "ribosomes", &all(), 10)?.is_empty());
     Ok(())
 }
 
@@ -284,7 +283,7 @@ fn new_version_replaces_the_old_one_in_all_three_stores() -> Result<()> {
             chunk("report-v1", 1, "Zebra stripes confuse flies.", 6),
         ],
     )])?;
-    ensure!(chunk_ids(&store.search_bm25("zebra", &all(), 10)?).len() == 2);
+    ensure!(chunk_ids(&scoped_bm25(&store, "zebra", &all(), 10)?).len() == 2);
 
     let records = store.commit_batch(vec![(
         document("report-v2", "biology", "bio/report.txt", "Report, revised"),
@@ -292,9 +291,9 @@ fn new_version_replaces_the_old_one_in_all_three_stores() -> Result<()> {
     )])?;
     ensure!(records.len() == 1 && records[0].state == DocumentState::Ready);
 
-    ensure!(store.search_bm25("zebra", &all(), 100)?.is_empty());
-    ensure!(chunk_ids(&store.search_bm25("yak", &all(), 100)?) == ["report-v2-0"]);
-    let vector = store.search_vector(&unit_vector(5), &all(), 100)?;
+    ensure!(scoped_bm25(&store, "zebra", &all(), 100)?.is_empty());
+    ensure!(chunk_ids(&scoped_bm25(&store, "yak", &all(), 100)?) == ["report-v2-0"]);
+    let vector = scoped_vector(&store, &unit_vector(5), &all(), 100)?;
     ensure!(
         vector
             .iter()
@@ -311,13 +310,13 @@ fn new_version_replaces_the_old_one_in_all_three_stores() -> Result<()> {
     ensure!(store
         .get_document(&DocumentId("report-v1".into()))?
         .is_none());
-    let old_chunks = store.document_chunks(&DocumentId("report-v1".into()));
+    let old_chunks = scoped_chunks(&store, &DocumentId("report-v1".into()));
     ensure!(matches!(old_chunks, Err(ref error) if error.kind() == ErrorKind::NotFound));
     let current = store
         .find_document("biology", "bio/report.txt")?
         .context("the source has a document")?;
     ensure!(current.id.as_str() == "report-v2" && current.title == "Report, revised");
-    ensure!(chunk_ids_of(&store.document_chunks(&current.id)?) == ["report-v2-0"]);
+    ensure!(chunk_ids_of(&scoped_chunks(&store, &current.id)?) == ["report-v2-0"]);
     let stats = store.stats()?;
     ensure!(
         stats.num_documents == 4 && stats.num_chunks == 5,
@@ -338,13 +337,11 @@ fn deleted_document_leaves_all_three_stores() -> Result<()> {
     ensure!(store
         .find_document("biology", "bio/photosynthesis.txt")?
         .is_none());
-    ensure!(store
-        .search_bm25("chlorophyll sunlight", &all(), 100)?
-        .is_empty());
-    let vector = store.search_vector(&unit_vector(0), &all(), 100)?;
+    ensure!(scoped_bm25(&store, "chlorophyll sunlight", &all(), 100)?.is_empty());
+    let vector = scoped_vector(&store, &unit_vector(0), &all(), 100)?;
     ensure!(chunk_ids(&vector).len() == 2, "{:?}", chunk_ids(&vector));
     ensure!(vector.iter().all(|hit| hit.chunk.document_id != id));
-    ensure!(store.list_documents(&all())?.len() == 2);
+    ensure!(scoped_list(&store, &all())?.len() == 2);
     let stats = store.stats()?;
     ensure!(
         stats.num_documents == 2 && stats.num_chunks == 2,
@@ -368,9 +365,9 @@ fn reopened_store_keeps_its_data() -> Result<()> {
         store.optimize()?;
     }
     let store = open(data_dir.path())?;
-    ensure!(chunk_ids(&store.search_bm25("mitochondria", &all(), 5)?) == ["cells-0"]);
-    ensure!(chunk_ids(&store.search_vector(&unit_vector(4), &all(), 1)?) == ["optics-0"]);
-    ensure!(store.list_documents(&all())?.len() == 3);
+    ensure!(chunk_ids(&scoped_bm25(&store, "mitochondria", &all(), 5)?) == ["cells-0"]);
+    ensure!(chunk_ids(&scoped_vector(&store, &unit_vector(4), &all(), 1)?) == ["optics-0"]);
+    ensure!(scoped_list(&store, &all())?.len() == 3);
     let stats = store.stats()?;
     ensure!(
         stats.num_documents == 3 && stats.num_chunks == 4,
@@ -382,7 +379,7 @@ fn reopened_store_keeps_its_data() -> Result<()> {
         document("optics-2", "physics", "phys/optics.txt", "Optics"),
         vec![chunk("optics-2", 0, "Prisms split white light.", 4)],
     )])?;
-    ensure!(chunk_ids(&store.search_vector(&unit_vector(4), &all(), 1)?) == ["optics-2-0"]);
+    ensure!(chunk_ids(&scoped_vector(&store, &unit_vector(4), &all(), 1)?) == ["optics-2-0"]);
     Ok(())
 }
 
@@ -418,17 +415,14 @@ fn hostile_queries_do_not_error() -> Result<()> {
         "é ü 中文 🦀",
     ];
     for query in hostile {
-        store
-            .search_bm25(query, &all(), 10)
-            .with_context(|| format!("query {query:?}"))?;
-        store
-            .search_bm25(query, &only(&["biology"]), 10)
+        scoped_bm25(&store, query, &all(), 10).with_context(|| format!("query {query:?}"))?;
+        scoped_bm25(&store, query, &only(&["biology"]), 10)
             .with_context(|| format!("query {query:?} with a filter"))?;
     }
-    ensure!(store.search_bm25("", &all(), 10)?.is_empty());
-    ensure!(store.search_bm25("light", &all(), 0)?.is_empty());
+    ensure!(scoped_bm25(&store, "", &all(), 10)?.is_empty());
+    ensure!(scoped_bm25(&store, "light", &all(), 0)?.is_empty());
     // Field syntax is neutralised: a collection prefix cannot widen a filter.
-    let widened = store.search_bm25("collection:physics light", &only(&["biology"]), 10)?;
+    let widened = scoped_bm25(&store, "collection:physics light", &only(&["biology"]), 10)?;
     ensure!(widened.iter().all(|hit| hit.chunk.collection == "biology"));
     ensure!(!widened.is_empty(), "the word light still matches");
     Ok(())
@@ -529,7 +523,7 @@ fn invalid_batches_write_nothing() -> Result<()> {
     let stats = store.stats()?;
     ensure!(stats.num_documents == 0, "{stats:?}");
     ensure!(store.list_collections()?.is_empty());
-    let wrong_query = store.search_vector(&[1.0, 0.0], &all(), 5);
+    let wrong_query = scoped_vector(&store, &[1.0, 0.0], &all(), 5);
     ensure!(matches!(wrong_query, Err(ref error) if error.kind() == ErrorKind::InvalidInput));
     Ok(())
 }
@@ -544,13 +538,13 @@ fn searches_run_while_another_thread_commits() -> Result<()> {
             let mut num_searches = 0;
             for _ in 0..20 {
                 // Old and new versions switch atomically: never two lamp versions at once.
-                let hits = store.search_bm25("lamp", &all(), 10)?;
+                let hits = scoped_bm25(&store, "lamp", &all(), 10)?;
                 ensure!(
                     hits.len() <= 1,
                     "two versions visible: {:?}",
                     chunk_ids(&hits)
                 );
-                let hits = store.search_vector(&unit_vector(1), &only(&["physics"]), 10)?;
+                let hits = scoped_vector(&store, &unit_vector(1), &only(&["physics"]), 10)?;
                 let num_lamps = hits
                     .iter()
                     .filter(|hit| hit.chunk.document_id.as_str().starts_with("lamp-"))
@@ -577,7 +571,7 @@ fn searches_run_while_another_thread_commits() -> Result<()> {
         ensure!(num_searches == 20);
         Ok(())
     })?;
-    let lamp = store.search_bm25("lamp", &all(), 10)?;
+    let lamp = scoped_bm25(&store, "lamp", &all(), 10)?;
     ensure!(chunk_ids(&lamp) == ["lamp-4-0"], "{:?}", chunk_ids(&lamp));
     Ok(())
 }
@@ -630,20 +624,20 @@ fn batch_of_two_hundred_documents_is_fully_searchable() -> Result<()> {
     let num_queries = 50;
     let started = Instant::now();
     for index in 0..num_queries {
-        let hits = store.search_bm25(&format!("marker{index}"), &all(), 10)?;
+        let hits = scoped_bm25(&store, &format!("marker{index}"), &all(), 10)?;
         ensure!(hits.len() == 2, "marker{index}: {:?}", chunk_ids(&hits));
     }
     let bm25_time = started.elapsed() / num_queries;
     let started = Instant::now();
     for index in 0..num_queries {
-        let hits = store.search_vector(&unit_vector(index as usize), &only(&["odd"]), 10)?;
+        let hits = scoped_vector(&store, &unit_vector(index as usize), &only(&["odd"]), 10)?;
         ensure!(hits.len() == 10 && hits.iter().all(|hit| hit.chunk.collection == "odd"));
     }
     let vector_time = started.elapsed() / num_queries;
     let started = Instant::now();
     store.optimize()?;
     let optimize_time = started.elapsed();
-    ensure!(store.search_bm25("marker7", &all(), 10)?.len() == 2);
+    ensure!(scoped_bm25(&store, "marker7", &all(), 10)?.len() == 2);
     eprintln!(
         "commit_batch(200 docs x 2 chunks): {commit_time:?}; bm25 query: {bm25_time:?}; \
          vector query (filtered): {vector_time:?}; optimize: {optimize_time:?}"
@@ -787,13 +781,13 @@ fn scope_filter_runs_inside_both_engines_and_listings() -> Result<()> {
 
     // Unlabelled law only: the privileged chunks are closer matches but never come back.
     let unlabelled_law = scopes(&[("law", &[])]);
-    let bm25 = store.search_bm25("privileged lease", &unlabelled_law, 100)?;
+    let bm25 = scoped_bm25(&store, "privileged lease", &unlabelled_law, 100)?;
     ensure!(
         source_paths(&bm25) == ["law/lease.txt"],
         "{:?}",
         source_paths(&bm25)
     );
-    let vector = store.search_vector(&query_vector, &unlabelled_law, 1)?;
+    let vector = scoped_vector(&store, &query_vector, &unlabelled_law, 1)?;
     ensure!(
         source_paths(&vector) == ["law/lease.txt"],
         "{:?}",
@@ -802,14 +796,14 @@ fn scope_filter_runs_inside_both_engines_and_listings() -> Result<()> {
 
     // Exact label sets: {privileged} does not include {phi, privileged}.
     let privileged = scopes(&[("law", &["privileged"])]);
-    let bm25 = store.search_bm25("lease", &privileged, 100)?;
+    let bm25 = scoped_bm25(&store, "lease", &privileged, 100)?;
     ensure!(
         source_paths(&bm25) == ["law/memo.txt"],
         "{:?}",
         source_paths(&bm25)
     );
     ensure!(bm25.len() == 2);
-    let vector = store.search_vector(&query_vector, &privileged, 100)?;
+    let vector = scoped_vector(&store, &query_vector, &privileged, 100)?;
     ensure!(
         source_paths(&vector) == ["law/memo.txt"],
         "{:?}",
@@ -817,13 +811,13 @@ fn scope_filter_runs_inside_both_engines_and_listings() -> Result<()> {
     );
     // The caller's label order does not matter.
     let both = scopes(&[("law", &["privileged", "phi"]), ("clinic", &[])]);
-    let bm25 = store.search_bm25("lease", &both, 100)?;
+    let bm25 = scoped_bm25(&store, "lease", &both, 100)?;
     ensure!(
         source_paths(&bm25) == ["clinic/note.txt", "law/record.txt"],
         "{:?}",
         source_paths(&bm25)
     );
-    let vector = store.search_vector(&query_vector, &both, 100)?;
+    let vector = scoped_vector(&store, &query_vector, &both, 100)?;
     ensure!(source_paths(&vector) == ["clinic/note.txt", "law/record.txt"]);
 
     // Scopes AND collections.
@@ -831,30 +825,27 @@ fn scope_filter_runs_inside_both_engines_and_listings() -> Result<()> {
         collections: Some(vec!["clinic".into()]),
         ..both.clone()
     };
-    ensure!(source_paths(&store.search_bm25("lease", &and, 100)?) == ["clinic/note.txt"]);
-    ensure!(source_paths(&store.search_vector(&query_vector, &and, 100)?) == ["clinic/note.txt"]);
+    ensure!(source_paths(&scoped_bm25(&store, "lease", &and, 100)?) == ["clinic/note.txt"]);
+    ensure!(source_paths(&scoped_vector(&store, &query_vector, &and, 100)?) == ["clinic/note.txt"]);
 
     // An empty scope list means nothing; a scope of another collection's name means nothing.
     let nothing = SearchFilter {
         scopes: Some(Vec::new()),
         ..SearchFilter::default()
     };
-    ensure!(store.search_bm25("lease", &nothing, 100)?.is_empty());
-    ensure!(store
-        .search_vector(&query_vector, &nothing, 100)?
-        .is_empty());
-    ensure!(store.list_documents(&nothing)?.is_empty());
+    ensure!(scoped_bm25(&store, "lease", &nothing, 100)?.is_empty());
+    ensure!(scoped_vector(&store, &query_vector, &nothing, 100)?.is_empty());
+    ensure!(scoped_list(&store, &nothing)?.is_empty());
     let forged = SearchFilter {
         scopes: Some(vec!["law".into(), "law\u{1f}privileged' OR '1'='1".into()]),
         ..SearchFilter::default()
     };
-    ensure!(store.search_bm25("lease", &forged, 100)?.is_empty());
-    ensure!(store.search_vector(&query_vector, &forged, 100)?.is_empty());
-    ensure!(store.list_documents(&forged)?.is_empty());
+    ensure!(scoped_bm25(&store, "lease", &forged, 100)?.is_empty());
+    ensure!(scoped_vector(&store, &query_vector, &forged, 100)?.is_empty());
+    ensure!(scoped_list(&store, &forged)?.is_empty());
 
     // Listings respect scopes (and collections) the same way.
-    let listed: Vec<String> = store
-        .list_documents(&both)?
+    let listed: Vec<String> = scoped_list(&store, &both)?
         .into_iter()
         .map(|record| record.source_path)
         .collect();
@@ -862,7 +853,7 @@ fn scope_filter_runs_inside_both_engines_and_listings() -> Result<()> {
         listed == ["clinic/note.txt", "law/record.txt"],
         "{listed:?}"
     );
-    let listed = store.list_documents(&and)?;
+    let listed = scoped_list(&store, &and)?;
     ensure!(listed.len() == 1 && listed[0].source_path == "clinic/note.txt");
     ensure!(store.check_consistency()?.is_consistent());
     Ok(())
@@ -919,10 +910,8 @@ fn list_scopes_counts_ready_documents_and_follows_deletes() -> Result<()> {
         summary(&store)?
     );
     let privileged = scopes(&[("law", &["privileged"])]);
-    ensure!(store.search_bm25("lease", &privileged, 100)?.is_empty());
-    ensure!(store
-        .search_vector(&unit_vector(0), &privileged, 100)?
-        .is_empty());
+    ensure!(scoped_bm25(&store, "lease", &privileged, 100)?.is_empty());
+    ensure!(scoped_vector(&store, &unit_vector(0), &privileged, 100)?.is_empty());
 
     // A new version with other labels moves the document to its new scope.
     store.commit_batch(vec![(
@@ -942,12 +931,14 @@ fn list_scopes_counts_ready_documents_and_follows_deletes() -> Result<()> {
         "{:?}",
         summary(&store)?
     );
-    ensure!(store
-        .search_bm25("five years", &scopes(&[("law", &[])]), 100)?
-        .is_empty());
+    ensure!(scoped_bm25(&store, "five years", &scopes(&[("law", &[])]), 100)?.is_empty());
     ensure!(
-        source_paths(&store.search_bm25("five years", &scopes(&[("law", &["phi"])]), 100)?)
-            == ["law/lease.txt"]
+        source_paths(&scoped_bm25(
+            &store,
+            "five years",
+            &scopes(&[("law", &["phi"])]),
+            100
+        )?) == ["law/lease.txt"]
     );
     drop(store);
     let store = open(data_dir.path())?;

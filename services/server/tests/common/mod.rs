@@ -108,7 +108,7 @@ pub fn setup_with_reserve(
         assert_eq!(summary.num_indexed, 1, "{file}: {summary:?}");
     }
     let documents = store
-        .list_documents(&Default::default())
+        .list_documents(&everything(&store), &Default::default())
         .unwrap_or_else(|err| panic!("{err}"))
         .into_iter()
         .map(|record| {
@@ -151,7 +151,7 @@ pub fn setup_with_reserve(
         embedder: Box::new(embedder),
         generator: Some(Box::new(generator)),
         auth,
-        policies_dir: policies(policy_set),
+        policies: vellum_server::Policies::Dir(policies(policy_set)),
         uploads: UploadSettings {
             dir: data.join("uploads"),
             max_bytes: 1 << 20,
@@ -170,4 +170,27 @@ pub fn setup_with_reserve(
         keys,
         documents,
     }
+}
+
+/// The test's own view of every document (the oracle's ground truth): Cedar asked under a
+/// permit-all policy, the only way to get the store's read proof.
+pub fn everything(store: &vellum_store::Store) -> vellum_store::ReadScope {
+    use vellum_authz::{Action, Authorizer, PrincipalInfo, RequestContext, Scope};
+    let cedar = Authorizer::from_sources(&[(
+        "oracle.cedar".into(),
+        "permit(principal, action, resource);".into(),
+    )])
+    .unwrap_or_else(|err| panic!("oracle policy: {err}"));
+    let candidates: Vec<Scope> = store
+        .list_scopes()
+        .unwrap_or_else(|err| panic!("scopes: {err}"))
+        .into_iter()
+        .map(|scope| Scope::new(scope.collection, scope.labels))
+        .collect();
+    cedar.read_scope(
+        &PrincipalInfo::new("oracle", Vec::<String>::new(), Vec::<String>::new()),
+        Action::Read,
+        &candidates,
+        &RequestContext::default(),
+    )
 }

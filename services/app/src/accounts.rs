@@ -18,12 +18,12 @@ use vellum_audit::{actions, AuditEvent};
 use vellum_auth::{NewUser, Principal, UserInfo};
 use vellum_authz::{Action, RequestContext, Resource};
 
-use crate::api::{
-    AccountView, CreatedKeyView, KeyView, LoginRequest, NewKeyRequest, NewUserRequest,
-    PasswordRequest,
-};
 use crate::service::{
     audit_decision, principal_info, Caller, Service, ServiceError, ServiceResult, ACCOUNTS_RESOURCE,
+};
+use crate::types::{
+    AccountView, CreatedKeyView, KeyView, LoginRequest, NewKeyRequest, NewUserRequest,
+    PasswordRequest,
 };
 
 /// The longest reason for acting for another user (as for break-glass).
@@ -289,7 +289,7 @@ impl Service {
         caller: &Caller,
         request: &NewUserRequest,
     ) -> ServiceResult<AccountView> {
-        let names = |list: &[crate::api::AccountName]| {
+        let names = |list: &[crate::types::AccountName]| {
             list.iter()
                 .map(|name| name.0.as_str())
                 .collect::<Vec<_>>()

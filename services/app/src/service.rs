@@ -3,8 +3,9 @@
 //! HTTP and these methods, so everything here is tested without a server.
 //!
 //! Authorization never filters after fetching. The caller's permitted (collection, labels)
-//! scopes are computed by Cedar first and become a filter that runs inside Tantivy and LanceDB
-//! ([`Service::index_filter`]); single documents are checked with Cedar before anything about
+//! scopes are computed by Cedar first, as the [`ReadScope`] proof the store's searches and reads
+//! require, and become a filter that runs inside Tantivy and LanceDB
+//! ([`Service::read_scope`]); single documents are checked with Cedar before anything about
 //! them is returned, and a document the caller may not read looks exactly like a missing one.
 
 use std::collections::BTreeMap;
@@ -15,18 +16,20 @@ use sha2::{Digest, Sha256};
 use vellum_audit::{actions, AuditEvent, AuditLog, ChunkRead, Sensitive};
 
 use vellum_auth::{AuthStore, Principal, Throttle};
-use vellum_authz::{Action, Authorizer, Decision, PrincipalInfo, RequestContext, Resource, Scope};
+use vellum_authz::{
+    Action, Authorizer, Decision, PrincipalInfo, ReadScope, RequestContext, Resource, Scope,
+};
 use vellum_ingest::pipeline::{IngestOptions, PassageEmbedder};
 use vellum_models::Generator;
-use vellum_rag::{QueryEmbedder, RetrievalOptions, Retriever, SearchMode};
-use vellum_store::{scope_key, DocumentId, DocumentRecord, SearchFilter, Store};
+use vellum_rag::{QueryEmbedder, RetrievalOptions, RetrievedChunk, Retriever, SearchMode};
+use vellum_store::{DocumentId, DocumentRecord, SearchFilter, Store};
 
-use crate::api::{
+use crate::metrics::Metrics;
+use crate::tally::{FailureTally, RequestAuditHandle, TallyConfig};
+use crate::types::{
     CheckView, CollectionView, DocumentView, LoginRequest, LoginResponse, ReadinessView, SearchHit,
     SearchRequest, SearchResponse, UserView,
 };
-use crate::gate::{FailureTally, RequestAuditHandle, TallyConfig};
-use crate::metrics::Metrics;
 
 /// What the API answers when something fails; `error.rs` maps each to a status code.
 #[derive(Debug, thiserror::Error)]
@@ -75,9 +78,65 @@ pub enum ServiceError {
     Internal(String),
 }
 
+/// The closed set every failure falls into; the HTTP edge maps each to one status code
+/// (`vellum-server`'s `error.rs`) and the CLI to one exit code (`vellum`'s `main.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// Malformed input (400; exit 2).
+    Invalid,
+    /// No valid credentials (401; exit 4).
+    Unauthenticated,
+    /// Cedar said no, or a password change is due first (403; exit 4).
+    Forbidden,
+    /// Missing or not readable by the caller (404; exit 3).
+    NotFound,
+    /// Exists already (409; exit 2).
+    Conflict,
+    /// Over a size limit (413; exit 2).
+    TooLarge,
+    /// Received but cannot be indexed (422; exit 6).
+    Unprocessable,
+    /// Too many at once or too many failures: try again later (429; exit 5).
+    Throttled,
+    /// A part is missing or busy (a locked index, a busy database, the audit log): 503; exit 5.
+    Unavailable,
+    /// Our fault (500; exit 1).
+    Internal,
+}
+
+impl ServiceError {
+    /// Which [`ErrorKind`] this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ServiceError::Unauthenticated => ErrorKind::Unauthenticated,
+            // Authenticated, but nothing else is allowed until the password changes.
+            ServiceError::PasswordChangeRequired => ErrorKind::Forbidden,
+            ServiceError::Throttled(_) | ServiceError::Busy { .. } => ErrorKind::Throttled,
+            ServiceError::Forbidden => ErrorKind::Forbidden,
+            ServiceError::NotFound => ErrorKind::NotFound,
+            ServiceError::BadRequest(_) => ErrorKind::Invalid,
+            ServiceError::Conflict(_) => ErrorKind::Conflict,
+            ServiceError::TooLarge(_) => ErrorKind::TooLarge,
+            ServiceError::Unprocessable { .. } => ErrorKind::Unprocessable,
+            ServiceError::Unavailable(_) => ErrorKind::Unavailable,
+            ServiceError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
 impl From<vellum_store::Error> for ServiceError {
     fn from(err: vellum_store::Error) -> Self {
-        ServiceError::Internal(err.to_string())
+        use vellum_store::ErrorKind as Store;
+        match err.kind() {
+            Store::NotFound => ServiceError::NotFound,
+            // Busy SQLite, a locked index: the client may retry (503), it is not our bug.
+            Store::Unavailable => {
+                tracing::warn!(error = %err, "store busy");
+                ServiceError::Unavailable("the document store is busy; try again shortly".into())
+            }
+            Store::InvalidInput => ServiceError::BadRequest(err.to_string()),
+            Store::Conflict | Store::Internal => ServiceError::Internal(err.to_string()),
+        }
     }
 }
 
@@ -108,6 +167,9 @@ impl From<vellum_auth::Error> for ServiceError {
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
+/// The address of callers on this machine's command line.
+pub const LOCAL_ADDRESS: &str = "local";
+
 /// Who is asking and from where: every service call takes one, and every audit record names
 /// both.
 #[derive(Debug, Clone)]
@@ -134,8 +196,25 @@ impl Caller {
         }
     }
 
+    /// The local operator of the CLI: the Unix user running `vellum`, with the operator role.
+    /// Audit records name them `operator:<unix user>` from address `local`.
+    pub fn operator(unix_user: &str) -> Caller {
+        Caller::new(
+            Principal {
+                user_id: 0,
+                name: format!("operator:{unix_user}"),
+                roles: vec![OPERATOR_ROLE.to_string()],
+                groups: Vec::new(),
+                via: "cli".into(),
+                credential_id: String::new(),
+                must_change_password: false,
+            },
+            LOCAL_ADDRESS,
+        )
+    }
+
     /// Ties the caller to its HTTP request's audit mark.
-    pub(crate) fn with_audit_mark(mut self, mark: Option<RequestAuditHandle>) -> Caller {
+    pub fn with_audit_mark(mut self, mark: Option<RequestAuditHandle>) -> Caller {
         if let Some(mark) = &mark {
             mark.set_principal(&self.principal.name);
         }
@@ -229,12 +308,30 @@ pub struct ServiceParts {
     /// `None`: ask and summarize answer 503 (search still works).
     pub generator: Option<Box<dyn Generator>>,
     pub auth: AuthStore,
-    pub policies_dir: PathBuf,
+    /// The Cedar policies in force.
+    pub policies: Policies,
     pub uploads: UploadSettings,
     /// The tamper-evident audit log. `vellum serve` always opens one; `None` exists for the
     /// benchmark that measures what auditing costs.
     pub audit: Option<Arc<AuditLog>>,
 }
+
+/// Where the Cedar policies come from.
+#[derive(Debug, Clone)]
+pub enum Policies {
+    /// Every `*.cedar` file of a folder (`vellum serve --policies`, `vellum --policies`).
+    Dir(PathBuf),
+    /// The local operator's policy ([`OPERATOR_POLICY`]): the CLI without `--policies`.
+    Operator,
+}
+
+/// The CLI's policy when no policy folder is given: the operator (whoever runs `vellum` as the
+/// data folder's owner, and so can read every file in it anyway) may do everything. Their
+/// calls still go through Cedar and into the audit log like any other.
+pub const OPERATOR_POLICY: &str = include_str!("../../../policies/operator/operator.cedar");
+
+/// The role the operator's principal carries.
+pub const OPERATOR_ROLE: &str = "operator";
 
 /// The Cedar resource account administration (users, other users' keys) is checked against:
 /// `admin` on this collection name (uploads refuse collection names with `:`).
@@ -255,7 +352,8 @@ pub struct Service {
     pub(crate) auth: AuthStore,
     throttle: Throttle,
     authorizer: Authorizer,
-    policies_dir: PathBuf,
+    /// What the policies were loaded from (the audit log's `policy.reload` record names it).
+    policies_origin: String,
     pub(crate) uploads: UploadSettings,
     /// One ingest at a time: the store has one writer.
     pub(crate) ingest_turn: Mutex<()>,
@@ -272,7 +370,7 @@ pub struct Service {
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Service")
-            .field("policies_dir", &self.policies_dir)
+            .field("policies", &self.policies_origin)
             .finish_non_exhaustive()
     }
 }
@@ -343,9 +441,15 @@ pub(crate) fn checked_text<'a>(text: &'a str, what: &str) -> ServiceResult<&'a s
 }
 
 impl Service {
-    /// Assembles the service; the policies are loaded (and validated) from `policies_dir`.
+    /// Assembles the service; the policies are loaded and validated.
     pub fn new(parts: ServiceParts) -> Result<Service, SetupError> {
-        let authorizer = Authorizer::load(&parts.policies_dir)?;
+        let (authorizer, policies_origin) = match &parts.policies {
+            Policies::Dir(dir) => (Authorizer::load(dir)?, dir.display().to_string()),
+            Policies::Operator => (
+                Authorizer::from_sources(&[("operator.cedar".into(), OPERATOR_POLICY.into())])?,
+                "built-in operator policy".to_string(),
+            ),
+        };
         if !authorizer.scope_filter_is_exact() {
             return Err(SetupError::DocumentSpecificPolicy);
         }
@@ -357,7 +461,7 @@ impl Service {
             auth: parts.auth,
             throttle: Throttle::default(),
             authorizer,
-            policies_dir: parts.policies_dir,
+            policies_origin,
             uploads: parts.uploads,
             ingest_turn: Mutex::new(()),
             metrics: Metrics::new(),
@@ -376,7 +480,7 @@ impl Service {
         };
         // The policies in force are part of the record: which rules decided what follows.
         let loaded = AuditEvent::new(actions::POLICY_RELOAD, "ok")
-            .resource(service.policies_dir.display().to_string())
+            .resource(service.policies_origin.clone())
             .detail("trigger", "start")
             .detail("policies", service.authorizer.policy_ids().join(","));
         service
@@ -676,16 +780,16 @@ impl Service {
         self.decide(caller, action, record).allowed
     }
 
-    /// The filter that runs inside both indexes for `action`: the (collection, labels) scopes
-    /// with ready documents that Cedar permits, narrowed to `wanted` collections if given.
-    /// Asking for a collection one may not use gives no results, not an error that would
-    /// confirm it exists.
-    pub(crate) fn index_filter(
+    /// The proof the store's searches and reads require for `action`: the (collection, labels)
+    /// scopes with ready documents that Cedar permits, narrowed to `wanted` collections if
+    /// given. Asking for a collection one may not use gives no results, not an error that
+    /// would confirm it exists.
+    pub(crate) fn read_scope(
         &self,
         caller: &Caller,
         action: Action,
         wanted: Option<&[String]>,
-    ) -> ServiceResult<SearchFilter> {
+    ) -> ServiceResult<ReadScope> {
         let candidates: Vec<Scope> = self
             .store
             .list_scopes()?
@@ -693,21 +797,12 @@ impl Service {
             .filter(|scope| wanted.is_none_or(|wanted| wanted.contains(&scope.collection)))
             .map(|scope| Scope::new(scope.collection, scope.labels))
             .collect();
-        let keys = self
-            .authorizer
-            .permitted_scopes(
-                &principal_info(&caller.principal),
-                action,
-                &candidates,
-                &caller.context(),
-            )
-            .iter()
-            .map(|scope| scope_key(&scope.collection, &scope.labels))
-            .collect();
-        Ok(SearchFilter {
-            scopes: Some(keys),
-            ..SearchFilter::default()
-        })
+        Ok(self.authorizer.read_scope(
+            &principal_info(&caller.principal),
+            action,
+            &candidates,
+            &caller.context(),
+        ))
     }
 
     /// Hybrid (or BM25 / vector) search over what the caller may search. The audit record
@@ -717,20 +812,46 @@ impl Service {
         caller: &Caller,
         request: &SearchRequest,
     ) -> ServiceResult<SearchResponse> {
+        let mode: SearchMode = request.mode.unwrap_or_default().into();
+        let results = self
+            .search_detailed(caller, request)?
+            .into_iter()
+            .map(|retrieved| SearchHit {
+                document_id: retrieved.hit.chunk.document_id.0,
+                collection: retrieved.hit.chunk.collection,
+                title: retrieved.hit.title,
+                page: retrieved.hit.chunk.page,
+                chunk_id: retrieved.hit.chunk.chunk_id.0,
+                text: retrieved.hit.chunk.text,
+                score: retrieved.score,
+            })
+            .collect();
+        Ok(SearchResponse {
+            mode: mode.as_str().to_string(),
+            results,
+        })
+    }
+
+    /// [`Self::search`] with each engine's ranks and the documents' source paths (the CLI
+    /// shows them); authorized and audited the same way.
+    pub fn search_detailed(
+        &self,
+        caller: &Caller,
+        request: &SearchRequest,
+    ) -> ServiceResult<Vec<RetrievedChunk>> {
         let mut event = self.audit_event(caller, actions::SEARCH);
         if let Some(query) = self.sensitive(&request.query) {
             event = event.query(query);
         }
         let result = self.search_unaudited(caller, request, &mut event);
-        if let Ok(response) = &result {
+        if let Ok(results) = &result {
             event = event.reads(
-                response
-                    .results
+                results
                     .iter()
-                    .map(|hit| ChunkRead {
-                        chunk_id: hit.chunk_id.clone(),
-                        document_id: hit.document_id.clone(),
-                        sha256: content_sha256(&hit.text),
+                    .map(|retrieved| ChunkRead {
+                        chunk_id: retrieved.hit.chunk.chunk_id.0.clone(),
+                        document_id: retrieved.hit.chunk.document_id.0.clone(),
+                        sha256: content_sha256(&retrieved.hit.chunk.text),
                     })
                     .collect(),
             );
@@ -743,63 +864,43 @@ impl Service {
         caller: &Caller,
         request: &SearchRequest,
         event: &mut AuditEvent,
-    ) -> ServiceResult<SearchResponse> {
+    ) -> ServiceResult<Vec<RetrievedChunk>> {
         let query = checked_text(&request.query, "query")?;
         let mode: SearchMode = request.mode.unwrap_or_default().into();
         let k = request.k.unwrap_or(10);
         if !(1..=100).contains(&k) {
             return Err(ServiceError::BadRequest("k must be 1-100".into()));
         }
-        let filter = self.index_filter(caller, Action::Search, request.collections.as_deref())?;
+        let scope = self.read_scope(caller, Action::Search, request.collections.as_deref())?;
         event.detail.insert("mode".into(), mode.as_str().into());
         event.detail.insert("k".into(), k.to_string());
-        event.detail.insert(
-            "permitted_scopes".into(),
-            filter.scopes.as_ref().map_or(0, Vec::len).to_string(),
-        );
+        event
+            .detail
+            .insert("permitted_scopes".into(), scope.scopes().len().to_string());
         let options = RetrievalOptions {
             mode,
             k,
             num_candidates: (k * 5).max(50),
-            filter,
             ..RetrievalOptions::default()
         };
-        let retriever = Retriever::new(&self.store, self.query_embedder());
-        let results = retriever
-            .search(query, &options)?
-            .into_iter()
-            .map(|retrieved| SearchHit {
-                document_id: retrieved.hit.chunk.document_id.0.clone(),
-                collection: retrieved.hit.chunk.collection.clone(),
-                title: retrieved.hit.title.clone(),
-                page: retrieved.hit.chunk.page,
-                chunk_id: retrieved.hit.chunk.chunk_id.0.clone(),
-                text: retrieved.hit.chunk.text.clone(),
-                score: retrieved.score,
-            })
-            .collect();
-        Ok(SearchResponse {
-            mode: mode.as_str().to_string(),
-            results,
-        })
+        let retriever = Retriever::new(&self.store, self.query_embedder(), &scope);
+        Ok(retriever.search(query, &options)?)
     }
 
-    /// The documents `principal` may read, optionally of one collection.
+    /// The documents `principal` may read, optionally of some collections.
     fn readable_documents(
         &self,
         caller: &Caller,
-        collection: Option<&str>,
-    ) -> ServiceResult<Vec<DocumentView>> {
+        collections: Option<&[String]>,
+    ) -> ServiceResult<Vec<DocumentRecord>> {
         // The scope filter runs in the catalog query; the per-document check on top costs
         // little and covers a document whose scope changed between the two.
-        let wanted = collection.map(|name| vec![name.to_string()]);
-        let filter = self.index_filter(caller, Action::Read, wanted.as_deref())?;
+        let scope = self.read_scope(caller, Action::Read, collections)?;
         Ok(self
             .store
-            .list_documents(&filter)?
-            .iter()
+            .list_documents(&scope, &SearchFilter::default())?
+            .into_iter()
             .filter(|record| self.may(caller, Action::Read, record))
-            .map(view)
             .collect())
     }
 
@@ -809,11 +910,26 @@ impl Service {
         caller: &Caller,
         collection: Option<&str>,
     ) -> ServiceResult<Vec<DocumentView>> {
+        let wanted = collection.map(|name| vec![name.to_string()]);
+        Ok(self
+            .list_document_records(caller, wanted.as_deref())?
+            .iter()
+            .map(view)
+            .collect())
+    }
+
+    /// [`Self::list_documents`] with the catalog's whole records (source paths: the CLI's
+    /// operator sees where files came from), for any number of collections.
+    pub fn list_document_records(
+        &self,
+        caller: &Caller,
+        collections: Option<&[String]>,
+    ) -> ServiceResult<Vec<DocumentRecord>> {
         let mut event = self.audit_event(caller, "document.list");
-        if let Some(collection) = collection {
-            event = event.resource(collection.to_string());
+        if let Some(collections) = collections {
+            event = event.resource(collections.join(","));
         }
-        let result = self.readable_documents(caller, collection);
+        let result = self.readable_documents(caller, collections);
         if let Ok(documents) = &result {
             event = event.detail("documents", documents.len().to_string());
         }

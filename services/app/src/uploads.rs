@@ -16,10 +16,10 @@ use vellum_authz::{Action, Resource};
 use vellum_ingest::pipeline::{ingest_files, labelled_document_id, IngestOptions};
 use vellum_store::{DocumentState, SearchFilter};
 
-use crate::api::UploadResponse;
 use crate::service::{
     audit_decision, principal_info, take_turn, view, Caller, Service, ServiceError, ServiceResult,
 };
+use crate::types::UploadResponse;
 
 /// A file being received: written to a temporary file next to its final place and hashed on
 /// the way. Dropped before [`Service::upload`] takes it, the partial file is removed.
@@ -103,7 +103,7 @@ pub struct UploadFields {
 /// with `:` are reserved, e.g. [`crate::service::ACCOUNTS_RESOURCE`]), and none of the names
 /// the policies give a meaning of their own (`walled-<matter>` is an ethical wall's group:
 /// a collection of that name would be "their matter" to everyone behind the wall).
-fn checked_collection(name: &str) -> ServiceResult<String> {
+pub(crate) fn checked_collection(name: &str) -> ServiceResult<String> {
     let name = name.trim();
     let ok = !name.is_empty()
         && name.chars().count() <= 128
@@ -232,7 +232,7 @@ impl Service {
     }
 
     /// Cedar's `upload` decision on the document as it will be: its collection and labels.
-    fn decide_upload(
+    pub(crate) fn decide_upload(
         &self,
         caller: &Caller,
         collection: &str,
@@ -336,13 +336,14 @@ impl Service {
         // A duplicate is only reported when the caller may read the copy; otherwise the upload
         // becomes a document of its own (its path is unique), so nothing about the unreadable
         // copy leaks and its labels are never overwritten.
-        let filter = SearchFilter {
-            collections: Some(vec![collection.clone()]),
-            ..SearchFilter::default()
-        };
+        let readable = self.read_scope(
+            caller,
+            Action::Read,
+            Some(std::slice::from_ref(&collection)),
+        )?;
         if let Some(existing) = self
             .store
-            .list_documents(&filter)?
+            .list_documents(&readable, &SearchFilter::default())?
             .into_iter()
             .find(|record| {
                 record.sha256 == sha256

@@ -3,14 +3,18 @@
 
 use vellum_audit::{actions, AuditEvent, ChunkRead};
 use vellum_authz::Action;
-use vellum_models::{CancelFlag, Generator, StopReason};
+use vellum_models::{CancelFlag, GenerationParams, Generator, StopReason};
 use vellum_rag::AnswerReceipt;
-use vellum_rag::{AskOptions, RetrievalOptions, Retriever, SummaryOptions};
+use vellum_rag::{
+    Answer, AskOptions, RetrievalOptions, Retriever, Summary, SummaryOptions, SummaryProgress,
+};
 
-use crate::api::{AnswerView, AskRequest, PartialView, SourceView, SummarizeRequest, SummaryView};
 use crate::service::{
     audit_decision, checked_text, content_sha256, take_turn, view, Caller, Service, ServiceError,
     ServiceResult,
+};
+use crate::types::{
+    AnswerView, AskRequest, PartialView, SourceView, SummarizeRequest, SummaryView,
 };
 
 /// A receipt as the audit log keeps it: without the question (the record has it as an HMAC).
@@ -57,7 +61,7 @@ pub enum AskEvent {
 }
 
 impl Service {
-    fn generator(&self) -> ServiceResult<&dyn Generator> {
+    pub(crate) fn generator(&self) -> ServiceResult<&dyn Generator> {
         self.generator.as_deref().ok_or_else(|| {
             ServiceError::Unavailable(
                 "no generation model is loaded on this server; search still works".into(),
@@ -93,6 +97,23 @@ impl Service {
         cancel: &CancelFlag,
         emit: &mut dyn FnMut(AskEvent),
     ) -> ServiceResult<()> {
+        let defaults = AskOptions::default().generation;
+        self.ask_detailed(caller, request, &defaults, cancel, emit)
+            .map(|_| ())
+    }
+
+    /// [`Self::ask_cancellable`] with sampling settings (`generation`'s temperature and seed;
+    /// `max_tokens` and `cancel` come from the request) that also returns the whole answer
+    /// (the CLI prints source paths and timings and writes the full receipt). Authorized,
+    /// limited and audited the same way.
+    pub fn ask_detailed(
+        &self,
+        caller: &Caller,
+        request: &AskRequest,
+        generation: &GenerationParams,
+        cancel: &CancelFlag,
+        emit: &mut dyn FnMut(AskEvent),
+    ) -> ServiceResult<Answer> {
         let mut event = self.audit_event(caller, actions::ASK);
         if let Some(question) = self.sensitive(&request.question) {
             event = event.query(question);
@@ -102,11 +123,19 @@ impl Service {
             .generation_limits
             .acquire(&caller.principal.name)
             .and_then(|_permit| {
-                self.ask_unaudited(caller, request, cancel, emit, &mut sources_recorded, &event)
+                self.ask_unaudited(
+                    caller,
+                    request,
+                    generation,
+                    cancel,
+                    emit,
+                    &mut sources_recorded,
+                    &event,
+                )
             });
         match result {
             // Already recorded (sources before generation, answer after).
-            Ok(()) => Ok(()),
+            Ok(answer) => Ok(answer),
             // Failed before the sources were recorded: record the failure now.
             Err(err) if !sources_recorded => self.audited(event, Err(err)),
             Err(err) => {
@@ -116,15 +145,17 @@ impl Service {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn ask_unaudited(
         &self,
         caller: &Caller,
         request: &AskRequest,
+        generation: &GenerationParams,
         cancel: &CancelFlag,
         emit: &mut dyn FnMut(AskEvent),
         sources_recorded: &mut bool,
         event: &AuditEvent,
-    ) -> ServiceResult<()> {
+    ) -> ServiceResult<Answer> {
         let question = checked_text(&request.question, "question")?;
         let k = request.k.unwrap_or(5);
         if !(1..=20).contains(&k) {
@@ -135,24 +166,23 @@ impl Service {
             return Err(ServiceError::BadRequest("max_tokens must be 1-1024".into()));
         }
         let generator = self.generator()?;
-        let filter = self.index_filter(caller, Action::Ask, request.collections.as_deref())?;
+        let scope = self.read_scope(caller, Action::Ask, request.collections.as_deref())?;
         let defaults = AskOptions::default();
         let options = AskOptions {
             retrieval: RetrievalOptions {
                 mode: request.mode.unwrap_or_default().into(),
                 k,
                 num_candidates: (k * 10).max(50),
-                filter,
                 ..RetrievalOptions::default()
             },
-            generation: vellum_models::GenerationParams {
+            generation: GenerationParams {
                 max_tokens,
                 cancel: cancel.clone(),
-                ..defaults.generation.clone()
+                ..generation.clone()
             },
             ..defaults
         };
-        let retriever = Retriever::new(&self.store, self.query_embedder());
+        let retriever = Retriever::new(&self.store, self.query_embedder(), &scope);
         let _slot = self.metrics.generation_slot();
         // The turn is taken after retrieval (which runs in parallel with other answers) and
         // held until the model is done.
@@ -227,10 +257,10 @@ impl Service {
         self.record(done)?;
         let receipt = client_receipt(&answer.receipt)?;
         emit(AskEvent::Answer(AnswerView {
-            text: answer.text,
-            cited: answer.cited,
-            invalid_citations: answer.invalid_citations,
-            uncited_sentences: answer.uncited_sentences,
+            text: answer.text.clone(),
+            cited: answer.cited.clone(),
+            invalid_citations: answer.invalid_citations.clone(),
+            uncited_sentences: answer.uncited_sentences.clone(),
             no_relevant_sources: answer.no_relevant_sources,
             prompt_tokens: answer
                 .generation
@@ -242,7 +272,7 @@ impl Service {
                 .map_or(0, |generation| generation.num_generated_tokens),
             receipt,
         }));
-        Ok(())
+        Ok(answer)
     }
 
     /// Summarizes a whole document (every chunk, map-reduce). Not readable: not found; readable
@@ -263,11 +293,39 @@ impl Service {
         request: &SummarizeRequest,
         cancel: &CancelFlag,
     ) -> ServiceResult<SummaryView> {
+        let summary = self.summarize_detailed(caller, request, cancel, &mut |_| {})?;
+        Ok(SummaryView {
+            document: view(&summary.document),
+            text: summary.text,
+            partials: summary
+                .partials
+                .into_iter()
+                .map(|partial| PartialView {
+                    first_page: partial.first_page,
+                    last_page: partial.last_page,
+                    text: partial.text,
+                })
+                .collect(),
+            num_chunks: summary.num_chunks,
+        })
+    }
+
+    /// [`Self::summarize_cancellable`] returning the whole summary, with progress (the CLI's
+    /// bar); authorized, limited and audited the same way.
+    pub fn summarize_detailed(
+        &self,
+        caller: &Caller,
+        request: &SummarizeRequest,
+        cancel: &CancelFlag,
+        progress: &mut dyn FnMut(SummaryProgress),
+    ) -> ServiceResult<Summary> {
         let mut event = self.audit_event(caller, actions::SUMMARIZE);
         let result = self
             .generation_limits
             .acquire(&caller.principal.name)
-            .and_then(|_permit| self.summarize_unaudited(caller, request, cancel, &mut event));
+            .and_then(|_permit| {
+                self.summarize_unaudited(caller, request, cancel, progress, &mut event)
+            });
         self.audited(event, result)
     }
 
@@ -276,8 +334,9 @@ impl Service {
         caller: &Caller,
         request: &SummarizeRequest,
         cancel: &CancelFlag,
+        progress: &mut dyn FnMut(SummaryProgress),
         event: &mut AuditEvent,
-    ) -> ServiceResult<SummaryView> {
+    ) -> ServiceResult<Summary> {
         let record = self.readable(caller, &request.document_id, event)?;
         let decision = self.decide(caller, Action::Summarize, &record);
         event.decision = Some(audit_decision(&decision));
@@ -293,7 +352,7 @@ impl Service {
         let generator = self.generator()?;
         let defaults = SummaryOptions::default();
         let options = SummaryOptions {
-            generation: vellum_models::GenerationParams {
+            generation: GenerationParams {
                 max_tokens,
                 cancel: cancel.clone(),
                 ..defaults.generation.clone()
@@ -302,12 +361,23 @@ impl Service {
         };
         let _slot = self.metrics.generation_slot();
         let _turn = take_turn(&self.generation_turn);
-        let summary =
-            vellum_rag::summarize(&self.store, generator, &record.id, &options, &mut |_| {})?;
+        let scope = self.read_scope(
+            caller,
+            Action::Summarize,
+            Some(std::slice::from_ref(&record.collection)),
+        )?;
+        let summary = vellum_rag::summarize(
+            &self.store,
+            &scope,
+            generator,
+            &record.id,
+            &options,
+            progress,
+        )?;
         // Every chunk of the document went to the model.
         event.reads = self
             .store
-            .document_chunks(&record.id)?
+            .document_chunks(&scope, &record.id)?
             .iter()
             .map(|chunk| ChunkRead {
                 chunk_id: chunk.chunk_id.0.clone(),
@@ -315,19 +385,6 @@ impl Service {
                 sha256: content_sha256(&chunk.text),
             })
             .collect();
-        Ok(SummaryView {
-            document: view(&summary.document),
-            text: summary.text,
-            partials: summary
-                .partials
-                .into_iter()
-                .map(|partial| PartialView {
-                    first_page: partial.first_page,
-                    last_page: partial.last_page,
-                    text: partial.text,
-                })
-                .collect(),
-            num_chunks: summary.num_chunks,
-        })
+        Ok(summary)
     }
 }

@@ -1,0 +1,28 @@
+//! The one front door. Every interface (the HTTPS API, the CLI, and the web pages and
+//! OpenAI-compatible API to come) calls this layer, which authenticates, asks Cedar and writes
+//! the audit record; the interfaces only translate (HTTP, command lines) to and from its types.
+//!
+//! Access to document text needs a [`vellum_authz::ReadScope`], which only the permission
+//! check constructs and which the store's search and read functions require: a front door that
+//! forgets the check does not compile.
+//!
+//! Layout: [`service`] (callers, authentication, search, documents, the audit duty),
+//! `answers` (ask, summarize), `uploads`, `accounts` (users, keys), `limits` (concurrency),
+//! [`metrics`], [`tally`] (audit bookkeeping), [`types`] (request and response shapes).
+
+mod accounts;
+mod answers;
+mod limits;
+pub mod local;
+pub mod metrics;
+pub mod service;
+pub mod tally;
+pub mod types;
+mod uploads;
+
+pub use answers::AskEvent;
+pub use service::{
+    Caller, ErrorKind, Policies, Service, ServiceEmbedder, ServiceError, ServiceParts, SetupError,
+    UploadSettings,
+};
+pub use uploads::{IncomingFile, UploadFields};
