@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Tests Vellum's OpenAI-compatible client against a real engine: llama-cpp-python's server
-# (from PyPI, built here from source) serving the default SmolLM2 GGUF on loopback.
-# Not part of .ci/run: building llama.cpp takes about 10 minutes on 2 cores. The build is
-# cached in ~/.cache/vellum/llama-cpp-venv, so a second run starts in seconds.
+# (from PyPI, built here from source: no wheel of it exists for this machine) serving the
+# default SmolLM2 GGUF on loopback. deploy/test.sh (so CI) runs it after the other tests.
+# Building llama.cpp takes about 10 minutes on 2 cores the first time; the venv is cached in
+# ~/.cache/vellum/llama-cpp-venv (VELLUM_LLAMA_CPP_VENV), next to the cargo target folder, so
+# later runs on the same machine start in seconds. A venv without a working llama_cpp of this
+# version (another version, or a build that was interrupted) is built again.
 #
 # usage: deploy/remote-engine-test.sh
 set -euo pipefail
@@ -11,12 +14,20 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$repo_root/deploy/setup.sh"
 cd "$repo_root"
 
+llama_cpp_version=0.3.36
 venv=${VELLUM_LLAMA_CPP_VENV:-$HOME/.cache/vellum/llama-cpp-venv}
-if ! "$venv/bin/python" -c 'import llama_cpp.server' >/dev/null 2>&1; then
-  command -v cmake >/dev/null 2>&1 || {
-    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get install -y -qq cmake >/dev/null
-  }
+if ! "$venv/bin/python" -c "import llama_cpp, llama_cpp.server, sys; sys.exit(llama_cpp.__version__ != '$llama_cpp_version')" >/dev/null 2>&1; then
+  build_started=$(date +%s)
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  missing=()
+  command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+  python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+  if [ ${#missing[@]} -gt 0 ]; then
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  rm -rf "$venv"
+  mkdir -p "$(dirname "$venv")"
   python3 -m venv "$venv"
   # Never let llama.cpp tune for the build machine (GGML_NATIVE): machines of this kind differ,
   # and a binary with the wrong instructions dies on its first matmul. AVX2/FMA always (Vellum
@@ -26,8 +37,9 @@ if ! "$venv/bin/python" -c 'import llama_cpp.server' >/dev/null 2>&1; then
   grep -qw avx512f /proc/cpuinfo && avx512=ON
   export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 -DGGML_AVX512=$avx512 -DGGML_AVX_VNNI=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
-  echo "remote-engine-test: building llama-cpp-python (CMAKE_ARGS=$CMAKE_ARGS)"
-  "$venv/bin/pip" install --quiet 'llama-cpp-python[server]'
+  echo "remote-engine-test: building llama-cpp-python $llama_cpp_version (CMAKE_ARGS=$CMAKE_ARGS)"
+  "$venv/bin/pip" install --quiet "llama-cpp-python[server]==$llama_cpp_version"
+  echo "remote-engine-test: llama-cpp-python built in $(( $(date +%s) - build_started )) s"
 fi
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -55,7 +67,9 @@ export VELLUM_REMOTE_ENGINE_URL="http://127.0.0.1:$port/v1" VELLUM_REMOTE_ENGINE
 # --workspace keeps the feature set of the normal build (no second compile of the dependencies).
 cargo test --release --locked --workspace --test remote -- --include-ignored
 
-# And the binary end to end: ask through the remote engine.
+# And the binary end to end: ask through the remote engine (deploy/test.sh has built it;
+# this is a no-op then).
+cargo build --release --locked --workspace --bin vellum
 vellum="$CARGO_TARGET_DIR/release/vellum"
 data=$(mktemp -d)
 "$vellum" --data-dir "$data" ingest docs/ >/dev/null

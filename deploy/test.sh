@@ -14,3 +14,8 @@ cargo build --release --locked --workspace --all-targets
 echo "test: build took $(( $(date +%s) - start )) s"
 cargo test --release --locked --workspace --no-fail-fast
 echo "test: build and tests took $(( $(date +%s) - start )) s"
+# The OpenAI-compatible client against a real engine (llama-cpp-python's server). The first
+# run on a machine builds llama-cpp-python from source (about 10 minutes on 2 cores); the venv
+# is cached in ~/.cache/vellum/llama-cpp-venv, so later runs take seconds.
+bash "$repo_root/deploy/remote-engine-test.sh"
+echo "test: everything took $(( $(date +%s) - start )) s"
