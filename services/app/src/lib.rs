@@ -26,3 +26,6 @@ pub use service::{
     UploadSettings,
 };
 pub use uploads::{IncomingFile, UploadFields};
+/// What the interfaces need of the layers below, so that they depend on this crate alone.
+pub use vellum_auth::{DEFAULT_KEY_DAYS, MAX_KEY_DAYS};
+pub use vellum_models::CancelFlag;

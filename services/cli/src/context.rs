@@ -102,6 +102,46 @@ pub fn file_config(ctx: &Context, explicit: Option<&Path>) -> Result<FileConfig>
     })
 }
 
+/// How long a command waits for the audit log while another `vellum` holds it.
+const AUDIT_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Opens the audit log, waiting while another `vellum` command holds it (one writer at a
+/// time); a running `vellum serve` holds it for good, so after [`AUDIT_WAIT`] the command
+/// gives up and says to use the API.
+fn open_audit_log(config: &AuditConfig) -> Result<AuditLog> {
+    let started = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        match AuditLog::open(config.clone()) {
+            Ok(log) => return Ok(log),
+            Err(vellum_audit::AuditError::Locked(dir)) => {
+                if started.elapsed() >= AUDIT_WAIT {
+                    anyhow::bail!(
+                        "the audit log in {} is still held by another vellum process after {} s: \
+                         every command is audited and the log has one writer; if `vellum serve` \
+                         runs on this data folder, use the HTTPS API or stop the server first",
+                        dir.display(),
+                        AUDIT_WAIT.as_secs()
+                    );
+                }
+                if !told && started.elapsed() >= std::time::Duration::from_secs(2) {
+                    eprintln!(
+                        "Waiting for the audit log in {} (another vellum command or a running \
+                         `vellum serve` holds it)...",
+                        dir.display()
+                    );
+                    told = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(err) => {
+                return Err(err)
+                    .with_context(|| format!("opening the audit log in {}", config.dir.display()))
+            }
+        }
+    }
+}
+
 /// The name of the Unix user running this process (the uid if it has no name).
 fn unix_user() -> String {
     let uid = nix::unistd::getuid();
@@ -178,18 +218,7 @@ impl Context {
             audit_config.key_dir = dir.clone();
         }
         audit_config.store_plain_queries = config.audit_plain_queries;
-        let audit = match AuditLog::open(audit_config.clone()) {
-            Ok(log) => Arc::new(log),
-            Err(vellum_audit::AuditError::Locked(dir)) => anyhow::bail!(
-                "the audit log in {} is held by a running `vellum serve`: every command is                  audited, so use the HTTPS API for this, or stop the server first",
-                dir.display()
-            ),
-            Err(err) => {
-                return Err(err).with_context(|| {
-                    format!("opening the audit log in {}", audit_config.dir.display())
-                })
-            }
-        };
+        let audit = Arc::new(open_audit_log(&audit_config)?);
         let policies = match &self.as_user {
             Some(_) => Policies::Dir(config.policies.clone()),
             None => Policies::Operator,

@@ -361,9 +361,20 @@ fn https_service_end_to_end() {
     let work = tempfile::tempdir().unwrap_or_else(|err| panic!("tempdir: {err}"));
     let data_dir = work.path().join("data");
     ingest_matters(&data_dir, work.path());
-    // The first start, on an empty user database, creates `admin`; users are then added
-    // offline while the server runs.
-    let server = start_server(&data_dir, "law-firm");
+    // Accounts are made with the CLI before the server starts: the CLI's changes are audited
+    // too, and a running server holds the audit log (the API makes accounts while it runs).
+    vellum(
+        &data_dir,
+        &[
+            "user",
+            "add",
+            "admin",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("admin password for tests\n"),
+    );
     add_user(&data_dir, "alice", &["attorney"], &["matter-1234"]);
     add_user(&data_dir, "pete", &["paralegal"], &["matter-1234"]);
     add_user(
@@ -374,6 +385,7 @@ fn https_service_end_to_end() {
     );
     add_user(&data_dir, "carol", &["attorney"], &["matter-9999"]);
     add_user(&data_dir, "tess", &["attorney"], &["matter-9999"]);
+    let server = start_server(&data_dir, "law-firm");
     let api = Api::new(&data_dir, &server);
 
     // Transport: HTTPS works; plain HTTP and TLS 1.1 get no HTTP answer and no ServerHello.
@@ -414,12 +426,15 @@ fn https_service_end_to_end() {
     let right = json!({"user": "tess", "password": "tess's long password"});
     assert_eq!(api.call("POST", "/login", None, Some(right)).0, 429);
 
-    // API keys work until revoked (offline, with the server running).
-    let created = vellum(
-        &data_dir,
-        &["key", "create", "carol", "--name", "e2e scanner"],
-        None,
+    // API keys work until revoked (made and revoked over the API, from a session).
+    let carol_session = api.login("carol");
+    let (status, created) = api.call(
+        "POST",
+        "/keys",
+        Some(&carol_session),
+        Some(json!({"name": "e2e scanner"})),
     );
+    assert_eq!(status, 201, "{created}");
     let key = created["key"].as_str().unwrap_or_default().to_string();
     let key_id = created["info"]["id"]
         .as_str()
@@ -427,7 +442,13 @@ fn https_service_end_to_end() {
         .to_string();
     let (status, me) = api.call("GET", "/me", Some(&key), None);
     assert_eq!((status, me["via"].as_str()), (200, Some("api_key")));
-    vellum(&data_dir, &["key", "revoke", &key_id], None);
+    let (status, _) = api.call(
+        "DELETE",
+        &format!("/keys/{key_id}"),
+        Some(&carol_session),
+        None,
+    );
+    assert_eq!(status, 204);
     assert_eq!(api.call("GET", "/me", Some(&key), None).0, 401);
 
     // Logout ends the session.

@@ -182,7 +182,7 @@ impl ServerConfig {
             key_days: overrides
                 .key_days
                 .or(file.key_days)
-                .unwrap_or(vellum_auth::DEFAULT_KEY_DAYS),
+                .unwrap_or(vellum_app::DEFAULT_KEY_DAYS),
             max_upload_mb: overrides
                 .max_upload_mb
                 .or(file.max_upload_mb)
@@ -212,11 +212,11 @@ impl ServerConfig {
                     .into(),
             ));
         }
-        if !(1..=vellum_auth::MAX_KEY_DAYS).contains(&config.key_days) {
+        if !(1..=vellum_app::MAX_KEY_DAYS).contains(&config.key_days) {
             return Err(ConfigError::Invalid(format!(
                 "key_days must be 1-{} (API keys expire; {} by default)",
-                vellum_auth::MAX_KEY_DAYS,
-                vellum_auth::DEFAULT_KEY_DAYS
+                vellum_app::MAX_KEY_DAYS,
+                vellum_app::DEFAULT_KEY_DAYS
             )));
         }
         if config.session_hours == 0 || config.workers == 0 || config.max_upload_mb == 0 {
@@ -277,7 +277,7 @@ mod tests {
     fn api_keys_expire_after_key_days() {
         let defaults = ServerConfig::resolve(Overrides::default(), FileConfig::default())
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(defaults.key_days, vellum_auth::DEFAULT_KEY_DAYS);
+        assert_eq!(defaults.key_days, vellum_app::DEFAULT_KEY_DAYS);
         let file = FileConfig::parse("key_days = 30\n").unwrap_or_else(|e| panic!("{e}"));
         let overrides = Overrides {
             key_days: Some(7),

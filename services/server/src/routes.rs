@@ -348,7 +348,7 @@ async fn ask(
     let worker = service.into_inner();
     actix_web::rt::task::spawn_blocking(move || {
         let events = sender.clone();
-        let cancel = vellum_models::CancelFlag::new();
+        let cancel = vellum_app::CancelFlag::new();
         let result = worker.ask_cancellable(&caller.0, &body, &cancel, &mut |event| {
             // The stream (and its receiver) is dropped when the client goes away: stop the
             // model at the next token instead of answering nobody.
@@ -398,7 +398,7 @@ async fn summarize(
 ) -> Result<HttpResponse, ApiError> {
     // Dropped with this handler's future when the client goes away: the summary stops at the
     // model's next token.
-    let flag = vellum_models::CancelFlag::new();
+    let flag = vellum_app::CancelFlag::new();
     let mut cancel = CancelOnDrop(Some(flag.clone()));
     let response = blocking(move || service.summarize_cancellable(&caller.0, &body, &flag)).await;
     cancel.0 = None;
@@ -407,7 +407,7 @@ async fn summarize(
 
 /// Raises its flag when dropped: a handler future dropped before it finished (the client
 /// disconnected) stops the work it started on the blocking pool.
-struct CancelOnDrop(Option<vellum_models::CancelFlag>);
+struct CancelOnDrop(Option<vellum_app::CancelFlag>);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {

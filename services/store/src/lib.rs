@@ -75,7 +75,8 @@
 //! // A policy that keeps privileged documents out: the search runs inside the permitted
 //! // scopes, in both engines.
 //! let unprivileged = ask(
-//!     "permit(principal, action, resource) unless { resource.labels.contains(\"privileged\") };",
+//!     "permit(principal, action, resource is Vellum::Document) \
+//!      unless { resource.labels.contains(\"privileged\") };",
 //! )?;
 //! assert!(store.search_bm25(&unprivileged, "tides", &SearchFilter::default(), 5)?.is_empty());
 //! # Ok(())
