@@ -293,7 +293,6 @@ fn lease_question_options() -> AskOptions {
             k: 3,
             filter: SearchFilter {
                 collections: Some(vec!["contracts".into()]),
-                ..SearchFilter::default()
             },
             ..RetrievalOptions::default()
         },
@@ -448,7 +447,6 @@ fn hybrid_search_fuses_both_engines_inside_the_filter() {
         k: 10,
         filter: SearchFilter {
             collections: Some(vec!["privileged".into()]),
-            ..SearchFilter::default()
         },
         ..RetrievalOptions::default()
     };

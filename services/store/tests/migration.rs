@@ -280,10 +280,10 @@ fn documents_of(hits: &[ChunkHit]) -> Vec<&str> {
 /// Searches "lease" (every old chunk has it) and all four axes within `filter`, returning the
 /// documents found by BM25 and by vector search.
 fn found(store: &Store, filter: &SearchFilter) -> Result<(Vec<String>, Vec<String>)> {
-    let bm25 = scoped_bm25(&store, "lease", filter, 100)?;
+    let bm25 = scoped_bm25(store, "lease", filter, 100)?;
     let mut vector = Vec::new();
     for axis in 0..DIM {
-        vector.extend(scoped_vector(&store, &axis_vector(axis), filter, 100)?);
+        vector.extend(scoped_vector(store, &axis_vector(axis), filter, 100)?);
     }
     let own = |ids: Vec<&str>| ids.into_iter().map(str::to_string).collect::<Vec<_>>();
     Ok((own(documents_of(&bm25)), own(documents_of(&vector))))
