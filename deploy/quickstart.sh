@@ -13,8 +13,10 @@ question=${2:-How does Vellum keep the catalog, Tantivy and LanceDB consistent w
 source "$repo_root/deploy/setup.sh"
 
 echo "quickstart: building the release binary (the first build takes a while: LanceDB, candle)"
-# The same package selection as deploy/test.sh, so both share one set of compiled dependencies.
-cargo build --release --locked --workspace --all-targets --manifest-path "$repo_root/Cargo.toml"
+# The binaries only: the test build's extras (crash points, audit test hooks) are left out. Same
+# workspace selection as deploy/test.sh, so both share one set of compiled dependencies (only
+# the workspace's own crates differ).
+cargo build --release --locked --workspace --bins --manifest-path "$repo_root/Cargo.toml"
 vellum="$CARGO_TARGET_DIR/release/vellum"
 export VELLUM_DATA_DIR=${VELLUM_DATA_DIR:-$repo_root/vellum-data}
 

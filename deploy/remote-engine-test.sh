@@ -69,7 +69,7 @@ cargo test --release --locked --workspace --test remote -- --include-ignored
 
 # And the binary end to end: ask through the remote engine (deploy/test.sh has built it;
 # this is a no-op then).
-cargo build --release --locked --workspace --bin vellum
+cargo build --release --locked --workspace --all-targets
 vellum="$CARGO_TARGET_DIR/release/vellum"
 data=$(mktemp -d)
 "$vellum" --data-dir "$data" ingest docs/ >/dev/null

@@ -361,7 +361,9 @@ impl AuditLog {
     }
 
     /// Test hook: makes the next writes go to `file` (e.g. /dev/full, or a read-only handle) to
-    /// exercise the failure path as root, whom folder permissions do not stop.
+    /// exercise the failure path as root, whom folder permissions do not stop. Only with the
+    /// `test-hooks` feature, which the workspace's test build turns on.
+    #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub fn redirect_writes_for_tests(&self, file: File) {
         if let Ok(mut st) = self.inner.lock() {

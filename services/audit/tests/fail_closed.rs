@@ -6,6 +6,13 @@ mod common;
 #[path = "common/mount_namespace.rs"]
 mod mount_namespace;
 
+// The injected failures need `AuditLog::redirect_writes_for_tests`, which only test builds have.
+#[cfg(not(feature = "test-hooks"))]
+compile_error!(
+    "these tests need vellum-audit's `test-hooks` feature: run them with `cargo test --workspace` \
+     (vellum-server's dev-dependencies turn it on) or `--features vellum-audit/test-hooks`"
+);
+
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;

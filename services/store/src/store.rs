@@ -643,7 +643,9 @@ impl Store {
 /// environment variable `VELLUM_CRASH_POINT` names this point, the process aborts here, as a
 /// power cut or `kill -9` would stop it (no destructor, no flush). Random `kill -9` timing
 /// seldom lands inside a commit's few milliseconds; these points make sure every window
-/// between two stores' commits is tried. Unset (always, in production) it costs one load.
+/// between two stores' commits is tried. Only in builds with the `crash-points` feature, which
+/// the workspace's test build turns on (`vellum`'s dev-dependencies); a release binary has none.
+#[cfg(feature = "crash-points")]
 pub(crate) fn crash_point(name: &str) {
     static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let point = POINT.get_or_init(|| std::env::var("VELLUM_CRASH_POINT").ok());
@@ -651,6 +653,11 @@ pub(crate) fn crash_point(name: &str) {
         std::process::abort();
     }
 }
+
+/// Without the `crash-points` feature there is nothing to inject.
+#[cfg(not(feature = "crash-points"))]
+#[inline(always)]
+pub(crate) fn crash_point(_name: &str) {}
 
 /// Normalises a document's labels, merged with its `labels` metadata entry (so a restriction
 /// given either way is kept), and writes them back to that entry.
