@@ -1,7 +1,7 @@
 //! The answer path over a real store (SQLite + Tantivy + LanceDB in a temp folder) with a
 //! deterministic bag-of-words embedder and a scripted generator: the scripted generator is the
 //! only way to force a model to emit a bogus citation or to capture the exact prompt it got.
-//! The real models are exercised end to end in `services/cli/tests/cli.rs`.
+//! The real models are exercised end to end in `tests/cli.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

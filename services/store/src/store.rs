@@ -639,7 +639,7 @@ impl Store {
     }
 }
 
-/// Crash injection for the crash harness (`services/cli/tests/crash.rs`): when the
+/// Crash injection for the crash harness (`tests/crash.rs`): when the
 /// environment variable `VELLUM_CRASH_POINT` names this point, the process aborts here, as a
 /// power cut or `kill -9` would stop it (no destructor, no flush). Random `kill -9` timing
 /// seldom lands inside a commit's few milliseconds; these points make sure every window

@@ -60,7 +60,7 @@ fn written<'a>(all: &'a [Record], from: usize, action: &str) -> Vec<&'a Record> 
 
 fn policies(set: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../policies")
+        .join("policies")
         .join(set)
         .display()
         .to_string()

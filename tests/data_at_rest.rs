@@ -37,7 +37,7 @@ enum Start {
 }
 
 fn policies() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/default")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/default")
 }
 
 /// Starts `vellum serve` and waits until it listens or exits (stderr collected either way).

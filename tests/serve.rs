@@ -32,7 +32,7 @@ impl Drop for Server {
 
 fn policies(set: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../policies")
+        .join("policies")
         .join(set)
 }
 
