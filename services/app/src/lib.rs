@@ -12,6 +12,7 @@
 
 mod accounts;
 mod answers;
+pub mod collection;
 mod limits;
 pub mod local;
 pub mod metrics;
@@ -21,6 +22,7 @@ pub mod types;
 mod uploads;
 
 pub use answers::AskEvent;
+pub use collection::CollectionName;
 pub use service::{
     Caller, ErrorKind, Policies, Service, ServiceEmbedder, ServiceError, ServiceParts, SetupError,
     UploadSettings,

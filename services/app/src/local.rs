@@ -189,7 +189,7 @@ impl Service {
     ) -> ServiceResult<()> {
         let labels = vellum_store::normalize_labels(&options.labels)
             .map_err(|err| ServiceError::BadRequest(err.to_string()))?;
-        crate::uploads::checked_collection(&options.collection)?;
+        crate::collection::CollectionName::parse(&options.collection)?;
         let decision = self.decide_upload(caller, &options.collection, &labels);
         event.decision = Some(audit_decision(&decision));
         if decision.allowed {

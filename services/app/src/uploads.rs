@@ -16,6 +16,7 @@ use vellum_authz::{Action, Resource};
 use vellum_ingest::pipeline::{ingest_files, labelled_document_id, IngestOptions};
 use vellum_store::{DocumentState, SearchFilter};
 
+use crate::collection::CollectionName;
 use crate::service::{
     audit_decision, principal_info, take_turn, view, Caller, Service, ServiceError, ServiceResult,
 };
@@ -99,28 +100,6 @@ pub struct UploadFields {
     pub labels: Option<String>,
 }
 
-/// A collection name from a client: 1-128 characters, no control characters, no `:` (names
-/// with `:` are reserved, e.g. [`crate::service::ACCOUNTS_RESOURCE`]), and none of the names
-/// the policies give a meaning of their own (`walled-<matter>` is an ethical wall's group:
-/// a collection of that name would be "their matter" to everyone behind the wall).
-pub(crate) fn checked_collection(name: &str) -> ServiceResult<String> {
-    let name = name.trim();
-    let ok = !name.is_empty()
-        && name.chars().count() <= 128
-        && !name.chars().any(|c| c.is_control() || c == ':' || c == '/');
-    if !ok {
-        return Err(ServiceError::BadRequest(
-            "collection must be 1-128 characters, without control characters, ':' or '/'".into(),
-        ));
-    }
-    if let Some(reason) = vellum_authz::reserved_collection_name(name) {
-        return Err(ServiceError::BadRequest(format!(
-            "collection {name:?} is reserved: {reason}"
-        )));
-    }
-    Ok(name.to_string())
-}
-
 /// Labels from a client, comma-separated: each 1-64 of `a-z 0-9 _ -` (lower-cased).
 fn checked_labels(text: Option<&str>) -> ServiceResult<Vec<String>> {
     let mut labels = Vec::new();
@@ -196,7 +175,8 @@ impl Service {
         name: &str,
         event: &mut AuditEvent,
     ) -> ServiceResult<IncomingFile> {
-        let collection = checked_collection(fields.collection.as_deref().unwrap_or_default())?;
+        let collection =
+            CollectionName::parse(fields.collection.as_deref().unwrap_or_default())?.into_string();
         let labels = checked_labels(fields.labels.as_deref())?;
         event.detail.insert("collection".into(), collection.clone());
         event.detail.insert("labels".into(), labels.join(","));
@@ -453,10 +433,10 @@ mod tests {
 
     #[test]
     fn collections_reject_reserved_and_control_characters() {
-        assert!(checked_collection("matter-123").is_ok());
-        assert!(checked_collection("vellum:accounts").is_err());
-        assert!(checked_collection("a\nb").is_err());
-        assert!(checked_collection("  ").is_err());
-        assert!(checked_collection(&"x".repeat(129)).is_err());
+        assert!(CollectionName::parse("matter-123").is_ok());
+        assert!(CollectionName::parse("vellum:accounts").is_err());
+        assert!(CollectionName::parse("a\nb").is_err());
+        assert!(CollectionName::parse("  ").is_err());
+        assert!(CollectionName::parse(&"x".repeat(129)).is_err());
     }
 }

@@ -13,267 +13,24 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
-use vellum_store::{ChunkId, DocumentId, NewChunk, NewDocument, SearchFilter, Store};
+use vellum_store::{NewChunk, NewDocument, SearchFilter, Store};
 
 use vellum_store::NewQuarantine;
 
 use crate::chunk::{chunk_pages_with, ChunkOptions};
-use crate::extract::{extract_with_passwords, ExtractLimits, ExtractedDocument, PdfPasswords};
+use crate::extract::{extract_with_passwords, ExtractedDocument};
 use crate::isolate::{Sandbox, SandboxError};
 use crate::ocr::{ocr_pdf, ocr_pdf_sandboxed, tesseract_version, OcrOptions};
 
-/// Errors that stop an ingest run (a bad file does not: it is reported and skipped).
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] vellum_store::Error),
-    /// The embedder failed.
-    #[error(transparent)]
-    Model(#[from] vellum_models::Error),
-    /// The extraction sandbox does not work (not a file's fault): nothing more can be done.
-    #[error(transparent)]
-    Sandbox(#[from] SandboxError),
-    /// A folder given to ingest cannot be read.
-    #[error("cannot read {path}: {reason}")]
-    Path {
-        /// The path.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-}
+mod files;
+mod ids;
+mod types;
 
-/// Embeds passages for the pipeline. Implemented by the real embedder; tests may stub it.
-pub trait PassageEmbedder: Sync {
-    /// Returns one L2-normalised vector per text, in order.
-    fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, vellum_models::Error>;
-    /// Returns the number of model tokens of `text` (no special tokens).
-    fn count_tokens(&self, text: &str) -> usize;
-    /// Returns the model's window in tokens, special tokens included.
-    fn max_tokens(&self) -> usize;
-}
-
-impl PassageEmbedder for vellum_models::Embedder {
-    fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, vellum_models::Error> {
-        self.embed(texts)
-    }
-    fn count_tokens(&self, text: &str) -> usize {
-        // A text the tokenizer cannot encode counts as too long, so the chunker splits it.
-        vellum_models::Embedder::count_tokens(self, text).unwrap_or(usize::MAX)
-    }
-    fn max_tokens(&self) -> usize {
-        vellum_models::Embedder::max_tokens(self)
-    }
-}
-
-/// How to ingest.
-#[derive(Debug, Clone)]
-pub struct IngestOptions {
-    /// The collection the documents go into.
-    pub collection: String,
-    /// Chunk sizes.
-    pub chunk: ChunkOptions,
-    /// Size limits for extraction.
-    pub limits: ExtractLimits,
-    /// Files extracted, embedded and committed together.
-    pub batch_files: usize,
-    /// Delete documents of this collection under the given folders whose files are gone.
-    pub prune: bool,
-    /// Where untrusted files are parsed. `None` parses in this process (panics are still
-    /// caught, but a hang or a crash is not contained): only for trusted input.
-    pub sandbox: Option<Sandbox>,
-    /// Extract quarantined files again even if they have not changed (after raising a limit,
-    /// say). Otherwise an unchanged quarantined file is skipped.
-    pub retry_quarantined: bool,
-    /// Passwords tried on encrypted PDFs.
-    pub pdf_passwords: PdfPasswords,
-    /// OCR scanned PDFs (no text layer) instead of quarantining them.
-    pub ocr: Option<OcrOptions>,
-    /// Access labels given to every document of the run (e.g. `privileged`, `phi`); they
-    /// become part of each chunk's scope in both indexes. Normalised like
-    /// [`vellum_store::normalize_labels`]; an invalid label stops the run before any file is
-    /// read. A stored, unchanged file with other labels is indexed again under the new ones.
-    pub labels: Vec<String>,
-}
-
-impl Default for IngestOptions {
-    fn default() -> Self {
-        IngestOptions {
-            collection: "default".into(),
-            chunk: ChunkOptions::default(),
-            limits: ExtractLimits::default(),
-            batch_files: 32,
-            prune: false,
-            sandbox: None,
-            retry_quarantined: false,
-            pdf_passwords: PdfPasswords::default(),
-            ocr: None,
-            labels: Vec::new(),
-        }
-    }
-}
-
-/// What happened to one file.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(tag = "outcome", rename_all = "lowercase")]
-pub enum FileOutcome {
-    /// New document indexed.
-    Indexed {
-        /// Pages extracted.
-        num_pages: u32,
-        /// Chunks indexed.
-        num_chunks: u32,
-    },
-    /// A changed file replaced its older version.
-    Replaced {
-        /// Pages extracted.
-        num_pages: u32,
-        /// Chunks indexed.
-        num_chunks: u32,
-    },
-    /// Same content as the stored version: nothing done.
-    Unchanged,
-    /// Not indexed: recorded in the quarantine with the reason.
-    Quarantined {
-        /// A short category (`encrypted`, `no_text`, `timeout`, `crashed`, ...).
-        kind: String,
-        /// Why, in words a person understands.
-        reason: String,
-    },
-    /// Quarantined earlier and unchanged since: not tried again.
-    StillQuarantined {
-        /// The category recorded then.
-        kind: String,
-        /// The reason recorded then.
-        reason: String,
-    },
-}
-
-/// A file that was not indexed.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct QuarantinedFile {
-    /// Its path.
-    pub path: String,
-    /// A short category (`encrypted`, `no_text`, `unreadable`, `timeout`, ...).
-    pub kind: String,
-    /// Why, in words a person understands.
-    pub reason: String,
-}
-
-/// Progress events, in order: one `Started`, then `FileDone` per file.
-#[derive(Debug, Clone)]
-pub enum IngestEvent<'a> {
-    /// Work is known.
-    Started {
-        /// Files (or text documents) to process.
-        num_files: usize,
-    },
-    /// One file finished.
-    FileDone {
-        /// Its source path.
-        path: &'a str,
-        /// What happened.
-        outcome: &'a FileOutcome,
-    },
-}
-
-/// The summary printed at the end of an ingest.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct IngestSummary {
-    /// Files looked at.
-    pub num_files: usize,
-    /// New documents indexed.
-    pub num_indexed: usize,
-    /// Changed documents replaced.
-    pub num_replaced: usize,
-    /// Unchanged documents skipped.
-    pub num_unchanged: usize,
-    /// Documents deleted because their file is gone (`prune`).
-    pub num_pruned: usize,
-    /// Pages extracted from indexed documents.
-    pub num_pages: u64,
-    /// Chunks indexed.
-    pub num_chunks: u64,
-    /// Files quarantined by this run, with their reasons.
-    pub quarantined: Vec<QuarantinedFile>,
-    /// Files quarantined by an earlier run and unchanged since (not tried again).
-    pub num_still_quarantined: usize,
-    /// Wall-clock seconds.
-    pub seconds: f64,
-}
-
-/// A document whose text is already known (e.g. a BEIR corpus record).
-#[derive(Debug, Clone)]
-pub struct TextDocument {
-    /// Identity within the collection (a path, or a corpus id).
-    pub source_path: String,
-    /// Title, may be empty.
-    pub title: String,
-    /// Text per page.
-    pub pages: Vec<String>,
-    /// Format name stored in the catalog.
-    pub format: String,
-    /// Extra metadata.
-    pub metadata: BTreeMap<String, String>,
-}
-
-/// The files found under the paths given to [`collect_files`].
-#[derive(Debug, Default)]
-pub struct FileListing {
-    /// Readable files, sorted and de-duplicated.
-    pub files: Vec<PathBuf>,
-    /// Entries that could not be listed, as (path, reason).
-    pub unreadable: Vec<(String, String)>,
-}
-
-/// Lists the files under `paths` (files as given, folders walked recursively, hidden entries
-/// skipped), sorted and de-duplicated.
-pub fn collect_files(paths: &[PathBuf]) -> Result<FileListing, PipelineError> {
-    let mut files = BTreeSet::new();
-    let mut errors = Vec::new();
-    for root in paths {
-        let meta = std::fs::metadata(root).map_err(|e| PipelineError::Path {
-            path: root.clone(),
-            reason: e.to_string(),
-        })?;
-        if meta.is_file() {
-            files.insert(canonical(root));
-            continue;
-        }
-        let walker = walkdir::WalkDir::new(root)
-            .follow_links(false)
-            .into_iter()
-            .filter_entry(|entry| entry.depth() == 0 || !is_hidden(entry.file_name()));
-        for entry in walker {
-            match entry {
-                Ok(entry) if entry.file_type().is_file() => {
-                    files.insert(canonical(entry.path()));
-                }
-                Ok(_) => {}
-                Err(err) => errors.push((
-                    err.path()
-                        .map_or_else(|| root.display().to_string(), |p| p.display().to_string()),
-                    err.to_string(),
-                )),
-            }
-        }
-    }
-    Ok(FileListing {
-        files: files.into_iter().collect(),
-        unreadable: errors,
-    })
-}
-
-fn is_hidden(name: &std::ffi::OsStr) -> bool {
-    name.to_str().is_some_and(|n| n.starts_with('.'))
-}
-
-fn canonical(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
-}
+pub(crate) use files::canonical;
+pub use files::{collect_files, FileListing};
+pub use ids::{chunk_id, document_id, labelled_document_id};
+pub use types::*;
 
 /// A document ready to embed and commit.
 struct Prepared {
@@ -675,41 +432,6 @@ fn new_document(
         metadata,
         labels: options.labels.clone(),
     }
-}
-
-/// A document's id: stable for the same collection, path and content.
-pub fn document_id(collection: &str, source_path: &str, sha256: &str) -> DocumentId {
-    let digest = Sha256::digest(format!("{collection}\0{source_path}\0{sha256}").as_bytes());
-    DocumentId(hex::encode(&digest[..16]))
-}
-
-/// A labelled document's id: stable for the same collection, path, content and (normalised)
-/// labels. The labels are part of the id because they are part of every chunk's scope: a
-/// label change is a new version that replaces the old one in all three stores. Without
-/// labels it is [`document_id`], so unlabelled documents keep the ids they always had.
-pub fn labelled_document_id(
-    collection: &str,
-    source_path: &str,
-    sha256: &str,
-    labels: &[String],
-) -> DocumentId {
-    if labels.is_empty() {
-        return document_id(collection, source_path, sha256);
-    }
-    let digest = Sha256::digest(
-        format!(
-            "{collection}\0{source_path}\0{sha256}\0labels\0{}",
-            labels.join(",")
-        )
-        .as_bytes(),
-    );
-    DocumentId(hex::encode(&digest[..16]))
-}
-
-/// A chunk's id: stable for the same document, position and text.
-pub fn chunk_id(document_id: &DocumentId, ordinal: u32, text: &str) -> ChunkId {
-    let digest = Sha256::digest(format!("{}\0{ordinal}\0{text}", document_id.as_str()).as_bytes());
-    ChunkId(hex::encode(&digest[..16]))
 }
 
 /// Chunks the pages so that each chunk fits the embedder's window. Returns (ordinal, page, text).

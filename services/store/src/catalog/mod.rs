@@ -49,73 +49,20 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+
+mod quarantine;
+mod schema;
+
+use schema::create_owner_only;
 
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use crate::error::{Error, Result};
-use crate::scope::{decode_labels, encode_labels, labels_from_metadata, scope_key};
+use crate::scope::{decode_labels, encode_labels, scope_key};
 use crate::types::{
     ChunkId, DocumentId, DocumentRecord, DocumentState, IndexFilter, NewChunk, NewDocument,
-    NewQuarantine, QuarantineRecord, ScopeCount, StoreOptions, StoredChunk,
+    ScopeCount, StoreOptions, StoredChunk,
 };
-
-/// Version written to `PRAGMA user_version`; bump with a migration.
-const CATALOG_SCHEMA_VERSION: i64 = 3;
-
-/// Settings key whose presence means the indexes' scopes are not yet known to match the
-/// catalog's labels (set by the 2 → 3 migration, cleared by the store once they do).
-const SCOPE_MIGRATION_SETTING: &str = "scope_migration";
-
-const SCHEMA_SQL: &str = "
-CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE collections (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
-CREATE TABLE documents (
-    id TEXT PRIMARY KEY,
-    collection TEXT NOT NULL REFERENCES collections(name),
-    source_path TEXT NOT NULL,
-    title TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    format TEXT NOT NULL,
-    num_pages INTEGER NOT NULL,
-    num_chunks INTEGER NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'ready', 'deleting')),
-    ingested_at TEXT NOT NULL,
-    metadata TEXT NOT NULL
-);
-CREATE INDEX documents_by_source ON documents(collection, source_path);
-CREATE UNIQUE INDEX documents_ready_source ON documents(collection, source_path)
-    WHERE state = 'ready';
-CREATE TABLE chunks (
-    document_id TEXT NOT NULL REFERENCES documents(id),
-    chunk_id TEXT NOT NULL,
-    ordinal INTEGER NOT NULL,
-    page INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    PRIMARY KEY (document_id, chunk_id)
-) WITHOUT ROWID;
-CREATE INDEX chunks_by_ordinal ON chunks(document_id, ordinal);
-";
-
-/// Version 2: files that ingest rejected, with the reason (one row per source).
-const QUARANTINE_SQL: &str = "
-CREATE TABLE quarantine (
-    collection TEXT NOT NULL,
-    source_path TEXT NOT NULL,
-    sha256 TEXT,
-    kind TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    quarantined_at TEXT NOT NULL,
-    PRIMARY KEY (collection, source_path)
-);
-";
-
-/// Version 3: each document's access labels, and an index for listing scopes.
-const LABELS_SQL: &str = "
-ALTER TABLE documents ADD COLUMN labels TEXT NOT NULL DEFAULT '';
-CREATE INDEX documents_ready_scope ON documents(collection, labels, state)
-    WHERE state = 'ready';
-";
 
 const DOCUMENT_COLUMNS: &str = "id, collection, source_path, title, sha256, format, num_pages, \
      num_chunks, state, ingested_at, metadata, labels";
@@ -163,42 +110,6 @@ pub(crate) struct CatalogCounts {
     pub(crate) num_chunks: u64,
 }
 
-/// Creates the catalog file 0600 before SQLite opens it, so that the -wal and -shm files SQLite
-/// makes with the main file's mode are owner-only too (they hold the same text). An existing
-/// file and leftover -wal/-shm of an older vellum (0644) lose group and other access.
-fn create_owner_only(path: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        let created = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path);
-        match created {
-            Ok(_) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(err) => return Err(err),
-        }
-        for suffix in ["", "-wal", "-shm"] {
-            let mut name = path.as_os_str().to_os_string();
-            name.push(suffix);
-            match std::fs::metadata(&name) {
-                Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
-                    let mode = meta.permissions().mode() & 0o700;
-                    std::fs::set_permissions(&name, std::fs::Permissions::from_mode(mode))?;
-                }
-                Ok(_) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => return Err(err),
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
-}
-
 /// The SQLite catalog behind a mutex (one connection; statements are short).
 pub(crate) struct Catalog {
     path: PathBuf,
@@ -237,122 +148,6 @@ impl Catalog {
             path: self.path.clone(),
             operation,
             source,
-        }
-    }
-
-    fn configure_and_migrate(&self) -> Result<()> {
-        let mut connection = self.lock()?;
-        connection
-            .busy_timeout(Duration::from_secs(5))
-            .map_err(self.sql_error("set busy timeout"))?;
-        // `journal_mode` returns a row, so it goes through pragma_update_and_check.
-        connection
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
-            .map_err(self.sql_error("enable WAL"))?;
-        connection
-            .execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-            .map_err(self.sql_error("configure connection"))?;
-        let user_version: i64 = connection
-            .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(self.sql_error("read schema version"))?;
-        if user_version == CATALOG_SCHEMA_VERSION {
-            return Ok(());
-        }
-        if !(0..CATALOG_SCHEMA_VERSION).contains(&user_version) {
-            return Err(Error::CatalogCorrupt {
-                path: self.path.clone(),
-                detail: format!(
-                    "schema version {user_version} is not supported (this build knows version \
-                     {CATALOG_SCHEMA_VERSION}); was it written by a newer vellum?"
-                ),
-            });
-        }
-        // Every step in one transaction: a crash leaves the old version, never half a migration.
-        let transaction = connection
-            .transaction()
-            .map_err(self.sql_error("begin schema migration"))?;
-        if user_version == 0 {
-            transaction
-                .execute_batch(SCHEMA_SQL)
-                .map_err(self.sql_error("create schema"))?;
-        }
-        if user_version < 2 {
-            transaction
-                .execute_batch(QUARANTINE_SQL)
-                .map_err(self.sql_error("add the quarantine table"))?;
-        }
-        if user_version < 3 {
-            transaction
-                .execute_batch(LABELS_SQL)
-                .map_err(self.sql_error("add the labels column"))?;
-            if user_version > 0 {
-                let migrated = migrate_metadata_labels(&transaction)
-                    .map_err(self.sql_error("copy labels out of document metadata"))?;
-                // Existing index entries carry no scope yet, whatever their labels.
-                transaction
-                    .execute(
-                        "INSERT OR REPLACE INTO settings (key, value) VALUES (?1, 'pending')",
-                        [SCOPE_MIGRATION_SETTING],
-                    )
-                    .map_err(self.sql_error("record the pending scope migration"))?;
-                tracing::info!(path = %self.path.display(), labelled_documents = migrated,
-                    "catalog migrated to schema version 3 (document labels)");
-            }
-        }
-        transaction
-            .pragma_update(None, "user_version", CATALOG_SCHEMA_VERSION)
-            .map_err(self.sql_error("write schema version"))?;
-        transaction
-            .commit()
-            .map_err(self.sql_error("commit schema migration"))
-    }
-
-    fn check_embedding_settings(&self, options: &StoreOptions) -> Result<()> {
-        let connection = self.lock()?;
-        let read_setting = |key: &str| -> Result<Option<String>> {
-            connection
-                .query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| {
-                    row.get(0)
-                })
-                .optional()
-                .map_err(self.sql_error("read settings"))
-        };
-        let recorded_model = read_setting("embedding_model")?;
-        let recorded_dim = read_setting("embedding_dim")?;
-        match (recorded_model, recorded_dim) {
-            (Some(recorded_model), Some(recorded_dim)) => {
-                let recorded_dim: usize =
-                    recorded_dim.parse().map_err(|_| Error::CatalogCorrupt {
-                        path: self.path.clone(),
-                        detail: format!("embedding_dim setting {recorded_dim:?} is not a number"),
-                    })?;
-                if recorded_model != options.embedding_model
-                    || recorded_dim != options.embedding_dim
-                {
-                    return Err(Error::EmbeddingMismatch {
-                        path: self.path.clone(),
-                        recorded_model,
-                        recorded_dim,
-                        requested_model: options.embedding_model.clone(),
-                        requested_dim: options.embedding_dim,
-                    });
-                }
-                Ok(())
-            }
-            (None, None) => {
-                connection
-                    .execute(
-                        "INSERT INTO settings (key, value) VALUES ('embedding_model', ?1), \
-                         ('embedding_dim', ?2)",
-                        params![options.embedding_model, options.embedding_dim.to_string()],
-                    )
-                    .map_err(self.sql_error("write settings"))?;
-                Ok(())
-            }
-            _ => Err(Error::CatalogCorrupt {
-                path: self.path.clone(),
-                detail: "only one of embedding_model and embedding_dim is recorded".into(),
-            }),
         }
     }
 
@@ -590,46 +385,6 @@ impl Catalog {
         Ok(rows)
     }
 
-    /// True while index scopes may disagree with the catalog's labels (after the 2 → 3
-    /// migration, until [`Catalog::finish_scope_migration`]).
-    pub(crate) fn scope_migration_pending(&self) -> Result<bool> {
-        let connection = self.lock()?;
-        let value: Option<String> = connection
-            .query_row(
-                "SELECT value FROM settings WHERE key = ?1",
-                [SCOPE_MIGRATION_SETTING],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(self.sql_error("read the scope migration setting"))?;
-        Ok(value.is_some())
-    }
-
-    /// Records that index scopes must be (re)written from the catalog's labels; set before an
-    /// index is changed, so a crash half-way is finished at the next open.
-    pub(crate) fn begin_scope_migration(&self) -> Result<()> {
-        let connection = self.lock()?;
-        connection
-            .execute(
-                "INSERT OR REPLACE INTO settings (key, value) VALUES (?1, 'pending')",
-                [SCOPE_MIGRATION_SETTING],
-            )
-            .map_err(self.sql_error("record the pending scope migration"))?;
-        Ok(())
-    }
-
-    /// Records that both indexes carry the scope of every chunk.
-    pub(crate) fn finish_scope_migration(&self) -> Result<()> {
-        let connection = self.lock()?;
-        connection
-            .execute(
-                "DELETE FROM settings WHERE key = ?1",
-                [SCOPE_MIGRATION_SETTING],
-            )
-            .map_err(self.sql_error("clear the scope migration setting"))?;
-        Ok(())
-    }
-
     /// Returns (document id, scope key) of every document, any state, that has labels.
     pub(crate) fn labelled_document_scopes(&self) -> Result<Vec<(DocumentId, String)>> {
         let connection = self.lock()?;
@@ -817,85 +572,6 @@ impl Catalog {
             .map_err(self.sql_error("list chunks"))
     }
 
-    /// Records (or updates) a rejected file.
-    pub(crate) fn quarantine(&self, entry: &NewQuarantine<'_>) -> Result<()> {
-        let connection = self.lock()?;
-        connection
-            .execute(
-                &format!(
-                    "INSERT INTO quarantine (collection, source_path, sha256, kind, reason, \
-                     quarantined_at) VALUES (?1, ?2, ?3, ?4, ?5, {NOW_RFC3339}) \
-                     ON CONFLICT (collection, source_path) DO UPDATE SET sha256 = excluded.sha256, \
-                     kind = excluded.kind, reason = excluded.reason, \
-                     quarantined_at = excluded.quarantined_at"
-                ),
-                params![
-                    entry.collection,
-                    entry.source_path,
-                    entry.sha256,
-                    entry.kind,
-                    entry.reason
-                ],
-            )
-            .map_err(self.sql_error("record quarantined file"))?;
-        Ok(())
-    }
-
-    /// Forgets a source's quarantine entry (it was indexed, or its file is gone).
-    pub(crate) fn release_quarantine(&self, collection: &str, source_path: &str) -> Result<()> {
-        let connection = self.lock()?;
-        connection
-            .execute(
-                "DELETE FROM quarantine WHERE collection = ?1 AND source_path = ?2",
-                params![collection, source_path],
-            )
-            .map_err(self.sql_error("release quarantined file"))?;
-        Ok(())
-    }
-
-    /// Returns the quarantine entry of one source.
-    pub(crate) fn quarantine_entry(
-        &self,
-        collection: &str,
-        source_path: &str,
-    ) -> Result<Option<QuarantineRecord>> {
-        let connection = self.lock()?;
-        connection
-            .query_row(
-                "SELECT collection, source_path, sha256, kind, reason, quarantined_at \
-                 FROM quarantine WHERE collection = ?1 AND source_path = ?2",
-                params![collection, source_path],
-                quarantine_record,
-            )
-            .optional()
-            .map_err(self.sql_error("look up quarantined file"))
-    }
-
-    /// Returns the quarantine, optionally of some collections, sorted by collection and path.
-    pub(crate) fn list_quarantine(
-        &self,
-        collections: Option<&[String]>,
-    ) -> Result<Vec<QuarantineRecord>> {
-        let connection = self.lock()?;
-        let mut statement = connection
-            .prepare(
-                "SELECT collection, source_path, sha256, kind, reason, quarantined_at \
-                 FROM quarantine ORDER BY collection, source_path",
-            )
-            .map_err(self.sql_error("prepare quarantine listing"))?;
-        let rows = statement
-            .query_map([], quarantine_record)
-            .map_err(self.sql_error("list quarantine"))?;
-        let mut records = Vec::new();
-        for row in rows {
-            let record = row.map_err(self.sql_error("list quarantine"))?;
-            if collections.is_none_or(|names| names.contains(&record.collection)) {
-                records.push(record);
-            }
-        }
-        Ok(records)
-    }
-
     /// Returns the number of ready documents and of their chunks.
     pub(crate) fn counts(&self) -> Result<CatalogCounts> {
         let connection = self.lock()?;
@@ -911,46 +587,6 @@ impl Catalog {
             num_chunks,
         })
     }
-}
-
-/// Copies the labels of every document's `labels` metadata entry into the `labels` column
-/// (schema 2 → 3); returns how many documents have labels. Unreadable metadata is left for
-/// the normal read path to report.
-fn migrate_metadata_labels(connection: &Connection) -> rusqlite::Result<usize> {
-    let mut select = connection
-        .prepare("SELECT id, metadata FROM documents WHERE instr(metadata, '\"labels\"') > 0")?;
-    let rows = select
-        .query_map([], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut update = connection.prepare("UPDATE documents SET labels = ?1 WHERE id = ?2")?;
-    let mut migrated = 0;
-    for (id, metadata) in rows {
-        let Ok(metadata) = serde_json::from_str::<BTreeMap<String, String>>(&metadata) else {
-            continue;
-        };
-        let labels = metadata
-            .get("labels")
-            .map(|value| labels_from_metadata(value))
-            .unwrap_or_default();
-        if !labels.is_empty() {
-            update.execute(params![encode_labels(&labels), id])?;
-            migrated += 1;
-        }
-    }
-    Ok(migrated)
-}
-
-fn quarantine_record(row: &Row<'_>) -> rusqlite::Result<QuarantineRecord> {
-    Ok(QuarantineRecord {
-        collection: row.get(0)?,
-        source_path: row.get(1)?,
-        sha256: row.get(2)?,
-        kind: row.get(3)?,
-        reason: row.get(4)?,
-        quarantined_at: row.get(5)?,
-    })
 }
 
 fn placeholders(count: usize) -> String {
