@@ -5,7 +5,8 @@
 //! ethical wall, paralegal limits, forbidden looks like missing) are checked over the wire.
 
 mod common;
-#[path = "common/mount_namespace.rs"]
+// One copy, shared with the audit crate's full-disk test.
+#[path = "../services/audit/tests/common/mount_namespace.rs"]
 mod mount_namespace;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -205,3 +205,17 @@ pub struct TextDocument {
     /// Extra metadata.
     pub metadata: BTreeMap<String, String>,
 }
+
+impl PipelineError {
+    /// The caller's view of this failure.
+    pub fn kind(&self) -> vellum_errorkind::ErrorKind {
+        use vellum_errorkind::ErrorKind;
+        match self {
+            PipelineError::Store(error) => error.kind(),
+            PipelineError::Model(error) => error.kind(),
+            // The sandbox does not work on this machine: not the file's fault, nor the caller's.
+            PipelineError::Sandbox(_) => ErrorKind::Unavailable,
+            PipelineError::Path { .. } => ErrorKind::Invalid,
+        }
+    }
+}

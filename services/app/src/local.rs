@@ -319,6 +319,6 @@ fn ingest_error(err: pipeline::PipelineError) -> ServiceError {
         pipeline::PipelineError::Path { path, reason } => {
             ServiceError::BadRequest(format!("{}: {reason}", path.display()))
         }
-        other => ServiceError::Internal(other.to_string()),
+        other => ServiceError::from_kind(other.kind(), other.to_string()),
     }
 }

@@ -78,31 +78,10 @@ pub enum ServiceError {
     Internal(String),
 }
 
-/// The closed set every failure falls into; the HTTP edge maps each to one status code
-/// (`vellum-server`'s `error.rs`) and the CLI to one exit code (`vellum`'s `main.rs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    /// Malformed input (400; exit 2).
-    Invalid,
-    /// No valid credentials (401; exit 4).
-    Unauthenticated,
-    /// Cedar said no, or a password change is due first (403; exit 4).
-    Forbidden,
-    /// Missing or not readable by the caller (404; exit 3).
-    NotFound,
-    /// Exists already (409; exit 2).
-    Conflict,
-    /// Over a size limit (413; exit 2).
-    TooLarge,
-    /// Received but cannot be indexed (422; exit 6).
-    Unprocessable,
-    /// Too many at once or too many failures: try again later (429; exit 5).
-    Throttled,
-    /// A part is missing or busy (a locked index, a busy database, the audit log): 503; exit 5.
-    Unavailable,
-    /// Our fault (500; exit 1).
-    Internal,
-}
+/// The closed set every failure falls into (`vellum-errorkind`); the HTTP edge maps each to one
+/// status code (`vellum-server`'s `error.rs`) and the CLI to one exit code (`vellum`'s
+/// `main.rs`).
+pub use vellum_errorkind::ErrorKind;
 
 impl ServiceError {
     /// Which [`ErrorKind`] this is.
@@ -124,29 +103,49 @@ impl ServiceError {
     }
 }
 
+impl ServiceError {
+    /// A library failure as the caller sees it, by its kind. The detail of an internal one is
+    /// logged, never sent (see the server's `error.rs`).
+    pub(crate) fn from_kind(kind: ErrorKind, message: String) -> ServiceError {
+        match kind {
+            ErrorKind::Invalid => ServiceError::BadRequest(message),
+            ErrorKind::Unauthenticated => ServiceError::Unauthenticated,
+            ErrorKind::Forbidden => ServiceError::Forbidden,
+            ErrorKind::NotFound => ServiceError::NotFound,
+            ErrorKind::Conflict => ServiceError::Conflict(message),
+            ErrorKind::TooLarge => ServiceError::TooLarge(message),
+            ErrorKind::Unprocessable => ServiceError::Unprocessable {
+                kind: "unprocessable".into(),
+                reason: message,
+            },
+            ErrorKind::Throttled => ServiceError::Busy {
+                message,
+                retry_after: 1,
+            },
+            ErrorKind::Unavailable => {
+                tracing::warn!(error = message.as_str(), "unavailable");
+                ServiceError::Unavailable(
+                    "a part of the service is busy or unavailable; try again shortly".into(),
+                )
+            }
+            ErrorKind::Internal => ServiceError::Internal(message),
+        }
+    }
+}
+
 impl From<vellum_store::Error> for ServiceError {
     fn from(err: vellum_store::Error) -> Self {
-        use vellum_store::ErrorKind as Store;
-        match err.kind() {
-            Store::NotFound => ServiceError::NotFound,
-            // Busy SQLite, a locked index: the client may retry (503), it is not our bug.
-            Store::Unavailable => {
-                tracing::warn!(error = %err, "store busy");
-                ServiceError::Unavailable("the document store is busy; try again shortly".into())
-            }
-            Store::InvalidInput => ServiceError::BadRequest(err.to_string()),
-            Store::Conflict | Store::Internal => ServiceError::Internal(err.to_string()),
-        }
+        // A busy SQLite or a locked index is 503 (retry), not our bug.
+        ServiceError::from_kind(err.kind(), err.to_string())
     }
 }
 
 impl From<vellum_rag::Error> for ServiceError {
     fn from(err: vellum_rag::Error) -> Self {
         match err {
-            vellum_rag::Error::InvalidInput(message) => ServiceError::BadRequest(message),
-            vellum_rag::Error::DocumentNotFound(_) => ServiceError::NotFound,
+            // The hook's reason is already written for people (the audit log failed).
             vellum_rag::Error::Stopped(reason) => ServiceError::Unavailable(reason),
-            other => ServiceError::Internal(other.to_string()),
+            other => ServiceError::from_kind(other.kind(), other.to_string()),
         }
     }
 }
@@ -154,13 +153,10 @@ impl From<vellum_rag::Error> for ServiceError {
 impl From<vellum_auth::Error> for ServiceError {
     fn from(err: vellum_auth::Error) -> Self {
         match err {
-            vellum_auth::Error::Unauthenticated => ServiceError::Unauthenticated,
             vellum_auth::Error::Throttled {
                 retry_after_seconds,
             } => ServiceError::Throttled(retry_after_seconds),
-            vellum_auth::Error::Invalid(message) => ServiceError::BadRequest(message),
-            vellum_auth::Error::NotFound(_) => ServiceError::NotFound,
-            other => ServiceError::Internal(other.to_string()),
+            other => ServiceError::from_kind(other.kind(), other.to_string()),
         }
     }
 }
@@ -1089,4 +1085,33 @@ fn writable(dir: &Path) -> Result<String, String> {
         tracing::error!(error = %err, dir = %dir.display(), "readiness: upload folder");
         "the upload folder is not writable; see the server log".to_string()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_failures_reach_callers_by_their_kind() {
+        // A locked index (another writer) is 503, retry later; not a 500.
+        let locked = ServiceError::from(vellum_store::Error::FulltextLocked {
+            path: PathBuf::from("/data/fulltext"),
+        });
+        assert_eq!(locked.kind(), ErrorKind::Unavailable);
+        let missing = ServiceError::from(vellum_rag::Error::DocumentNotFound("d1".into()));
+        assert_eq!(missing.kind(), ErrorKind::NotFound);
+        let invalid = ServiceError::from(vellum_rag::Error::InvalidInput("empty".into()));
+        assert_eq!(invalid.kind(), ErrorKind::Invalid);
+        let throttled = ServiceError::from(vellum_auth::Error::Throttled {
+            retry_after_seconds: 30,
+        });
+        assert!(matches!(throttled, ServiceError::Throttled(30)));
+        let engine = ServiceError::from(vellum_rag::Error::Model(vellum_models::Error::Remote {
+            url: "https://engine.internal:8000/v1".into(),
+            reason: "connection refused".into(),
+        }));
+        assert_eq!(engine.kind(), ErrorKind::Unavailable);
+        // What a client reads names no internal host.
+        assert!(!engine.to_string().contains("engine.internal"), "{engine}");
+    }
 }

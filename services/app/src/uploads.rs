@@ -353,7 +353,7 @@ impl Service {
         )
         .map_err(|err| {
             self.metrics.count_ingest("failed");
-            ServiceError::Internal(format!("ingesting an upload: {err}"))
+            ServiceError::from_kind(err.kind(), format!("ingesting an upload: {err}"))
         })?;
         if let Some(rejected) = summary.quarantined.first() {
             self.metrics.count_ingest("quarantined");

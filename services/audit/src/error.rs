@@ -48,3 +48,24 @@ pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) ->
     let path = path.into();
     move |source| AuditError::Io { path, source }
 }
+
+impl AuditError {
+    /// The caller's view of this failure: a log that cannot take a record makes the service
+    /// unavailable (it fails closed); a damaged log or bad configuration is an operator's
+    /// problem.
+    pub fn kind(&self) -> vellum_errorkind::ErrorKind {
+        use vellum_errorkind::ErrorKind;
+        match self {
+            AuditError::Io { .. }
+            | AuditError::Failed(_)
+            | AuditError::Closed
+            | AuditError::Locked(_)
+            | AuditError::Clock(_) => ErrorKind::Unavailable,
+            AuditError::Tampered { .. }
+            | AuditError::Key(_)
+            | AuditError::Config(_)
+            | AuditError::Record { .. }
+            | AuditError::Encode(_) => ErrorKind::Internal,
+        }
+    }
+}

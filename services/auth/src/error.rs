@@ -33,3 +33,17 @@ impl From<rusqlite::Error> for Error {
         Error::Database(err.to_string())
     }
 }
+
+impl Error {
+    /// The caller's view of this failure.
+    pub fn kind(&self) -> vellum_errorkind::ErrorKind {
+        use vellum_errorkind::ErrorKind;
+        match self {
+            Error::Unauthenticated => ErrorKind::Unauthenticated,
+            Error::Throttled { .. } => ErrorKind::Throttled,
+            Error::Invalid(_) => ErrorKind::Invalid,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Database(_) | Error::Random(_) => ErrorKind::Internal,
+        }
+    }
+}

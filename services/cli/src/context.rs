@@ -102,6 +102,20 @@ pub fn file_config(ctx: &Context, explicit: Option<&Path>) -> Result<FileConfig>
     })
 }
 
+/// Where the audit log of `data_dir` is and how it keeps queries: `serve`'s settings, so the
+/// CLI and the server write one log.
+pub fn audit_config(data_dir: &Path, config: &ServerConfig) -> AuditConfig {
+    let mut audit_config = AuditConfig::in_data_dir(data_dir);
+    if let Some(dir) = &config.audit_dir {
+        audit_config.dir = dir.clone();
+    }
+    if let Some(dir) = &config.audit_key_dir {
+        audit_config.key_dir = dir.clone();
+    }
+    audit_config.store_plain_queries = config.audit_plain_queries;
+    audit_config
+}
+
 /// How long a command waits for the audit log while another `vellum` holds it.
 const AUDIT_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
@@ -210,15 +224,7 @@ impl Context {
                 )
             })?
             .with_key_days(config.key_days);
-        let mut audit_config = AuditConfig::in_data_dir(&self.data_dir);
-        if let Some(dir) = &config.audit_dir {
-            audit_config.dir = dir.clone();
-        }
-        if let Some(dir) = &config.audit_key_dir {
-            audit_config.key_dir = dir.clone();
-        }
-        audit_config.store_plain_queries = config.audit_plain_queries;
-        let audit = Arc::new(open_audit_log(&audit_config)?);
+        let audit = Arc::new(open_audit_log(&audit_config(&self.data_dir, &config))?);
         let policies = match &self.as_user {
             Some(_) => Policies::Dir(config.policies.clone()),
             None => Policies::Operator,

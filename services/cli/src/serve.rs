@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use vellum_audit::{AuditConfig, AuditLog};
+use vellum_audit::AuditLog;
 use vellum_auth::AuthStore;
 use vellum_server::{Overrides, Policies, ServerConfig, Service, ServiceParts, UploadSettings};
 
@@ -67,14 +67,7 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<()> {
         .map(|(generator, seconds)| (generator.model_name().to_string(), *seconds));
     // The audit log opens before anything is served; a log that fails its own verification or
     // is held by another server stops the start.
-    let mut audit_config = AuditConfig::in_data_dir(&ctx.data_dir);
-    if let Some(dir) = &config.audit_dir {
-        audit_config.dir = dir.clone();
-    }
-    if let Some(dir) = &config.audit_key_dir {
-        audit_config.key_dir = dir.clone();
-    }
-    audit_config.store_plain_queries = config.audit_plain_queries;
+    let audit_config = crate::context::audit_config(&ctx.data_dir, &config);
     let audit = Arc::new(
         AuditLog::open(audit_config.clone())
             .with_context(|| format!("opening the audit log in {}", audit_config.dir.display()))?,

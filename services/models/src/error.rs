@@ -41,3 +41,18 @@ impl From<candle_core::Error> for Error {
         Error::Runtime(err.to_string())
     }
 }
+
+impl Error {
+    /// The caller's view of this failure.
+    pub fn kind(&self) -> vellum_errorkind::ErrorKind {
+        use vellum_errorkind::ErrorKind;
+        match self {
+            Error::InvalidRequest(_) => ErrorKind::Invalid,
+            // A missing model or an unreachable engine: the service cannot answer now.
+            Error::ModelFile { .. } | Error::Remote { .. } => ErrorKind::Unavailable,
+            Error::Io { .. } | Error::Tokenizer(_) | Error::Template(_) | Error::Runtime(_) => {
+                ErrorKind::Internal
+            }
+        }
+    }
+}

@@ -29,3 +29,18 @@ pub enum Error {
         reason: String,
     },
 }
+
+impl Error {
+    /// The caller's view of this failure.
+    pub fn kind(&self) -> vellum_errorkind::ErrorKind {
+        use vellum_errorkind::ErrorKind;
+        match self {
+            Error::Store(error) => error.kind(),
+            Error::Model(error) => error.kind(),
+            Error::InvalidInput(_) | Error::EvalFile { .. } => ErrorKind::Invalid,
+            Error::DocumentNotFound(_) => ErrorKind::NotFound,
+            // A hook refused to go on (the audit log could not record the sources).
+            Error::Stopped(_) => ErrorKind::Unavailable,
+        }
+    }
+}

@@ -126,25 +126,8 @@ fn scifact_slice_stays_above_the_quality_floor() {
     let summary = pipeline::ingest_texts(&store, &embedder, documents, &options, &mut |_| {})
         .expect("index the slice");
 
-    // Its own throwaway index: Cedar grants search on it under a policy of the test's own,
-    // as `vellum eval` does.
-    let cedar = vellum_authz::Authorizer::from_sources(&[(
-        "eval.cedar".into(),
-        "permit(principal, action == Vellum::Action::\"search\", resource);".into(),
-    )])
-    .expect("policy");
-    let candidates: Vec<vellum_authz::Scope> = store
-        .list_scopes()
-        .expect("scopes")
-        .into_iter()
-        .map(|scope| vellum_authz::Scope::new(scope.collection, scope.labels))
-        .collect();
-    let scope = cedar.read_scope(
-        &vellum_authz::PrincipalInfo::new("evaluator", Vec::<String>::new(), Vec::<String>::new()),
-        vellum_authz::Action::Search,
-        &candidates,
-        &vellum_authz::RequestContext::default(),
-    );
+    // Its own throwaway index, searched under the evaluator's proof, as `vellum eval` does.
+    let scope = eval::benchmark_scope(&store).expect("the evaluator's scope");
     let retriever = Retriever::new(&store, &embedder, &scope);
     let base = RetrievalOptions::default();
     let reports: Vec<ModeReport> = MEASURED

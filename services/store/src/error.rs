@@ -7,20 +7,7 @@ use crate::types::DocumentId;
 /// Result alias used throughout `vellum-store`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What kind of failure an [`Error`] is, for callers that map errors to statuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    /// The caller passed something unusable (wrong vector length, duplicate ids, ...).
-    InvalidInput,
-    /// The document (or other named thing) does not exist.
-    NotFound,
-    /// The request contradicts what is stored (another embedding model or dimension).
-    Conflict,
-    /// A resource is temporarily unavailable (locked index, busy database); retrying may help.
-    Unavailable,
-    /// Our fault or the disk's: a bug, corruption or an unexpected engine failure.
-    Internal,
-}
+pub use vellum_errorkind::ErrorKind;
 
 /// Errors returned by [`crate::Store`].
 #[derive(Debug, thiserror::Error)]
@@ -183,7 +170,7 @@ impl Error {
         match self {
             Error::InvalidInput { .. }
             | Error::InvalidDocument { .. }
-            | Error::InvalidLabel { .. } => ErrorKind::InvalidInput,
+            | Error::InvalidLabel { .. } => ErrorKind::Invalid,
             Error::DocumentNotFound { .. } => ErrorKind::NotFound,
             Error::EmbeddingMismatch { .. } | Error::VectorDimensionMismatch { .. } => {
                 ErrorKind::Conflict

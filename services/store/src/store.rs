@@ -573,7 +573,7 @@ impl Store {
     ///
     /// The collection and scope filters are a LanceDB prefilter, so the top `k` are chosen
     /// among the allowed chunks. Only chunks of `ready` documents are returned. Fails with
-    /// [`crate::ErrorKind::InvalidInput`] if the vector's length is not the store's dimension.
+    /// [`crate::ErrorKind::Invalid`] if the vector's length is not the store's dimension.
     pub fn search_vector(
         &self,
         scope: &ReadScope,

@@ -516,7 +516,7 @@ fn invalid_batches_write_nothing() -> Result<()> {
         let ids: Vec<String> = batch.iter().map(|(doc, _)| doc.id.0.clone()).collect();
         let result = store.commit_batch(batch);
         ensure!(
-            matches!(result, Err(ref error) if error.kind() == ErrorKind::InvalidInput),
+            matches!(result, Err(ref error) if error.kind() == ErrorKind::Invalid),
             "batch {ids:?}: {result:?}"
         );
     }
@@ -524,7 +524,7 @@ fn invalid_batches_write_nothing() -> Result<()> {
     ensure!(stats.num_documents == 0, "{stats:?}");
     ensure!(store.list_collections()?.is_empty());
     let wrong_query = scoped_vector(&store, &[1.0, 0.0], &all(), 5);
-    ensure!(matches!(wrong_query, Err(ref error) if error.kind() == ErrorKind::InvalidInput));
+    ensure!(matches!(wrong_query, Err(ref error) if error.kind() == ErrorKind::Invalid));
     Ok(())
 }
 
@@ -754,7 +754,7 @@ fn labels_are_normalised_stored_and_mirrored_in_metadata() -> Result<()> {
         .commit_batch(vec![(bad, vec![chunk("bad", 0, "Bad lease.", 0)])])
         .err()
         .context("an invalid label must be rejected")?;
-    ensure!(error.kind() == ErrorKind::InvalidInput, "{error}");
+    ensure!(error.kind() == ErrorKind::Invalid, "{error}");
     ensure!(error.to_string().contains("attorney client"), "{error}");
     ensure!(store.get_document(&DocumentId("bad".into()))?.is_none());
 

@@ -1,7 +1,7 @@
 //! Runs a test that mounts a small tmpfs (a real full disk, a real read-only file system)
 //! inside a private mount namespace: the mount is invisible to the rest of the machine and
-//! disappears with the process, even if the test crashes. The same file is in
-//! `services/audit/tests/common/` and `tests/common/`.
+//! disappears with the process, even if the test crashes. `tests/serve.rs` includes this same
+//! file.
 //!
 //! Such a test must never pass without having run: where no namespace can be made it fails,
 //! unless `VELLUM_ALLOW_NO_MOUNT=1` says to report it as not run (it then prints `NOT RUN`).

@@ -3,10 +3,8 @@
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
-use vellum_authz::{Action, Authorizer, PrincipalInfo, ReadScope, RequestContext, Scope};
 use vellum_ingest::pipeline::{self, IngestEvent, IngestOptions, TextDocument};
 use vellum_rag::{eval, RetrievalOptions, Retriever, SearchMode};
-use vellum_store::Store;
 
 use crate::cli::{CollectionArgs, DeleteArgs, EvalArgs};
 use crate::context::{open_store_at, service_error, Context};
@@ -121,27 +119,6 @@ struct EvalReport {
     modes: Vec<eval::ModeReport>,
 }
 
-/// `vellum eval` searches its own throwaway index of a public benchmark, never the data
-/// folder: an offline tool (docs/audit.md), so Cedar is asked under a policy of its own that
-/// grants search on that index, and nothing is audited.
-fn evaluation_scope(store: &Store) -> Result<ReadScope> {
-    let policy = "@id(\"evaluator-may-search-the-benchmark\")\n\
-                  permit (principal, action == Vellum::Action::\"search\", resource);";
-    let cedar = Authorizer::from_sources(&[("eval.cedar".into(), policy.into())])
-        .context("the evaluation policy")?;
-    let candidates: Vec<Scope> = store
-        .list_scopes()?
-        .into_iter()
-        .map(|scope| Scope::new(scope.collection, scope.labels))
-        .collect();
-    Ok(cedar.read_scope(
-        &PrincipalInfo::new("evaluator", Vec::<String>::new(), Vec::<String>::new()),
-        Action::Search,
-        &candidates,
-        &RequestContext::default(),
-    ))
-}
-
 pub(super) fn evaluate(ctx: &Context, args: EvalArgs) -> Result<()> {
     let set = eval::load_beir(&args.beir, &args.split)
         .with_context(|| format!("loading the BEIR set {}", args.beir.display()))?;
@@ -184,7 +161,9 @@ pub(super) fn evaluate(ctx: &Context, args: EvalArgs) -> Result<()> {
         }
     })?;
     bar.finish_and_clear();
-    let scope = evaluation_scope(&store)?;
+    // Its own throwaway index of a public benchmark, never the data folder: an offline tool
+    // (docs/audit.md) with a proof of its own, and nothing audited.
+    let scope = eval::benchmark_scope(&store)?;
     let retriever = Retriever::new(&store, &embedder, &scope);
     let base = RetrievalOptions::default();
     let mut reports = Vec::new();

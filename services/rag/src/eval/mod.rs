@@ -12,8 +12,32 @@ pub use metrics::{ndcg_at, recall_at, reciprocal_rank_at, ModeReport, QueryMetri
 use std::collections::HashSet;
 use std::time::Instant;
 
+use vellum_authz::{Action, Authorizer, PrincipalInfo, ReadScope, RequestContext, Scope};
+use vellum_store::Store;
+
 use crate::retrieve::{RetrievalOptions, Retriever, SearchMode};
-use crate::Result;
+use crate::{Error, Result};
+
+/// The evaluator's read proof for a benchmark's own throwaway index (never a data folder):
+/// Cedar asked under a policy of its own that grants search on every scope of `store`. An
+/// offline tool's proof, like `vellum check`'s; docs/audit.md lists them.
+pub fn benchmark_scope(store: &Store) -> Result<ReadScope> {
+    let policy = "@id(\"evaluator-may-search-the-benchmark\")\n\
+                  permit (principal, action == Vellum::Action::\"search\", resource);";
+    let cedar = Authorizer::from_sources(&[("eval.cedar".into(), policy.into())])
+        .map_err(|err| Error::InvalidInput(format!("the evaluation policy: {err}")))?;
+    let candidates: Vec<Scope> = store
+        .list_scopes()?
+        .into_iter()
+        .map(|scope| Scope::new(scope.collection, scope.labels))
+        .collect();
+    Ok(cedar.read_scope(
+        &PrincipalInfo::new("evaluator", Vec::<String>::new(), Vec::<String>::new()),
+        Action::Search,
+        &candidates,
+        &RequestContext::default(),
+    ))
+}
 
 /// Evaluates `mode` over every query of `set` that has judgments. Retrieved chunks are mapped
 /// to BEIR document ids by their document's source path (the ingest of a BEIR corpus stores
