@@ -387,6 +387,17 @@ fn https_service_end_to_end() {
     add_user(&data_dir, "carol", &["attorney"], &["matter-9999"]);
     add_user(&data_dir, "tess", &["attorney"], &["matter-9999"]);
     let server = start_server(&data_dir, "law-firm");
+    // The server holds the audit log: a CLI command says so at once instead of waiting.
+    let refused = vellum_command(&data_dir)
+        .arg("documents")
+        .output()
+        .unwrap_or_else(|err| panic!("run vellum: {err}"));
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("`vellum serve (pid"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     let api = Api::new(&data_dir, &server);
 
     // Transport: HTTPS works; plain HTTP and TLS 1.1 get no HTTP answer and no ServerHello.

@@ -22,7 +22,7 @@ pub use keys::{
     load_hmac_key, parse_public_key, public_key_hex, read_public_key, HMAC_KEY_FILE,
     PUBLIC_KEY_FILE, SIGNING_KEY_FILE,
 };
-pub use log::{AuditConfig, AuditLog, DEFAULT_KEY_DIR, DEFAULT_LOG_DIR};
+pub use log::{lock_holder, AuditConfig, AuditLog, DEFAULT_KEY_DIR, DEFAULT_LOG_DIR};
 pub use query::{export, parse_time, read_records, search_by_query, ExportFilter, ExportedRecord};
 pub use record::{
     actions, outcomes, AuditEvent, ChunkRead, Decision, HmacKey, Record, RecordId, RecordKind,

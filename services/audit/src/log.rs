@@ -48,6 +48,18 @@ pub struct AuditConfig {
     pub segment_max_bytes: u64,
     /// How often the flusher fsyncs; zero: fsync inside every append.
     pub fsync_interval: Duration,
+    /// Who writes (e.g. `vellum serve (pid 42)`): kept in the writer lock file while the log is
+    /// open, so another process refused with [`AuditError::Locked`] can say who holds it
+    /// ([`lock_holder`]).
+    pub holder: String,
+}
+
+/// Who holds the log in `dir` open for writing, as its [`AuditConfig::holder`] said; `None` if
+/// nobody said (or nobody holds it).
+pub fn lock_holder(dir: &Path) -> Option<String> {
+    let text = fs::read_to_string(dir.join(LOCK_FILE)).ok()?;
+    let holder = text.trim();
+    (!holder.is_empty()).then(|| holder.to_string())
 }
 
 impl AuditConfig {
@@ -60,6 +72,7 @@ impl AuditConfig {
             checkpoint_interval: Duration::from_secs(10),
             segment_max_bytes: 64 << 20,
             fsync_interval: Duration::from_millis(50),
+            holder: format!("vellum (pid {})", std::process::id()),
         }
     }
 
@@ -172,6 +185,12 @@ impl AuditLog {
         if lock.try_lock().is_err() {
             return Err(AuditError::Locked(config.dir.clone()));
         }
+        // Who holds the log, for whoever is refused next (the lock itself is the flock).
+        let mut holder_note = &lock;
+        holder_note
+            .set_len(0)
+            .and_then(|()| holder_note.write_all(format!("{}\n", config.holder).as_bytes()))
+            .map_err(io_err(&lock_path))?;
         let segments = list_segments(&config.dir).map_err(io_err(&config.dir))?;
         let fresh = segments.is_empty() && !config.dir.join(HEAD_FILE).exists();
         let keys = keys::load_or_create(&config.key_dir, fresh)?;

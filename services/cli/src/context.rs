@@ -116,6 +116,10 @@ pub fn audit_config(data_dir: &Path, config: &ServerConfig) -> AuditConfig {
     audit_config
 }
 
+/// What `vellum serve` writes as the audit log's holder; a CLI command refused by it stops at
+/// once instead of waiting.
+pub const SERVE_HOLDER: &str = "vellum serve";
+
 /// How long a command waits for the audit log while another `vellum` holds it.
 const AUDIT_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
@@ -123,12 +127,26 @@ const AUDIT_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 /// time); a running `vellum serve` holds it for good, so after [`AUDIT_WAIT`] the command
 /// gives up and says to use the API.
 fn open_audit_log(config: &AuditConfig) -> Result<AuditLog> {
+    let mut config = config.clone();
+    // Not the arguments: they may hold a query.
+    config.holder = format!("a vellum command (pid {})", std::process::id());
+    let config = &config;
     let started = std::time::Instant::now();
     let mut told = false;
     loop {
         match AuditLog::open(config.clone()) {
             Ok(log) => return Ok(log),
             Err(vellum_audit::AuditError::Locked(dir)) => {
+                let holder = vellum_audit::lock_holder(&dir).unwrap_or_default();
+                // A server holds the log for as long as it runs: no point in waiting.
+                if holder.starts_with(SERVE_HOLDER) {
+                    anyhow::bail!(
+                        "`{holder}` holds the audit log in {}: every command is audited and the \
+                         log has one writer, so use the HTTPS API while the server runs, or stop \
+                         it first",
+                        dir.display()
+                    );
+                }
                 if started.elapsed() >= AUDIT_WAIT {
                     anyhow::bail!(
                         "the audit log in {} is still held by another vellum process after {} s: \
@@ -140,8 +158,8 @@ fn open_audit_log(config: &AuditConfig) -> Result<AuditLog> {
                 }
                 if !told && started.elapsed() >= std::time::Duration::from_secs(2) {
                     eprintln!(
-                        "Waiting for the audit log in {} (another vellum command or a running \
-                         `vellum serve` holds it)...",
+                        "Waiting for the audit log in {}, which `{holder}` holds (one writer at \
+                         a time)...",
                         dir.display()
                     );
                     told = true;

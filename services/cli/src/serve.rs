@@ -67,7 +67,12 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<()> {
         .map(|(generator, seconds)| (generator.model_name().to_string(), *seconds));
     // The audit log opens before anything is served; a log that fails its own verification or
     // is held by another server stops the start.
-    let audit_config = crate::context::audit_config(&ctx.data_dir, &config);
+    let mut audit_config = crate::context::audit_config(&ctx.data_dir, &config);
+    audit_config.holder = format!(
+        "{} (pid {})",
+        crate::context::SERVE_HOLDER,
+        std::process::id()
+    );
     let audit = Arc::new(
         AuditLog::open(audit_config.clone())
             .with_context(|| format!("opening the audit log in {}", audit_config.dir.display()))?,
