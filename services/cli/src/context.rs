@@ -215,12 +215,6 @@ impl Context {
     /// `with_generator`, identities, the policies and the audit log, and resolves the caller
     /// (the operator, or `--as USER`).
     pub fn front_door(&self, with_generator: bool) -> Result<FrontDoor> {
-        let embedder = self.embedder()?;
-        self.front_door_with(embedder, with_generator)
-    }
-
-    /// [`Self::front_door`] with an embedder already loaded.
-    pub fn front_door_with(&self, embedder: Embedder, with_generator: bool) -> Result<FrontDoor> {
         let config = ServerConfig::resolve(
             Overrides {
                 policies: self.policies.clone(),
@@ -228,6 +222,9 @@ impl Context {
             },
             file_config(self, None)?,
         )?;
+        // The audit log first: if a server holds it, nothing else need be loaded.
+        let audit = Arc::new(open_audit_log(&audit_config(&self.data_dir, &config))?);
+        let embedder = self.embedder()?;
         let store = self.open_store(&embedder)?;
         let generator = if with_generator {
             Some(self.generator()?)
@@ -242,7 +239,6 @@ impl Context {
                 )
             })?
             .with_key_days(config.key_days);
-        let audit = Arc::new(open_audit_log(&audit_config(&self.data_dir, &config))?);
         let policies = match &self.as_user {
             Some(_) => Policies::Dir(config.policies.clone()),
             None => Policies::Operator,
