@@ -29,7 +29,7 @@ export const users = {
   async render(main, ctx) {
     const body = frame(main, 'admin/users', 'Users');
     const listBox = h('section', { 'aria-labelledby': 'users-title' }, h('h2', { id: 'users-title', tabindex: '-1' }, 'Accounts'));
-    const name = h('input', { type: 'text', required: true, pattern: '[a-z0-9][a-z0-9._@-]{0,63}', autocomplete: 'off' });
+    const name = h('input', { type: 'text', required: true, pattern: '[a-z0-9][a-z0-9._@\\-]{0,63}', autocomplete: 'off' });
     const password = h('input', { type: 'password', required: true, minlength: 12, autocomplete: 'new-password' });
     const roles = h('input', { type: 'text', autocomplete: 'off' });
     const groups = h('input', { type: 'text', autocomplete: 'off' });
@@ -188,7 +188,10 @@ export const audit = {
     api('/v1/audit/verify').then((v) => {
       clear(verifyBox).appendChild(h('p', { class: `msg ${v.ok ? 'msg-ok' : 'msg-error'}`, role: v.ok ? 'status' : 'alert' },
         h('strong', null, v.ok ? 'Verified: ' : 'Verification FAILED: '),
-        `${v.records} records. ${v.message || ''}`));
+        `${v.records} records`,
+        v.first_time ? ` from ${formatTime(v.first_time)} to ${formatTime(v.last_time)}` : '',
+        v.unsigned_tail ? `; ${v.unsigned_tail} newest not yet under a signed checkpoint` : '',
+        `. ${v.message || ''}`));
     }).catch((err) => clear(verifyBox).appendChild(errorBox(err)));
 
     const toIso = (local) => (local ? new Date(local).toISOString().replace(/\.\d{3}Z$/, 'Z') : '');
@@ -257,9 +260,12 @@ export const status = {
       body.append(
         h('p', { class: `msg ${s.ready ? 'msg-ok' : 'msg-error'}`, role: 'status' }, s.ready ? 'Ready: every check passes.' : 'Not ready: see the checks below.'),
         h('dl', { class: 'figures' },
-          figure('Documents', s.documents), figure('Chunks', s.chunks),
-          figure('Uploads in progress', s.uploads_in_progress),
-          figure('Answers running', s.answers_running), figure('Answers waiting', s.answers_waiting)),
+          [
+            ['Documents', s.documents], ['Chunks', s.chunks],
+            ['Ingests in progress', s.ingests_in_progress ?? s.uploads_in_progress],
+            ['Answers in progress', s.answers_in_progress ?? s.answers_running],
+            ['Answers waiting', s.answers_waiting],
+          ].filter(([, v]) => v !== undefined && v !== null).map(([label, v]) => figure(label, v))),
         h('h2', null, 'Checks'),
         table('Readiness checks', [
           { label: 'Check', cell: (c) => c.name },

@@ -15,7 +15,7 @@ export async function render(main, ctx) {
   let collections = [];
   const datalist = h('datalist', { id: 'collection-names' });
   const collection = h('input', { type: 'text', name: 'collection', list: 'collection-names', required: true, autocomplete: 'off' });
-  const labels = h('input', { type: 'text', name: 'labels', autocomplete: 'off', pattern: '^ *([A-Za-z0-9_-]{1,64} *(, *[A-Za-z0-9_-]{1,64} *)*)?$' });
+  const labels = h('input', { type: 'text', name: 'labels', autocomplete: 'off', pattern: ' *([A-Za-z0-9_\\-]{1,64} *(, *[A-Za-z0-9_\\-]{1,64} *)*)?' });
   const files = h('input', { type: 'file', name: 'files', multiple: true, required: true });
   const submit = h('button', { type: 'submit', class: 'primary' }, 'Upload');
   const uploads = h('ul', { class: 'uploads', id: 'upload-list', 'aria-label': 'Uploads' });

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Browser tests of the web app against the real `vellum` binary, in Debian's Chromium driven by
+# playwright-core (no browser download). Builds nothing: it takes the binary from $VELLUM_BIN
+# (default $CARGO_TARGET_DIR/release/vellum), starts a fresh `vellum serve` on a loopback port
+# with TLS and the law-firm policies in a temporary data folder, adds the accounts, runs
+# tests.mjs, stops the server and exits non-zero on any failure.
+#
+# Environment: VELLUM_BIN, VELLUM_MODELS_DIR (default: the checkout's models/),
+# VELLUM_SHARED_DIR (corpora; default ../shared next to the checkout), VELLUM_WEB_DIR (serve the
+# assets from this folder instead of the ones embedded in the binary: for front-end work),
+# CHROMIUM (default /usr/bin/chromium), SCREENSHOTS (default docs/screenshots; "none" skips).
+#
+# usage: tests/browser/run.sh
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo_root=$(cd "$here/../.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vellum/target}
+vellum=${VELLUM_BIN:-$CARGO_TARGET_DIR/release/vellum}
+export VELLUM_MODELS_DIR=${VELLUM_MODELS_DIR:-$repo_root/models}
+export VELLUM_SHARED_DIR=${VELLUM_SHARED_DIR:-$repo_root/../shared}
+export CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+export SCREENSHOTS=${SCREENSHOTS:-$repo_root/docs/screenshots}
+
+fail() { echo "browser-tests: $*" >&2; exit 1; }
+[ -x "$vellum" ] || fail "no vellum binary at $vellum (build it, or set VELLUM_BIN)"
+[ -x "$CHROMIUM" ] || fail "no Chromium at $CHROMIUM (apt-get install chromium; deploy/setup.sh does)"
+command -v node >/dev/null || fail "node is missing (apt-get install nodejs npm)"
+[ -d "$VELLUM_SHARED_DIR/corpora/legal-cuad-contracts/pdf" ] \
+  || fail "no CUAD corpus under $VELLUM_SHARED_DIR/corpora (set VELLUM_SHARED_DIR)"
+
+# The test packages, from the committed lock (npm ci installs exactly it; no browser download:
+# playwright-core has no install script).
+if ! cmp -s "$here/package-lock.json" "$here/node_modules/.vellum-installed-lock" 2>/dev/null; then
+  (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$here/package-lock.json" "$here/node_modules/.vellum-installed-lock"
+fi
+
+work=$(mktemp -d)
+server=""
+cleanup() {
+  if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+data="$work/data"
+mkdir -m 700 "$data"
+
+admin_password="admin password for browser tests"
+export ALICE_PASSWORD="alice's long password 1"
+export BOB_PASSWORD="bob's long password 12"
+export CAROL_PASSWORD="carol's long password 1"
+v() { "$vellum" --data-dir "$data" --models-dir "$VELLUM_MODELS_DIR" "$@"; }
+# Accounts before the server starts (a running server holds the audit log). Alice works on two
+# matters, Bob on one only: he must see nothing of acme-matter anywhere. Carol changes her
+# password in the tests.
+v user add admin --role admin --password-stdin <<<"$admin_password" >/dev/null
+v user add alice --role attorney --group acme-matter --group shared-matter --password-stdin <<<"$ALICE_PASSWORD" >/dev/null
+v user add bob --role attorney --group shared-matter --password-stdin <<<"$BOB_PASSWORD" >/dev/null
+v user add carol --role paralegal --group shared-matter --password-stdin <<<"$CAROL_PASSWORD" >/dev/null
+export ADMIN_PASSWORD="$admin_password"
+
+[ -n "${VELLUM_WEB_DIR:-}" ] && echo "browser-tests: assets from $VELLUM_WEB_DIR (VELLUM_WEB_DIR)"
+: >"$work/serve.out"
+: >"$work/serve.err"
+VELLUM_ADMIN_PASSWORD="$admin_password" v serve --listen 127.0.0.1:0 --workers 2 \
+  --policies "$repo_root/policies/law-firm" >"$work/serve.out" 2>"$work/serve.err" &
+server=$!
+address=""
+for _ in $(seq 1 240); do
+  address=$(sed -n 's/^listening on https:\/\///p' "$work/serve.out" 2>/dev/null | head -1 || true)
+  [ -n "$address" ] && break
+  kill -0 "$server" 2>/dev/null || { cat "$work/serve.err" >&2; fail "vellum serve died"; }
+  sleep 0.5
+done
+[ -n "$address" ] || { cat "$work/serve.err" >&2; fail "vellum serve did not start within 120 s"; }
+echo "browser-tests: vellum serve on https://$address ($("$vellum" --version 2>/dev/null || echo vellum))"
+
+export BASE_URL="https://$address"
+export TLS_CERT="$data/tls/cert.pem"
+status=0
+node "$here/tests.mjs" || status=$?
+if [ $status -ne 0 ]; then
+  echo "browser-tests: FAILED; the server's log follows" >&2
+  tail -n 40 "$work/serve.err" >&2
+fi
+exit $status
