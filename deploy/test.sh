@@ -14,6 +14,10 @@ cargo build --release --locked --workspace --all-targets
 echo "test: build took $(( $(date +%s) - start )) s"
 cargo test --release --locked --workspace --no-fail-fast
 echo "test: build and tests took $(( $(date +%s) - start )) s"
+# The web app in Debian's Chromium against the binary just built (tests/browser/run.sh: sign-in,
+# upload, search, ask with citations, summaries, access walls, CSRF, CSP, axe-core, screenshots).
+VELLUM_BIN="$CARGO_TARGET_DIR/release/vellum" bash "$repo_root/tests/browser/run.sh"
+echo "test: browser tests done after $(( $(date +%s) - start )) s"
 # The OpenAI-compatible client against a real engine (llama-cpp-python's server). The first
 # run on a machine builds llama-cpp-python from source (about 10 minutes on 2 cores); the venv
 # is cached in ~/.cache/vellum/llama-cpp-venv, so later runs take seconds.

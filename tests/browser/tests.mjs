@@ -99,7 +99,12 @@ async function axe(page, label) {
     resultTypes: ['violations'],
   }));
   const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  axeReport.push({ page: label, violations: result.violations.length, serious_or_critical: bad.length });
+  axeReport.push({
+    page: label,
+    violations: result.violations.length,
+    serious_or_critical: bad.length,
+    others: result.violations.filter((v) => !bad.includes(v)).map((v) => `${v.id} (${v.impact})`),
+  });
   assert(bad.length === 0, `axe on ${label}: ${bad.map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`).join('; ')}`);
 }
 
@@ -384,6 +389,27 @@ await test('ask: the answer streams in, sources listed, a citation opens the PDF
   await page.evaluate(() => window.scrollTo(0, 0));
   await axe(page, 'ask');
   await shot(page, 'ask');
+  // The same question straight to the API from the page (no UI): the server's share of the
+  // time to the first token, to compare with the click-to-first-token figure above.
+  metrics.api_ask_to_first_token_ms = await page.evaluate(async (question) => {
+    const s = await (await fetch('/web/session')).json();
+    const started = performance.now();
+    const response = await fetch('/v1/ask', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf },
+      body: JSON.stringify({ question, collections: ['acme-matter'] }),
+    });
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    let first = null;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+      if (first === null && /(^|\n)event: token/.test(text)) first = performance.now() - started;
+    }
+    return first === null ? null : Math.round(first);
+  }, 'How are income and losses divided between the joint venturers?');
   // A follow-up question in the same conversation, then it is listed and reloads with both turns.
   await page.getByLabel('Follow-up question').fill('And who pays the expenses?');
   await page.getByRole('button', { name: 'Ask', exact: true }).click();
@@ -706,7 +732,7 @@ await browser.close();
 fs.rmSync(work, { recursive: true, force: true });
 
 console.log('\naxe-core (serious or critical / all violations per page):');
-for (const a of axeReport) console.log(`  ${a.page}: ${a.serious_or_critical} / ${a.violations}`);
+for (const a of axeReport) console.log(`  ${a.page}: ${a.serious_or_critical} / ${a.violations}${a.others.length ? ` (${a.others.join(', ')})` : ''}`);
 console.log('\nmeasured:');
 for (const [k, v] of Object.entries(metrics)) console.log(`  ${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`);
 if (process.env.METRICS_OUT) fs.writeFileSync(process.env.METRICS_OUT, JSON.stringify({ metrics, axe: axeReport }, null, 2));

@@ -8,6 +8,7 @@ export const session = {
   csrf: null,         // hex token for X-CSRF-Token
   expiresAt: 0,
   mustChangePassword: false,
+  breakGlass: false,  // the deployment's policies offer emergency access to this user
 };
 
 export class ApiError extends Error {
@@ -48,12 +49,14 @@ async function errorFrom(response) {
 }
 
 /**
- * Whether a 403 may be retried with emergency access: the server says so with
- * `break_glass_offered` (true/false); where it does not say, the user may still try.
+ * Whether a refusal may be retried with emergency access. Only where the deployment's policies
+ * offer break-glass (the session says so: `break_glass: true`); then a 403 `forbidden`, and a
+ * 404 on a document (the server answers an unreadable document like a missing one) may be.
  */
 export function breakGlassMaybe(err) {
-  return err instanceof ApiError && err.status === 403 && err.code === 'forbidden'
-    && err.body.break_glass_offered !== false;
+  if (!session.breakGlass || !(err instanceof ApiError)) return false;
+  if (err.body.break_glass_offered === false) return false;
+  return (err.status === 403 && err.code === 'forbidden') || err.status === 404;
 }
 
 /** Asks for the emergency-access reason; resolves with it or null. */
@@ -62,8 +65,8 @@ export function askBreakGlassReason(err) {
   return dialog({
     title: 'Emergency access (break-glass)',
     body: [
-      h('p', null, err ? `Access was refused: ${err.message}` : 'Access was refused.'),
-      h('p', null, 'Where policy allows it you may open this with emergency access. Your reason, ' +
+      err ? h('p', null, `The server answered: ${err.message}`) : null,
+      h('p', null, 'Where policy allows it you may proceed with emergency access. Your reason, ' +
         'your name and everything you open are recorded in the audit log and reviewed.'),
       h('div', { class: 'field' }, h('label', { for: 'break-glass-reason' }, 'Reason for emergency access'), reason),
     ],
@@ -129,6 +132,7 @@ export function setSession(body) {
   session.csrf = body ? body.csrf : null;
   session.expiresAt = body ? body.expires_at : 0;
   session.mustChangePassword = body ? Boolean(body.must_change_password) : false;
+  session.breakGlass = body ? body.break_glass === true : false;
 }
 
 export async function signIn(user, password) {

@@ -148,7 +148,12 @@ async function showPdf(container, doc, opts, quoteWords, status, state) {
   const pageLabel = h('span', { class: 'page-number', 'data-testid': 'page-number' });
   const prev = h('button', { type: 'button', class: 'secondary small', 'aria-label': 'Previous page' }, '‹ Previous');
   const next = h('button', { type: 'button', class: 'secondary small', 'aria-label': 'Next page' }, 'Next ›');
-  const toolbar = h('div', { class: 'viewer-toolbar' }, prev, pageLabel, next);
+  const zoomOut = h('button', { type: 'button', class: 'secondary small', 'aria-label': 'Zoom out' }, '−');
+  const zoomIn = h('button', { type: 'button', class: 'secondary small', 'aria-label': 'Zoom in' }, '+');
+  const zoomLabel = h('span', { class: 'zoom-label', 'aria-live': 'polite' }, 'Fit width');
+  const toolbar = h('div', { class: 'viewer-toolbar' }, prev, pageLabel, next,
+    h('span', { class: 'zoom' }, zoomOut, zoomLabel, zoomIn));
+  let zoom = 1; // times the fit-to-width scale
   const found = h('p', { class: 'passage-note', 'data-testid': 'passage-note' });
   const pageBox = h('div', { class: 'pdf-page' });
   const scroller = h('div', { class: 'pdf-scroller', tabindex: '0', 'aria-label': 'Document page' }, pageBox);
@@ -203,7 +208,9 @@ async function showPdf(container, doc, opts, quoteWords, status, state) {
     const lib = await loadPdfjs();
     const base = page.getViewport({ scale: 1 });
     const width = Math.max(280, scroller.clientWidth - 24 || 800);
-    const scale = Math.min(2, Math.max(0.5, width / base.width));
+    const fit = Math.min(1.6, Math.max(0.4, width / base.width));
+    const scale = fit * zoom;
+    zoomLabel.textContent = zoom === 1 ? 'Fit width' : `${Math.round(zoom * 100)}% of width`;
     const viewport = page.getViewport({ scale });
     const ratio = window.devicePixelRatio || 1;
     const canvas = h('canvas', { class: 'pdf-canvas', 'aria-hidden': 'true' });
@@ -233,8 +240,11 @@ async function showPdf(container, doc, opts, quoteWords, status, state) {
     }
     if (state.cancelled || current !== n) return;
     status.textContent = `Page ${n} of ${count}.`;
+    status.classList.add('visually-hidden');
     if (match && n === target) highlight(state.textLayer.textDivs, match, pageBox, scroller);
   };
+  zoomIn.addEventListener('click', () => { zoom = Math.min(4, zoom * 1.25); draw(current); });
+  zoomOut.addEventListener('click', () => { zoom = Math.max(0.5, zoom / 1.25); draw(current); });
   prev.addEventListener('click', () => { if (current > 1) draw(current - 1); });
   next.addEventListener('click', () => { if (current < count) draw(current + 1); });
   scroller.addEventListener('keydown', (event) => {
@@ -251,10 +261,9 @@ function highlight(textDivs, match, pageBox, scroller) {
   const marked = [];
   for (let k = firstItem; k <= lastItem; k += 1) {
     const div = textDivs[k];
-    if (div && div.textContent.trim()) {
-      div.classList.add('passage-hl');
-      marked.push(div);
-    }
+    if (!div) continue;
+    div.classList.add('passage-hl');
+    if (div.textContent.trim()) marked.push(div);
   }
   pageBox.dataset.highlighted = marked.map((d) => d.textContent).join(' ').replace(/\s+/g, ' ').trim();
   if (marked.length) {
@@ -323,6 +332,7 @@ async function showChunks(container, doc, opts, quoteWords, status, state) {
   }
   if (!chunks.length) list.appendChild(h('p', { class: 'empty' }, 'This document has no text.'));
   status.textContent = how ? 'Scrolled to the cited passage.' : `${chunks.length} passages.`;
+  status.classList.add('visually-hidden');
   if (state.cancelled) return;
   const scrollTo = targetEl || list.querySelector(`#page-${shownPage}`);
   if (scrollTo) scrollIntoBox(list, scrollTo);

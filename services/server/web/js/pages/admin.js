@@ -174,7 +174,7 @@ export const audit = {
     const since = h('input', { type: 'datetime-local', value: q.get('since') || '' });
     const until = h('input', { type: 'datetime-local', value: q.get('until') || '' });
     const actions = h('datalist', { id: 'audit-actions' },
-      ['search', 'ask', 'summarize', 'read', 'upload', 'delete', 'authenticate', 'login', 'logout'].map((a) => h('option', { value: a })));
+      ['search', 'ask', 'summarize', 'read', 'upload', 'delete', 'login', 'logout', 'authenticate', 'request', 'audit.read', 'user.change'].map((a) => h('option', { value: a })));
     const verifyBox = h('div', { id: 'audit-verify', 'aria-live': 'polite' }, h('p', { class: 'loading' }, 'Verifying the log…'));
     const form = h('form', { class: 'card', role: 'search', 'aria-label': 'Filter the audit log' },
       h('div', { class: 'row' },
@@ -210,10 +210,11 @@ export const audit = {
         clear(results).append(heading, table('Audit records', [
           { label: '#', cell: (r) => String(r.seq) },
           { label: 'Time', cell: (r) => formatTime(r.time) },
-          { label: 'User', cell: (r) => r.principal },
+          { label: 'User', cell: (r) => r.principal || '—' },
           { label: 'Action', cell: (r) => r.action },
           { label: 'Resource', cell: (r) => h('span', { class: 'resource' }, r.resource || '') },
-          { label: 'Decision', cell: (r) => h('span', { class: `status ${r.decision === 'allow' || r.decision === 'allowed' ? 'status-ready' : 'status-failed'}` }, r.decision) },
+          { label: 'Outcome', cell: (r) => outcomeCell(r) },
+          { label: 'Reads', cell: (r) => String(r.reads ?? '') },
           { label: 'Address', cell: (r) => r.address || '' },
           { label: 'Detail', cell: (r) => detailText(r.detail) },
         ], data.records, 'No records match.'));
@@ -224,6 +225,16 @@ export const audit = {
     await load(false);
   },
 };
+
+function outcomeCell(r) {
+  const ok = r.outcome === 'ok';
+  const parts = [h('span', { class: `status ${ok ? 'status-ready' : 'status-failed'}` }, r.outcome || '')];
+  if (r.decision && typeof r.decision === 'object') {
+    const policies = (r.decision.policies || []).join(', ');
+    parts.push(h('span', { class: 'meta' }, ` ${r.decision.allowed ? 'permitted' : 'forbidden'}${policies ? ` by ${policies}` : ''}`));
+  }
+  return h('span', null, parts);
+}
 
 function detailText(detail) {
   if (!detail || typeof detail !== 'object') return '';

@@ -307,6 +307,14 @@ export async function render(main, ctx) {
         answerBox.appendChild(h('p', { class: 'msg msg-error', role: 'alert' }, 'The answer stopped before it was complete.'));
       }
       loadList();
+      // The server names a conversation after its first question.
+      api(`/v1/conversations/${encodeURIComponent(conversation.id)}`).then((fresh) => {
+        if (fresh.title && fresh.title !== conversation.title) {
+          conversation.title = fresh.title;
+          const titleEl = headerBox.querySelector('#conversation-title');
+          if (titleEl) titleEl.textContent = fresh.title;
+        }
+      }).catch(() => {});
     } catch (err) {
       if (err.name !== 'AbortError') {
         form.appendChild(h('p', { class: 'msg msg-error', role: 'alert' }, err.message));

@@ -23,6 +23,7 @@ export async function render(main, ctx) {
       cleanup = await showDocument(box, { documentId: id, page, chunkId, quote, breakGlass, headingLevel: 2 });
     } catch (err) {
       if (breakGlassMaybe(err) && !breakGlass) {
+        box.appendChild(h('p', null, 'If this is an emergency and you need this document, you may ask for emergency access.'));
         box.appendChild(h('button', {
           type: 'button', class: 'secondary', onclick: async () => {
             const reason = await askBreakGlassReason(err);

@@ -1,5 +1,5 @@
 import { h, clear, field, uid } from '../dom.js';
-import { api } from '../api.js';
+import { api, session, askBreakGlassReason } from '../api.js';
 import { snippet } from '../text.js';
 
 export function title() { return 'Search'; }
@@ -18,6 +18,9 @@ export async function render(main, ctx) {
   const from = h('input', { type: 'date', name: 'from', value: q.get('from') || '' });
   const to = h('input', { type: 'date', name: 'to', value: q.get('to') || '' });
   const submit = h('button', { type: 'submit', class: 'primary' }, 'Search');
+  // Emergency access, only where the deployment's policies offer it.
+  const breakGlass = session.breakGlass ? h('input', { type: 'checkbox', id: 'search-break-glass' }) : null;
+  let breakGlassReason = null;
   const form = h('form', { class: 'card search-form', role: 'search', 'aria-label': 'Search documents' },
     h('div', { class: 'row' }, h('div', { class: 'grow' }, field('Search for', query)), h('div', { class: 'actions end' }, submit)),
     h('details', { class: 'filters', open: q.get('collection') || q.get('from') || q.get('to') || (q.get('mode') && q.get('mode') !== 'hybrid') ? true : null },
@@ -26,15 +29,18 @@ export async function render(main, ctx) {
         field('Collection', collection),
         field('Mode', mode),
         field('Added on or after', from),
-        field('Added on or before', to))));
+        field('Added on or before', to)),
+      breakGlass ? h('div', { class: 'check' }, breakGlass,
+        h('label', { for: 'search-break-glass' }, 'Emergency access (break-glass): search beyond my departments; asks for a reason and is audited')) : null));
   const resultsTitleId = uid('results');
   const results = h('section', { 'aria-labelledby': resultsTitleId, class: 'results', id: 'search-results' });
   main.append(h('h1', null, 'Search'), form, results);
 
-  api('/v1/collections').then((list) => {
+  try {
+    const list = await api('/v1/collections');
     for (const c of list) collection.appendChild(h('option', { value: c.name }, c.name));
     collection.value = q.get('collection') || '';
-  }).catch(() => {});
+  } catch { /* the search itself reports a failure */ }
 
   async function run(offset, focusResults) {
     const params = new URLSearchParams();
@@ -55,7 +61,7 @@ export async function render(main, ctx) {
     submit.disabled = true;
     let response;
     try {
-      response = await api('/v1/search', { method: 'POST', body, allowBreakGlass: true });
+      response = await api('/v1/search', { method: 'POST', body, breakGlass: breakGlass && breakGlass.checked ? breakGlassReason : null });
     } catch (err) {
       clear(results).appendChild(h('p', { class: 'msg msg-error', role: 'alert' }, err.message));
       submit.disabled = false;
@@ -95,6 +101,14 @@ export async function render(main, ctx) {
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     if (!query.value.trim()) { query.focus(); return; }
+    if (breakGlass && breakGlass.checked && !breakGlassReason) {
+      askBreakGlassReason(null).then((reason) => {
+        if (!reason) { breakGlass.checked = false; return; }
+        breakGlassReason = reason;
+        run(0, true);
+      });
+      return;
+    }
     run(0, true);
   });
   if (query.value.trim()) run(Number(q.get('offset') || 0), false);
