@@ -37,12 +37,12 @@ if ! cmp -s "$here/package-lock.json" "$here/node_modules/.vellum-installed-lock
 fi
 
 work=$(mktemp -d)
-server=""
+servers=()
 cleanup() {
-  if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
+  for pid in "${servers[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -64,27 +64,55 @@ v user add carol --role paralegal --group shared-matter --password-stdin <<<"$CA
 export ADMIN_PASSWORD="$admin_password"
 
 [ -n "${VELLUM_WEB_DIR:-}" ] && echo "browser-tests: assets from $VELLUM_WEB_DIR (VELLUM_WEB_DIR)"
-: >"$work/serve.out"
-: >"$work/serve.err"
-VELLUM_ADMIN_PASSWORD="$admin_password" v serve --listen 127.0.0.1:0 --workers 2 \
-  --policies "$repo_root/policies/law-firm" >"$work/serve.out" 2>"$work/serve.err" &
-server=$!
-address=""
-for _ in $(seq 1 240); do
-  address=$(sed -n 's/^listening on https:\/\///p' "$work/serve.out" 2>/dev/null | head -1 || true)
-  [ -n "$address" ] && break
-  kill -0 "$server" 2>/dev/null || { cat "$work/serve.err" >&2; fail "vellum serve died"; }
-  sleep 0.5
-done
-[ -n "$address" ] || { cat "$work/serve.err" >&2; fail "vellum serve did not start within 120 s"; }
-echo "browser-tests: vellum serve on https://$address ($("$vellum" --version 2>/dev/null || echo vellum))"
+# start_server NAME DATA [global flags...]: starts `vellum serve` and sets $address.
+start_server() {
+  local name=$1 dir=$2
+  shift 2
+  : >"$work/$name.out"
+  : >"$work/$name.err"
+  VELLUM_ADMIN_PASSWORD="$admin_password" "$vellum" --data-dir "$dir" --models-dir "$VELLUM_MODELS_DIR" "$@" \
+    serve --listen 127.0.0.1:0 --workers 2 --policies "$repo_root/policies/law-firm" \
+    >"$work/$name.out" 2>"$work/$name.err" &
+  servers+=($!)
+  address=""
+  for _ in $(seq 1 240); do
+    address=$(sed -n 's/^listening on https:\/\///p' "$work/$name.out" 2>/dev/null | head -1 || true)
+    [ -n "$address" ] && break
+    kill -0 "${servers[-1]}" 2>/dev/null || { cat "$work/$name.err" >&2; fail "vellum serve ($name) died"; }
+    sleep 0.5
+  done
+  [ -n "$address" ] || { cat "$work/$name.err" >&2; fail "vellum serve ($name) did not start within 120 s"; }
+}
 
+start_server serve "$data"
+echo "browser-tests: vellum serve on https://$address ($("$vellum" --version 2>/dev/null || echo vellum)), generating with the default model"
 export BASE_URL="https://$address"
-export TLS_CERT="$data/tls/cert.pem"
+
+# A second server whose generation comes from a scripted OpenAI-compatible engine on loopback
+# (scripted-engine.mjs): its answers carry [n] citations, an invalid one and an uncited
+# sentence, which the default 135M model rarely writes, so that clicking a citation in the
+# answer text is tested every time.
+node "$here/scripted-engine.mjs" >"$work/engine.out" 2>&1 &
+servers+=($!)
+engine_port=""
+for _ in $(seq 1 40); do
+  engine_port=$(sed -n 's/^scripted engine on //p' "$work/engine.out" 2>/dev/null || true)
+  [ -n "$engine_port" ] && break
+  sleep 0.25
+done
+[ -n "$engine_port" ] || fail "the scripted engine did not start"
+data2="$work/data-scripted"
+mkdir -m 700 "$data2"
+"$vellum" --data-dir "$data2" --models-dir "$VELLUM_MODELS_DIR" user add alice --role attorney \
+  --group acme-matter --password-stdin <<<"$ALICE_PASSWORD" >/dev/null
+start_server scripted "$data2" --remote-url "http://127.0.0.1:$engine_port/v1" --remote-allow-http --remote-model scripted
+echo "browser-tests: vellum serve on https://$address generating with the scripted engine on 127.0.0.1:$engine_port"
+export SCRIPTED_BASE_URL="https://$address"
+
 status=0
 node "$here/tests.mjs" || status=$?
 if [ $status -ne 0 ]; then
   echo "browser-tests: FAILED; the server's log follows" >&2
-  tail -n 40 "$work/serve.err" >&2
+  tail -n 40 "$work/serve.err" "$work/scripted.err" >&2
 fi
 exit $status

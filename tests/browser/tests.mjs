@@ -76,9 +76,9 @@ async function newPage(viewport = LAPTOP) {
   return { context, page };
 }
 
-async function signIn(user, viewport) {
+async function signIn(user, viewport, base = BASE) {
   const { context, page } = await newPage(viewport);
-  await page.goto(`${BASE}/#/signin`);
+  await page.goto(`${base}/#/signin`);
   await page.getByLabel('User name').fill(user);
   await page.getByLabel('Password').fill(USERS[user]);
   await page.getByRole('button', { name: 'Sign in' }).click();
@@ -87,7 +87,8 @@ async function signIn(user, viewport) {
 }
 
 async function go(page, hash, heading) {
-  await page.goto(`${BASE}/${hash}`);
+  const origin = page.url().startsWith('https://') ? new URL(page.url()).origin : BASE;
+  await page.goto(`${origin}/${hash}`);
   if (heading) await page.locator('h1', { hasText: heading }).waitFor();
 }
 
@@ -419,6 +420,57 @@ await test('ask: the answer streams in, sources listed, a citation opens the PDF
   assert(await page.locator('#conversation-list a').count() >= 1, 'conversation listed');
 });
 
+await test('ask with an engine that cites: [n] in the answer opens the PDF at its page, the passage highlighted; invalid and uncited marked', async () => {
+  const base = process.env.SCRIPTED_BASE_URL;
+  assert(base, 'SCRIPTED_BASE_URL is not set');
+  const session = await signIn('alice', LAPTOP, base);
+  const { page } = session;
+  await go(page, '#/documents', 'Documents');
+  await page.getByLabel('Collection', { exact: true }).fill(ACME);
+  await page.locator('input[type=file]').setInputFiles([path.join(CORPUS, PDF_NAME)]);
+  await page.getByRole('button', { name: 'Upload' }).click();
+  await page.locator('#upload-list .status[data-state=ready]').waitFor({ timeout: 300_000 });
+  await go(page, '#/ask', 'Ask');
+  await page.locator('.collection-picker input').first().waitFor();
+  await page.getByLabel('Question', { exact: true }).fill('How are income and losses divided between the joint venturers?');
+  await page.getByRole('button', { name: 'Ask', exact: true }).click();
+  await page.locator('.answer .answer-text').waitFor({ timeout: 120_000 });
+  const id = decodeURIComponent(page.url().split('#/ask/')[1] || '');
+  const conv = await pageFetch(page, `/v1/conversations/${encodeURIComponent(id)}`, {}, { csrf: false });
+  const turn = conv.body.turns[0];
+  assert(turn.answer.cited.length === 1, `cited: ${JSON.stringify(turn.answer.cited)}`);
+  const n = turn.answer.cited[0];
+  const source = turn.sources.find((s) => s.n === n);
+  // The invalid citation is reported, the uncited sentences are marked.
+  assert(turn.answer.invalid_citations.length >= 1, `invalid: ${JSON.stringify(turn.answer.invalid_citations)}`);
+  await page.locator('.invalid-citations', { hasText: turn.answer.invalid_citations[0] }).waitFor();
+  assert(await page.locator('.answer .uncited').count() === turn.answer.uncited_sentences.length
+    && turn.answer.uncited_sentences.length >= 1, `uncited marked: ${turn.answer.uncited_sentences}`);
+  const button = page.locator(`.answer-text button.cite[data-n="${n}"]`);
+  assert(await button.getAttribute('aria-label') === `Source ${n}: ${source.title}, page ${source.page}`, 'citation label');
+  await button.click();
+  const panel = page.locator('#source-panel');
+  await panel.locator('.pdf-page[data-highlighted]').waitFor({ timeout: 60_000 });
+  const label = await panel.getByTestId('page-number').textContent();
+  assert(label.startsWith(`Page ${source.page} of `), `panel shows ${label}; source [${n}] is page ${source.page}`);
+  assert(await panel.locator('.passage-note.found').isVisible(), `note: ${await panel.locator('.passage-note').textContent()}`);
+  const hw = words(await panel.locator('.pdf-page').getAttribute('data-highlighted'));
+  const sw = new Set(words(source.text));
+  const overlap = hw.filter((w) => sw.has(w)).length / Math.max(1, hw.length);
+  assert(hw.length >= 5 && overlap >= 0.6, `highlight overlaps the source: ${overlap}`);
+  metrics.scripted_citation = `[${n}] → page ${source.page}, ${hw.length} words highlighted`;
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await axe(page, 'ask (citations)');
+  await shot(page, 'ask-citations');
+  // Deleting the conversation (after a confirmation) removes it from the list and the server.
+  await page.getByRole('button', { name: /^Delete conversation / }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+  await page.locator('#conversation-list .empty').waitFor();
+  const gone = await pageFetch(page, `/v1/conversations/${encodeURIComponent(id)}`, {}, { csrf: false });
+  assert(gone.status === 404, `deleted conversation: ${gone.status}`);
+  await session.context.close();
+});
+
 await test('summarize: a summary with page citations that open the page', async () => {
   const { page } = alice;
   await go(page, `#/summarize/${state.pdfId}`, 'Summarize');
@@ -711,6 +763,27 @@ await test('page weight: bytes of the app\'s JS and CSS, and of pdf.js (loaded f
   metrics.app_js_modules = shell.filter(([u]) => /\/assets\/js\//.test(u)).length;
   assert(metrics.page_weight_app_js_bytes > 0 && files > 0, 'measured');
   await context.close();
+});
+
+await test('documents: delete asks first, then the document is gone from the list and the API', async () => {
+  const { page } = alice;
+  await go(page, '#/documents', 'Documents');
+  const section = page.locator(`section[data-collection="${SHARED}"]`);
+  await section.locator('table').waitFor();
+  const rows = section.locator('tbody tr');
+  const before = await rows.count();
+  const row = rows.filter({ hasNotText: 'hostile-note' }).first();
+  const title = await row.locator('td').first().innerText();
+  const id = decodeURIComponent((await row.locator('td a').first().getAttribute('href')).split('#/document/')[1]);
+  await row.getByRole('button', { name: /^Delete / }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+  assert(await rows.count() === before, 'cancel kept it');
+  await row.getByRole('button', { name: /^Delete / }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+  await page.waitForFunction(([coll, n]) => document.querySelectorAll(`section[data-collection="${coll}"] tbody tr`).length === n - 1, [SHARED, before]);
+  assert(!(await section.innerText()).includes(title), `${title} still listed`);
+  const r = await pageFetch(page, `/v1/documents/${id}`, {}, { csrf: false });
+  assert(r.status === 404, `deleted document: ${r.status}`);
 });
 
 await test('sign out ends the session', async () => {
