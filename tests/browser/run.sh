@@ -36,6 +36,9 @@ if ! cmp -s "$here/package-lock.json" "$here/node_modules/.vellum-installed-lock
   cp "$here/package-lock.json" "$here/node_modules/.vellum-installed-lock"
 fi
 
+# The passage matching without a browser first (seconds).
+node "$here/text.test.mjs"
+
 work=$(mktemp -d)
 servers=()
 cleanup() {

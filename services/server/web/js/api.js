@@ -218,25 +218,28 @@ export async function streamEvents(path, body, onEvent, { signal } = {}) {
     eventName = 'message';
     dataLines = [];
   };
+  const line = (text) => {
+    if (text === '') { dispatch(); return; }
+    if (text.startsWith(':')) return; // a comment (keep-alive)
+    const colon = text.indexOf(':');
+    const fieldName = colon < 0 ? text : text.slice(0, colon);
+    let val = colon < 0 ? '' : text.slice(colon + 1);
+    if (val.startsWith(' ')) val = val.slice(1);
+    if (fieldName === 'event') eventName = val;
+    else if (fieldName === 'data') dataLines.push(val);
+  };
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
     buffer += value;
     let newline;
     while ((newline = buffer.search(/\r\n|\r|\n/)) >= 0) {
-      const line = buffer.slice(0, newline);
+      // A lone \r at the end may be the first half of \r\n: wait for the next chunk.
+      if (buffer[newline] === '\r' && newline === buffer.length - 1) break;
+      line(buffer.slice(0, newline));
       buffer = buffer.slice(newline + (buffer.startsWith('\r\n', newline) ? 2 : 1));
-      if (line === '') dispatch();
-      else if (line.startsWith(':')) continue;
-      else {
-        const colon = line.indexOf(':');
-        const fieldName = colon < 0 ? line : line.slice(0, colon);
-        let val = colon < 0 ? '' : line.slice(colon + 1);
-        if (val.startsWith(' ')) val = val.slice(1);
-        if (fieldName === 'event') eventName = val;
-        else if (fieldName === 'data') dataLines.push(val);
-      }
     }
   }
+  for (const rest of buffer.split(/\r\n|\r|\n/)) if (rest !== '') line(rest);
   dispatch();
 }
