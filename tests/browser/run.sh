@@ -67,14 +67,14 @@ v user add carol --role paralegal --group shared-matter --password-stdin <<<"$CA
 export ADMIN_PASSWORD="$admin_password"
 
 [ -n "${VELLUM_WEB_DIR:-}" ] && echo "browser-tests: assets from $VELLUM_WEB_DIR (VELLUM_WEB_DIR)"
-# start_server NAME DATA [global flags...]: starts `vellum serve` and sets $address.
+# start_server NAME DATA POLICY-SET [global flags...]: starts `vellum serve` and sets $address.
 start_server() {
-  local name=$1 dir=$2
-  shift 2
+  local name=$1 dir=$2 policies=$3
+  shift 3
   : >"$work/$name.out"
   : >"$work/$name.err"
   VELLUM_ADMIN_PASSWORD="$admin_password" "$vellum" --data-dir "$dir" --models-dir "$VELLUM_MODELS_DIR" "$@" \
-    serve --listen 127.0.0.1:0 --workers 2 --policies "$repo_root/policies/law-firm" \
+    serve --listen 127.0.0.1:0 --workers 2 --policies "$repo_root/policies/$policies" \
     >"$work/$name.out" 2>"$work/$name.err" &
   servers+=($!)
   address=""
@@ -87,14 +87,15 @@ start_server() {
   [ -n "$address" ] || { cat "$work/$name.err" >&2; fail "vellum serve ($name) did not start within 120 s"; }
 }
 
-start_server serve "$data"
+start_server serve "$data" law-firm
 echo "browser-tests: vellum serve on https://$address ($("$vellum" --version 2>/dev/null || echo vellum)), generating with the default model"
 export BASE_URL="https://$address"
 
-# A second server whose generation comes from a scripted OpenAI-compatible engine on loopback
-# (scripted-engine.mjs): its answers carry [n] citations, an invalid one and an uncited
-# sentence, which the default 135M model rarely writes, so that clicking a citation in the
-# answer text is tested every time.
+# A second server, under the hospital policies (break-glass), whose generation comes from a
+# scripted OpenAI-compatible engine on loopback (scripted-engine.mjs): its answers carry [n]
+# citations, an invalid one and an uncited sentence, which the default 135M model rarely
+# writes, so that clicking a citation in the answer text is tested every time. Alice is a
+# cardiology clinician there, Dana an oncology one (emergency access to cardiology only).
 node "$here/scripted-engine.mjs" >"$work/engine.out" 2>&1 &
 servers+=($!)
 engine_port=""
@@ -106,10 +107,15 @@ done
 [ -n "$engine_port" ] || fail "the scripted engine did not start"
 data2="$work/data-scripted"
 mkdir -m 700 "$data2"
-"$vellum" --data-dir "$data2" --models-dir "$VELLUM_MODELS_DIR" user add alice --role attorney \
-  --group acme-matter --password-stdin <<<"$ALICE_PASSWORD" >/dev/null
-start_server scripted "$data2" --remote-url "http://127.0.0.1:$engine_port/v1" --remote-allow-http --remote-model scripted
-echo "browser-tests: vellum serve on https://$address generating with the scripted engine on 127.0.0.1:$engine_port"
+export DANA_PASSWORD="dana's long password 12"
+"$vellum" --data-dir "$data2" --models-dir "$VELLUM_MODELS_DIR" user add admin --role admin \
+  --password-stdin <<<"$admin_password" >/dev/null
+"$vellum" --data-dir "$data2" --models-dir "$VELLUM_MODELS_DIR" user add alice --role clinician \
+  --group dept-cardiology --password-stdin <<<"$ALICE_PASSWORD" >/dev/null
+"$vellum" --data-dir "$data2" --models-dir "$VELLUM_MODELS_DIR" user add dana --role clinician \
+  --group dept-oncology --password-stdin <<<"$DANA_PASSWORD" >/dev/null
+start_server scripted "$data2" hospital --remote-url "http://127.0.0.1:$engine_port/v1" --remote-allow-http --remote-model scripted
+echo "browser-tests: vellum serve on https://$address (hospital policies) generating with the scripted engine on 127.0.0.1:$engine_port"
 export SCRIPTED_BASE_URL="https://$address"
 
 status=0

@@ -22,6 +22,7 @@ const USERS = {
   alice: process.env.ALICE_PASSWORD,
   bob: process.env.BOB_PASSWORD,
   carol: process.env.CAROL_PASSWORD,
+  dana: process.env.DANA_PASSWORD,
 };
 const ACME = 'acme-matter';     // alice only
 const SHARED = 'shared-matter'; // alice, bob, carol
@@ -244,7 +245,7 @@ await test('search: snippet with highlighted terms, title, page, collection; fil
   assert(meta.includes(ACME) || meta.includes(SHARED), `collection in meta: ${meta}`);
   assert((await first.locator('.hit-title a').textContent()).length > 3, 'title');
   // Filter to the shared matter: no hit from acme.
-  await page.getByText('Filters').click();
+  await page.locator('details.filters > summary').click();
   await page.getByLabel('Collection', { exact: true }).selectOption(SHARED);
   await page.getByRole('button', { name: 'Search', exact: true }).click();
   await page.locator('#search-results h2').waitFor();
@@ -426,10 +427,11 @@ await test('ask with an engine that cites: [n] in the answer opens the PDF at it
   const session = await signIn('alice', LAPTOP, base);
   const { page } = session;
   await go(page, '#/documents', 'Documents');
-  await page.getByLabel('Collection', { exact: true }).fill(ACME);
+  await page.getByLabel('Collection', { exact: true }).fill('cardiology');
   await page.locator('input[type=file]').setInputFiles([path.join(CORPUS, PDF_NAME)]);
   await page.getByRole('button', { name: 'Upload' }).click();
   await page.locator('#upload-list .status[data-state=ready]').waitFor({ timeout: 300_000 });
+  state.cardiologyId = await page.locator('#upload-list li').first().getAttribute('data-document-id');
   await go(page, '#/ask', 'Ask');
   await page.locator('.collection-picker input').first().waitFor();
   await page.getByLabel('Question', { exact: true }).fill('How are income and losses divided between the joint venturers?');
@@ -471,6 +473,56 @@ await test('ask with an engine that cites: [n] in the answer opens the PDF at it
   await session.context.close();
 });
 
+await test('break-glass (hospital policies): a clinician of another department gets the document only with a reason, which is audited', async () => {
+  const base = process.env.SCRIPTED_BASE_URL;
+  assert(state.cardiologyId, 'the cardiology document from the previous test');
+  const dana = await signIn('dana', LAPTOP, base);
+  const { page } = dana;
+  const session = await pageFetch(page, '/web/session', {}, { csrf: false });
+  assert(session.body.break_glass === true, `session offers break-glass: ${JSON.stringify(session.body.break_glass)}`);
+  // Without emergency access: nothing, but the offer.
+  // (Section 6 is on the PDF's first page: its printed page number 39 sits mid-page.)
+  await go(page, `#/document/${state.cardiologyId}?page=1&quote=${encodeURIComponent('Division of Income and Losses. All income and credits')}`, 'Document');
+  await page.locator('#document-viewer .msg-error').waitFor();
+  assert(!(await page.locator('body').innerText()).includes('JOINT VENTURE'), 'the title leaked before break-glass');
+  await page.getByRole('button', { name: 'Request emergency access…' }).click();
+  const dialogBox = page.getByRole('dialog', { name: 'Emergency access (break-glass)' });
+  await dialogBox.waitFor();
+  await axe(page, 'break-glass dialog');
+  await shot(page, 'break-glass');
+  // An empty reason is not accepted; a real one is.
+  await dialogBox.getByRole('button', { name: 'Open with emergency access' }).click();
+  assert(await dialogBox.isVisible(), 'the dialog closed without a reason');
+  await dialogBox.getByLabel('Reason for emergency access').fill('Patient in the emergency room, cardiology record needed — Dr. Dana');
+  await dialogBox.getByRole('button', { name: 'Open with emergency access' }).click();
+  await page.locator('#document-viewer .pdf-page[data-highlighted]').waitFor({ timeout: 60_000 });
+  assert((await page.getByTestId('page-number').textContent()).startsWith('Page 1 of'), 'the cited page');
+  assert(await page.locator('.passage-note.found').isVisible(), 'the passage found');
+  // Search with emergency access finds it; without, not.
+  await go(page, `#/search?q=${encodeURIComponent('division of income and losses')}`, 'Search');
+  await page.locator('#search-results h2').waitFor();
+  assert(!(await page.locator('#search-results').innerText()).includes('JOINT VENTURE'), 'found without break-glass');
+  await page.locator('details.filters > summary').click();
+  await page.getByLabel(/Emergency access \(break-glass\)/).check();
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  const searchDialog = page.getByRole('dialog', { name: 'Emergency access (break-glass)' });
+  await searchDialog.getByLabel('Reason for emergency access').fill('Same emergency: looking for the cardiology record');
+  await searchDialog.getByRole('button', { name: 'Open with emergency access' }).click();
+  await page.locator('.hit', { hasText: 'JOINT VENTURE' }).first().waitFor();
+  await dana.context.close();
+  // The administrator sees the reason in the audit log.
+  const { context, page: adminPage } = await newPage();
+  await adminPage.goto(`${base}/#/signin`);
+  await adminPage.getByLabel('User name').fill('admin');
+  await adminPage.getByLabel('Password').fill(USERS.admin);
+  await adminPage.getByRole('button', { name: 'Sign in' }).click();
+  await adminPage.locator('h1', { hasText: /Documents|Your account/ }).waitFor();
+  await go(adminPage, '#/admin/audit?user=dana', 'Audit log');
+  await adminPage.locator('#audit-records-title').waitFor();
+  await adminPage.locator('td', { hasText: 'Patient in the emergency room' }).first().waitFor();
+  await context.close();
+});
+
 await test('summarize: a summary with page citations that open the page', async () => {
   const { page } = alice;
   await go(page, `#/summarize/${state.pdfId}`, 'Summarize');
@@ -485,7 +537,7 @@ await test('summarize: a summary with page citations that open the page', async 
   metrics.summary_page_citations = await cites.count();
   if (await cites.count() === 0 && await page.locator('#summary details a.page-cite').count() > 0) {
     // The final summary cites no page; the parts do.
-    await page.locator('#summary details summary').click();
+    await page.locator('#summary details').evaluate((d) => { d.open = true; });
     cites = page.locator('#summary details a.page-cite');
     metrics.summary_page_citations = `0 in the final summary, ${await cites.count()} in the parts`;
   }
@@ -609,6 +661,7 @@ await test('a user without rights sees nothing of a forbidden collection on any 
   await go(page, `#/document/${state.pdfId}?page=2&quote=income`, 'Document');
   await page.locator('#document-viewer .msg-error').waitFor();
   await clean('the forbidden document');
+  assert(await page.getByRole('button', { name: /emergency access/i }).count() === 0, 'break-glass offered under the law-firm policies');
   await go(page, `#/summarize/${state.pdfId}`, 'Summarize');
   await page.locator('.meta .msg-error').waitFor();
   await clean('summary of the forbidden document');

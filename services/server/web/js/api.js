@@ -65,7 +65,7 @@ export function askBreakGlassReason(err) {
   return dialog({
     title: 'Emergency access (break-glass)',
     body: [
-      err ? h('p', null, `The server answered: ${err.message}`) : null,
+      err && err.status !== 404 ? h('p', null, `The server answered: ${err.message}`) : null,
       h('p', null, 'Where policy allows it you may proceed with emergency access. Your reason, ' +
         'your name and everything you open are recorded in the audit log and reviewed.'),
       h('div', { class: 'field' }, h('label', { for: 'break-glass-reason' }, 'Reason for emergency access'), reason),

@@ -110,7 +110,8 @@ export async function showDocument(container, opts) {
     doc = await api(`/v1/documents/${encodeURIComponent(opts.documentId)}`, { breakGlass: opts.breakGlass });
   } catch (err) {
     status.textContent = '';
-    container.appendChild(h('p', { class: 'msg msg-error', role: 'alert' }, err.message));
+    const text = err.status === 404 ? 'This document does not exist, or you may not read it.' : err.message;
+    container.appendChild(h('p', { class: 'msg msg-error', role: 'alert' }, text));
     if (err instanceof ApiError) throw err;
     return () => {};
   }

@@ -51,9 +51,11 @@ export async function render(main, ctx) {
         citedSummary(summary.text, id),
         h('p', { class: 'meta' }, `Read ${summary.num_chunks} passages in ${((performance.now() - started) / 1000).toFixed(1)} s. Page citations open the page.`));
       if (summary.partials && summary.partials.length > 1) {
-        const details = h('details', null, h('summary', null, `Summaries of ${summary.partials.length} parts`));
+        const details = h('details', { open: true }, h('summary', null, `Summaries of ${summary.partials.length} parts, page by page`));
         for (const part of summary.partials) {
-          details.append(h('h3', null, part.first_page === part.last_page ? `Page ${part.first_page}` : `Pages ${part.first_page}–${part.last_page}`),
+          const label = part.first_page === part.last_page ? `Page ${part.first_page}` : `Pages ${part.first_page}–${part.last_page}`;
+          details.append(
+            h('h3', null, h('a', { href: `#/document/${encodeURIComponent(id)}?page=${part.first_page}`, class: 'part-link' }, label)),
             citedSummary(part.text, id));
         }
         out.appendChild(details);
