@@ -13,6 +13,7 @@
 mod accounts;
 mod answers;
 pub mod collection;
+mod documents;
 mod limits;
 pub mod local;
 pub mod metrics;
@@ -23,6 +24,7 @@ mod uploads;
 
 pub use answers::AskEvent;
 pub use collection::CollectionName;
+pub use documents::DocumentFile;
 pub use service::{
     Caller, ErrorKind, Policies, Service, ServiceEmbedder, ServiceError, ServiceParts, SetupError,
     UploadSettings,

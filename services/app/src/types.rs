@@ -114,7 +114,7 @@ impl From<SearchMode> for ModeName {
 }
 
 /// `POST /v1/search`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// 1-4096 characters of text (not only white space).
@@ -129,6 +129,18 @@ pub struct SearchRequest {
     /// Only these collections (intersected with what the caller may search).
     #[serde(default)]
     pub collections: Option<Vec<String>>,
+    /// Results to skip (paging; `offset + k` at most 200).
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 0, maximum = 199)]
+    pub offset: Option<usize>,
+    /// Only documents ingested on or after this day (`YYYY-MM-DD`, UTC).
+    #[serde(default)]
+    #[schema(pattern = r"^\d{4}-\d{2}-\d{2}$")]
+    pub ingested_after: Option<String>,
+    /// Only documents ingested on or before this day (`YYYY-MM-DD`, UTC).
+    #[serde(default)]
+    #[schema(pattern = r"^\d{4}-\d{2}-\d{2}$")]
+    pub ingested_before: Option<String>,
 }
 
 /// One search result.
@@ -141,6 +153,10 @@ pub struct SearchHit {
     pub chunk_id: String,
     pub text: String,
     pub score: f32,
+    /// The document's format (`pdf`, `docx`, `html`, `email`, `ccda`, `text`...).
+    pub format: String,
+    /// When the document was ingested (RFC 3339, UTC).
+    pub ingested_at: String,
 }
 
 /// `POST /v1/search`'s answer.
@@ -148,6 +164,21 @@ pub struct SearchHit {
 pub struct SearchResponse {
     pub mode: String,
     pub results: Vec<SearchHit>,
+    /// The `offset` asked for.
+    pub offset: usize,
+    /// Whether there are results past these.
+    pub has_more: bool,
+}
+
+/// One indexed chunk of a document (`GET /v1/documents/{id}/chunks`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChunkView {
+    pub chunk_id: String,
+    /// The page the chunk starts on.
+    pub page: u32,
+    /// Its position in the document, from 0.
+    pub ordinal: u32,
+    pub text: String,
 }
 
 /// A document as the API shows it.

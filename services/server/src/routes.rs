@@ -16,7 +16,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi};
 
 use crate::api::{
-    AccountView, AnswerView, AskRequest, AskStreamEvent, CollectionView, CreatedKeyView,
+    AccountView, AnswerView, AskRequest, AskStreamEvent, ChunkView, CollectionView, CreatedKeyView,
     DisabledRequest, DocumentView, ErrorBody, HealthView, KeyView, LoginRequest, LoginResponse,
     NewKeyRequest, NewUserRequest, PasswordRequest, ReadinessView, SearchRequest, SearchResponse,
     SourcesEvent, SummarizeRequest, SummaryView, TokenEvent, UploadForm, UploadResponse, UserView,
@@ -71,8 +71,13 @@ impl FromRequest for Authenticated {
                     .match_pattern()
                     .unwrap_or_else(|| "unmatched".to_string());
                 let mark = crate::audit_mark(request);
+                // A browser's session rides in its cookie (checked for cross-site use by
+                // `webapp::refuse_cross_site`); every other client sends a bearer token.
+                let credential = bearer(request)
+                    .map(str::to_string)
+                    .or_else(|| crate::webapp::session_cookie(request));
                 let authenticated =
-                    service.authenticate(bearer(request), &client_address(request), &route);
+                    service.authenticate(credential.as_deref(), &client_address(request), &route);
                 match authenticated {
                     Ok(caller) => {
                         let caller = caller.with_audit_mark(mark);
@@ -103,7 +108,7 @@ impl FromRequest for Authenticated {
 pub const BREAK_GLASS_HEADER: &str = "x-vellum-break-glass";
 
 /// Runs a service call on the blocking pool.
-async fn blocking<T, F>(call: F) -> Result<T, ApiError>
+pub(crate) async fn blocking<T, F>(call: F) -> Result<T, ApiError>
 where
     F: FnOnce() -> Result<T, ServiceError> + Send + 'static,
     T: Send + 'static,
@@ -154,6 +159,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
                         .route(web::delete().to(delete_document)),
                 )
                 .service(
+                    resource("/documents/{id}/file", "GET").route(web::get().to(document_file)),
+                )
+                .service(
+                    resource("/documents/{id}/chunks", "GET").route(web::get().to(document_chunks)),
+                )
+                .service(
                     resource("/users", "GET, POST")
                         .route(web::get().to(list_users))
                         .route(web::post().to(add_user)),
@@ -186,7 +197,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     ),
     paths(
         health, readiness, login, logout, me, search, ask, summarize, collections,
-        list_documents, upload, get_document, delete_document, list_users, add_user,
+        list_documents, upload, get_document, document_file, document_chunks, delete_document, list_users, add_user,
         set_user_disabled, set_user_password, list_keys, create_key, revoke_key, metrics
     ),
     components(schemas(SourcesEvent, TokenEvent, AnswerView, ErrorBody)),
@@ -618,6 +629,77 @@ async fn get_document(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let response = blocking(move || service.get_document(&caller.0, &id)).await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// The document's original file, as uploaded (PDFs inline, for the web app's viewer; other
+/// formats as a download). Sandboxed: the browser runs nothing in it.
+#[utoipa::path(get, path = "/v1/documents/{id}/file", tag = "documents",
+    params(("id" = String, Path, description = "Document id")),
+    responses(
+        (status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn document_file(
+    service: Shared,
+    caller: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let (file, bytes) = blocking(move || {
+        let file = service.document_file(&caller.0, &id)?;
+        let bytes = std::fs::read(&file.path).map_err(|err| {
+            ServiceError::Internal(format!("reading {}: {err}", file.path.display()))
+        })?;
+        Ok((file, bytes))
+    })
+    .await?;
+    let disposition = if file.content_type == "application/pdf" {
+        "inline"
+    } else {
+        "attachment"
+    };
+    // The name is the uploader's: keep only characters that cannot break the header.
+    let name: String = file
+        .document
+        .file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok()
+        .content_type(file.content_type)
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("{disposition}; filename=\"{name}\""),
+        ))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'",
+        ))
+        .body(bytes))
+}
+
+/// The document's indexed text, chunk by chunk, in order (each with the page it starts on).
+#[utoipa::path(get, path = "/v1/documents/{id}/chunks", tag = "documents",
+    params(("id" = String, Path, description = "Document id")),
+    responses(
+        (status = 200, body = Vec<ChunkView>),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn document_chunks(
+    service: Shared,
+    caller: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let response = blocking(move || service.document_chunks(&caller.0, &id)).await?;
     Ok(HttpResponse::Ok().json(response))
 }
 

@@ -27,6 +27,7 @@ fn nothing_is_served_without_an_audit_record() {
         mode: None,
         k: Some(5),
         collections: None,
+        ..Default::default()
     };
 
     // With a working log, the search answers.

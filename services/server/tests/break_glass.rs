@@ -40,6 +40,7 @@ fn break_glass_opens_search_and_read_and_is_always_recorded() {
         mode: None,
         k: Some(50),
         collections: None,
+        ..Default::default()
     };
     let collections_found = |caller: &Caller| -> Vec<String> {
         let mut found: Vec<String> = setup

@@ -127,6 +127,7 @@ fn authorization_matrix_has_no_leaks() {
                         mode: Some(mode),
                         k: Some(100),
                         collections: None,
+                        ..Default::default()
                     },
                 )
                 .unwrap_or_else(|err| panic!("{who} search: {err}"));

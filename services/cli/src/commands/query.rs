@@ -23,6 +23,7 @@ pub(super) fn search(ctx: &Context, args: SearchArgs) -> Result<()> {
         mode: Some(mode.into()),
         k: Some(args.k),
         collections: collections_of(&args.collections),
+        ..Default::default()
     };
     let started = Instant::now();
     let results = door
