@@ -13,6 +13,7 @@
 mod accounts;
 mod answers;
 pub mod collection;
+pub mod conversations;
 mod documents;
 mod limits;
 pub mod local;

@@ -361,6 +361,8 @@ pub struct Service {
     pub(crate) generation_limits: crate::limits::ConcurrencyLimits,
     /// Uploads being received or ingested, in total and per user.
     pub(crate) upload_limits: crate::limits::ConcurrencyLimits,
+    /// Users' conversations (opened on first use).
+    pub(crate) conversations: crate::conversations::ConversationStore,
 }
 
 impl std::fmt::Debug for Service {
@@ -510,6 +512,7 @@ impl Service {
                 crate::limits::UPLOADS_TOTAL,
                 "uploads",
             ),
+            conversations: Default::default(),
         };
         // The policies in force are part of the record: which rules decided what follows.
         let loaded = AuditEvent::new(actions::POLICY_RELOAD, "ok")

@@ -206,7 +206,7 @@ pub struct CollectionView {
 }
 
 /// `POST /v1/ask`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AskRequest {
     /// 1-4096 characters of text (not only white space).
@@ -225,10 +225,24 @@ pub struct AskRequest {
     #[serde(default, deserialize_with = "whole_number")]
     #[schema(minimum = 1, maximum = 1024)]
     pub max_tokens: Option<usize>,
+    /// Earlier turns of the conversation, oldest first (at most 20; the last 3 go into the
+    /// prompt, and the previous question joins the search).
+    #[serde(default)]
+    pub history: Vec<HistoryTurn>,
+}
+
+/// An earlier question and the answer it got.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryTurn {
+    #[schema(max_length = 4096)]
+    pub question: String,
+    #[schema(max_length = 16384)]
+    pub answer: String,
 }
 
 /// A numbered source the model was given (the `sources` event of `POST /v1/ask`).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SourceView {
     /// The number the answer cites it by (`[n]`).
     pub n: usize,
@@ -243,7 +257,7 @@ pub struct SourceView {
 }
 
 /// The final `answer` event of `POST /v1/ask`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AnswerView {
     /// The answer, with citation markers that point to no source removed.
     pub text: String,

@@ -23,6 +23,9 @@ use crate::api::{
 };
 use crate::error::ApiError;
 use crate::gate::TrustedProxies;
+use vellum_app::conversations::{
+    ConversationAsk, ConversationSummary, ConversationView, NewConversation,
+};
 use vellum_app::service::{Caller, Service, ServiceError};
 use vellum_app::AskEvent;
 use vellum_app::{IncomingFile, UploadFields};
@@ -147,6 +150,20 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .service(resource("/search", "POST").route(web::post().to(search)))
                 .service(resource("/ask", "POST").route(web::post().to(ask)))
                 .service(resource("/summarize", "POST").route(web::post().to(summarize)))
+                .service(
+                    resource("/conversations", "GET, POST")
+                        .route(web::get().to(list_conversations))
+                        .route(web::post().to(create_conversation)),
+                )
+                .service(
+                    resource("/conversations/{id}", "GET, DELETE")
+                        .route(web::get().to(get_conversation))
+                        .route(web::delete().to(delete_conversation)),
+                )
+                .service(
+                    resource("/conversations/{id}/ask", "POST")
+                        .route(web::post().to(ask_in_conversation)),
+                )
                 .service(resource("/collections", "GET").route(web::get().to(collections)))
                 .service(
                     resource("/documents", "GET, POST")
@@ -196,7 +213,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
                        with a session token (from /v1/login) or an API key."
     ),
     paths(
-        health, readiness, login, logout, me, search, ask, summarize, collections,
+        health, readiness, login, logout, me, search, ask, summarize, list_conversations,
+        create_conversation, get_conversation, delete_conversation, ask_in_conversation,
+        collections,
         list_documents, upload, get_document, document_file, document_chunks, delete_document, list_users, add_user,
         set_user_disabled, set_user_password, list_keys, create_key, revoke_key, metrics
     ),
@@ -355,12 +374,25 @@ async fn ask(
     caller: Authenticated,
     body: web::Json<AskRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
     let worker = service.into_inner();
+    ask_stream(move |cancel, emit| worker.ask_cancellable(&caller.0, &body, cancel, emit)).await
+}
+
+/// Runs an answer on the blocking pool and streams its events as Server-Sent Events. Errors
+/// before the first event (bad request, no model, nothing permitted) get their own status
+/// code; after it, they arrive as an `error` event. A client that goes away stops the model at
+/// its next token.
+async fn ask_stream<F>(work: F) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce(&vellum_app::CancelFlag, &mut dyn FnMut(AskEvent)) -> Result<(), ServiceError>
+        + Send
+        + 'static,
+{
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
     actix_web::rt::task::spawn_blocking(move || {
         let events = sender.clone();
         let cancel = vellum_app::CancelFlag::new();
-        let result = worker.ask_cancellable(&caller.0, &body, &cancel, &mut |event| {
+        let result = work(&cancel, &mut |event| {
             // The stream (and its receiver) is dropped when the client goes away: stop the
             // model at the next token instead of answering nobody.
             if events.send(Ok(event)).is_err() {
@@ -371,8 +403,6 @@ async fn ask(
             let _ = sender.send(Err(err));
         }
     });
-    // Errors before the first event (bad request, no model, nothing permitted) get their
-    // own status code; after it, they arrive as an `error` event.
     let first = receiver
         .recv()
         .await
@@ -390,6 +420,90 @@ async fn ask(
         .content_type("text/event-stream")
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(stream))
+}
+
+/// The caller's conversations, most recent first.
+#[utoipa::path(get, path = "/v1/conversations", tag = "answers",
+    responses((status = 200, body = Vec<ConversationSummary>), (status = 401, body = ErrorBody)))]
+async fn list_conversations(
+    service: Shared,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let response = blocking(move || service.list_conversations(&caller.0)).await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Starts a conversation over some collections (empty: all the caller may ask about).
+#[utoipa::path(post, path = "/v1/conversations", tag = "answers",
+    request_body = NewConversation,
+    responses(
+        (status = 201, body = ConversationView),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn create_conversation(
+    service: Shared,
+    caller: Authenticated,
+    body: web::Json<NewConversation>,
+) -> Result<HttpResponse, ApiError> {
+    let response = blocking(move || service.create_conversation(&caller.0, &body)).await?;
+    Ok(HttpResponse::Created().json(response))
+}
+
+/// One of the caller's conversations, every turn with all its sources (a source the caller
+/// may no longer read is withheld).
+#[utoipa::path(get, path = "/v1/conversations/{id}", tag = "answers",
+    params(("id" = String, Path, description = "Conversation id")),
+    responses(
+        (status = 200, body = ConversationView),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn get_conversation(
+    service: Shared,
+    caller: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let response = blocking(move || service.get_conversation(&caller.0, &id)).await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Deletes one of the caller's conversations.
+#[utoipa::path(delete, path = "/v1/conversations/{id}", tag = "answers",
+    params(("id" = String, Path, description = "Conversation id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_conversation(
+    service: Shared,
+    caller: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    blocking(move || service.delete_conversation(&caller.0, &id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Asks the conversation's next question, with its earlier turns: the same stream as
+/// `POST /v1/ask`; the turn is kept before the `answer` event is sent.
+#[utoipa::path(post, path = "/v1/conversations/{id}/ask", tag = "answers",
+    params(("id" = String, Path, description = "Conversation id")),
+    request_body = ConversationAsk,
+    responses(
+        (status = 200, content_type = "text/event-stream", body = AskStreamEvent),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+async fn ask_in_conversation(
+    service: Shared,
+    caller: Authenticated,
+    id: web::Path<String>,
+    body: web::Json<ConversationAsk>,
+) -> Result<HttpResponse, ApiError> {
+    let worker = service.into_inner();
+    let id = id.into_inner();
+    ask_stream(move |cancel, emit| worker.ask_in_conversation(&caller.0, &id, &body, cancel, emit))
+        .await
 }
 
 /// Summarizes a whole document (every page, map-reduce), citing pages.

@@ -79,6 +79,7 @@ pub(super) fn ask(ctx: &Context, args: AskArgs) -> Result<()> {
         k: Some(args.sources),
         collections: collections_of(&args.collections),
         max_tokens: Some(args.max_tokens),
+        ..Default::default()
     };
     let generation = GenerationParams {
         temperature: args.temperature,
