@@ -199,7 +199,112 @@ fn short_title(question: &str) -> String {
     title
 }
 
+/// The file formats a conversation exports to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    Docx,
+    Pdf,
+}
+
+/// An exported conversation, ready to download.
+#[derive(Debug)]
+pub struct ExportedFile {
+    pub bytes: Vec<u8>,
+    pub content_type: &'static str,
+    /// A safe file name (ASCII letters, digits, `-`, `_`, `.`).
+    pub file_name: String,
+}
+
+fn export_model(view: &ConversationView, user: &str) -> vellum_export::ExportedConversation {
+    vellum_export::ExportedConversation {
+        title: view.title.clone(),
+        user: user.to_string(),
+        exported_at: now(),
+        collections: view.collections.clone(),
+        turns: view
+            .turns
+            .iter()
+            .map(|turn| vellum_export::ExportedTurn {
+                question: turn.question.clone(),
+                asked_at: turn.asked_at.clone(),
+                answer: turn.answer.text.clone(),
+                sources: turn
+                    .sources
+                    .iter()
+                    .map(|source| vellum_export::ExportedSource {
+                        n: source.n,
+                        document_title: source.title.clone(),
+                        document_id: source.document_id.clone(),
+                        page: source.page,
+                        quote: source.text.clone(),
+                        cited: turn.answer.cited.contains(&source.n),
+                    })
+                    .collect(),
+                uncited_sentences: turn.answer.uncited_sentences.clone(),
+                invalid_citations: turn.answer.invalid_citations.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn export_file_name(title: &str, extension: &str) -> String {
+    let mut name: String = title
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .split('-')
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    name.truncate(60);
+    if name.is_empty() {
+        name = "conversation".into();
+    }
+    format!("{name}.{extension}")
+}
+
 impl Service {
+    /// One of the caller's conversations as a DOCX or PDF file: every turn, its answer and
+    /// its sources (quote, document, page; cited ones marked), with what the caller may no
+    /// longer read withheld. Recorded as `conversation.export` with the format.
+    pub fn export_conversation(
+        &self,
+        caller: &Caller,
+        id: &str,
+        format: ExportFormat,
+    ) -> ServiceResult<ExportedFile> {
+        let event = self
+            .audit_event(caller, "conversation.export")
+            .resource(id.to_string())
+            .detail(
+                "format",
+                match format {
+                    ExportFormat::Docx => "docx",
+                    ExportFormat::Pdf => "pdf",
+                },
+            );
+        let result = self.conversation_view(caller, id).and_then(|view| {
+            let model = export_model(&view, &caller.principal.name);
+            let failed = |err: vellum_export::ExportError| {
+                ServiceError::from_kind(err.kind(), err.to_string())
+            };
+            Ok(match format {
+                ExportFormat::Docx => ExportedFile {
+                    bytes: vellum_export::to_docx(&model).map_err(failed)?,
+                    content_type: vellum_export::DOCX_CONTENT_TYPE,
+                    file_name: export_file_name(&view.title, "docx"),
+                },
+                ExportFormat::Pdf => ExportedFile {
+                    bytes: vellum_export::to_pdf(&model).map_err(failed)?,
+                    content_type: vellum_export::PDF_CONTENT_TYPE,
+                    file_name: export_file_name(&view.title, "pdf"),
+                },
+            })
+        });
+        self.audited(event, result)
+    }
+
     fn conversation_row(&self, caller: &Caller, id: &str) -> ServiceResult<Row> {
         let owner = caller.principal.name.clone();
         let id = id.to_string();
@@ -513,6 +618,15 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn export_names_are_plain() {
+        assert_eq!(
+            export_file_name("Who are the parties? (§ 2)", "pdf"),
+            "Who-are-the-parties-2.pdf"
+        );
+        assert_eq!(export_file_name("«»", "docx"), "conversation.docx");
+    }
 
     #[test]
     fn titles_come_from_the_first_question() {

@@ -11,6 +11,7 @@
 //! [`metrics`], [`tally`] (audit bookkeeping), [`types`] (request and response shapes).
 
 mod accounts;
+pub mod admin;
 mod answers;
 pub mod collection;
 pub mod conversations;

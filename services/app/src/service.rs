@@ -772,6 +772,10 @@ impl Service {
         self.audited(event, Ok(UserView::from(&caller.principal)))
     }
 
+    pub(crate) fn audit_log(&self) -> Option<&AuditLog> {
+        self.audit.as_deref()
+    }
+
     pub(crate) fn authorizer(&self) -> &Authorizer {
         &self.authorizer
     }

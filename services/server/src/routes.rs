@@ -23,8 +23,9 @@ use crate::api::{
 };
 use crate::error::ApiError;
 use crate::gate::TrustedProxies;
+use vellum_app::admin::{AuditPage, AuditQuery, AuditVerifyView, QuarantineView, StatusView};
 use vellum_app::conversations::{
-    ConversationAsk, ConversationSummary, ConversationView, NewConversation,
+    ConversationAsk, ConversationSummary, ConversationView, ExportFormat, NewConversation,
 };
 use vellum_app::service::{Caller, Service, ServiceError};
 use vellum_app::AskEvent;
@@ -161,6 +162,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
                         .route(web::delete().to(delete_conversation)),
                 )
                 .service(
+                    resource("/conversations/{id}/export", "GET")
+                        .route(web::get().to(export_conversation)),
+                )
+                .service(
                     resource("/conversations/{id}/ask", "POST")
                         .route(web::post().to(ask_in_conversation)),
                 )
@@ -199,7 +204,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
                         .route(web::get().to(list_keys))
                         .route(web::post().to(create_key)),
                 )
-                .service(resource("/keys/{id}", "DELETE").route(web::delete().to(revoke_key))),
+                .service(resource("/keys/{id}", "DELETE").route(web::delete().to(revoke_key)))
+                .service(resource("/audit", "GET").route(web::get().to(audit_records)))
+                .service(resource("/audit/verify", "GET").route(web::get().to(audit_verify)))
+                .service(resource("/quarantine", "GET").route(web::get().to(quarantine)))
+                .service(resource("/status", "GET").route(web::get().to(status))),
         );
 }
 
@@ -215,9 +224,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
     paths(
         health, readiness, login, logout, me, search, ask, summarize, list_conversations,
         create_conversation, get_conversation, delete_conversation, ask_in_conversation,
+        export_conversation,
         collections,
         list_documents, upload, get_document, document_file, document_chunks, delete_document, list_users, add_user,
-        set_user_disabled, set_user_password, list_keys, create_key, revoke_key, metrics
+        set_user_disabled, set_user_password, list_keys, create_key, revoke_key, metrics,
+        audit_records, audit_verify, quarantine, status
     ),
     components(schemas(SourcesEvent, TokenEvent, AnswerView, ErrorBody)),
     modifiers(&BearerAuth),
@@ -480,6 +491,41 @@ async fn delete_conversation(
     let id = id.into_inner();
     blocking(move || service.delete_conversation(&caller.0, &id)).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    /// `docx` or `pdf`.
+    format: ExportFormat,
+}
+
+/// The conversation as a DOCX or PDF file: every question, answer and source (quote,
+/// document, page), cited ones marked.
+#[utoipa::path(get, path = "/v1/conversations/{id}/export", tag = "answers",
+    params(("id" = String, Path, description = "Conversation id"), ExportQuery),
+    responses(
+        (status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn export_conversation(
+    service: Shared,
+    caller: Authenticated,
+    id: web::Path<String>,
+    query: web::Query<ExportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let format = query.format;
+    let file = blocking(move || service.export_conversation(&caller.0, &id, format)).await?;
+    Ok(HttpResponse::Ok()
+        .content_type(file.content_type)
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}\"", file.file_name),
+        ))
+        .body(file.bytes))
 }
 
 /// Asks the conversation's next question, with its earlier turns: the same stream as
@@ -975,4 +1021,65 @@ async fn revoke_key(
     let id = id.into_inner();
     blocking(move || service.revoke_key(&caller.0, &id)).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Audit records, newest first, filtered by user, action, document and time (needs `admin` on
+/// `Collection::"vellum:audit"`). Questions appear only as HMACs, as in the log.
+#[utoipa::path(get, path = "/v1/audit", tag = "operations",
+    params(
+        ("user" = Option<String>, Query, description = "Principal"),
+        ("action" = Option<String>, Query, description = "Action, e.g. search, ask, login"),
+        ("document" = Option<String>, Query, description = "Document id"),
+        ("since" = Option<String>, Query, description = "From (YYYY-MM-DD or RFC 3339)"),
+        ("until" = Option<String>, Query, description = "Until (YYYY-MM-DD or RFC 3339)"),
+        ("limit" = Option<usize>, Query, description = "At most this many (default 200)")),
+    responses(
+        (status = 200, body = AuditPage),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+async fn audit_records(
+    service: Shared,
+    caller: Authenticated,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let response = blocking(move || service.audit_records(&caller.0, &query)).await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Verifies the audit log's chain and signed checkpoints, as `vellum audit verify` does
+/// (needs `admin` on `Collection::"vellum:audit"`).
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "operations",
+    responses(
+        (status = 200, body = AuditVerifyView),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+async fn audit_verify(service: Shared, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    let response = blocking(move || service.audit_verify(&caller.0)).await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Files that ingest refused, with the reason (needs `admin` on
+/// `Collection::"vellum:quarantine"`).
+#[utoipa::path(get, path = "/v1/quarantine", tag = "operations",
+    responses(
+        (status = 200, body = Vec<QuarantineView>),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+async fn quarantine(service: Shared, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    let response = blocking(move || service.quarantine_list(&caller.0)).await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Documents, chunks, work in progress and readiness (needs `admin` on
+/// `Collection::"vellum:metrics"`).
+#[utoipa::path(get, path = "/v1/status", tag = "operations",
+    responses(
+        (status = 200, body = StatusView),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+async fn status(service: Shared, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    let response = blocking(move || service.status(&caller.0)).await?;
+    Ok(HttpResponse::Ok().json(response))
 }
