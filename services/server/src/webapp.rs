@@ -80,9 +80,13 @@ fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// This server's own origin as the browser names it (`https://` + the Host it asked for).
+/// This server's own origin as the browser names it: `https://` + the host it asked for (the
+/// `Host` header in HTTP/1.1, the `:authority` that HTTP/2 puts in the URI).
 fn own_origin(request: &actix_web::dev::RequestHead) -> Option<String> {
-    let host = request.headers.get(header::HOST)?.to_str().ok()?;
+    let host = match request.headers.get(header::HOST) {
+        Some(host) => host.to_str().ok()?.to_string(),
+        None => request.uri.authority()?.as_str().to_string(),
+    };
     Some(format!("https://{host}"))
 }
 
