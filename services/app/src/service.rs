@@ -766,6 +766,22 @@ impl Service {
         Ok(caller)
     }
 
+    /// Whether emergency ("break-glass") access would let the caller read or search more than
+    /// they can now: Cedar is asked for the caller's scopes with and without it. The web app
+    /// offers the reason prompt only then.
+    pub fn break_glass_offered(&self, caller: &Caller) -> ServiceResult<bool> {
+        let mut emergency = caller.clone();
+        emergency.break_glass = Some("probe: would emergency access open anything?".into());
+        for action in [Action::Read, Action::Search] {
+            let normal = self.read_scope(caller, action, None)?;
+            let wider = self.read_scope(&emergency, action, None)?;
+            if wider.scopes().len() > normal.scopes().len() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Who the caller is (recorded like every request; with break-glass, the reason too).
     pub fn me(&self, caller: &Caller) -> ServiceResult<UserView> {
         let event = self.audit_event(caller, actions_extra::ME);

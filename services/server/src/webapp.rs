@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::api::{ErrorBody, LoginRequest, UserView};
 use crate::error::ApiError;
 use crate::routes::{blocking, client_address, Authenticated};
-use vellum_app::service::Service;
+use vellum_app::service::{Caller, Service};
 
 /// The web app, built into the binary: what is served is what was reviewed and shipped.
 static ASSETS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/web");
@@ -155,6 +155,9 @@ struct SessionView {
     expires_at: Option<u64>,
     /// The password must be changed before anything else works.
     must_change_password: bool,
+    /// Emergency access would open more to this user (the page then offers the reason
+    /// prompt); decided by Cedar from the policies in force.
+    break_glass: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,16 +175,15 @@ async fn sign_in(
     body: web::Json<SignIn>,
 ) -> Result<HttpResponse, ApiError> {
     let address = client_address(&request);
+    let login_address = address.clone();
     let SignIn { user, password } = body.into_inner();
     let login = LoginRequest { user, password };
-    let (response, must_change_password) = blocking(move || {
-        let response = service.login(&login, &address)?;
-        let must_change_password = service
-            .auth()
-            .authenticate(&response.token)
-            .map(|principal| principal.must_change_password)
-            .unwrap_or(false);
-        Ok((response, must_change_password))
+    let (response, must_change_password, break_glass) = blocking(move || {
+        let response = service.login(&login, &login_address)?;
+        let principal = service.auth().authenticate(&response.token)?;
+        let must_change_password = principal.must_change_password;
+        let break_glass = service.break_glass_offered(&Caller::new(principal, address))?;
+        Ok((response, must_change_password, break_glass))
     })
     .await?;
     let now = std::time::SystemTime::now()
@@ -200,6 +202,7 @@ async fn sign_in(
             user: response.user,
             expires_at: Some(response.expires_at),
             must_change_password,
+            break_glass,
         }))
 }
 
@@ -211,12 +214,19 @@ async fn session(
 ) -> Result<HttpResponse, ApiError> {
     let token = session_cookie(&request).unwrap_or_default();
     let must_change_password = caller.0.principal.must_change_password;
-    let user = blocking(move || service.me(&caller.0)).await?;
+    let (user, break_glass) = blocking(move || {
+        Ok((
+            service.me(&caller.0)?,
+            service.break_glass_offered(&caller.0)?,
+        ))
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(SessionView {
         user,
         csrf: csrf_token(&token),
         expires_at: None,
         must_change_password,
+        break_glass,
     }))
 }
 

@@ -154,6 +154,8 @@ async fn browser_sessions_ride_in_a_strict_cookie_and_need_the_page_token() {
         !session.to_string().contains("vs_"),
         "the token reached the page's script: {session}"
     );
+    // Emergency access opens nothing under the law-firm policies: no prompt to offer.
+    assert_eq!(session["break_glass"], false, "{session}");
     let csrf = session["csrf"].as_str().unwrap_or_default().to_string();
     assert_eq!(csrf.len(), 64, "{session}");
     let cookie_pair = cookie.split(';').next().unwrap_or_default().to_string();
