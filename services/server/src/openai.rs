@@ -66,9 +66,12 @@ fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
 // ---------------------------------------------------------------------------------------------
 // Errors: `{"error": {"message", "type", "param", "code"}}`.
 
-/// A failure of this API, in OpenAI's error shape.
+/// A failure of this API, in OpenAI's error shape (boxed: results stay small).
 #[derive(Debug)]
-pub struct OpenAiError {
+pub struct OpenAiError(Box<Details>);
+
+#[derive(Debug)]
+struct Details {
     error: ServiceError,
     /// The model the request named: a 404 then reads "model ... does not exist".
     model: Option<String>,
@@ -80,21 +83,20 @@ pub struct OpenAiError {
 
 impl From<ServiceError> for OpenAiError {
     fn from(error: ServiceError) -> Self {
-        OpenAiError {
+        OpenAiError(Box::new(Details {
             error,
             model: None,
             param: None,
             route: None,
-        }
+        }))
     }
 }
 
 impl OpenAiError {
     fn invalid(param: &str, message: impl Into<String>) -> OpenAiError {
-        OpenAiError {
-            param: Some(param.to_string()),
-            ..ServiceError::BadRequest(message.into()).into()
-        }
+        let mut error = OpenAiError::from(ServiceError::BadRequest(message.into()));
+        error.0.param = Some(param.to_string());
+        error
     }
 
     fn unsupported(param: &str, what: &str) -> OpenAiError {
@@ -109,49 +111,48 @@ impl OpenAiError {
     }
 
     fn with_model(mut self, model: &str) -> OpenAiError {
-        self.model = Some(model.to_string());
+        self.0.model = Some(model.to_string());
         self
     }
 
     fn unknown_url(request: &HttpRequest) -> OpenAiError {
-        OpenAiError {
-            route: Some((
-                StatusCode::NOT_FOUND,
-                "unknown_url",
-                format!(
-                    "Unknown request URL: {} {}. This API answers GET {PREFIX}/models, POST \
+        let mut error = OpenAiError::from(ServiceError::NotFound);
+        error.0.route = Some((
+            StatusCode::NOT_FOUND,
+            "unknown_url",
+            format!(
+                "Unknown request URL: {} {}. This API answers GET {PREFIX}/models, POST \
                      {PREFIX}/chat/completions and POST {PREFIX}/embeddings.",
-                    request.method(),
-                    request.path()
-                ),
-            )),
-            ..ServiceError::NotFound.into()
-        }
+                request.method(),
+                request.path()
+            ),
+        ));
+        error
     }
 
     fn method_not_allowed(request: &HttpRequest, allow: &str) -> OpenAiError {
-        OpenAiError {
-            route: Some((
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!(
-                    "{} answers {allow}, not {}",
-                    request.path(),
-                    request.method()
-                ),
-            )),
-            ..ServiceError::BadRequest(String::new()).into()
-        }
+        let mut error = OpenAiError::from(ServiceError::BadRequest(String::new()));
+        error.0.route = Some((
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!(
+                "{} answers {allow}, not {}",
+                request.path(),
+                request.method()
+            ),
+        ));
+        error
     }
 
     /// The one mapping from a failure to (status, OpenAI `type`, `code`, message). Internal
     /// details are logged, never sent.
     fn parts(&self) -> (StatusCode, &'static str, &'static str, String) {
-        if let Some((status, code, message)) = &self.route {
+        let details = &self.0;
+        if let Some((status, code, message)) = &details.route {
             return (*status, "invalid_request_error", code, message.clone());
         }
-        let message = self.error.to_string();
-        match (&self.error, self.error.kind()) {
+        let message = details.error.to_string();
+        match (&details.error, details.error.kind()) {
             (_, ErrorKind::Unauthenticated) => (
                 StatusCode::UNAUTHORIZED,
                 "invalid_request_error",
@@ -170,7 +171,12 @@ impl OpenAiError {
                 StatusCode::FORBIDDEN,
                 "permission_error",
                 "permission_denied",
-                match &self.model {
+                match &details.model {
+                    Some(model) if model == EMBEDDING_MODEL => format!(
+                        "You are not permitted to use `{model}`: embeddings need permission to \
+                         search at least one collection with documents (Vellum's policies \
+                         decide; ask your administrator)"
+                    ),
                     Some(model) => format!(
                         "You are not permitted to use the model `{model}` (Vellum's policies \
                          decide; ask your administrator)"
@@ -180,7 +186,7 @@ impl OpenAiError {
                         .into(),
                 },
             ),
-            (_, ErrorKind::NotFound) => match &self.model {
+            (_, ErrorKind::NotFound) => match &details.model {
                 Some(model) => (
                     StatusCode::NOT_FOUND,
                     "invalid_request_error",
@@ -200,7 +206,7 @@ impl OpenAiError {
             (_, ErrorKind::Invalid) => (
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
-                if self.param.is_some() {
+                if details.param.is_some() {
                     "invalid_value"
                 } else {
                     "invalid_request"
@@ -258,7 +264,7 @@ impl OpenAiError {
     /// `{"error": {...}}`: the body of an error response, and the `data` of a stream's error.
     fn body(&self) -> Value {
         let (_, kind, code, message) = self.parts();
-        json!({"error": {"message": message, "type": kind, "param": self.param, "code": code}})
+        json!({"error": {"message": message, "type": kind, "param": self.0.param, "code": code}})
     }
 }
 
@@ -285,7 +291,7 @@ impl ResponseError for OpenAiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        match &self.error {
+        match &self.0.error {
             ServiceError::Throttled(seconds)
             | ServiceError::Busy {
                 retry_after: seconds,
@@ -976,18 +982,32 @@ fn citation_markers(text: &str) -> Vec<(usize, usize, Vec<usize>)> {
     markers
 }
 
-/// One `url_citation` per valid source number of each marker in `text`, spanning the marker.
+/// The sources as `url_citation`s: one per valid source number of each marker in `text`,
+/// spanning the marker, then one for every source the text never cites, not placed (start =
+/// end = 0). Every source given to the model is there, cited or not.
 fn placed_annotations(host: &str, text: &str, sources: &[SourceView]) -> Vec<Value> {
-    citation_markers(text)
+    let mut cited = Vec::new();
+    let mut annotations: Vec<Value> = citation_markers(text)
         .into_iter()
         .flat_map(|(start, end, numbers)| {
             numbers
                 .into_iter()
                 .filter_map(|n| sources.iter().find(|source| source.n == n))
-                .map(move |source| annotation(host, source, start, end))
+                .map(|source| (source, start, end))
                 .collect::<Vec<_>>()
         })
-        .collect()
+        .map(|(source, start, end)| {
+            cited.push(source.n);
+            annotation(host, source, start, end)
+        })
+        .collect();
+    annotations.extend(
+        sources
+            .iter()
+            .filter(|source| !cited.contains(&source.n))
+            .map(|source| annotation(host, source, 0, 0)),
+    );
+    annotations
 }
 
 /// Every source as a `url_citation` not yet placed in the text (start = end = 0): the first
@@ -1339,7 +1359,9 @@ async fn embeddings(
             ))
         }
     };
-    let embedded = blocking(move || service.embed(&caller, &inputs)).await?;
+    let embedded = blocking(move || service.embed(&caller, &inputs))
+        .await
+        .map_err(|err| err.with_model(EMBEDDING_MODEL))?;
     if let Some(dimensions) = body.dimensions {
         let dim = embedded.vectors.first().map_or(0, Vec::len);
         if dimensions as usize != dim {
@@ -1401,10 +1423,16 @@ mod tests {
     }
 
     #[test]
-    fn annotations_point_at_valid_markers_only() {
-        let sources = [source(1), source(2)];
-        let placed = placed_annotations("vellum.example:8443", "A [1]. B [2, 9]. C [9].", &sources);
-        assert_eq!(placed.len(), 2);
+    fn annotations_point_at_valid_markers_and_list_every_source() {
+        let placed = placed_annotations(
+            "vellum.example:8443",
+            "A [1]. B [2, 9]. C [9].",
+            &[source(1), source(2), source(3)],
+        );
+        assert_eq!(placed.len(), 3);
+        // Never cited: listed, not placed.
+        assert_eq!(placed[2]["url_citation"]["title"], "Contract 3 (p. 3)");
+        assert_eq!(placed[2]["url_citation"]["end_index"], 0);
         assert_eq!(placed[0]["url_citation"]["start_index"], 2);
         assert_eq!(placed[0]["url_citation"]["end_index"], 5);
         assert_eq!(
