@@ -7,15 +7,16 @@ CUAD contract (PDF); alice (attorney on matter-1234), carol (attorney on matter-
 key each. Policies: policies/law-firm plus one rule that lets attorneys chat with the plain
 generation model (docs/openai-api.md).
 
-Checks: models list what each caller may use and nothing else; a non-streamed and a streamed
-chat completion over matter-1234 carry their sources as `annotations` (url_citation) and in
+Checks: models list what each caller may use and nothing else; a non-streamed chat completion
+over matter-1234 and a streamed follow-up (with the first exchange as its earlier turn) carry
+their sources as `annotations` (url_citation) and in
 `vellum_sources`, in the first and the last chunk when streamed; embeddings of the 11 reference
 texts in $VELLUM_SHARED_DIR/reference/minilm-embeddings.json (sentence-transformers'
 all-MiniLM-L6-v2) have cosine >= 0.999 with the reference, both as the client's default
 base64 and as floats; a wrong key raises AuthenticationError (401), a collection one may not
 ask about NotFoundError (404), embeddings without any search permission
 PermissionDeniedError (403); the audit log then holds alice's answers as `ask` records with
-the chunks the model read.
+the chunks the model read, the follow-up's receipt with its earlier turn.
 
 usage: python tests/openai/test_openai.py VELLUM_BINARY   (deploy/test.sh runs it)
 """
@@ -50,6 +51,7 @@ permit (
 );
 """
 QUESTION = "Who are the parties to the joint venture agreement?"
+FOLLOW_UP = "What does each of them contribute?"
 
 
 def log(message):
@@ -259,11 +261,15 @@ def tests(alice, carol, pete, stranger):
     log(f"  {len(sources)} sources, {len(message.annotations)} annotations; first: "
         f"{message.annotations[0].url_citation.title} -> {message.annotations[0].url_citation.url}")
 
-    # Streamed, with usage.
+    # Streamed, with usage: a follow-up, the first answer going with it as the earlier turn.
     started = time.time()
     stream = alice.chat.completions.create(
         model="vellum:matter-1234",
-        messages=[{"role": "user", "content": QUESTION}],
+        messages=[
+            {"role": "user", "content": QUESTION},
+            {"role": "assistant", "content": message.content},
+            {"role": "user", "content": FOLLOW_UP},
+        ],
         max_tokens=32,
         stream=True,
         stream_options={"include_usage": True},
@@ -313,7 +319,7 @@ def tests(alice, carol, pete, stranger):
                    for row, item in zip(response.data, reference["items"])]
         log(f"embeddings ({encoding}): {len(texts)} texts, {len(response.data[0].embedding)} "
             f"dimensions, {response.usage.prompt_tokens} tokens, cosine with the reference "
-            f"min {min(cosines):.6f}")
+            f"min {min(cosines):.7f}")
         check(min(cosines) >= 0.999, f"cosines {cosines}")
     single = alice.embeddings.create(model="vellum-embed", input=texts[0], encoding_format="float")
     check(cosine(single.data[0].embedding, reference["items"][0]["embedding"]) >= 0.999, "single")
@@ -360,6 +366,9 @@ def audit(binary, data):
     asks = [r for r in records if r.get("action") == "ask" and r.get("reads")]
     check(len(asks) >= 2, f"ask records with reads: {len(asks)} of {actions}")
     check(actions.count("ask.answer") >= 2, actions)
+    follow_ups = [r for r in asks if (r.get("receipt") or {}).get("history")]
+    check(follow_ups and follow_ups[0]["receipt"]["history"][0]["question"] == QUESTION,
+          "the follow-up's earlier turn is not in its receipt")
     for action in ("model.list", "embed", "chat", "chat.answer"):
         check(action in actions, f"no {action} record: {actions}")
     log(f"audit: {len(asks)} ask records with {sum(len(r['reads']) for r in asks)} chunk reads, "

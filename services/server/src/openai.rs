@@ -24,7 +24,7 @@ use crate::error::ApiError;
 use crate::routes::Authenticated;
 use vellum_app::openai::{ChatMessage, GenerationParams, ModelCatalog};
 use vellum_app::service::{Caller, Service, ServiceError};
-use vellum_app::types::{AskRequest, SourceView};
+use vellum_app::types::{AskRequest, HistoryTurn, SourceView};
 use vellum_app::{AskEvent, CancelFlag, ErrorKind};
 
 type Shared = web::Data<Service>;
@@ -694,6 +694,41 @@ fn conversation(messages: &[InMessage]) -> Result<Vec<ChatMessage>, OpenAiError>
         .collect()
 }
 
+/// Earlier turns the application layer takes with a question: each user message with the
+/// assistant message after it (if any), oldest first, the last [`MAX_HISTORY`]; `system`
+/// messages, and assistant messages no question precedes, are left out.
+fn history(earlier: &[ChatMessage]) -> Vec<HistoryTurn> {
+    let mut turns = Vec::new();
+    let mut question: Option<String> = None;
+    for message in earlier {
+        match message.role.as_str() {
+            "user" => {
+                if let Some(unanswered) = question.replace(message.content.clone()) {
+                    turns.push((unanswered, String::new()));
+                }
+            }
+            "assistant" => {
+                if let Some(asked) = question.take() {
+                    turns.push((asked, message.content.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+    turns.extend(question.map(|unanswered| (unanswered, String::new())));
+    turns.retain(|(question, _)| !question.trim().is_empty());
+    let skip = turns.len().saturating_sub(MAX_HISTORY);
+    turns
+        .into_iter()
+        .skip(skip)
+        .map(|(question, answer)| HistoryTurn { question, answer })
+        .collect()
+}
+
+/// Earlier turns passed on (the most `AskRequest::history` takes; the application layer puts
+/// the last 3 into the prompt).
+const MAX_HISTORY: usize = 20;
+
 /// What a chat model does.
 enum Job {
     /// A grounded answer (`vellum:all` or `vellum:<collection>`).
@@ -723,9 +758,10 @@ fn job(service: &Service, request: &ChatRequest) -> Result<Job, OpenAiError> {
             .map(|name| Some(name.to_string()))
     };
     if let Some(collection) = collection {
-        // The last user message is the question; earlier turns are not used (yet).
-        let question = match messages.last() {
-            Some(last) if last.role == "user" => last.content.clone(),
+        // The last user message is the question; the user/assistant pairs before it are the
+        // conversation's earlier turns, as the web app's conversations send them.
+        let (question, earlier) = match messages.split_last() {
+            Some((last, earlier)) if last.role == "user" => (last.content.clone(), earlier),
             _ => {
                 return Err(OpenAiError::invalid(
                     "messages",
@@ -736,10 +772,10 @@ fn job(service: &Service, request: &ChatRequest) -> Result<Job, OpenAiError> {
         return Ok(Job::Grounded {
             request: AskRequest {
                 question,
-                mode: None,
-                k: None,
                 collections: collection.map(|name| vec![name]),
                 max_tokens: Some(max_tokens),
+                history: history(earlier),
+                ..AskRequest::default()
             },
             generation,
         });
@@ -1440,6 +1476,41 @@ mod tests {
             "https://vellum.example:8443/#/document/doc2?page=3&chunk=doc2%237"
         );
         assert_eq!(placed[1]["url_citation"]["title"], "Contract 2 (p. 3)");
+    }
+
+    #[test]
+    fn earlier_messages_become_history_turns() {
+        let messages = [
+            ChatMessage::system("Be brief."),
+            ChatMessage::assistant("Hello! Ask me about your matters."),
+            ChatMessage::user("Who are the parties?"),
+            ChatMessage::assistant("Acme and Beta [1]."),
+            ChatMessage::user("  "),
+            ChatMessage::user("And the term?"),
+        ];
+        let turns = history(&messages);
+        let pairs: Vec<(&str, &str)> = turns
+            .iter()
+            .map(|turn| (turn.question.as_str(), turn.answer.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("Who are the parties?", "Acme and Beta [1]."),
+                ("And the term?", "")
+            ]
+        );
+        let long: Vec<ChatMessage> = (0..30)
+            .flat_map(|i| {
+                [
+                    ChatMessage::user(format!("q{i}")),
+                    ChatMessage::assistant("a"),
+                ]
+            })
+            .collect();
+        let turns = history(&long);
+        assert_eq!(turns.len(), MAX_HISTORY);
+        assert_eq!(turns[0].question, "q10");
     }
 
     #[test]

@@ -401,6 +401,26 @@ async fn openai_shapes_errors_authorization_and_audit() {
         .iter()
         .all(|chunk| chunk["object"] == "chat.completion.chunk"));
 
+    // A follow-up: the earlier user/assistant pair goes with the question (the receipt in the
+    // audit log keeps it, for replay).
+    let response = test::call_service(
+        &app,
+        post(
+            "/openai/v1/chat/completions",
+            &alice,
+            json!({"model": format!("vellum:{MATTER}"), "max_tokens": 8, "messages": [
+                {"role": "system", "content": "Ignored for grounded answers."},
+                {"role": "user", "content": "Who are the parties to the joint venture?"},
+                {"role": "assistant", "content": "Accelerated Technologies and its partner [1]."},
+                {"role": "user", "content": "What does each of them contribute?"}
+            ]}),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let _ = body_json(response).await;
+
     // Plain chat for alice, whom the added rule permits.
     let response = test::call_service(
         &app,
@@ -528,7 +548,16 @@ async fn openai_shapes_errors_authorization_and_audit() {
             && !record.reads.is_empty()
     });
     assert!(asked.is_some(), "no ask record with reads");
-    assert!(by("ask.answer", "alice") >= 2);
+    assert!(by("ask.answer", "alice") >= 3);
+    let follow_up = records.iter().any(|record| {
+        record.action.as_deref() == Some("ask")
+            && record.receipt.as_ref().is_some_and(|receipt| {
+                receipt["history"][0]["question"] == "Who are the parties to the joint venture?"
+                    && receipt["history"][0]["answer"]
+                        == "Accelerated Technologies and its partner [1]."
+            })
+    });
+    assert!(follow_up, "no ask record with the earlier turn");
     assert!(records
         .iter()
         .any(|record| record.action.as_deref() == Some("ask")
