@@ -19,6 +19,7 @@ mod documents;
 mod limits;
 pub mod local;
 pub mod metrics;
+pub mod openai;
 pub mod service;
 pub mod tally;
 pub mod types;

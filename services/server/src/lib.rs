@@ -10,6 +10,7 @@ pub mod api;
 pub mod config;
 mod error;
 pub mod gate;
+pub mod openai;
 mod routes;
 pub mod tls;
 pub mod webapp;

@@ -136,8 +136,10 @@ fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
     }))
 }
 
-/// Registers every route: the API under `/v1`, metrics at `/metrics`.
+/// Registers every route: the API under `/v1`, metrics at `/metrics`, the OpenAI-compatible
+/// API under `/openai/v1`.
 pub fn configure(config: &mut web::ServiceConfig) {
+    crate::openai::configure(config);
     config
         .service(resource("/metrics", "GET").route(web::get().to(metrics)))
         .service(
