@@ -1,5 +1,5 @@
-//! The one front door. Every interface (the HTTPS API, the CLI, and the web pages and
-//! OpenAI-compatible API to come) calls this layer, which authenticates, asks Cedar and writes
+//! The one front door. Every interface (the HTTPS API, the CLI, the web pages through the API,
+//! and the OpenAI-compatible API) calls this layer, which authenticates, asks Cedar and writes
 //! the audit record; the interfaces only translate (HTTP, command lines) to and from its types.
 //!
 //! Access to document text needs a [`vellum_authz::ReadScope`], which only the permission
