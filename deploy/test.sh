@@ -14,6 +14,23 @@ cargo build --release --locked --workspace --all-targets
 echo "test: build took $(( $(date +%s) - start )) s"
 cargo test --release --locked --workspace --no-fail-fast
 echo "test: build and tests took $(( $(date +%s) - start )) s"
+# The OpenAI-compatible API (/openai/v1) with the real `openai` Python client against the real
+# binary over TLS (tests/openai/). Its pinned packages live in a venv cached in
+# ~/.cache/vellum/openai-venv (VELLUM_OPENAI_VENV), made again when requirements.txt changes.
+openai_venv=${VELLUM_OPENAI_VENV:-$HOME/.cache/vellum/openai-venv}
+if ! cmp -s tests/openai/requirements.txt "$openai_venv/requirements.txt"; then
+  if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
+  fi
+  rm -rf "$openai_venv"
+  mkdir -p "$(dirname "$openai_venv")"
+  python3 -m venv "$openai_venv"
+  "$openai_venv/bin/pip" install --quiet --no-deps -r tests/openai/requirements.txt
+  cp tests/openai/requirements.txt "$openai_venv/requirements.txt"
+fi
+"$openai_venv/bin/python" tests/openai/test_openai.py "$CARGO_TARGET_DIR/release/vellum"
 # The web app in Debian's Chromium against the binary just built (tests/browser/run.sh: sign-in,
 # upload, search, ask with citations, summaries, access walls, CSRF, CSP, axe-core, screenshots).
 VELLUM_BIN="$CARGO_TARGET_DIR/release/vellum" bash "$repo_root/tests/browser/run.sh"

@@ -6,7 +6,8 @@ use vellum_authz::Action;
 use vellum_models::{CancelFlag, GenerationParams, Generator, StopReason};
 use vellum_rag::AnswerReceipt;
 use vellum_rag::{
-    Answer, AskOptions, RetrievalOptions, Retriever, Summary, SummaryOptions, SummaryProgress,
+    Answer, AskOptions, PriorTurn, RetrievalOptions, Retriever, Summary, SummaryOptions,
+    SummaryProgress,
 };
 
 use crate::service::{
@@ -14,7 +15,7 @@ use crate::service::{
     ServiceResult,
 };
 use crate::types::{
-    AnswerView, AskRequest, PartialView, SourceView, SummarizeRequest, SummaryView,
+    AnswerView, AskRequest, HistoryTurn, PartialView, SourceView, SummarizeRequest, SummaryView,
 };
 
 /// A receipt as the audit log keeps it: without the question (the record has it as an HMAC).
@@ -58,6 +59,31 @@ pub enum AskEvent {
     Token(String),
     /// The finished answer with its citation check and receipt.
     Answer(AnswerView),
+}
+
+/// Earlier turns a client sent with a question: at most 20, each question 1-4096 characters
+/// and each answer at most 16,384.
+fn checked_history(history: &[HistoryTurn]) -> ServiceResult<Vec<PriorTurn>> {
+    if history.len() > 20 {
+        return Err(ServiceError::BadRequest(
+            "history holds at most 20 earlier turns (only the last 3 are used)".into(),
+        ));
+    }
+    history
+        .iter()
+        .map(|turn| {
+            let question = checked_text(&turn.question, "an earlier question")?;
+            if turn.answer.chars().count() > 16_384 {
+                return Err(ServiceError::BadRequest(
+                    "an earlier answer is longer than 16384 characters".into(),
+                ));
+            }
+            Ok(PriorTurn {
+                question: question.to_string(),
+                answer: turn.answer.clone(),
+            })
+        })
+        .collect()
 }
 
 impl Service {
@@ -165,6 +191,7 @@ impl Service {
         if !(1..=1024).contains(&max_tokens) {
             return Err(ServiceError::BadRequest("max_tokens must be 1-1024".into()));
         }
+        let history = checked_history(&request.history)?;
         let generator = self.generator()?;
         let scope = self.read_scope(caller, Action::Ask, request.collections.as_deref())?;
         let defaults = AskOptions::default();
@@ -180,6 +207,7 @@ impl Service {
                 cancel: cancel.clone(),
                 ..generation.clone()
             },
+            history,
             ..defaults
         };
         let retriever = Retriever::new(&self.store, self.query_embedder(), &scope);

@@ -1,5 +1,5 @@
-//! The one front door. Every interface (the HTTPS API, the CLI, and the web pages and
-//! OpenAI-compatible API to come) calls this layer, which authenticates, asks Cedar and writes
+//! The one front door. Every interface (the HTTPS API, the CLI, the web pages through the API,
+//! and the OpenAI-compatible API) calls this layer, which authenticates, asks Cedar and writes
 //! the audit record; the interfaces only translate (HTTP, command lines) to and from its types.
 //!
 //! Access to document text needs a [`vellum_authz::ReadScope`], which only the permission
@@ -11,11 +11,15 @@
 //! [`metrics`], [`tally`] (audit bookkeeping), [`types`] (request and response shapes).
 
 mod accounts;
+pub mod admin;
 mod answers;
 pub mod collection;
+pub mod conversations;
+mod documents;
 mod limits;
 pub mod local;
 pub mod metrics;
+pub mod openai;
 pub mod service;
 pub mod tally;
 pub mod types;
@@ -23,6 +27,7 @@ mod uploads;
 
 pub use answers::AskEvent;
 pub use collection::CollectionName;
+pub use documents::DocumentFile;
 pub use service::{
     Caller, ErrorKind, Policies, Service, ServiceEmbedder, ServiceError, ServiceParts, SetupError,
     UploadSettings,

@@ -157,6 +157,11 @@ impl Metrics {
     }
 
     /// Holds one place in the upload queue until dropped.
+    /// Ingests and answers running or waiting now: (ingest, generation).
+    pub fn queue_depths(&self) -> (i64, i64) {
+        (self.ingest_queue.get(), self.generation_queue.get())
+    }
+
     pub fn ingest_slot(&self) -> QueueSlot {
         QueueSlot::new(self.ingest_queue.clone())
     }

@@ -8,7 +8,7 @@
 //! ([`Service::read_scope`]); single documents are checked with Cedar before anything about
 //! them is returned, and a document the caller may not read looks exactly like a missing one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -361,6 +361,8 @@ pub struct Service {
     pub(crate) generation_limits: crate::limits::ConcurrencyLimits,
     /// Uploads being received or ingested, in total and per user.
     pub(crate) upload_limits: crate::limits::ConcurrencyLimits,
+    /// Users' conversations (opened on first use).
+    pub(crate) conversations: crate::conversations::ConversationStore,
 }
 
 impl std::fmt::Debug for Service {
@@ -412,7 +414,10 @@ pub(crate) fn file_name_of(source_path: &str) -> String {
 /// Routes a user whose password must change may still use: who they are, sign out, and the
 /// password change itself.
 fn route_allowed_before_password_change(route: &str) -> bool {
-    matches!(route, "/v1/me" | "/v1/logout" | "/v1/users/{name}/password")
+    matches!(
+        route,
+        "/v1/me" | "/v1/logout" | "/v1/users/{name}/password" | "/web/session"
+    )
 }
 
 /// Audit actions of the HTTP service besides the log's common ones.
@@ -423,6 +428,40 @@ pub mod actions_extra {
     pub const ME: &str = "me";
     /// The generic record of a request no service call recorded (bad body, unknown path...).
     pub const REQUEST: &str = "request";
+}
+
+/// How deep a search may page (`offset + k`).
+pub const MAX_SEARCH_DEPTH: usize = 200;
+
+/// One page of search results with the documents they come from.
+struct SearchPage {
+    results: Vec<RetrievedChunk>,
+    documents: HashMap<String, DocumentRecord>,
+    offset: usize,
+    has_more: bool,
+}
+
+/// A `YYYY-MM-DD` day of a search filter (compared as text with the catalog's RFC 3339 UTC
+/// times).
+fn search_day(text: Option<&str>, what: &str) -> ServiceResult<Option<String>> {
+    let Some(text) = text else { return Ok(None) };
+    let text = text.trim();
+    let bytes = text.as_bytes();
+    let shaped = bytes.len() == 10
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && bytes
+            .iter()
+            .enumerate()
+            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
+    let month = text.get(5..7).and_then(|m| m.parse::<u8>().ok());
+    let day = text.get(8..10).and_then(|d| d.parse::<u8>().ok());
+    if !shaped || !matches!(month, Some(1..=12)) || !matches!(day, Some(1..=31)) {
+        return Err(ServiceError::BadRequest(format!(
+            "{what} must be a day as YYYY-MM-DD, like 2026-03-31"
+        )));
+    }
+    Ok(Some(text.to_string()))
 }
 
 /// Checks a user-supplied query or question.
@@ -473,6 +512,7 @@ impl Service {
                 crate::limits::UPLOADS_TOTAL,
                 "uploads",
             ),
+            conversations: Default::default(),
         };
         // The policies in force are part of the record: which rules decided what follows.
         let loaded = AuditEvent::new(actions::POLICY_RELOAD, "ok")
@@ -726,10 +766,30 @@ impl Service {
         Ok(caller)
     }
 
+    /// Whether emergency ("break-glass") access would let the caller read or search more than
+    /// they can now: Cedar is asked for the caller's scopes with and without it. The web app
+    /// offers the reason prompt only then.
+    pub fn break_glass_offered(&self, caller: &Caller) -> ServiceResult<bool> {
+        let mut emergency = caller.clone();
+        emergency.break_glass = Some("probe: would emergency access open anything?".into());
+        for action in [Action::Read, Action::Search] {
+            let normal = self.read_scope(caller, action, None)?;
+            let wider = self.read_scope(&emergency, action, None)?;
+            if wider.scopes().len() > normal.scopes().len() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Who the caller is (recorded like every request; with break-glass, the reason too).
     pub fn me(&self, caller: &Caller) -> ServiceResult<UserView> {
         let event = self.audit_event(caller, actions_extra::ME);
         self.audited(event, Ok(UserView::from(&caller.principal)))
+    }
+
+    pub(crate) fn audit_log(&self) -> Option<&AuditLog> {
+        self.audit.as_deref()
     }
 
     pub(crate) fn authorizer(&self) -> &Authorizer {
@@ -809,22 +869,30 @@ impl Service {
         request: &SearchRequest,
     ) -> ServiceResult<SearchResponse> {
         let mode: SearchMode = request.mode.unwrap_or_default().into();
-        let results = self
-            .search_detailed(caller, request)?
+        let page = self.search_paged(caller, request)?;
+        let results = page
+            .results
             .into_iter()
-            .map(|retrieved| SearchHit {
-                document_id: retrieved.hit.chunk.document_id.0,
-                collection: retrieved.hit.chunk.collection,
-                title: retrieved.hit.title,
-                page: retrieved.hit.chunk.page,
-                chunk_id: retrieved.hit.chunk.chunk_id.0,
-                text: retrieved.hit.chunk.text,
-                score: retrieved.score,
+            .map(|retrieved| {
+                let document = page.documents.get(&retrieved.hit.chunk.document_id.0);
+                SearchHit {
+                    format: document.map(|d| d.format.clone()).unwrap_or_default(),
+                    ingested_at: document.map(|d| d.ingested_at.clone()).unwrap_or_default(),
+                    document_id: retrieved.hit.chunk.document_id.0,
+                    collection: retrieved.hit.chunk.collection,
+                    title: retrieved.hit.title,
+                    page: retrieved.hit.chunk.page,
+                    chunk_id: retrieved.hit.chunk.chunk_id.0,
+                    text: retrieved.hit.chunk.text,
+                    score: retrieved.score,
+                }
             })
             .collect();
         Ok(SearchResponse {
             mode: mode.as_str().to_string(),
             results,
+            offset: page.offset,
+            has_more: page.has_more,
         })
     }
 
@@ -835,14 +903,18 @@ impl Service {
         caller: &Caller,
         request: &SearchRequest,
     ) -> ServiceResult<Vec<RetrievedChunk>> {
+        self.search_paged(caller, request).map(|page| page.results)
+    }
+
+    fn search_paged(&self, caller: &Caller, request: &SearchRequest) -> ServiceResult<SearchPage> {
         let mut event = self.audit_event(caller, actions::SEARCH);
         if let Some(query) = self.sensitive(&request.query) {
             event = event.query(query);
         }
         let result = self.search_unaudited(caller, request, &mut event);
-        if let Ok(results) = &result {
+        if let Ok(page) = &result {
             event = event.reads(
-                results
+                page.results
                     .iter()
                     .map(|retrieved| ChunkRead {
                         chunk_id: retrieved.hit.chunk.chunk_id.0.clone(),
@@ -860,27 +932,78 @@ impl Service {
         caller: &Caller,
         request: &SearchRequest,
         event: &mut AuditEvent,
-    ) -> ServiceResult<Vec<RetrievedChunk>> {
+    ) -> ServiceResult<SearchPage> {
         let query = checked_text(&request.query, "query")?;
         let mode: SearchMode = request.mode.unwrap_or_default().into();
         let k = request.k.unwrap_or(10);
         if !(1..=100).contains(&k) {
             return Err(ServiceError::BadRequest("k must be 1-100".into()));
         }
+        let offset = request.offset.unwrap_or(0);
+        if offset + k > MAX_SEARCH_DEPTH {
+            return Err(ServiceError::BadRequest(format!(
+                "offset + k must be at most {MAX_SEARCH_DEPTH}: narrow the search instead of \
+                 paging further"
+            )));
+        }
+        let after = search_day(request.ingested_after.as_deref(), "ingested_after")?;
+        let before = search_day(request.ingested_before.as_deref(), "ingested_before")?;
         let scope = self.read_scope(caller, Action::Search, request.collections.as_deref())?;
         event.detail.insert("mode".into(), mode.as_str().into());
         event.detail.insert("k".into(), k.to_string());
+        if offset > 0 {
+            event.detail.insert("offset".into(), offset.to_string());
+        }
         event
             .detail
             .insert("permitted_scopes".into(), scope.scopes().len().to_string());
+        // One more than the page tells whether there is a next page; a date filter drops
+        // results after ranking, so it looks deeper.
+        let wanted = offset + k + 1;
+        let depth = if after.is_some() || before.is_some() {
+            (wanted * 4).min(2 * MAX_SEARCH_DEPTH)
+        } else {
+            wanted
+        };
         let options = RetrievalOptions {
             mode,
-            k,
-            num_candidates: (k * 5).max(50),
+            k: depth,
+            num_candidates: (depth * 5).max(50),
             ..RetrievalOptions::default()
         };
         let retriever = Retriever::new(&self.store, self.query_embedder(), &scope);
-        Ok(retriever.search(query, &options)?)
+        let mut documents: HashMap<String, DocumentRecord> = HashMap::new();
+        let mut kept = Vec::new();
+        for retrieved in retriever.search(query, &options)? {
+            let id = retrieved.hit.chunk.document_id.clone();
+            if !documents.contains_key(&id.0) {
+                if let Some(record) = self.store.get_document(&id)? {
+                    documents.insert(id.0.clone(), record);
+                }
+            }
+            let day = documents
+                .get(&id.0)
+                .map(|record| record.ingested_at.get(..10).unwrap_or_default())
+                .unwrap_or_default();
+            let in_range = after.as_deref().is_none_or(|after| day >= after)
+                && before.as_deref().is_none_or(|before| day <= before);
+            if in_range {
+                kept.push(retrieved);
+            }
+        }
+        let has_more = kept.len() > offset + k;
+        let results: Vec<RetrievedChunk> = kept.into_iter().skip(offset).take(k).collect();
+        documents.retain(|id, _| {
+            results
+                .iter()
+                .any(|retrieved| retrieved.hit.chunk.document_id.0 == *id)
+        });
+        Ok(SearchPage {
+            results,
+            documents,
+            offset,
+            has_more,
+        })
     }
 
     /// The documents `principal` may read, optionally of some collections.

@@ -114,7 +114,7 @@ impl From<SearchMode> for ModeName {
 }
 
 /// `POST /v1/search`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// 1-4096 characters of text (not only white space).
@@ -129,6 +129,18 @@ pub struct SearchRequest {
     /// Only these collections (intersected with what the caller may search).
     #[serde(default)]
     pub collections: Option<Vec<String>>,
+    /// Results to skip (paging; `offset + k` at most 200).
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 0, maximum = 199)]
+    pub offset: Option<usize>,
+    /// Only documents ingested on or after this day (`YYYY-MM-DD`, UTC).
+    #[serde(default)]
+    #[schema(pattern = r"^\d{4}-\d{2}-\d{2}$")]
+    pub ingested_after: Option<String>,
+    /// Only documents ingested on or before this day (`YYYY-MM-DD`, UTC).
+    #[serde(default)]
+    #[schema(pattern = r"^\d{4}-\d{2}-\d{2}$")]
+    pub ingested_before: Option<String>,
 }
 
 /// One search result.
@@ -141,6 +153,10 @@ pub struct SearchHit {
     pub chunk_id: String,
     pub text: String,
     pub score: f32,
+    /// The document's format (`pdf`, `docx`, `html`, `email`, `ccda`, `text`...).
+    pub format: String,
+    /// When the document was ingested (RFC 3339, UTC).
+    pub ingested_at: String,
 }
 
 /// `POST /v1/search`'s answer.
@@ -148,6 +164,21 @@ pub struct SearchHit {
 pub struct SearchResponse {
     pub mode: String,
     pub results: Vec<SearchHit>,
+    /// The `offset` asked for.
+    pub offset: usize,
+    /// Whether there are results past these.
+    pub has_more: bool,
+}
+
+/// One indexed chunk of a document (`GET /v1/documents/{id}/chunks`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChunkView {
+    pub chunk_id: String,
+    /// The page the chunk starts on.
+    pub page: u32,
+    /// Its position in the document, from 0.
+    pub ordinal: u32,
+    pub text: String,
 }
 
 /// A document as the API shows it.
@@ -175,7 +206,7 @@ pub struct CollectionView {
 }
 
 /// `POST /v1/ask`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AskRequest {
     /// 1-4096 characters of text (not only white space).
@@ -194,10 +225,24 @@ pub struct AskRequest {
     #[serde(default, deserialize_with = "whole_number")]
     #[schema(minimum = 1, maximum = 1024)]
     pub max_tokens: Option<usize>,
+    /// Earlier turns of the conversation, oldest first (at most 20; the last 3 go into the
+    /// prompt, and the previous question joins the search).
+    #[serde(default)]
+    pub history: Vec<HistoryTurn>,
+}
+
+/// An earlier question and the answer it got.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryTurn {
+    #[schema(max_length = 4096)]
+    pub question: String,
+    #[schema(max_length = 16384)]
+    pub answer: String,
 }
 
 /// A numbered source the model was given (the `sources` event of `POST /v1/ask`).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SourceView {
     /// The number the answer cites it by (`[n]`).
     pub n: usize,
@@ -212,7 +257,7 @@ pub struct SourceView {
 }
 
 /// The final `answer` event of `POST /v1/ask`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AnswerView {
     /// The answer, with citation markers that point to no source removed.
     pub text: String,

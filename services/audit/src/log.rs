@@ -309,6 +309,11 @@ impl AuditLog {
         Ok(id)
     }
 
+    /// The folder the log is written to (readers such as `verify` and `export` take it).
+    pub fn dir(&self) -> &Path {
+        &self.inner.config.dir
+    }
+
     /// The checkpoint public key, 64 hex digits (what `verify` and `vellum audit verify` take).
     pub fn public_key_hex(&self) -> String {
         self.inner.public_key.clone()

@@ -1,12 +1,12 @@
 //! `ask`: retrieve, put the best chunks into the prompt as numbered sources, generate (streamed),
 //! then check the answer's citations against those sources.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vellum_models::{Generation, GenerationParams, Generator};
 use vellum_store::{ChunkId, DocumentId};
 
 use crate::citations::check_citations;
-use crate::prompt::build_answer_messages;
+use crate::prompt::build_answer_messages_with_history;
 use crate::receipt::{receipt_sources, sha256_hex, unix_now, AnswerReceipt, RECEIPT_VERSION};
 use crate::retrieve::{RetrievalOptions, Retriever};
 use crate::{Error, Result};
@@ -25,6 +25,40 @@ pub struct AskOptions {
     /// Below this cosine similarity for the best chunk, the sources count as not relevant and
     /// no answer is generated. Only applies when the vector engine took part.
     pub min_similarity: f32,
+    /// Earlier turns of the conversation, oldest first: the last [`MAX_HISTORY_TURNS`] go
+    /// into the prompt (so a follow-up question can say "it"), and the previous question
+    /// joins the retrieval query.
+    pub history: Vec<PriorTurn>,
+}
+
+/// How many earlier turns a follow-up question carries into the prompt.
+pub const MAX_HISTORY_TURNS: usize = 3;
+
+/// How much of an earlier answer goes into the prompt (characters).
+pub const MAX_HISTORY_ANSWER_CHARS: usize = 600;
+
+/// An earlier question of the conversation and the answer it got.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PriorTurn {
+    pub question: String,
+    pub answer: String,
+}
+
+/// The turns of `history` that go into a prompt: the last few, answers shortened.
+pub fn prompt_history(history: &[PriorTurn]) -> Vec<PriorTurn> {
+    let start = history.len().saturating_sub(MAX_HISTORY_TURNS);
+    history[start..]
+        .iter()
+        .map(|turn| PriorTurn {
+            question: turn.question.trim().to_string(),
+            answer: turn
+                .answer
+                .trim()
+                .chars()
+                .take(MAX_HISTORY_ANSWER_CHARS)
+                .collect(),
+        })
+        .collect()
 }
 
 impl Default for AskOptions {
@@ -39,6 +73,7 @@ impl Default for AskOptions {
                 ..GenerationParams::default()
             },
             min_similarity: 0.2,
+            history: Vec::new(),
         }
     }
 }
@@ -129,7 +164,13 @@ pub fn ask_with(
     // Index versions before retrieval: a commit landing during the search can only make the
     // recorded versions older than what was read, never newer.
     let index = retriever.store().stats()?.into();
-    let retrieved = retriever.search(question, &options.retrieval)?;
+    let history = prompt_history(&options.history);
+    // A follow-up ("and when does it end?") is searched together with the question before it.
+    let query = match history.last() {
+        Some(previous) => format!("{} {question}", previous.question),
+        None => question.to_string(),
+    };
+    let retrieved = retriever.search(&query, &options.retrieval)?;
     let best_similarity = retrieved
         .iter()
         .filter_map(|chunk| chunk.similarity)
@@ -166,6 +207,7 @@ pub fn ask_with(
         prompt_sha256: String::new(),
         answer_sha256: String::new(),
         no_relevant_sources: !is_relevant,
+        history: history.clone(),
     };
     if !is_relevant {
         receipt.sources = receipt_sources(&sources);
@@ -182,7 +224,7 @@ pub fn ask_with(
             receipt,
         });
     }
-    let messages = build_answer_messages(question, &sources);
+    let messages = build_answer_messages_with_history(question, &sources, &history);
     receipt.prompt_sha256 = sha256_hex(&generator.render_chat(&messages)?);
     receipt.sources = receipt_sources(&sources);
     before_generation(&sources, &receipt)?;

@@ -20,11 +20,13 @@ mod receipt;
 mod retrieve;
 mod summarize;
 
-pub use answer::{ask, ask_with, Answer, AskOptions, Source};
+pub use answer::{
+    ask, ask_with, prompt_history, Answer, AskOptions, PriorTurn, Source, MAX_HISTORY_TURNS,
+};
 pub use citations::{check_citations, CitationCheck};
 pub use error::{Error, Result};
 pub use fusion::reciprocal_rank_fusion;
-pub use prompt::{build_answer_messages, SYSTEM_PROMPT};
+pub use prompt::{build_answer_messages, build_answer_messages_with_history, SYSTEM_PROMPT};
 pub use receipt::{
     replay, AnswerReceipt, IndexVersions, ReceiptSource, ReplayReport, SourceCheck, SourceStatus,
     RECEIPT_VERSION,

@@ -19,7 +19,7 @@ use vellum_models::{GenerationParams, Generator, ModelIdentity};
 use vellum_store::{ChunkId, DocumentId, DocumentState, ReadScope, Store, StoreStats};
 
 use crate::answer::Source;
-use crate::prompt::build_answer_messages;
+use crate::prompt::build_answer_messages_with_history;
 use crate::{Error, Result};
 
 /// Version of the receipt format; a reader refuses other versions.
@@ -92,6 +92,10 @@ pub struct AnswerReceipt {
     pub answer_sha256: String,
     /// True when retrieval found nothing relevant and the model did not run.
     pub no_relevant_sources: bool,
+    /// The earlier turns of the conversation that went into the prompt (none for a single
+    /// question; absent in receipts from before conversations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<crate::answer::PriorTurn>,
 }
 
 impl AnswerReceipt {
@@ -263,7 +267,8 @@ pub fn replay(
         return Ok(report);
     }
 
-    let messages = build_answer_messages(&receipt.question, &sources);
+    let messages =
+        build_answer_messages_with_history(&receipt.question, &sources, &receipt.history);
     report.prompt_matches = sha256_hex(&generator.render_chat(&messages)?) == receipt.prompt_sha256;
     let generation = generator.generate(&messages, &receipt.params, on_token)?;
     report.text_matches = sha256_hex(&generation.text) == receipt.answer_sha256;

@@ -100,6 +100,7 @@ fn round(
                             mode: Some(mode),
                             k: Some(10),
                             collections: None,
+                            ..Default::default()
                         };
                         let one = Instant::now();
                         if let Err(err) = service.search(caller, &request) {

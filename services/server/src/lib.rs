@@ -10,8 +10,10 @@ pub mod api;
 pub mod config;
 mod error;
 pub mod gate;
+pub mod openai;
 mod routes;
 pub mod tls;
+pub mod webapp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,14 +72,22 @@ pub fn create_app(
             middleware::DefaultHeaders::new()
                 .add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
                 .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-                .add((header::CACHE_CONTROL, "no-store")),
+                .add((header::CACHE_CONTROL, "no-store"))
+                .add((
+                    header::CONTENT_SECURITY_POLICY,
+                    webapp::CONTENT_SECURITY_POLICY,
+                ))
+                .add((header::X_FRAME_OPTIONS, "DENY"))
+                .add((header::REFERRER_POLICY, "no-referrer")),
         )
+        .wrap(middleware::from_fn(webapp::refuse_cross_site))
         .wrap(middleware::from_fn(log_request))
         .configure(routes::configure)
+        .configure(webapp::configure)
         .default_service(web::to(|| async {
             HttpResponse::NotFound().json(api::ErrorBody {
                 code: "not_found".into(),
-                message: "no such endpoint; the API lives under /v1".into(),
+                message: "no such endpoint; the API lives under /v1, the web app at /".into(),
             })
         }))
 }

@@ -16,13 +16,17 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi};
 
 use crate::api::{
-    AccountView, AnswerView, AskRequest, AskStreamEvent, CollectionView, CreatedKeyView,
+    AccountView, AnswerView, AskRequest, AskStreamEvent, ChunkView, CollectionView, CreatedKeyView,
     DisabledRequest, DocumentView, ErrorBody, HealthView, KeyView, LoginRequest, LoginResponse,
     NewKeyRequest, NewUserRequest, PasswordRequest, ReadinessView, SearchRequest, SearchResponse,
     SourcesEvent, SummarizeRequest, SummaryView, TokenEvent, UploadForm, UploadResponse, UserView,
 };
 use crate::error::ApiError;
 use crate::gate::TrustedProxies;
+use vellum_app::admin::{AuditPage, AuditQuery, AuditVerifyView, QuarantineView, StatusView};
+use vellum_app::conversations::{
+    ConversationAsk, ConversationSummary, ConversationView, ExportFormat, NewConversation,
+};
 use vellum_app::service::{Caller, Service, ServiceError};
 use vellum_app::AskEvent;
 use vellum_app::{IncomingFile, UploadFields};
@@ -71,8 +75,13 @@ impl FromRequest for Authenticated {
                     .match_pattern()
                     .unwrap_or_else(|| "unmatched".to_string());
                 let mark = crate::audit_mark(request);
+                // A browser's session rides in its cookie (checked for cross-site use by
+                // `webapp::refuse_cross_site`); every other client sends a bearer token.
+                let credential = bearer(request)
+                    .map(str::to_string)
+                    .or_else(|| crate::webapp::session_cookie(request));
                 let authenticated =
-                    service.authenticate(bearer(request), &client_address(request), &route);
+                    service.authenticate(credential.as_deref(), &client_address(request), &route);
                 match authenticated {
                     Ok(caller) => {
                         let caller = caller.with_audit_mark(mark);
@@ -103,7 +112,7 @@ impl FromRequest for Authenticated {
 pub const BREAK_GLASS_HEADER: &str = "x-vellum-break-glass";
 
 /// Runs a service call on the blocking pool.
-async fn blocking<T, F>(call: F) -> Result<T, ApiError>
+pub(crate) async fn blocking<T, F>(call: F) -> Result<T, ApiError>
 where
     F: FnOnce() -> Result<T, ServiceError> + Send + 'static,
     T: Send + 'static,
@@ -127,8 +136,10 @@ fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
     }))
 }
 
-/// Registers every route: the API under `/v1`, metrics at `/metrics`.
+/// Registers every route: the API under `/v1`, metrics at `/metrics`, the OpenAI-compatible
+/// API under `/openai/v1`.
 pub fn configure(config: &mut web::ServiceConfig) {
+    crate::openai::configure(config);
     config
         .service(resource("/metrics", "GET").route(web::get().to(metrics)))
         .service(
@@ -142,6 +153,24 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .service(resource("/search", "POST").route(web::post().to(search)))
                 .service(resource("/ask", "POST").route(web::post().to(ask)))
                 .service(resource("/summarize", "POST").route(web::post().to(summarize)))
+                .service(
+                    resource("/conversations", "GET, POST")
+                        .route(web::get().to(list_conversations))
+                        .route(web::post().to(create_conversation)),
+                )
+                .service(
+                    resource("/conversations/{id}", "GET, DELETE")
+                        .route(web::get().to(get_conversation))
+                        .route(web::delete().to(delete_conversation)),
+                )
+                .service(
+                    resource("/conversations/{id}/export", "GET")
+                        .route(web::get().to(export_conversation)),
+                )
+                .service(
+                    resource("/conversations/{id}/ask", "POST")
+                        .route(web::post().to(ask_in_conversation)),
+                )
                 .service(resource("/collections", "GET").route(web::get().to(collections)))
                 .service(
                     resource("/documents", "GET, POST")
@@ -152,6 +181,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
                     resource("/documents/{id}", "GET, DELETE")
                         .route(web::get().to(get_document))
                         .route(web::delete().to(delete_document)),
+                )
+                .service(
+                    resource("/documents/{id}/file", "GET").route(web::get().to(document_file)),
+                )
+                .service(
+                    resource("/documents/{id}/chunks", "GET").route(web::get().to(document_chunks)),
                 )
                 .service(
                     resource("/users", "GET, POST")
@@ -171,7 +206,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
                         .route(web::get().to(list_keys))
                         .route(web::post().to(create_key)),
                 )
-                .service(resource("/keys/{id}", "DELETE").route(web::delete().to(revoke_key))),
+                .service(resource("/keys/{id}", "DELETE").route(web::delete().to(revoke_key)))
+                .service(resource("/audit", "GET").route(web::get().to(audit_records)))
+                .service(resource("/audit/verify", "GET").route(web::get().to(audit_verify)))
+                .service(resource("/quarantine", "GET").route(web::get().to(quarantine)))
+                .service(resource("/status", "GET").route(web::get().to(status))),
         );
 }
 
@@ -185,9 +224,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
                        with a session token (from /v1/login) or an API key."
     ),
     paths(
-        health, readiness, login, logout, me, search, ask, summarize, collections,
-        list_documents, upload, get_document, delete_document, list_users, add_user,
-        set_user_disabled, set_user_password, list_keys, create_key, revoke_key, metrics
+        health, readiness, login, logout, me, search, ask, summarize, list_conversations,
+        create_conversation, get_conversation, delete_conversation, ask_in_conversation,
+        export_conversation,
+        collections,
+        list_documents, upload, get_document, document_file, document_chunks, delete_document, list_users, add_user,
+        set_user_disabled, set_user_password, list_keys, create_key, revoke_key, metrics,
+        audit_records, audit_verify, quarantine, status
     ),
     components(schemas(SourcesEvent, TokenEvent, AnswerView, ErrorBody)),
     modifiers(&BearerAuth),
@@ -344,12 +387,25 @@ async fn ask(
     caller: Authenticated,
     body: web::Json<AskRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
     let worker = service.into_inner();
+    ask_stream(move |cancel, emit| worker.ask_cancellable(&caller.0, &body, cancel, emit)).await
+}
+
+/// Runs an answer on the blocking pool and streams its events as Server-Sent Events. Errors
+/// before the first event (bad request, no model, nothing permitted) get their own status
+/// code; after it, they arrive as an `error` event. A client that goes away stops the model at
+/// its next token.
+async fn ask_stream<F>(work: F) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce(&vellum_app::CancelFlag, &mut dyn FnMut(AskEvent)) -> Result<(), ServiceError>
+        + Send
+        + 'static,
+{
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
     actix_web::rt::task::spawn_blocking(move || {
         let events = sender.clone();
         let cancel = vellum_app::CancelFlag::new();
-        let result = worker.ask_cancellable(&caller.0, &body, &cancel, &mut |event| {
+        let result = work(&cancel, &mut |event| {
             // The stream (and its receiver) is dropped when the client goes away: stop the
             // model at the next token instead of answering nobody.
             if events.send(Ok(event)).is_err() {
@@ -360,8 +416,6 @@ async fn ask(
             let _ = sender.send(Err(err));
         }
     });
-    // Errors before the first event (bad request, no model, nothing permitted) get their
-    // own status code; after it, they arrive as an `error` event.
     let first = receiver
         .recv()
         .await
@@ -379,6 +433,125 @@ async fn ask(
         .content_type("text/event-stream")
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(stream))
+}
+
+/// The caller's conversations, most recent first.
+#[utoipa::path(get, path = "/v1/conversations", tag = "answers",
+    responses((status = 200, body = Vec<ConversationSummary>), (status = 401, body = ErrorBody)))]
+async fn list_conversations(
+    service: Shared,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let response = blocking(move || service.list_conversations(&caller.0)).await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Starts a conversation over some collections (empty: all the caller may ask about).
+#[utoipa::path(post, path = "/v1/conversations", tag = "answers",
+    request_body = NewConversation,
+    responses(
+        (status = 201, body = ConversationView),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn create_conversation(
+    service: Shared,
+    caller: Authenticated,
+    body: web::Json<NewConversation>,
+) -> Result<HttpResponse, ApiError> {
+    let response = blocking(move || service.create_conversation(&caller.0, &body)).await?;
+    Ok(HttpResponse::Created().json(response))
+}
+
+/// One of the caller's conversations, every turn with all its sources (a source the caller
+/// may no longer read is withheld).
+#[utoipa::path(get, path = "/v1/conversations/{id}", tag = "answers",
+    params(("id" = String, Path, description = "Conversation id")),
+    responses(
+        (status = 200, body = ConversationView),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn get_conversation(
+    service: Shared,
+    caller: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let response = blocking(move || service.get_conversation(&caller.0, &id)).await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Deletes one of the caller's conversations.
+#[utoipa::path(delete, path = "/v1/conversations/{id}", tag = "answers",
+    params(("id" = String, Path, description = "Conversation id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_conversation(
+    service: Shared,
+    caller: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    blocking(move || service.delete_conversation(&caller.0, &id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    /// `docx` or `pdf`.
+    format: ExportFormat,
+}
+
+/// The conversation as a DOCX or PDF file: every question, answer and source (quote,
+/// document, page), cited ones marked.
+#[utoipa::path(get, path = "/v1/conversations/{id}/export", tag = "answers",
+    params(("id" = String, Path, description = "Conversation id"), ExportQuery),
+    responses(
+        (status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn export_conversation(
+    service: Shared,
+    caller: Authenticated,
+    id: web::Path<String>,
+    query: web::Query<ExportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let format = query.format;
+    let file = blocking(move || service.export_conversation(&caller.0, &id, format)).await?;
+    Ok(HttpResponse::Ok()
+        .content_type(file.content_type)
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}\"", file.file_name),
+        ))
+        .body(file.bytes))
+}
+
+/// Asks the conversation's next question, with its earlier turns: the same stream as
+/// `POST /v1/ask`; the turn is kept before the `answer` event is sent.
+#[utoipa::path(post, path = "/v1/conversations/{id}/ask", tag = "answers",
+    params(("id" = String, Path, description = "Conversation id")),
+    request_body = ConversationAsk,
+    responses(
+        (status = 200, content_type = "text/event-stream", body = AskStreamEvent),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+async fn ask_in_conversation(
+    service: Shared,
+    caller: Authenticated,
+    id: web::Path<String>,
+    body: web::Json<ConversationAsk>,
+) -> Result<HttpResponse, ApiError> {
+    let worker = service.into_inner();
+    let id = id.into_inner();
+    ask_stream(move |cancel, emit| worker.ask_in_conversation(&caller.0, &id, &body, cancel, emit))
+        .await
 }
 
 /// Summarizes a whole document (every page, map-reduce), citing pages.
@@ -621,6 +794,77 @@ async fn get_document(
     Ok(HttpResponse::Ok().json(response))
 }
 
+/// The document's original file, as uploaded (PDFs inline, for the web app's viewer; other
+/// formats as a download). Sandboxed: the browser runs nothing in it.
+#[utoipa::path(get, path = "/v1/documents/{id}/file", tag = "documents",
+    params(("id" = String, Path, description = "Document id")),
+    responses(
+        (status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn document_file(
+    service: Shared,
+    caller: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let (file, bytes) = blocking(move || {
+        let file = service.document_file(&caller.0, &id)?;
+        let bytes = std::fs::read(&file.path).map_err(|err| {
+            ServiceError::Internal(format!("reading {}: {err}", file.path.display()))
+        })?;
+        Ok((file, bytes))
+    })
+    .await?;
+    let disposition = if file.content_type == "application/pdf" {
+        "inline"
+    } else {
+        "attachment"
+    };
+    // The name is the uploader's: keep only characters that cannot break the header.
+    let name: String = file
+        .document
+        .file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok()
+        .content_type(file.content_type)
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("{disposition}; filename=\"{name}\""),
+        ))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'",
+        ))
+        .body(bytes))
+}
+
+/// The document's indexed text, chunk by chunk, in order (each with the page it starts on).
+#[utoipa::path(get, path = "/v1/documents/{id}/chunks", tag = "documents",
+    params(("id" = String, Path, description = "Document id")),
+    responses(
+        (status = 200, body = Vec<ChunkView>),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn document_chunks(
+    service: Shared,
+    caller: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let response = blocking(move || service.document_chunks(&caller.0, &id)).await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
 /// Deletes a document from every store.
 #[utoipa::path(delete, path = "/v1/documents/{id}", tag = "documents",
     params(("id" = String, Path, description = "Document id")),
@@ -779,4 +1023,65 @@ async fn revoke_key(
     let id = id.into_inner();
     blocking(move || service.revoke_key(&caller.0, &id)).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Audit records, newest first, filtered by user, action, document and time (needs `admin` on
+/// `Collection::"vellum:audit"`). Questions appear only as HMACs, as in the log.
+#[utoipa::path(get, path = "/v1/audit", tag = "operations",
+    params(
+        ("user" = Option<String>, Query, description = "Principal"),
+        ("action" = Option<String>, Query, description = "Action, e.g. search, ask, login"),
+        ("document" = Option<String>, Query, description = "Document id"),
+        ("since" = Option<String>, Query, description = "From (YYYY-MM-DD or RFC 3339)"),
+        ("until" = Option<String>, Query, description = "Until (YYYY-MM-DD or RFC 3339)"),
+        ("limit" = Option<usize>, Query, description = "At most this many (default 200)")),
+    responses(
+        (status = 200, body = AuditPage),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+async fn audit_records(
+    service: Shared,
+    caller: Authenticated,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let response = blocking(move || service.audit_records(&caller.0, &query)).await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Verifies the audit log's chain and signed checkpoints, as `vellum audit verify` does
+/// (needs `admin` on `Collection::"vellum:audit"`).
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "operations",
+    responses(
+        (status = 200, body = AuditVerifyView),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+async fn audit_verify(service: Shared, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    let response = blocking(move || service.audit_verify(&caller.0)).await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Files that ingest refused, with the reason (needs `admin` on
+/// `Collection::"vellum:quarantine"`).
+#[utoipa::path(get, path = "/v1/quarantine", tag = "operations",
+    responses(
+        (status = 200, body = Vec<QuarantineView>),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+async fn quarantine(service: Shared, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    let response = blocking(move || service.quarantine_list(&caller.0)).await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Documents, chunks, work in progress and readiness (needs `admin` on
+/// `Collection::"vellum:metrics"`).
+#[utoipa::path(get, path = "/v1/status", tag = "operations",
+    responses(
+        (status = 200, body = StatusView),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+async fn status(service: Shared, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    let response = blocking(move || service.status(&caller.0)).await?;
+    Ok(HttpResponse::Ok().json(response))
 }

@@ -27,6 +27,7 @@ fn nothing_is_served_without_an_audit_record() {
         mode: None,
         k: Some(5),
         collections: None,
+        ..Default::default()
     };
 
     // With a working log, the search answers.
@@ -55,6 +56,7 @@ fn nothing_is_served_without_an_audit_record() {
             k: Some(3),
             collections: None,
             max_tokens: Some(8),
+            ..Default::default()
         },
         &mut |_| events += 1,
     );

@@ -40,6 +40,7 @@ fn break_glass_opens_search_and_read_and_is_always_recorded() {
         mode: None,
         k: Some(50),
         collections: None,
+        ..Default::default()
     };
     let collections_found = |caller: &Caller| -> Vec<String> {
         let mut found: Vec<String> = setup
@@ -56,6 +57,16 @@ fn break_glass_opens_search_and_read_and_is_always_recorded() {
     };
 
     let carla = Caller::new(setup.principals[0].clone(), "10.1.2.3");
+    // The web app offers the reason prompt to those whom emergency access would open more.
+    let bill = Caller::new(setup.principals[1].clone(), "10.1.2.4");
+    assert!(matches!(
+        setup.service.break_glass_offered(&carla),
+        Ok(true)
+    ));
+    assert!(matches!(
+        setup.service.break_glass_offered(&bill),
+        Ok(false)
+    ));
     assert_eq!(collections_found(&carla), ["cardiology"]);
     assert!(matches!(
         setup.service.get_document(&carla, &oncology),

@@ -571,6 +571,7 @@ fn answers_are_limited_per_user() {
         k: Some(2),
         max_tokens: Some(4),
         collections: None,
+        ..Default::default()
     };
     let service = &setup.service;
     // Nested from inside the callbacks, while the outer answers hold their places: no timing.

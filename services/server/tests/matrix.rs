@@ -127,6 +127,7 @@ fn authorization_matrix_has_no_leaks() {
                         mode: Some(mode),
                         k: Some(100),
                         collections: None,
+                        ..Default::default()
                     },
                 )
                 .unwrap_or_else(|err| panic!("{who} search: {err}"));
@@ -192,6 +193,7 @@ fn authorization_matrix_has_no_leaks() {
                     k: Some(20),
                     collections: None,
                     max_tokens: Some(1),
+                    ..Default::default()
                 },
                 &mut |event| {
                     if let AskEvent::Sources(list) = &event {

@@ -23,6 +23,7 @@ pub(super) fn search(ctx: &Context, args: SearchArgs) -> Result<()> {
         mode: Some(mode.into()),
         k: Some(args.k),
         collections: collections_of(&args.collections),
+        ..Default::default()
     };
     let started = Instant::now();
     let results = door
@@ -78,6 +79,7 @@ pub(super) fn ask(ctx: &Context, args: AskArgs) -> Result<()> {
         k: Some(args.sources),
         collections: collections_of(&args.collections),
         max_tokens: Some(args.max_tokens),
+        ..Default::default()
     };
     let generation = GenerationParams {
         temperature: args.temperature,
