@@ -40,6 +40,12 @@ async function openPdf(documentId, breakGlass) {
     })();
     pdfCache.set(documentId, promise);
     promise.catch(() => pdfCache.delete(documentId));
+    // Keep the last few documents open (citations often point into the same ones).
+    while (pdfCache.size > 4) {
+      const [oldest, old] = pdfCache.entries().next().value;
+      pdfCache.delete(oldest);
+      old.then((pdf) => pdf.destroy()).catch(() => {});
+    }
   }
   return pdfCache.get(documentId);
 }
