@@ -72,7 +72,7 @@ cargo test --release --locked --workspace --test remote -- --include-ignored
 cargo build --release --locked --workspace --all-targets
 vellum="$CARGO_TARGET_DIR/release/vellum"
 data=$(mktemp -d)
-"$vellum" --data-dir "$data" ingest docs/ >/dev/null
+"$vellum" --data-dir "$data" ingest docs/*.md >/dev/null
 "$vellum" --data-dir "$data" --remote-url "$VELLUM_REMOTE_ENGINE_URL" --remote-allow-http --remote-model smollm2 \
   ask "How does Vellum fuse BM25 and vector results?" --max-tokens 64
 rm -rf "$data"

@@ -179,6 +179,7 @@ struct Row {
     updated_at: String,
 }
 
+/// A row of `SELECT id, title, owner, collections, created_at, updated_at …`.
 fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     let collections: String = row.get(3)?;
     Ok(Row {
@@ -311,19 +312,10 @@ impl Service {
         self.conversations
             .with(self.store.data_dir(), |db| {
                 db.query_row(
-                    "SELECT id, title, collections, owner, created_at, updated_at \
+                    "SELECT id, title, owner, collections, created_at, updated_at \
                      FROM conversations WHERE id = ?1 AND owner = ?2",
                     params![id, owner],
-                    |row| {
-                        let collections: String = row.get(2)?;
-                        Ok(Row {
-                            id: row.get(0)?,
-                            title: row.get(1)?,
-                            collections: serde_json::from_str(&collections).unwrap_or_default(),
-                            created_at: row.get(4)?,
-                            updated_at: row.get(5)?,
-                        })
-                    },
+                    read_row,
                 )
                 .optional()
             })?

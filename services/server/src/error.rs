@@ -2,7 +2,7 @@
 //! Internal details (paths, database errors, panics) are logged, never sent.
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 
 use crate::api::ErrorBody;
 use vellum_app::service::ServiceError;
@@ -61,6 +61,24 @@ impl ApiError {
     }
 }
 
+/// The headers that tell a client what to do next: when to retry (`Retry-After`), how to
+/// authenticate (`WWW-Authenticate`). Every error shape (the API's, the OpenAI API's) sends them.
+pub(crate) fn advice_headers(error: &ServiceError, response: &mut HttpResponseBuilder) {
+    match error {
+        ServiceError::Throttled(seconds)
+        | ServiceError::Busy {
+            retry_after: seconds,
+            ..
+        } => {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        ServiceError::Unauthenticated => {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        _ => {}
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         // The one mapping from the application layer's error kinds to HTTP.
@@ -80,19 +98,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        match &self.0 {
-            ServiceError::Throttled(seconds)
-            | ServiceError::Busy {
-                retry_after: seconds,
-                ..
-            } => {
-                response.insert_header((header::RETRY_AFTER, seconds.to_string()));
-            }
-            ServiceError::Unauthenticated => {
-                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
-            }
-            _ => {}
-        }
+        advice_headers(&self.0, &mut response);
         response.json(self.body())
     }
 }

@@ -291,19 +291,7 @@ impl ResponseError for OpenAiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        match &self.0.error {
-            ServiceError::Throttled(seconds)
-            | ServiceError::Busy {
-                retry_after: seconds,
-                ..
-            } => {
-                response.insert_header((header::RETRY_AFTER, seconds.to_string()));
-            }
-            ServiceError::Unauthenticated => {
-                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
-            }
-            _ => {}
-        }
+        crate::error::advice_headers(&self.0.error, &mut response);
         response.json(self.body())
     }
 }
