@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use vellum_audit::{ExportFilter, RecordKind};
+use vellum_audit::{AuditEvent, ExportFilter, RecordKind};
 use vellum_authz::{Action, Resource};
 use vellum_store::SearchFilter;
 
 use crate::service::{
-    file_name_of, Caller, Service, ServiceError, ServiceResult, METRICS_RESOURCE,
+    audit_decision, file_name_of, principal_info, Caller, Service, ServiceError, ServiceResult,
+    METRICS_RESOURCE,
 };
 use crate::types::CheckView;
 
@@ -139,13 +140,17 @@ fn optional(text: &Option<String>) -> Option<String> {
 }
 
 impl Service {
-    /// `admin` on `resource`, recorded as `action`; a refusal is forbidden.
-    fn admin_check(&self, caller: &Caller, resource: &str) -> bool {
-        self.allows(
-            &caller.principal,
+    /// Whether Cedar allows `admin` on `resource`; the decision, with the policies that made
+    /// it, goes into `event`.
+    fn admin_decision(&self, caller: &Caller, resource: &str, event: &mut AuditEvent) -> bool {
+        let decision = self.authorizer().is_allowed(
+            &principal_info(&caller.principal),
             Action::Admin,
             &Resource::collection(resource),
-        )
+            &caller.context(),
+        );
+        event.decision = Some(audit_decision(&decision));
+        decision.allowed
     }
 
     fn audit_dir(&self) -> ServiceResult<(&std::path::Path, String)> {
@@ -171,7 +176,7 @@ impl Service {
                 event = event.detail(name, value);
             }
         }
-        let result = if self.admin_check(caller, AUDIT_RESOURCE) {
+        let result = if self.admin_decision(caller, AUDIT_RESOURCE, &mut event) {
             self.audit_records_unaudited(query)
         } else {
             Err(ServiceError::Forbidden)
@@ -231,10 +236,10 @@ impl Service {
 
     /// Verifies the running log's chain and signatures, as `vellum audit verify` does.
     pub fn audit_verify(&self, caller: &Caller) -> ServiceResult<AuditVerifyView> {
-        let event = self
+        let mut event = self
             .audit_event(caller, "audit.verify")
             .resource(AUDIT_RESOURCE.to_string());
-        let result = if self.admin_check(caller, AUDIT_RESOURCE) {
+        let result = if self.admin_decision(caller, AUDIT_RESOURCE, &mut event) {
             self.audit_dir().and_then(|(dir, key)| {
                 let report = vellum_audit::verify(dir, &key).map_err(|err| {
                     ServiceError::Internal(format!("verifying the audit log: {err}"))
@@ -264,10 +269,10 @@ impl Service {
 
     /// Files that ingest refused, with the reason.
     pub fn quarantine_list(&self, caller: &Caller) -> ServiceResult<Vec<QuarantineView>> {
-        let event = self
+        let mut event = self
             .audit_event(caller, "quarantine.list")
             .resource(QUARANTINE_RESOURCE.to_string());
-        let result = if self.admin_check(caller, QUARANTINE_RESOURCE) {
+        let result = if self.admin_decision(caller, QUARANTINE_RESOURCE, &mut event) {
             self.store
                 .list_quarantine(&SearchFilter::default())
                 .map_err(ServiceError::from)
@@ -291,10 +296,10 @@ impl Service {
 
     /// Documents, chunks, work in progress and readiness (`admin` on `vellum:metrics`).
     pub fn status(&self, caller: &Caller) -> ServiceResult<StatusView> {
-        let event = self
+        let mut event = self
             .audit_event(caller, "status.read")
             .resource(METRICS_RESOURCE.to_string());
-        let result = if self.admin_check(caller, METRICS_RESOURCE) {
+        let result = if self.admin_decision(caller, METRICS_RESOURCE, &mut event) {
             self.store.stats().map_err(ServiceError::from).map(|stats| {
                 let (ingests, answers) = self.metrics.queue_depths();
                 let readiness = self.readiness();

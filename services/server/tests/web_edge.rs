@@ -480,6 +480,14 @@ async fn admin_reads_are_for_admins_and_readers_get_only_their_documents() {
     let verified =
         body_json(test::call_service(&app, get("/v1/audit/verify", &keys[ADAM])).await).await;
     assert_eq!(verified["ok"], true, "{verified}");
+    // The refusal is on record with Cedar's decision.
+    let refusals = body_json(
+        test::call_service(&app, get("/v1/audit?action=audit.read&user=alice", &keys[ADAM])).await,
+    )
+    .await;
+    let refusal = &refusals["records"][0];
+    assert_eq!(refusal["outcome"], "denied", "{refusals}");
+    assert_eq!(refusal["decision"]["allowed"], false, "{refusals}");
     let status = body_json(test::call_service(&app, get("/v1/status", &keys[ADAM])).await).await;
     assert_eq!(status["documents"], 1, "{status}");
 
