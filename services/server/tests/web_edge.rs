@@ -482,7 +482,11 @@ async fn admin_reads_are_for_admins_and_readers_get_only_their_documents() {
     assert_eq!(verified["ok"], true, "{verified}");
     // The refusal is on record with Cedar's decision.
     let refusals = body_json(
-        test::call_service(&app, get("/v1/audit?action=audit.read&user=alice", &keys[ADAM])).await,
+        test::call_service(
+            &app,
+            get("/v1/audit?action=audit.read&user=alice", &keys[ADAM]),
+        )
+        .await,
     )
     .await;
     let refusal = &refusals["records"][0];

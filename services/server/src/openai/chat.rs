@@ -3,7 +3,6 @@
 
 use super::*;
 
-
 #[derive(Debug, Deserialize)]
 struct ChatRequest {
     model: String,

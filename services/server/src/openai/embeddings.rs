@@ -2,7 +2,6 @@
 
 use super::*;
 
-
 #[derive(Debug, Deserialize)]
 struct EmbeddingsRequest {
     model: String,

@@ -2,7 +2,6 @@
 
 use super::*;
 
-
 /// A failure of this API, in OpenAI's error shape (boxed: results stay small).
 #[derive(Debug)]
 pub struct OpenAiError(Box<Details>);

@@ -76,7 +76,6 @@ fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
     }))
 }
 
-
 /// The caller, or the authentication failure in OpenAI's shape (it was recorded).
 fn caller(authenticated: Result<Authenticated, ApiError>) -> Result<Caller, OpenAiError> {
     authenticated

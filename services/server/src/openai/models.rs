@@ -2,7 +2,6 @@
 
 use super::*;
 
-
 /// When this process started: the `created` of every model it lists.
 fn started() -> u64 {
     static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
