@@ -292,6 +292,7 @@ fn delete_gone(
 ) -> Result<(), PipelineError> {
     let filter = SearchFilter {
         collections: Some(vec![collection.to_string()]),
+        documents: None,
     };
     let is_gone = |source_path: &str| {
         let source = Path::new(source_path);

@@ -576,6 +576,7 @@ fn prune_missing(
         .collect();
     let filter = SearchFilter {
         collections: Some(vec![collection.to_string()]),
+        documents: None,
     };
     let gone = |source_path: &str| {
         let under_root = roots

@@ -4,7 +4,7 @@
 use vellum_audit::{actions, AuditEvent, ChunkRead};
 use vellum_authz::Action;
 use vellum_models::{CancelFlag, GenerationParams, Generator, StopReason};
-use vellum_rag::AnswerReceipt;
+use vellum_rag::{AnswerReceipt, ItemStatus, SummaryKind};
 use vellum_rag::{
     Answer, AskOptions, PriorTurn, RetrievalOptions, Retriever, Summary, SummaryOptions,
     SummaryProgress,
@@ -15,7 +15,8 @@ use crate::service::{
     ServiceResult,
 };
 use crate::types::{
-    AnswerView, AskRequest, HistoryTurn, PartialView, SourceView, SummarizeRequest, SummaryView,
+    AnswerView, AskRequest, HistoryTurn, ProseView, QuoteView, SourceView, SummarizeRequest, SummaryItemView,
+    SummaryView,
 };
 
 /// A receipt as the audit log keeps it: without the question (the record has it as an HMAC).
@@ -194,12 +195,24 @@ impl Service {
         let history = checked_history(&request.history)?;
         let generator = self.generator()?;
         let scope = self.read_scope(caller, Action::Ask, request.collections.as_deref())?;
+        // One document: it must be readable (else not found), and both engines search only it.
+        let documents = match &request.document_id {
+            Some(id) => {
+                let mut probe = event.clone();
+                Some(vec![self.readable(caller, id, &mut probe)?.id.0])
+            }
+            None => None,
+        };
         let defaults = AskOptions::default();
         let options = AskOptions {
             retrieval: RetrievalOptions {
                 mode: request.mode.unwrap_or_default().into(),
                 k,
                 num_candidates: (k * 10).max(50),
+                filter: vellum_store::SearchFilter {
+                    collections: None,
+                    documents,
+                },
                 ..RetrievalOptions::default()
             },
             generation: GenerationParams {
@@ -208,6 +221,7 @@ impl Service {
                 ..generation.clone()
             },
             history,
+            generate: request.generate.unwrap_or(true),
             ..defaults
         };
         let retriever = Retriever::new(&self.store, self.query_embedder(), &scope);
@@ -286,6 +300,16 @@ impl Service {
         let receipt = client_receipt(&answer.receipt)?;
         emit(AskEvent::Answer(AnswerView {
             text: answer.text.clone(),
+            quotes: answer
+                .quotes
+                .iter()
+                .map(|quote| QuoteView {
+                    n: quote.n,
+                    text: quote.text.clone(),
+                    page: quote.page,
+                })
+                .collect(),
+            unsupported_sentences: answer.unsupported_sentences.clone(),
             cited: answer.cited.clone(),
             invalid_citations: answer.invalid_citations.clone(),
             uncited_sentences: answer.uncited_sentences.clone(),
@@ -322,20 +346,7 @@ impl Service {
         cancel: &CancelFlag,
     ) -> ServiceResult<SummaryView> {
         let summary = self.summarize_detailed(caller, request, cancel, &mut |_| {})?;
-        Ok(SummaryView {
-            document: view(&summary.document),
-            text: summary.text,
-            partials: summary
-                .partials
-                .into_iter()
-                .map(|partial| PartialView {
-                    first_page: partial.first_page,
-                    last_page: partial.last_page,
-                    text: partial.text,
-                })
-                .collect(),
-            num_chunks: summary.num_chunks,
-        })
+        Ok(summary_view(summary))
     }
 
     /// [`Self::summarize_cancellable`] returning the whole summary, with progress (the CLI's
@@ -348,12 +359,16 @@ impl Service {
         progress: &mut dyn FnMut(SummaryProgress),
     ) -> ServiceResult<Summary> {
         let mut event = self.audit_event(caller, actions::SUMMARIZE);
-        let result = self
-            .generation_limits
-            .acquire(&caller.principal.name)
-            .and_then(|_permit| {
-                self.summarize_unaudited(caller, request, cancel, progress, &mut event)
-            });
+        // Only the prose step runs a model, so only it takes a generation permit.
+        let result = if request.prose.unwrap_or(true) {
+            self.generation_limits
+                .acquire(&caller.principal.name)
+                .and_then(|_permit| {
+                    self.summarize_unaudited(caller, request, cancel, progress, &mut event)
+                })
+        } else {
+            self.summarize_unaudited(caller, request, cancel, progress, &mut event)
+        };
         self.audited(event, result)
     }
 
@@ -371,41 +386,54 @@ impl Service {
         if !decision.allowed {
             return Err(ServiceError::Forbidden);
         }
-        let max_tokens = request.max_tokens.unwrap_or(160);
+        let max_tokens = request.max_tokens.unwrap_or(200);
         if !(16..=1024).contains(&max_tokens) {
             return Err(ServiceError::BadRequest(
                 "max_tokens must be 16-1024".into(),
             ));
         }
-        let generator = self.generator()?;
+        let kind = match request.kind.as_deref() {
+            None => None,
+            Some(name) => Some(SummaryKind::parse(name).ok_or_else(|| {
+                ServiceError::BadRequest(
+                    "kind must be contract, clinical, email, filing or general".into(),
+                )
+            })?),
+        };
+        let prose = request.prose.unwrap_or(true);
         let defaults = SummaryOptions::default();
         let options = SummaryOptions {
+            kind,
+            prose,
             generation: GenerationParams {
                 max_tokens,
                 cancel: cancel.clone(),
                 ..defaults.generation.clone()
             },
-            ..defaults
         };
-        let _slot = self.metrics.generation_slot();
-        let _turn = take_turn(&self.generation_turn);
         let scope = self.read_scope(
             caller,
             Action::Summarize,
             Some(std::slice::from_ref(&record.collection)),
         )?;
-        let summary = vellum_rag::summarize(
-            &self.store,
-            &scope,
-            generator,
-            &record.id,
-            &options,
-            progress,
-        )?;
-        // Every chunk of the document went to the model.
-        event.reads = self
-            .store
-            .document_chunks(&scope, &record.id)?
+        let summary = if prose {
+            let generator = self.generator()?;
+            let _slot = self.metrics.generation_slot();
+            let _turn = take_turn(&self.generation_turn);
+            vellum_rag::summarize(
+                &self.store,
+                &scope,
+                Some(generator),
+                &record.id,
+                &options,
+                progress,
+            )?
+        } else {
+            vellum_rag::summarize(&self.store, &scope, None, &record.id, &options, progress)?
+        };
+        // What the summary discloses (and the model saw): the chunks its items quote.
+        event.reads = summary
+            .quoted_chunks
             .iter()
             .map(|chunk| ChunkRead {
                 chunk_id: chunk.chunk_id.0.clone(),
@@ -413,6 +441,39 @@ impl Service {
                 sha256: content_sha256(&chunk.text),
             })
             .collect();
+        event
+            .detail
+            .insert("kind".into(), summary.kind.as_str().into());
         Ok(summary)
+    }
+}
+
+/// The API's view of a summary.
+pub fn summary_view(summary: Summary) -> SummaryView {
+    SummaryView {
+        document: view(&summary.document),
+        kind: summary.kind.as_str().to_string(),
+        kind_detected: summary.kind_detected,
+        items: summary
+            .items
+            .into_iter()
+            .map(|item| SummaryItemView {
+                section: item.section,
+                status: match item.status {
+                    ItemStatus::Found => "found".into(),
+                    ItemStatus::NotFound => "not_found".into(),
+                },
+                quote: item.quote,
+                page: item.page,
+                chunk_id: item.chunk_id,
+                text: item.text,
+            })
+            .collect(),
+        prose: summary.prose.map(|prose| ProseView {
+            text: prose.text,
+            dropped_sentences: prose.dropped_sentences,
+        }),
+        text: summary.text,
+        num_chunks: summary.num_chunks,
     }
 }

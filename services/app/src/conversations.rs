@@ -540,6 +540,7 @@ impl Service {
         }
         let ask = AskRequest {
             question: question.clone(),
+            document_id: None,
             mode: request.mode,
             max_tokens: request.max_tokens,
             collections: (!row.collections.is_empty()).then(|| row.collections.clone()),

@@ -25,7 +25,7 @@ pub mod tally;
 pub mod types;
 mod uploads;
 
-pub use answers::AskEvent;
+pub use answers::{summary_view, AskEvent};
 pub use collection::CollectionName;
 pub use documents::DocumentFile;
 pub use service::{

@@ -221,6 +221,11 @@ pub struct AskRequest {
     /// Only these collections (intersected with what the caller may ask about).
     #[serde(default)]
     pub collections: Option<Vec<String>>,
+    /// Only this document (its id): an answer about one contract. A document the caller
+    /// cannot read is not found.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
+    pub document_id: Option<String>,
     /// Longest answer in tokens (default 256).
     #[serde(default, deserialize_with = "whole_number")]
     #[schema(minimum = 1, maximum = 1024)]
@@ -229,6 +234,10 @@ pub struct AskRequest {
     /// prompt, and the previous question joins the search).
     #[serde(default)]
     pub history: Vec<HistoryTurn>,
+    /// Whether the model writes after the quoted sentences (default true). `false`: the answer
+    /// is the sentences of the sources closest to the question, quoted, and no model runs.
+    #[serde(default)]
+    pub generate: Option<bool>,
 }
 
 /// An earlier question and the answer it got.
@@ -259,8 +268,15 @@ pub struct SourceView {
 /// The final `answer` event of `POST /v1/ask`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AnswerView {
-    /// The answer, with citation markers that point to no source removed.
+    /// The answer: sentences of the sources quoted verbatim (chosen by the embedder, each
+    /// cited `[n]`), then the model's sentences that the sources they cite support.
     pub text: String,
+    /// The quoted lead sentences (absent from answers stored before they existed).
+    #[serde(default)]
+    pub quotes: Vec<QuoteView>,
+    /// The model's sentences left out: they cited no source or said more than it.
+    #[serde(default)]
+    pub unsupported_sentences: Vec<String>,
     /// Source numbers the answer cites.
     pub cited: Vec<usize>,
     /// Citation markers that pointed to no source.
@@ -274,6 +290,15 @@ pub struct AnswerView {
     /// What the answer was made from (`vellum replay` regenerates it from this).
     #[schema(value_type = Object)]
     pub receipt: serde_json::Value,
+}
+
+/// A sentence of source `n` that an answer quotes.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QuoteView {
+    pub n: usize,
+    /// An exact substring of source `n`'s text.
+    pub text: String,
+    pub page: u32,
 }
 
 /// A `token` event of `POST /v1/ask`: the next piece of the answer.
@@ -313,28 +338,65 @@ pub struct SummarizeRequest {
     /// The document to summarize (all of its pages).
     #[schema(min_length = 1, max_length = 200)]
     pub document_id: String,
-    /// Longest partial and final summary in tokens (default 160).
+    /// The kind of summary: `contract`, `clinical`, `email`, `filing` or `general`; detected
+    /// from the document when absent.
+    #[serde(default)]
+    #[schema(max_length = 16)]
+    pub kind: Option<String>,
+    /// Whether the model writes prose over the extracted facts (default true). Prose sentences
+    /// that cite no fact or say more than their facts are dropped.
+    #[serde(default)]
+    pub prose: Option<bool>,
+    /// Longest prose in tokens (default 200).
     #[serde(default, deserialize_with = "whole_number")]
     #[schema(minimum = 16, maximum = 1024)]
     pub max_tokens: Option<usize>,
 }
 
-/// Part of a summary: consecutive pages.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PartialView {
-    pub first_page: u32,
-    pub last_page: u32,
+/// One line of a summary: a fact searched for in the document, found with a verbatim quote
+/// or not found.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SummaryItemView {
+    /// What it is about: a CUAD category as CUAD's column headers spell it (`Change Of
+    /// Control`), a structured field (`Governing Law`, `Agreement Date`), a clinical heading
+    /// (`Medications`), ...
+    pub section: String,
+    /// `found` or `not_found`.
+    #[schema(pattern = "^(found|not_found)$")]
+    pub status: String,
+    /// The verbatim quote: an exact substring of the chunk `chunk_id`'s text.
+    pub quote: Option<String>,
+    /// The page the quote is on.
+    pub page: Option<u32>,
+    pub chunk_id: Option<String>,
+    /// The plain reading (a normalised value for dates, governing law, parties).
     pub text: String,
 }
 
-/// A whole-document summary.
+/// The model's prose over the facts, after the support check.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProseView {
+    /// The kept sentences, each citing its facts' pages as `(p. N)`.
+    pub text: String,
+    /// Sentences dropped: they cited no fact or said more than their facts.
+    pub dropped_sentences: Vec<String>,
+}
+
+/// A whole-document summary: facts extracted first (each quoted with its page), then prose.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SummaryView {
     pub document: DocumentView,
-    /// Cites pages as `(p. N)`.
+    /// `contract`, `clinical`, `email`, `filing` or `general`.
+    pub kind: String,
+    /// True when the kind was detected from the document, false when the request chose it.
+    pub kind_detected: bool,
+    pub items: Vec<SummaryItemView>,
+    /// Absent when prose was not asked for, or nothing was found to write about.
+    pub prose: Option<ProseView>,
+    /// The summary as text: kept prose, then each found item with its quote and `(p. N)`,
+    /// then the sections not found.
     pub text: String,
-    pub partials: Vec<PartialView>,
-    /// Chunks read (all of the document's).
+    /// Chunks the facts were searched in (all of the document's).
     pub num_chunks: usize,
 }
 

@@ -467,6 +467,13 @@ pub struct AskArgs {
     /// Write the answer's receipt (model, template, sources and their hashes) to this file.
     #[arg(long)]
     pub receipt: Option<PathBuf>,
+    /// Answer from this one document only: its id, its source path, or a unique part of its
+    /// file name.
+    #[arg(long)]
+    pub document: Option<String>,
+    /// Only the sentences of the sources that answer the question, quoted: no model runs.
+    #[arg(long)]
+    pub quotes_only: bool,
     #[command(flatten)]
     pub collections: CollectionArgs,
 }
@@ -481,8 +488,16 @@ pub struct ReplayArgs {
 pub struct SummarizeArgs {
     /// The document: its id, its source path, or a unique part of its file name.
     pub document: String,
-    /// Most tokens for each partial and the final summary.
-    #[arg(long, default_value_t = 160)]
+    /// The kind of summary: contract (parties, dates, governing law, CUAD's clause
+    /// categories), clinical (problems, medications, allergies, results, ...), email, filing
+    /// or general. Detected from the document when not given.
+    #[arg(long, value_parser = ["contract", "clinical", "email", "filing", "general"])]
+    pub kind: Option<String>,
+    /// Only the extracted facts (quotes with pages): no model runs.
+    #[arg(long)]
+    pub no_prose: bool,
+    /// Most tokens of prose the model writes over the facts.
+    #[arg(long, default_value_t = 200)]
     pub max_tokens: usize,
 }
 

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use vellum_models::{Generation, GenerationParams, Generator};
 use vellum_store::{ChunkId, DocumentId};
 
-use crate::citations::check_citations;
+use crate::citations::{check_citations, sentences};
+use crate::lead::{lead_quotes, LeadQuote};
+use crate::support::{cited_numbers, is_supported};
 use crate::prompt::build_answer_messages_with_history;
 use crate::receipt::{receipt_sources, sha256_hex, unix_now, AnswerReceipt, RECEIPT_VERSION};
 use crate::retrieve::{RetrievalOptions, Retriever};
@@ -29,7 +31,17 @@ pub struct AskOptions {
     /// into the prompt (so a follow-up question can say "it"), and the previous question
     /// joins the retrieval query.
     pub history: Vec<PriorTurn>,
+    /// How many sentences of the sources the answer leads with, quoted verbatim (0: none).
+    pub lead_quotes: usize,
+    /// Whether the model writes after the quotes. Without it the answer is the quoted
+    /// sentences alone: no model runs, in well under a second.
+    pub generate: bool,
 }
+
+/// What the answer says when no source sentence could be quoted and none of the model's
+/// sentences is supported by the sources it cites.
+pub const NO_SUPPORTED_ANSWER: &str = "The sources found do not state an answer in a sentence \
+that could be quoted, and the model's draft was not supported by them; read the sources below.";
 
 /// How many earlier turns a follow-up question carries into the prompt.
 pub const MAX_HISTORY_TURNS: usize = 3;
@@ -74,6 +86,8 @@ impl Default for AskOptions {
             },
             min_similarity: 0.2,
             history: Vec::new(),
+            lead_quotes: 2,
+            generate: true,
         }
     }
 }
@@ -106,8 +120,14 @@ pub struct Source {
 pub struct Answer {
     /// The question asked.
     pub question: String,
-    /// The answer with invalid citation markers removed.
+    /// The answer: the quoted lead sentences, then the model's sentences that the sources they
+    /// cite support (invalid markers removed).
     pub text: String,
+    /// The sentences of the sources the answer leads with, chosen by the embedder.
+    pub quotes: Vec<LeadQuote>,
+    /// The model's sentences left out of `text`: they cited no source, or said more than the
+    /// sources they cite.
+    pub unsupported_sentences: Vec<String>,
     /// The model's text as generated.
     pub raw_text: String,
     /// The numbered sources the model was given.
@@ -116,7 +136,8 @@ pub struct Answer {
     pub cited: Vec<usize>,
     /// Citation markers that pointed to no source (removed from `text`).
     pub invalid_citations: Vec<String>,
-    /// Sentences of the answer that cite no source.
+    /// Sentences of `text` that cite no source (none, once the support check has run; kept for
+    /// clients that mark them).
     pub uncited_sentences: Vec<String>,
     /// True when retrieval found nothing relevant and no text was generated.
     pub no_relevant_sources: bool,
@@ -214,6 +235,8 @@ pub fn ask_with(
         return Ok(Answer {
             question: question.to_string(),
             text: NO_RELEVANT_SOURCES.to_string(),
+            quotes: Vec::new(),
+            unsupported_sentences: Vec::new(),
             raw_text: String::new(),
             sources: Vec::new(),
             cited: Vec::new(),
@@ -224,23 +247,99 @@ pub fn ask_with(
             receipt,
         });
     }
+    let quotes = lead_quotes(
+        retriever.embedder(),
+        question,
+        &sources,
+        options.lead_quotes,
+    )?;
     let messages = build_answer_messages_with_history(question, &sources, &history);
     receipt.prompt_sha256 = sha256_hex(&generator.render_chat(&messages)?);
     receipt.sources = receipt_sources(&sources);
     before_generation(&sources, &receipt)?;
+    if !options.generate {
+        let text = compose(&quotes, &[]);
+        let check = check_citations(&text, sources.len());
+        return Ok(Answer {
+            question: question.to_string(),
+            text: check.text,
+            quotes,
+            unsupported_sentences: Vec::new(),
+            raw_text: String::new(),
+            sources,
+            cited: check.cited,
+            invalid_citations: Vec::new(),
+            uncited_sentences: check.uncited_sentences,
+            no_relevant_sources: false,
+            generation: None,
+            receipt,
+        });
+    }
     let generation = generator.generate(&messages, &options.generation, on_token)?;
     receipt.answer_sha256 = sha256_hex(&generation.text);
     let check = check_citations(&generation.text, sources.len());
+    let (supported, unsupported_sentences) = support_check(&check.text, &sources);
+    let text = compose(&quotes, &supported);
+    let final_check = check_citations(&text, sources.len());
     Ok(Answer {
         question: question.to_string(),
-        text: check.text,
+        text: final_check.text,
+        quotes,
+        unsupported_sentences,
         raw_text: generation.text.clone(),
         sources,
-        cited: check.cited,
+        cited: final_check.cited,
         invalid_citations: check.invalid,
-        uncited_sentences: check.uncited_sentences,
+        uncited_sentences: final_check.uncited_sentences,
         no_relevant_sources: false,
         generation: Some(generation),
         receipt,
     })
+}
+
+/// Splits the model's text into the sentences the sources they cite support, and the rest.
+fn support_check(text: &str, sources: &[Source]) -> (Vec<String>, Vec<String>) {
+    let mut supported = Vec::new();
+    let mut unsupported = Vec::new();
+    for sentence in sentences(text) {
+        let evidence: Vec<&str> = cited_numbers(&sentence)
+            .into_iter()
+            .filter_map(|n| sources.iter().find(|source| source.n == n))
+            .map(|source| source.text.as_str())
+            .collect();
+        if !evidence.is_empty() && is_supported(&sentence, &evidence) {
+            supported.push(sentence);
+        } else {
+            unsupported.push(sentence);
+        }
+    }
+    (supported, unsupported)
+}
+
+/// The answer's text: each lead quote on its own line with its marker, then the supported
+/// prose (a supported sentence that only repeats a quote is left out).
+fn compose(quotes: &[LeadQuote], supported: &[String]) -> String {
+    let mut text = String::new();
+    for quote in quotes {
+        text.push_str(&format!("\u{201c}{}\u{201d} [{}]\n", quote.text, quote.n));
+    }
+    let prose: Vec<&str> = supported
+        .iter()
+        .map(String::as_str)
+        .filter(|sentence| {
+            !quotes
+                .iter()
+                .any(|quote| sentence.contains(quote.text.trim_end_matches('.')))
+        })
+        .collect();
+    if !prose.is_empty() {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&prose.join(" "));
+    }
+    if text.trim().is_empty() {
+        return NO_SUPPORTED_ANSWER.to_string();
+    }
+    text.trim_end().to_string()
 }

@@ -53,7 +53,7 @@ pub fn check_citations(answer: &str, num_sources: usize) -> CitationCheck {
         }
     });
     let text = tidy_spaces(&cleaned);
-    let uncited_sentences = split_sentences(&text)
+    let uncited_sentences = sentences(&text)
         .into_iter()
         .filter(|sentence| !marker.is_match(sentence))
         .filter(|sentence| sentence.chars().any(char::is_alphanumeric))
@@ -83,7 +83,7 @@ fn tidy_spaces(text: &str) -> String {
 }
 
 /// Splits text into sentences; markers that follow a sentence's full stop belong to it.
-fn split_sentences(text: &str) -> Vec<String> {
+pub(crate) fn sentences(text: &str) -> Vec<String> {
     let mut sentences = Vec::new();
     let mut current = String::new();
     let chars: Vec<char> = text.chars().collect();

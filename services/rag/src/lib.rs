@@ -1,6 +1,7 @@
 //! Retrieval-augmented answers for Vellum: hybrid retrieval (BM25 + vectors fused by reciprocal
 //! rank fusion), grounded answers with numbered sources and checked citations, whole-document
-//! summaries (map-reduce over every chunk), and retrieval evaluation on BEIR-format sets.
+//! summaries that extract first and then write (facts quoted by [`vellum_brief`], prose kept only
+//! where the support check passes), and retrieval evaluation on BEIR-format sets.
 //!
 //! Main types: [`Retriever`] (search in one of three [`SearchMode`]s), [`ask`] → [`Answer`],
 //! [`summarize`] → [`Summary`], [`replay`] of an [`AnswerReceipt`], and [`eval`] for
@@ -11,18 +12,22 @@
 //! a callback.
 
 mod answer;
+mod brief;
 mod citations;
 mod error;
 pub mod eval;
 mod fusion;
+mod lead;
 mod prompt;
 mod receipt;
 mod retrieve;
-mod summarize;
+pub mod support;
 
 pub use answer::{
     ask, ask_with, prompt_history, Answer, AskOptions, PriorTurn, Source, MAX_HISTORY_TURNS,
+    NO_SUPPORTED_ANSWER,
 };
+pub use lead::{lead_quotes, LeadQuote};
 pub use citations::{check_citations, CitationCheck};
 pub use error::{Error, Result};
 pub use fusion::reciprocal_rank_fusion;
@@ -32,4 +37,5 @@ pub use receipt::{
     RECEIPT_VERSION,
 };
 pub use retrieve::{QueryEmbedder, RetrievalOptions, RetrievedChunk, Retriever, SearchMode};
-pub use summarize::{summarize, Summary, SummaryOptions, SummaryProgress};
+pub use brief::{summarize, Prose, Summary, SummaryOptions, SummaryProgress};
+pub use vellum_brief::{Item as SummaryItem, Kind as SummaryKind, Status as ItemStatus};

@@ -79,7 +79,7 @@ pub(crate) fn display_name(title: &str, source_path: &str) -> String {
 }
 
 /// Makes text unable to open or close a `<source>` tag or break out of an attribute.
-fn defuse(text: &str) -> String {
+pub(crate) fn defuse(text: &str) -> String {
     text.replace("<source", "‹source")
         .replace("</source", "‹/source")
         .replace('"', "'")

@@ -14,6 +14,12 @@ use crate::{Error, Result};
 pub trait QueryEmbedder: Send + Sync {
     /// Returns the L2-normalised embedding of `text`.
     fn embed_query(&self, text: &str) -> Result<Vec<f32>>;
+
+    /// Returns the L2-normalised embeddings of `texts`, in order (one batch where the embedder
+    /// can batch).
+    fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        texts.iter().map(|text| self.embed_query(text)).collect()
+    }
 }
 
 impl QueryEmbedder for vellum_models::Embedder {
@@ -22,6 +28,10 @@ impl QueryEmbedder for vellum_models::Embedder {
         vectors
             .pop()
             .ok_or_else(|| Error::InvalidInput("embedder returned no vector".into()))
+    }
+
+    fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.embed(texts)?)
     }
 }
 
@@ -121,6 +131,11 @@ impl<'a> Retriever<'a> {
             embedder,
             scope,
         }
+    }
+
+    /// The query embedder (also used to choose an answer's lead quotes).
+    pub fn embedder(&self) -> &'a dyn QueryEmbedder {
+        self.embedder
     }
 
     /// Returns the store searched.

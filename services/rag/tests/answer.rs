@@ -293,6 +293,7 @@ fn lease_question_options() -> AskOptions {
             k: 3,
             filter: SearchFilter {
                 collections: Some(vec!["contracts".into()]),
+                documents: None,
             },
             ..RetrievalOptions::default()
         },
@@ -447,6 +448,7 @@ fn hybrid_search_fuses_both_engines_inside_the_filter() {
         k: 10,
         filter: SearchFilter {
             collections: Some(vec!["privileged".into()]),
+            documents: None,
         },
         ..RetrievalOptions::default()
     };

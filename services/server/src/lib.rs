@@ -28,7 +28,7 @@ pub use gate::TrustedProxies;
 pub use routes::ApiDoc;
 pub use tls::TlsSetup;
 pub use vellum_app::{
-    metrics, service, AskEvent, Caller, ErrorKind, IncomingFile, Policies, Service,
+    metrics, service, summary_view, AskEvent, Caller, ErrorKind, IncomingFile, Policies, Service,
     ServiceEmbedder, ServiceError, ServiceParts, SetupError, UploadFields, UploadSettings,
 };
 

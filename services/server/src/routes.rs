@@ -554,7 +554,8 @@ async fn ask_in_conversation(
         .await
 }
 
-/// Summarizes a whole document (every page, map-reduce), citing pages.
+/// Summarizes a whole document: facts extracted first, each a verbatim quote with its page
+/// (a contract brief, a patient-record summary, ...), then prose the facts support.
 #[utoipa::path(post, path = "/v1/summarize", tag = "answers",
     request_body = SummarizeRequest,
     responses(

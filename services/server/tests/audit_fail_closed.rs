@@ -52,6 +52,7 @@ fn nothing_is_served_without_an_audit_record() {
         &caller,
         &AskRequest {
             question: "Which court sent the notice?".into(),
+            document_id: None,
             mode: None,
             k: Some(3),
             collections: None,

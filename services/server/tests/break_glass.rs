@@ -86,6 +86,8 @@ fn break_glass_opens_search_and_read_and_is_always_recorded() {
         &emergency,
         &SummarizeRequest {
             document_id: oncology.clone(),
+            kind: None,
+            prose: Some(false),
             max_tokens: Some(16),
         },
     );

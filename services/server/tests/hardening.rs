@@ -567,6 +567,7 @@ fn answers_are_limited_per_user() {
     let alice = Caller::new(setup.principals[ALICE].clone(), "127.0.0.1");
     let question = |text: &str| AskRequest {
         question: text.into(),
+        document_id: None,
         mode: None,
         k: Some(2),
         max_tokens: Some(4),

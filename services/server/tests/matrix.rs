@@ -189,6 +189,7 @@ fn authorization_matrix_has_no_leaks() {
                 &caller,
                 &AskRequest {
                     question: "What did the court order?".into(),
+                    document_id: None,
                     mode: Some(ModeName::Vector),
                     k: Some(20),
                     collections: None,
@@ -217,6 +218,8 @@ fn authorization_matrix_has_no_leaks() {
         for id in fx.documents.keys() {
             let request = SummarizeRequest {
                 document_id: id.clone(),
+                kind: None,
+                prose: Some(false),
                 max_tokens: Some(16),
             };
             let readable = fx.permits(principal, Action::Read, id);

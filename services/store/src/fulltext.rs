@@ -329,8 +329,8 @@ impl FulltextIndex {
         self.replace_and_commit(delete_ids, &[])
     }
 
-    /// Returns the top `limit` chunks for a user query, restricted to the filter's collections
-    /// and scopes (term-set clauses inside the query). Never fails on query syntax: operators
+    /// Returns the top `limit` chunks for a user query, restricted to the filter's collections,
+    /// scopes and documents (term-set clauses inside the query). Never fails on query syntax: operators
     /// it cannot parse are dropped.
     pub(crate) fn search(
         &self,
@@ -348,6 +348,7 @@ impl FulltextIndex {
         for (field, values) in [
             (self.fields.collection, &filter.collections),
             (self.fields.scope, &filter.scopes),
+            (self.fields.document_id, &filter.documents),
         ] {
             if let Some(values) = values {
                 let terms = values

@@ -202,6 +202,9 @@ pub struct SearchFilter {
     /// Only these collections; `None` means every collection the scope permits, an empty list
     /// means none.
     pub collections: Option<Vec<String>>,
+    /// Only these documents (ids of document versions); `None` means every document, an
+    /// empty list means none. An attorney asks about one contract: `ask --document`.
+    pub documents: Option<Vec<String>>,
 }
 
 /// What runs inside the engines: the caller's narrowing plus the scope keys of a
@@ -213,6 +216,8 @@ pub(crate) struct IndexFilter {
     /// Only chunks and documents whose scope key ([`crate::scope_key`]) is one of these;
     /// `None` means all (bookkeeping only), an empty list means none.
     pub(crate) scopes: Option<Vec<String>>,
+    /// Only these documents; `None` means all, an empty list means none.
+    pub(crate) documents: Option<Vec<String>>,
 }
 
 impl IndexFilter {
@@ -220,6 +225,7 @@ impl IndexFilter {
     pub(crate) fn within(scope: &ReadScope, narrowing: &SearchFilter) -> IndexFilter {
         IndexFilter {
             collections: narrowing.collections.clone(),
+            documents: narrowing.documents.clone(),
             scopes: Some(
                 scope
                     .scopes()
@@ -235,6 +241,7 @@ impl IndexFilter {
         IndexFilter {
             collections: Some(vec![name.to_string()]),
             scopes: None,
+            documents: None,
         }
     }
 
@@ -242,6 +249,7 @@ impl IndexFilter {
     pub(crate) fn matches_nothing(&self) -> bool {
         self.collections.as_ref().is_some_and(Vec::is_empty)
             || self.scopes.as_ref().is_some_and(Vec::is_empty)
+            || self.documents.as_ref().is_some_and(Vec::is_empty)
     }
 }
 

@@ -619,6 +619,9 @@ fn prefilter(filter: &IndexFilter) -> Option<String> {
     if let Some(scopes) = &filter.scopes {
         clauses.push(in_list(SCOPE_COLUMN, scopes));
     }
+    if let Some(documents) = &filter.documents {
+        clauses.push(in_list("document_id", documents));
+    }
     (!clauses.is_empty()).then(|| clauses.join(" AND "))
 }
 
@@ -689,10 +692,14 @@ mod tests {
         let filter = IndexFilter {
             collections: Some(vec!["a'b".into()]),
             scopes: Some(vec!["a'b\u{1f}phi".into(), "c\u{1f}".into()]),
+            documents: Some(vec!["d1".into()]),
         };
         assert_eq!(
             prefilter(&filter).as_deref(),
-            Some("collection IN ('a''b') AND scope IN ('a''b\u{1f}phi', 'c\u{1f}')")
+            Some(
+                "collection IN ('a''b') AND scope IN ('a''b\u{1f}phi', 'c\u{1f}') \
+                 AND document_id IN ('d1')"
+            )
         );
         assert_eq!(prefilter(&IndexFilter::default()), None);
     }

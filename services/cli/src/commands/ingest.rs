@@ -245,6 +245,7 @@ fn print_event(path: &str, outcome: &FileOutcome) {
 fn quarantine_report(ctx: &Context, store: &Store, collection: &str) -> Result<()> {
     let filter = SearchFilter {
         collections: Some(vec![collection.to_string()]),
+        documents: None,
     };
     let entries = store.list_quarantine(&filter)?;
     if ctx.json {

@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use vellum_models::{CancelFlag, GenerationParams};
-use vellum_rag::{AnswerReceipt, SearchMode, SummaryProgress};
+use vellum_rag::{AnswerReceipt, ItemStatus, SearchMode, SummaryProgress};
 use vellum_server::api::{AskRequest, SearchRequest, SummarizeRequest};
-use vellum_server::AskEvent;
+use vellum_server::{summary_view, AskEvent};
 
 use crate::cli::{AskArgs, ReplayArgs, SearchArgs, SummarizeArgs};
 use crate::context::{service_error, Context};
@@ -73,8 +73,23 @@ pub(super) fn search(ctx: &Context, args: SearchArgs) -> Result<()> {
 pub(super) fn ask(ctx: &Context, args: AskArgs) -> Result<()> {
     let mode: SearchMode = args.mode.parse()?;
     let door = ctx.front_door(true)?;
+    let document_id = match &args.document {
+        Some(name) => Some(
+            door.service
+                .find_readable_document(&door.caller, name)
+                .map_err(service_error)
+                .with_context(|| {
+                    format!("finding {name:?} (`vellum documents` lists them)")
+                })?
+                .id
+                .0,
+        ),
+        None => None,
+    };
     let request = AskRequest {
         question: args.question.clone(),
+        document_id,
+        generate: Some(!args.quotes_only),
         mode: Some(mode.into()),
         k: Some(args.sources),
         collections: collections_of(&args.collections),
@@ -86,8 +101,9 @@ pub(super) fn ask(ctx: &Context, args: AskArgs) -> Result<()> {
         seed: args.seed,
         ..GenerationParams::default()
     };
-    let stream = !ctx.json;
-    let mut stdout = std::io::stdout();
+    // The model's draft is not shown: only its sentences that the sources support reach the
+    // answer. The bar counts the draft's tokens meanwhile.
+    let bar = progress_bar(u64::from(u32::try_from(args.max_tokens).unwrap_or(u32::MAX)), "writing");
     let answer = door
         .service
         .ask_detailed(
@@ -96,13 +112,14 @@ pub(super) fn ask(ctx: &Context, args: AskArgs) -> Result<()> {
             &generation,
             &CancelFlag::default(),
             &mut |event| {
-                if let (true, AskEvent::Token(piece)) = (stream, event) {
-                    let _ = write!(stdout, "{piece}");
-                    let _ = stdout.flush();
+                if let AskEvent::Token(_) = event {
+                    bar.inc(1);
                 }
             },
         )
-        .map_err(service_error)?;
+        .map_err(service_error);
+    bar.finish_and_clear();
+    let answer = answer?;
     door.close()?;
     if let Some(path) = &args.receipt {
         let json = serde_json::to_string_pretty(&answer.receipt)?;
@@ -116,16 +133,20 @@ pub(super) fn ask(ctx: &Context, args: AskArgs) -> Result<()> {
         println!("{}", answer.text);
         return Ok(());
     }
-    println!();
+    println!("{}", answer.text);
     if !answer.invalid_citations.is_empty() {
         println!(
             "\nNote: removed citation(s) {} that point to no source.",
             answer.invalid_citations.join(" ")
         );
     }
-    if !answer.uncited_sentences.is_empty() {
-        println!("\nNot supported by a citation:");
-        for sentence in &answer.uncited_sentences {
+    if !answer.unsupported_sentences.is_empty() {
+        println!(
+            "\nLeft out of the answer: {} sentence(s) of the model's draft that cite no source \
+             or say more than the source they cite:",
+            answer.unsupported_sentences.len()
+        );
+        for sentence in &answer.unsupported_sentences {
             println!("  - {sentence}");
         }
     }
@@ -206,50 +227,64 @@ pub(super) fn replay(ctx: &Context, args: ReplayArgs) -> Result<()> {
 }
 
 pub(super) fn summarize(ctx: &Context, args: SummarizeArgs) -> Result<()> {
-    let door = ctx.front_door(true)?;
+    let door = ctx.front_door(!args.no_prose)?;
     let document = door
         .service
         .find_readable_document(&door.caller, &args.document)
         .map_err(service_error)
         .with_context(|| {
             format!(
-                "finding {:?} (`vellum documents` lists them)",
+                "finding {:?} (`vellum documents` lists them; a file must be ingested first \
+                 with `vellum ingest FILE`)",
                 args.document
             )
         })?;
     let request = SummarizeRequest {
         document_id: document.id.0.clone(),
+        kind: args.kind.clone(),
+        prose: Some(!args.no_prose),
         max_tokens: Some(args.max_tokens),
     };
-    let bar = progress_bar(1, "summarizing");
-    let summary =
-        door.service
-            .summarize_detailed(
-                &door.caller,
-                &request,
-                &CancelFlag::default(),
-                &mut |p| match p {
-                    SummaryProgress::Map { done, total } => {
-                        bar.set_length(total as u64);
-                        bar.set_position(done as u64);
-                    }
-                    SummaryProgress::Reduce { num_partials } => {
-                        bar.set_message(format!("merging {num_partials} partial summaries"));
-                    }
-                },
-            );
+    let bar = progress_bar(2, "extracting facts");
+    let summary = door.service.summarize_detailed(
+        &door.caller,
+        &request,
+        &CancelFlag::default(),
+        &mut |p| match p {
+            SummaryProgress::Extracted { items, found } => {
+                bar.set_position(1);
+                bar.set_message(format!("{found} of {items} found; writing"));
+            }
+            SummaryProgress::Writing => bar.set_message("the model writes over the facts"),
+        },
+    );
     bar.finish_and_clear();
     let summary = summary.map_err(service_error)?;
     door.close()?;
     if ctx.json {
-        return print_json(&summary);
+        return print_json(&summary_view(summary));
     }
+    let found = summary
+        .items
+        .iter()
+        .filter(|item| item.status == ItemStatus::Found)
+        .count();
     println!(
-        "Summary of {} ({} pages, {} chunks read):\n",
+        "{} summary of {} ({} pages; {found} of {} items found, each quoted with its page):\n",
+        summary.kind.as_str(),
         short_name(&document.source_path),
         document.num_pages,
-        summary.num_chunks
+        summary.items.len()
     );
     println!("{}", summary.text);
+    if let Some(prose) = &summary.prose {
+        if !prose.dropped_sentences.is_empty() {
+            println!(
+                "\n({} sentence(s) of the model's prose dropped: not supported by the quoted \
+                 facts. --json lists them.)",
+                prose.dropped_sentences.len()
+            );
+        }
+    }
     Ok(())
 }

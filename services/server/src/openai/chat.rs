@@ -428,7 +428,10 @@ fn run(
                 cancel,
                 &mut |event| match event {
                     AskEvent::Sources(sources) => send(Piece::Sources(sources)),
-                    AskEvent::Token(token) => send(Piece::Token(token)),
+                    // The model's draft is not the answer: only its sentences that the sources
+                    // support are, with the quoted lead sentences; the whole answer is sent
+                    // at the end.
+                    AskEvent::Token(_) => {}
                     AskEvent::Answer(answer) => view = Some(answer),
                 },
             )?;
@@ -792,7 +795,8 @@ impl Chunker {
                 self.finished = true;
                 let mut out = Vec::new();
                 if self.streamed.is_empty() && !finish.text.is_empty() {
-                    // Nothing was generated (no relevant sources): the answer says so.
+                    // A grounded answer (checked against its sources) or nothing generated (no
+                    // relevant sources): the whole answer in one piece.
                     self.streamed = finish.text.clone();
                     let delta = self.delta(json!({ "content": finish.text }));
                     out.extend_from_slice(&self.chunk(delta, None));

@@ -343,6 +343,10 @@ impl Catalog {
             ));
             values.extend(scopes.iter().map(String::as_str));
         }
+        if let Some(documents) = &filter.documents {
+            clauses.push_str(&format!(" AND id IN ({})", placeholders(documents.len())));
+            values.extend(documents.iter().map(String::as_str));
+        }
         let sql = format!(
             "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE state = 'ready'{clauses} \
              ORDER BY source_path, collection, id"

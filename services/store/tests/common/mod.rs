@@ -53,6 +53,7 @@ pub fn proof(store: &Store, filter: &SearchFilter) -> ReadScope {
 fn narrowing(filter: &SearchFilter) -> vellum_store::SearchFilter {
     vellum_store::SearchFilter {
         collections: filter.collections.clone(),
+        documents: None,
     }
 }
 

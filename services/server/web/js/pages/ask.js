@@ -99,6 +99,13 @@ function answerExtras(answer) {
     out.push(h('p', { class: 'msg msg-warn invalid-citations' },
       `The model cited ${answer.invalid_citations.join(', ')}, which ${answer.invalid_citations.length === 1 ? 'is' : 'are'} not among the sources; removed from the answer.`));
   }
+  if (answer.unsupported_sentences && answer.unsupported_sentences.length) {
+    const n = answer.unsupported_sentences.length;
+    const details = h('details', { class: 'hint unsupported' },
+      h('summary', null, `${n} sentence${n === 1 ? '' : 's'} of the model's draft left out: ${n === 1 ? 'it cites' : 'they cite'} no source or say${n === 1 ? 's' : ''} more than the source cited.`));
+    for (const sentence of answer.unsupported_sentences) details.appendChild(h('p', { class: 'dropped' }, sentence));
+    out.push(details);
+  }
   if (answer.uncited_sentences && answer.uncited_sentences.length) {
     out.push(h('p', { class: 'hint' }, `${answer.uncited_sentences.length} sentence${answer.uncited_sentences.length === 1 ? '' : 's'} marked “no source” cite${answer.uncited_sentences.length === 1 ? 's' : ''} nothing: check them against the documents.`));
   }
@@ -287,6 +294,8 @@ export async function render(main, ctx) {
             firstToken = performance.now();
             window.vellumMetrics.askToFirstTokenMs = firstToken - clicked;
             clear(streaming);
+            // The model's draft: only its sentences that the sources support reach the answer.
+            streaming.appendChild(h('span', { class: 'draft-label' }, 'Draft, checked against the sources when complete: '));
           }
           streaming.appendChild(document.createTextNode(data.text));
         } else if (name === 'answer') {

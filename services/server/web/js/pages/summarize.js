@@ -24,12 +24,71 @@ export function citedSummary(text, documentId) {
   return p;
 }
 
+const KINDS = [
+  ['', 'Detect from the document'],
+  ['contract', 'Contract brief'],
+  ['clinical', 'Patient-record summary'],
+  ['email', 'E-mail thread'],
+  ['filing', 'Court filing'],
+  ['general', 'Key points'],
+];
+
+/** One found item: its section, plain reading, the verbatim quote and a link to its page. */
+function itemRow(item, documentId) {
+  return h('tr', null,
+    h('th', { scope: 'row' }, item.section),
+    h('td', null,
+      h('p', { class: 'item-text' }, item.text),
+      h('blockquote', { class: 'item-quote' }, `“${item.quote}”`)),
+    h('td', null, h('a', {
+      class: 'cite page-cite',
+      href: `#/document/${encodeURIComponent(documentId)}?page=${item.page}`,
+      'aria-label': `Open page ${item.page}`,
+    }, `p. ${item.page}`)));
+}
+
+/** The summary: prose the facts support, the found items as a table, then what was not found. */
+export function renderSummary(out, summary, id, seconds) {
+  const found = summary.items.filter((item) => item.status === 'found');
+  const missing = summary.items.filter((item) => item.status === 'not_found');
+  out.append(h('h2', { tabindex: '-1', id: 'summary-title' },
+    `${KINDS.find(([k]) => k === summary.kind)?.[1] || 'Summary'}: ${summary.document.title || summary.document.file_name}`));
+  if (summary.prose && summary.prose.text) out.appendChild(citedSummary(summary.prose.text, id));
+  if (found.length) {
+    const table = h('table', { class: 'summary-items' },
+      h('caption', null, `${found.length} found, each quoted from the document with its page`),
+      h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Section'), h('th', { scope: 'col' }, 'What the document says'), h('th', { scope: 'col' }, 'Page'))));
+    const body = h('tbody');
+    for (const item of found) body.appendChild(itemRow(item, id));
+    table.appendChild(body);
+    out.appendChild(table);
+  }
+  if (missing.length) {
+    out.appendChild(h('div', { class: 'not-found' },
+      h('h3', null, `Searched for and not found (${missing.length})`),
+      h('ul', null, ...missing.map((item) => h('li', null, h('strong', null, item.section), ` — ${item.text}`)))));
+  }
+  if (summary.prose && summary.prose.dropped_sentences.length) {
+    const n = summary.prose.dropped_sentences.length;
+    const details = h('details', { class: 'hint' }, h('summary', null, `${n} sentence${n === 1 ? '' : 's'} of the model's prose left out: not supported by the quoted facts.`));
+    for (const s of summary.prose.dropped_sentences) details.appendChild(h('p', { class: 'dropped' }, s));
+    out.appendChild(details);
+  }
+  out.appendChild(h('p', { class: 'meta' }, `${summary.kind_detected ? 'Kind detected from the document. ' : ''}Searched ${summary.num_chunks} passages in ${seconds.toFixed(1)} s. Page links open the page.`));
+}
+
 export async function render(main, ctx) {
   const id = ctx.params.id;
   const out = h('section', { class: 'card', 'aria-live': 'polite', id: 'summary' });
   const button = h('button', { type: 'button', class: 'primary', id: 'summarize-button' }, 'Summarize');
+  const kind = h('select', { id: 'summary-kind' }, ...KINDS.map(([value, label]) => h('option', { value }, label)));
+  const prose = h('input', { type: 'checkbox', id: 'summary-prose', checked: true });
   const docLine = h('p', { class: 'meta' });
-  main.append(h('h1', null, 'Summarize a document'), docLine, h('div', { class: 'actions' }, button), out);
+  main.append(h('h1', null, 'Summarize a document'), docLine,
+    h('div', { class: 'actions' },
+      h('label', { for: 'summary-kind' }, 'Kind '), kind,
+      h('label', { for: 'summary-prose' }, prose, ' Model prose over the facts'),
+      button), out);
   let doc = null;
   try {
     doc = await api(`/v1/documents/${encodeURIComponent(id)}`);
@@ -41,25 +100,14 @@ export async function render(main, ctx) {
   }
   const run = async (breakGlass) => {
     button.disabled = true;
-    clear(out).appendChild(h('p', { class: 'loading', role: 'status' }, 'Summarizing every page… this reads the whole document and can take a minute.'));
+    clear(out).appendChild(h('p', { class: 'loading', role: 'status' }, 'Finding the facts in every page, then writing… this can take a minute.'));
     const started = performance.now();
     try {
-      const summary = await api('/v1/summarize', { method: 'POST', body: { document_id: id }, breakGlass });
+      const body = { document_id: id, prose: prose.checked };
+      if (kind.value) body.kind = kind.value;
+      const summary = await api('/v1/summarize', { method: 'POST', body, breakGlass });
       clear(out);
-      out.append(
-        h('h2', { tabindex: '-1', id: 'summary-title' }, `Summary of ${summary.document.title || summary.document.file_name}`),
-        citedSummary(summary.text, id),
-        h('p', { class: 'meta' }, `Read ${summary.num_chunks} passages in ${((performance.now() - started) / 1000).toFixed(1)} s. Page citations open the page.`));
-      if (summary.partials && summary.partials.length > 1) {
-        const details = h('details', { open: true }, h('summary', null, `Summaries of ${summary.partials.length} parts, page by page`));
-        for (const part of summary.partials) {
-          const label = part.first_page === part.last_page ? `Page ${part.first_page}` : `Pages ${part.first_page}–${part.last_page}`;
-          details.append(
-            h('h3', null, h('a', { href: `#/document/${encodeURIComponent(id)}?page=${part.first_page}`, class: 'part-link' }, label)),
-            citedSummary(part.text, id));
-        }
-        out.appendChild(details);
-      }
+      renderSummary(out, summary, id, (performance.now() - started) / 1000);
       out.querySelector('#summary-title').focus();
       ctx.announce('Summary ready.');
     } catch (err) {

@@ -1,0 +1,84 @@
+//! The sentences an answer leads with: quoted verbatim from the sources, chosen by the
+//! embedder's similarity to the question (not by the model), each cited `[n]`.
+//!
+//! A small model often restates the question instead of answering it. The sources usually hold
+//! a sentence that answers it; quoting that sentence first gives the reader the answer in the
+//! document's own words, checkable at a click, whatever the model writes after it.
+
+use serde::Serialize;
+
+use crate::answer::Source;
+use crate::retrieve::QueryEmbedder;
+use crate::Result;
+
+/// Sources whose sentences are candidates (the best-ranked ones).
+const CANDIDATE_SOURCES: usize = 3;
+/// Sentences shorter than this many words are headings or fragments, not answers.
+const MIN_WORDS: usize = 6;
+/// Longer sentences are lists or run-on extraction; they are not quoted whole.
+const MAX_WORDS: usize = 90;
+/// A second quote is added only if it is nearly as close to the question as the first.
+const SECOND_QUOTE_MARGIN: f32 = 0.05;
+
+/// A sentence quoted from source `n`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeadQuote {
+    /// The source it is quoted from.
+    pub n: usize,
+    /// The sentence, an exact substring of the source's text.
+    pub text: String,
+    /// The source's page.
+    pub page: u32,
+    /// Cosine similarity between the sentence and the question.
+    pub similarity: f32,
+}
+
+/// Up to `max` sentences of the best sources that are closest to `question` (at least one when
+/// a source has a sentence of at least [`MIN_WORDS`] words).
+pub fn lead_quotes(
+    embedder: &dyn QueryEmbedder,
+    question: &str,
+    sources: &[Source],
+    max: usize,
+) -> Result<Vec<LeadQuote>> {
+    let mut candidates: Vec<(usize, u32, &str)> = Vec::new();
+    for source in sources.iter().take(CANDIDATE_SOURCES) {
+        for range in vellum_brief::text::sentences(&source.text) {
+            let sentence = &source.text[range];
+            let words = sentence.split_whitespace().count();
+            let is_new = !candidates.iter().any(|(_, _, seen)| *seen == sentence);
+            if (MIN_WORDS..=MAX_WORDS).contains(&words) && is_new {
+                candidates.push((source.n, source.page, sentence));
+            }
+        }
+    }
+    if candidates.is_empty() || max == 0 {
+        return Ok(Vec::new());
+    }
+    let mut texts: Vec<&str> = Vec::with_capacity(candidates.len() + 1);
+    texts.push(question);
+    texts.extend(candidates.iter().map(|(_, _, sentence)| *sentence));
+    let vectors = embedder.embed_texts(&texts)?;
+    let Some((question_vector, sentence_vectors)) = vectors.split_first() else {
+        return Ok(Vec::new());
+    };
+    let mut scored: Vec<LeadQuote> = candidates
+        .iter()
+        .zip(sentence_vectors)
+        .map(|((n, page, sentence), vector)| LeadQuote {
+            n: *n,
+            text: sentence.to_string(),
+            page: *page,
+            similarity: dot(question_vector, vector),
+        })
+        .collect();
+    scored.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+    let best = scored[0].similarity;
+    scored.truncate(max);
+    scored.retain(|quote| quote.similarity >= best - SECOND_QUOTE_MARGIN);
+    Ok(scored)
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
