@@ -4,25 +4,33 @@
 //! timing goes to stderr.
 //!
 //! cargo run --release -p vellum-brief --example ccda_summaries -- CHUNKS.jsonl
+//!
+//! With `--kind auto|email|filing|general|clinical` it summarises every document of the dump
+//! (not only C-CDAs) as that kind (`auto`: as detect_kind says) and adds `"kind"` to each line.
 
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vellum_brief::{clinical, Document, Passage};
+use vellum_brief::{clinical, detect_kind, summarize, Document, Kind, Passage};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args()
-        .nth(1)
-        .ok_or("usage: ccda_summaries CHUNKS.jsonl")?;
-    let reader = std::io::BufReader::new(std::fs::File::open(&path)?);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let path = args
+        .first()
+        .ok_or("usage: ccda_summaries CHUNKS.jsonl [--kind auto|KIND]")?;
+    let kind = match args.iter().position(|arg| arg == "--kind") {
+        Some(at) => Some(args.get(at + 1).ok_or("--kind needs a value")?.as_str()),
+        None => None,
+    };
+    let reader = std::io::BufReader::new(std::fs::File::open(path)?);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut times: Vec<Duration> = Vec::new();
     for line in reader.lines() {
         let record: Value = serde_json::from_str(&line?)?;
         let format = record["format"].as_str().unwrap_or_default();
-        if format != "ccda" {
+        if kind.is_none() && format != "ccda" {
             continue;
         }
         let file = record["file"].as_str().unwrap_or_default();
@@ -62,9 +70,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             original: original.as_deref(),
         };
         let started = Instant::now();
-        let items = clinical::summary(&document);
+        let (items, chosen) = match kind {
+            None => (clinical::summary(&document), Kind::Clinical),
+            Some(name) => {
+                let chosen = Kind::parse(name).unwrap_or_else(|| detect_kind(&document));
+                (summarize(&document, chosen), chosen)
+            }
+        };
         times.push(started.elapsed());
-        let line = serde_json::json!({ "file": file, "items": items });
+        let line = match kind {
+            None => serde_json::json!({ "file": file, "items": items }),
+            Some(_) => serde_json::json!({ "file": file, "kind": chosen.as_str(), "items": items }),
+        };
         writeln!(out, "{line}")?;
     }
     times.sort();
