@@ -422,6 +422,13 @@ fn narrative_ids(section: &Node) -> HashMap<String, String> {
 /// The name of a coded concept (`code`, `value`): its displayName, else its originalText
 /// (or the narrative text it references), else a translation's displayName.
 fn concept_name(concept: &Node, ids: &HashMap<String, String>) -> Option<String> {
+    // Placeholder entries ("No data") name nothing: the section is empty.
+    const PLACEHOLDERS: &[&str] = &["no data", "none", "unknown", "no information", "n/a"];
+    concept_name_any(concept, ids)
+        .filter(|name| !PLACEHOLDERS.contains(&name.to_lowercase().as_str()))
+}
+
+fn concept_name_any(concept: &Node, ids: &HashMap<String, String>) -> Option<String> {
     // A null concept names nothing unless it still carries a display name or original text.
     let null = concept.attribute("nullFlavor").is_some();
     if null && concept.value_of("displayName").is_none() {
