@@ -78,7 +78,7 @@ static MONTH_FIRST: LazyLock<Regex> = LazyLock::new(|| {
 /// "the 5th day of February, 2020", "16th June 2004", "1 August 2019".
 static DAY_FIRST: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
-        r"(?i)\b(\d{{1,2}})\s*(?:st|nd|rd|th)?\s+(?:day\s+of\s+)?{MONTHS}\.?\s*,?\s+(?:in\s+the\s+year\s+)?(\d{{4}})\b"
+        r"(?i)\b(\d{{1,2}})\s*(?:st|nd|rd|th)?\s+(?:day\s+of\s+|of\s+)?{MONTHS}\.?\s*,?\s+(?:in\s+the\s+year\s+)?(\d{{4}})\b"
     ))
     .expect("static regex")
 });
@@ -86,6 +86,11 @@ static DAY_FIRST: LazyLock<Regex> = LazyLock::new(|| {
 /// "04/25/2018" (month first, as in US contracts; day first when the first number exceeds 12).
 static NUMERIC: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})\b").expect("static regex"));
+
+/// "3-14-18", "4/6/07": a two-digit year (20xx below 50, else 19xx).
+static NUMERIC_SHORT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(\d{1,2})([/-])(\d{1,2})([/-])(\d{2})\b").expect("static regex")
+});
 
 /// Every date in `text`, in order, as (byte range, date).
 pub fn find_dates(text: &str) -> Vec<(Range<usize>, SimpleDate)> {
@@ -132,6 +137,31 @@ pub fn find_dates(text: &str) -> Vec<(Range<usize>, SimpleDate)> {
         if let (Some(a), Some(b), Some(year)) =
             (number(a.as_str()), number(b.as_str()), number(y.as_str()))
         {
+            let (month, day) = if a > 12 { (b, a) } else { (a, b) };
+            if let Some(date) = SimpleDate::new(year as i32, month, day) {
+                found.push((whole.range(), date));
+            }
+        }
+    }
+    for caps in NUMERIC_SHORT.captures_iter(text) {
+        let (Some(whole), Some(a), Some(s1), Some(b), Some(s2), Some(y)) = (
+            caps.get(0),
+            caps.get(1),
+            caps.get(2),
+            caps.get(3),
+            caps.get(4),
+            caps.get(5),
+        ) else {
+            continue;
+        };
+        // The same separator twice, as dates are written ("3-14-18", not "10-1/2").
+        if s1.as_str() != s2.as_str() {
+            continue;
+        }
+        if let (Some(a), Some(b), Some(y)) =
+            (number(a.as_str()), number(b.as_str()), number(y.as_str()))
+        {
+            let year = if y < 50 { 2000 + y } else { 1900 + y };
             let (month, day) = if a > 12 { (b, a) } else { (a, b) };
             if let Some(date) = SimpleDate::new(year as i32, month, day) {
                 found.push((whole.range(), date));
@@ -219,6 +249,11 @@ mod tests {
         assert_eq!(normalise_date("04/25/2018"), Some(d(2018, 4, 25)));
         assert_eq!(normalise_date("31/01/2025"), Some(d(2025, 1, 31)));
         assert_eq!(normalise_date("February 30, 2020"), None);
+        assert_eq!(normalise_date("dated 3-14-18"), Some(d(2018, 3, 14)));
+        assert_eq!(
+            normalise_date("on the 1st of March, 2003"),
+            Some(d(2003, 3, 1))
+        );
         assert_eq!(d(2020, 7, 6).to_string(), "7/6/2020");
         assert_eq!(d(2020, 2, 29).plus_months(12), d(2021, 2, 28));
         assert_eq!(d(2011, 1, 11).plus_months(60), d(2016, 1, 11));

@@ -62,9 +62,12 @@ static DEFINED: LazyLock<Regex> =
 /// Where a party's name ends and its description starts: ", a Delaware corporation".
 static DESCRIPTION: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i),?\s+(?:an?|its|having|with|whose|located|organized|incorporated|existing|acting|on behalf|together with)\s|,\s+(?:[A-Z][a-z]+\s+)?(?:corporation|company|limited)\b",
+        r"(?i),?\s+(?:an?|its|having|with|whose|located|organized|incorporated|existing|acting|on behalf|together with|residing|c/o|hereinafter|dba|d/b/a)\s|,\s+(?:[A-Z][a-z]+\s+)?(?:corporation|company|limited)\b|,?\s+(?:of\s+)?\d",
     )
 });
+
+/// What separates one party from the next in a preamble.
+static JOINER: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(?:and|between|among)\b:?\s"));
 
 /// Company-form endings, for names written without a defined term.
 static ENTITY: LazyLock<Regex> = LazyLock::new(|| {
@@ -80,69 +83,187 @@ static NOT_A_PARTY: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
+/// Where the preamble ends: the recitals or the first numbered article.
+static PREAMBLE_END: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?:WHEREAS|Whereas|RECITALS|Recitals|W\s?I\s?T\s?N\s?E\s?S\s?S\s?E\s?T\s?H|WITNESSES|NOW,? THEREFORE|BACKGROUND|The parties agree)",
+    )
+});
+
+/// How many leading passages may hold the preamble (a cover page or contents come first).
+const PREAMBLE_PASSAGES: usize = 12;
+
 fn parties(units: &Units<'_>) -> Item {
-    for sentence in units.sentences.iter().take(PREAMBLE_SENTENCES) {
-        let Some(keyword) = BETWEEN.find(sentence.text) else {
-            continue;
-        };
-        let after = &sentence.text[keyword.end()..];
-        let mut names: Vec<&str> = Vec::new();
-        let mut span: Option<Range<usize>> = None;
-        let mut cursor = 0;
-        for caps in DEFINED.captures_iter(after) {
-            let (Some(whole), Some(term)) = (caps.get(0), caps.get(1)) else {
-                continue;
-            };
-            let before = &after[cursor..whole.start()];
-            cursor = whole.end();
-            if NOT_A_PARTY.is_match(term.as_str()) {
+    let mut names: Vec<String> = Vec::new();
+    let mut evidence: Option<(usize, Range<usize>)> = None;
+    for (index, passage) in units.passages.iter().enumerate().take(PREAMBLE_PASSAGES) {
+        let text = passage.text;
+        for keyword in BETWEEN.find_iter(text) {
+            // The window: from the keyword to the recitals (or a generous limit).
+            let mut end = (keyword.end() + 1500).min(text.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let window = &text[keyword.end()..end];
+            let window = PREAMBLE_END
+                .find(window)
+                .map_or(window, |m| &window[..m.start()]);
+            let (found, span) = names_in(window);
+            if found.is_empty() {
                 continue;
             }
-            let name = party_name(before);
-            if name.is_empty() || !name.starts_with(|c: char| c.is_uppercase()) {
-                continue;
+            let offset = keyword.end();
+            if evidence.is_none() {
+                evidence = span.map(|r| (index, offset + r.start..offset + r.end));
             }
-            let name_start = keyword.end() + (name.as_ptr() as usize - after.as_ptr() as usize);
-            let end = keyword.end() + whole.end();
-            span = Some(span.map_or(name_start..end, |s| s.start..end));
-            names.push(name);
-            if names.len() >= 12 {
+            add_names(&mut names, &found);
+            // A preamble cut by a chunk boundary continues in the next passage.
+            if names.len() >= 2 {
                 break;
             }
         }
-        if names.len() < 2 {
-            // Names written without defined terms: company-form endings.
-            names.clear();
-            span = None;
-            for m in ENTITY.find_iter(after) {
-                let start = keyword.end() + m.start();
-                let end = keyword.end() + m.end();
-                span = Some(span.map_or(start..end, |s| s.start..end));
-                names.push(m.as_str().trim_end_matches(','));
-            }
-        }
         if names.len() >= 2 {
-            if let Some(span) = span {
-                let range = sentence.range.start + span.start..sentence.range.start + span.end;
-                let text = names.join("; ");
-                return units.found("Parties", sentence, range, text);
+            break;
+        }
+        if evidence.is_some() && names.len() == 1 && index + 1 < units.passages.len() {
+            // Look for the second party at the start of the next passage.
+            if let Some(next) = units.passages.get(index + 1) {
+                let head = next.text.get(..next.text.len().min(1200)).unwrap_or("");
+                let head = PREAMBLE_END.find(head).map_or(head, |m| &head[..m.start()]);
+                add_names(&mut names, &names_in(head).0);
             }
+            break;
         }
     }
-    Item::not_found("Parties", "No parties found in the preamble.".into())
+    match evidence {
+        Some((index, range)) if names.len() >= 2 => {
+            let passage = &units.passages[index];
+            Item::found("Parties", passage, &passage.text[range], names.join("; "))
+        }
+        _ => Item::not_found("Parties", "No parties found in the preamble.".into()),
+    }
 }
 
-/// The party name at the end of `before` (the text between the previous party's defined term
-/// and this one's): drops "and", the address and the "a Delaware corporation" description.
+/// Adds the names not already listed (nor part of a listed name: "Merger Corp." of "PSS
+/// Merger Corp.").
+fn add_names(names: &mut Vec<String>, found: &[&str]) {
+    for name in found {
+        let lower = name.to_lowercase();
+        if plausible_name(name) && !names.iter().any(|n| n.to_lowercase().contains(&lower)) {
+            names.push((*name).to_string());
+        }
+    }
+}
+
+/// The party names in a preamble window, and the span from the first name to the last
+/// defined term (or name).
+fn names_in(window: &str) -> (Vec<&str>, Option<Range<usize>>) {
+    let mut names: Vec<&str> = Vec::new();
+    let mut span: Option<Range<usize>> = None;
+    let mut cursor = 0;
+    for caps in DEFINED.captures_iter(window) {
+        let (Some(whole), Some(term)) = (caps.get(0), caps.get(1)) else {
+            continue;
+        };
+        let before = &window[cursor..whole.start()];
+        cursor = whole.end();
+        if NOT_A_PARTY.is_match(term.as_str()) {
+            continue;
+        }
+        let name = party_name(before);
+        if !plausible_name(name) {
+            continue;
+        }
+        let start = name.as_ptr() as usize - window.as_ptr() as usize;
+        span = Some(span.map_or(start..whole.end(), |s| s.start..whole.end()));
+        names.push(name);
+        if names.len() >= 12 {
+            break;
+        }
+    }
+    if names.len() < 2 {
+        // Names written without defined terms: company-form endings.
+        let mut by_form: Vec<&str> = Vec::new();
+        let mut form_span: Option<Range<usize>> = None;
+        for m in ENTITY.find_iter(window) {
+            if !plausible_name(m.as_str()) {
+                continue;
+            }
+            form_span = Some(form_span.map_or(m.range(), |s| s.start..m.end()));
+            by_form.push(m.as_str().trim_end_matches(','));
+        }
+        if by_form.len() > names.len() {
+            return (by_form, form_span);
+        }
+    }
+    (names, span)
+}
+
+/// The party name in `before` (the text between the previous party's defined term and this
+/// one's). Either the name comes first (": CORAL GOLD RESOURCES LTD., a company ...") or the
+/// previous party's description does (", a Delaware corporation, ... and ebix.com, Inc.").
 fn party_name(before: &str) -> &str {
     let mut text = before.trim();
-    for lead in [",", ";", "and ", "AND ", "And ", "&"] {
-        text = text.strip_prefix(lead).unwrap_or(text).trim_start();
+    loop {
+        let stripped = LEAD.find(text).map_or(text, |m| &text[m.end()..]);
+        if stripped.len() == text.len() {
+            break;
+        }
+        text = stripped;
     }
-    if let Some(m) = DESCRIPTION.find(text) {
-        text = &text[..m.start()];
-    }
-    text.trim().trim_end_matches(',').trim()
+    let name_first = DESCRIPTION.find(text).map_or(text, |m| &text[..m.start()]);
+    let name = if plausible_name(name_first) {
+        name_first
+    } else {
+        let after_joiner = JOINER
+            .find_iter(text)
+            .last()
+            .map_or("", |m| text[m.end()..].trim_start());
+        DESCRIPTION
+            .find(after_joiner)
+            .map_or(after_joiner, |m| &after_joiner[..m.start()])
+    };
+    name.trim().trim_end_matches(',').trim()
+}
+
+/// Punctuation and joiners before a name: ", and", "AND:", ":".
+static LEAD: LazyLock<Regex> = LazyLock::new(|| re(r"^(?:[,;:&]|(?i:and|between|among)\b:?)\s*"));
+
+/// A name starts with a capital or a figure ("2205925 Ontario Limited"), or is one word
+/// with a capital inside ("ebix.com, Inc.", "mPhase"); it is not a description ("a Delaware
+/// corporation", "Delaware Corporation") nor a piece of a sentence.
+fn plausible_name(name: &str) -> bool {
+    let name = name.trim();
+    let words: Vec<&str> = name.split_whitespace().collect();
+    let Some(first) = words.first() else {
+        return false;
+    };
+    let capitalised = first.starts_with(|c: char| c.is_uppercase() || c.is_ascii_digit())
+        || first.chars().skip(1).any(|c| c.is_uppercase() || c == '.');
+    capitalised
+        && words.len() <= 12
+        && !matches!(*first, "A" | "An")
+        && !NOT_A_NAME.is_match(name)
+        && !is_jurisdiction_form(&words)
+}
+
+/// Words that do not occur in a party's name but do in the sentences around it.
+static NOT_A_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)\b(?:hereinafter|referred|is|are|with|by|on\s+behalf|shall|will|owns|operates|provide|affiliates\s+listed)\b|\.\s+(?:The|This|It|Each|In)\s|^\W|^\(?\d+[.)]\s",
+    )
+});
+
+/// "Delaware Corporation", "Kentucky corporation": a jurisdiction and a company form.
+fn is_jurisdiction_form(words: &[&str]) -> bool {
+    let [place @ .., form] = words else {
+        return false;
+    };
+    let form = form.trim_end_matches(['.', ',']).to_ascii_lowercase();
+    matches!(form.as_str(), "corporation" | "company" | "partnership")
+        && !place.is_empty()
+        && place.len() <= 2
+        && normalise_jurisdiction(&place.join(" ")).is_some()
 }
 
 // ------------------------------------------------------------------ dates
@@ -155,28 +276,58 @@ static DATE_CUE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 fn agreement_date(units: &Units<'_>) -> Option<DateItem> {
-    let preamble = units.sentences.iter().take(PREAMBLE_SENTENCES);
-    for sentence in preamble {
-        let Some(cue) = DATE_CUE.find(sentence.text) else {
-            continue;
-        };
-        // The date nearest after the cue (or just before it: "July 3, 2019 (the
-        // "Effective Date")").
-        let dates = find_dates(sentence.text);
-        let pick = dates
+    let preamble: Vec<&Sentence<'_>> = units
+        .sentences
+        .iter()
+        .filter(|s| s.passage < PREAMBLE_PASSAGES && !s.lower.contains("whereas"))
+        .take(PREAMBLE_SENTENCES)
+        .collect();
+    // The date after a dating cue ("dated as of", "made this 5th day of"), else the first
+    // date of the title page ("AGENCY AGREEMENT May 25, 2016").
+    let cued = preamble.iter().find_map(|sentence| {
+        let cue = DATE_CUE.find(sentence.text)?;
+        let dates = contract_dates(sentence.text);
+        dates
             .iter()
             .find(|(r, _)| r.start >= cue.start())
-            .or_else(|| dates.first());
-        if let Some((range, date)) = pick {
-            let quote = sentence.range.start + range.start..sentence.range.start + range.end;
-            return Some(DateItem {
-                item: units.found("Agreement Date", sentence, quote, date.to_string()),
-                date: Some(*date),
-            });
-        }
-    }
-    None
+            .or_else(|| dates.first())
+            .map(|(r, d)| (*sentence, r.clone(), *d))
+    });
+    let title = || {
+        preamble
+            .iter()
+            .filter(|s| s.passage < 2)
+            .find_map(|sentence| {
+                contract_dates(sentence.text)
+                    .into_iter()
+                    .next()
+                    .map(|(r, d)| (*sentence, r, d))
+            })
+    };
+    let (sentence, range, date) = cued.or_else(title)?;
+    let quote = sentence.range.start + range.start..sentence.range.start + range.end;
+    Some(DateItem {
+        item: units.found("Agreement Date", sentence, quote, date.to_string()),
+        date: Some(date),
+    })
 }
+
+/// The dates of `text` that can be the contract's own date: not an end date ("until
+/// February 28, 2004") and not the filing stamp ("Source: IPASS INC, 8-K, 12/3/2018").
+fn contract_dates(text: &str) -> Vec<(Range<usize>, SimpleDate)> {
+    find_dates(text)
+        .into_iter()
+        .filter(|(r, _)| {
+            let lead = before(text, r.start, 40);
+            !END_WORD.is_match(lead) && !FILING_STAMP.is_match(lead)
+        })
+        .collect()
+}
+
+/// The EDGAR stamp on each page of a filed exhibit.
+static FILING_STAMP: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?i)source:|\b(?:8-k|10-k|10-q|s-1|20-f|f-1|10-ka|8-ka)\b|filed|period\s+ended")
+});
 
 /// `"Effective Date"` defined, or the agreement said to be effective / to commence on a date.
 static EFFECTIVE_CUE: LazyLock<Regex> = LazyLock::new(|| {
@@ -197,7 +348,7 @@ fn effective_date(units: &Units<'_>, agreement: Option<&DateItem>) -> Option<Dat
         let Some(cue) = EFFECTIVE_CUE.find(sentence.text) else {
             continue;
         };
-        let dates = find_dates(sentence.text);
+        let dates = contract_dates(sentence.text);
         // The date closest to the cue, within the same clause.
         let near = dates
             .iter()
@@ -231,6 +382,14 @@ fn effective_date(units: &Units<'_>, agreement: Option<&DateItem>) -> Option<Dat
                 });
             }
         }
+        // Nothing says otherwise: a contract takes effect on its date.
+        return Some(DateItem {
+            item: Item {
+                section: "Effective Date".into(),
+                ..agreement.item.clone()
+            },
+            date: agreement.date,
+        });
     }
     None
 }
