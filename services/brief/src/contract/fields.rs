@@ -394,38 +394,51 @@ fn effective_date(units: &Units<'_>, agreement: Option<&DateItem>) -> Option<Dat
     None
 }
 
-/// A sentence about the agreement's (initial) term.
+/// A sentence that sets the agreement's (initial) term.
 static TERM_SENTENCE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b(?:initial\s+term|term\s+of\s+this\s+(?:agreement|contract)|this\s+(?:agreement|contract)\s+(?:shall|will)\s+(?:be\s+in\s+effect|continue|remain|expire|terminate|end|commence|become\s+effective|be\s+effective|take\s+effect)|the\s+term\s+(?:shall|will)|contract\s+period|(?:shall|will)\s+(?:expire|continue\s+in\s+(?:full\s+)?(?:force|effect)))",
+        r"(?i)\b(?:initial\s+term|term\s+of\s+(?:this|the)\s+(?:agreement|contract)|the\s+term\s+(?:shall|will|is)|(?:this|the)\s+(?:agreement|contract|amendment)\s+(?:shall|will|is)\s+(?:\w+\s+){0,4}?(?:expire|terminate|continue|remain|be\s+in\s+(?:full\s+)?(?:force|effect)|end|be\s+effective|become\s+effective|be\s+for|take\s+effect|in\s+effect|commence|extend)|contract\s+period|duration\s+of\s+this|termination\s+date|expiration\s+date|term\s+of\s+execution|term\s+of\s+this\s+\w+\s+(?:shall|will|is)|(?:shall|will)\s+(?:\w+\s+){0,3}?(?:expire|continue\s+in\s+(?:full\s+)?(?:force|effect)|be\s+effective\s+until|continue\s+until|extend\s+until))",
+    )
+});
+
+/// Sentences that mention the term but set something else: survival, confidentiality,
+/// restrictive covenants, licences, definitions of other periods.
+static NOT_TERM: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)confidential|surviv|calendar\s+(?:quarter|year|month)|solicit|licen[cs]e|warrant|compet|invoice|insurance|breach|bankrupt|insolv|thereafter\s+for|(?:years?|months?)\s+thereafter|^\W*(?:\(\w+\)\s*)?during\s+the\s+term|after\s+(?:the\s+)?(?:termination|expiration)|following\s+(?:the\s+)?(?:termination|expiration)",
     )
 });
 
 /// "expire on December 31, 2024", "until February 28, 2025", "through December 31, 2012".
 static END_WORD: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b(?:expire|expiring|expires|terminate|terminates|end|ends|ending|until|through|conclud\w*|to)\s+(?:on\s+|at\s+)?(?:the\s+)?$",
+        r"(?i)(?:\b(?:expire|expiring|expires|terminate|terminates|end|ends|ending|until|through|conclud\w*|to|including)\s+(?:on\s+|at\s+)?(?:the\s+)?(?:(?:earlier|later)\s+of:?\s+(?:\(\w+\)\s+)?)?|\b(?:termination|expiration|expiry)\s+date\s*:?\s*)$",
     )
 });
 
-/// "for a period of five (5) years", "for one year", "twelve (12) months from".
+/// "for a period of five (5) years", "is 5 years from", "for one year", "until one (1) year".
 static DURATION: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b(?:for|of|be)\s+(?:a\s+(?:period|term)\s+of\s+|an\s+initial\s+(?:period|term)\s+of\s+|at\s+least\s+a\s+period\s+of\s+)?([a-z]+(?:-[a-z]+)?|\d+)\s*(?:\(\d+\)\s*)?(?:full\s+)?(?:calendar\s+|contract\s+|processing\s+)?(years?|months?)\b",
+        r"(?i)\b(?:for|of|be|is|until)\s+(?:a\s+(?:period|term)\s+of\s+|an\s+initial\s+(?:period|term)\s+of\s+|at\s+least\s+a\s+period\s+of\s+)?([a-z]+(?:-[a-z]+)?|\d+)\s*(?:\([\dIl]+\)\s*)?(?:full\s+)?(?:calendar\s+|contract\s+|processing\s+)?(years?|months?)\b",
     )
 });
 
-/// "the fifth (5th) anniversary of the Effective Date".
+/// "the fifth (5th) anniversary of the Effective Date", "the seventh anniversary of the date
+/// hereof".
 static ANNIVERSARY: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b([a-z]+|\d+)(?:st|nd|rd|th)?\s*(?:\(\d+(?:st|nd|rd|th)?\)\s*)?(?:year\s+)?anniversary\s+of\s+the\s+(?:effective|commencement)\s+date",
+        r"(?i)\b([a-z]+|\d+)(?:st|nd|rd|th)?\s*(?:\(\d+(?:st|nd|rd|th)?\)\s*)?(?:year\s+)?anniversary\s+of\s+the\s+(?:effective\s+date|commencement\s+date|date\s+hereof|date\s+of\s+this\s+agreement)",
     )
 });
+
+/// "until the end of 2006".
+static YEAR_END: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)\buntil\s+the\s+end\s+of\s+(\d{4})\b"));
 
 /// A term that runs until someone terminates it.
 static PERPETUAL: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b(?:in\s+perpetuity|perpetual(?:ly)?|indefinitely|until\s+(?:terminated|either\s+party\s+(?:terminates|gives|informs|provides))|unless\s+and\s+until\s+terminated)",
+        r"(?i)\b(?:in\s+perpetuity|perpetual(?:ly)?|indefinitely|until\s+(?:terminated|either\s+party\s+(?:terminates|gives|informs|provides))|unless\s+and\s+until\s+terminated|(?:end|terminate)s?\s+(?:only\s+)?when\s+terminated|not\s+be\s+terminable)",
     )
 });
 
@@ -436,51 +449,74 @@ static OTHER_START: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
+/// The expiry a term sentence states, and how sure the reading is (3: a date written or
+/// computed from the start date; 2: perpetual; 1: a duration from an unknown start).
+fn term_value(text: &str, start: Option<SimpleDate>) -> Option<(u32, String)> {
+    if let Some((_, date)) = find_dates(text)
+        .into_iter()
+        .find(|(r, _)| END_WORD.is_match(before(text, r.start, 40)))
+    {
+        return Some((3, date.to_string()));
+    }
+    if let Some(year) = YEAR_END
+        .captures(text)
+        .and_then(|c| c.get(1))
+        .and_then(|m| m.as_str().parse::<i32>().ok())
+    {
+        return Some((3, format!("12/31/{year}")));
+    }
+    if let Some(years) = ANNIVERSARY
+        .captures(text)
+        .and_then(|c| c.get(1))
+        .and_then(|m| number_value(m.as_str()))
+    {
+        return Some(match start {
+            Some(s) => (3, s.plus_months(years * 12).to_string()),
+            None => (1, format!("{years} years after the term starts")),
+        });
+    }
+    if let Some(caps) = DURATION.captures(text) {
+        let n = caps.get(1).and_then(|m| number_value(m.as_str()));
+        let unit = caps.get(2).map(|m| m.as_str().to_ascii_lowercase());
+        let months = match (n, unit) {
+            (Some(n), Some(unit)) if unit.starts_with("year") => Some(n * 12),
+            (Some(n), Some(_)) => Some(n),
+            _ => None,
+        };
+        if let Some(m) = months {
+            return Some(match (start, OTHER_START.is_match(text)) {
+                (Some(s), false) => (3, s.plus_months(m).to_string()),
+                _ => (1, format!("{m} months after the term starts")),
+            });
+        }
+    }
+    if PERPETUAL.is_match(text) {
+        return Some((2, "perpetual".to_string()));
+    }
+    None
+}
+
 fn expiration_date(units: &Units<'_>, start: Option<SimpleDate>) -> Item {
     const SECTION: &str = "Expiration Date";
     let mut best: Option<(u32, &Sentence<'_>, String)> = None;
     for sentence in &units.sentences {
-        if !TERM_SENTENCE.is_match(sentence.text)
-            || sentence.lower.contains("renew") && !sentence.lower.contains("initial term")
-        {
+        if !TERM_SENTENCE.is_match(sentence.text) || NOT_TERM.is_match(sentence.text) {
             continue;
         }
-        // Skip termination-for-cause sentences: they end the term early, they do not set it.
-        if sentence.lower.contains("breach") || sentence.lower.contains("bankrupt") {
-            continue;
-        }
-        let text = sentence.text;
-        let explicit = find_dates(text)
-            .into_iter()
-            .find(|(r, _)| END_WORD.is_match(before(text, r.start, 40)));
-        let (score, value) = if let Some((_, date)) = explicit {
-            (4, date.to_string())
-        } else if let Some(years) = ANNIVERSARY
-            .captures(text)
-            .and_then(|c| c.get(1))
-            .and_then(|m| number_value(m.as_str()))
-        {
-            match start {
-                Some(s) => (3, s.plus_months(years * 12).to_string()),
-                None => (1, format!("{years}th anniversary of the effective date")),
-            }
-        } else if let Some(caps) = DURATION.captures(text) {
-            let n = caps.get(1).and_then(|m| number_value(m.as_str()));
-            let months = match (n, caps.get(2).map(|m| m.as_str().to_ascii_lowercase())) {
-                (Some(n), Some(unit)) if unit.starts_with("year") => Some(n * 12),
-                (Some(n), Some(_)) => Some(n),
-                _ => None,
-            };
-            match (months, start, OTHER_START.is_match(text)) {
-                (Some(m), Some(s), false) => (3, s.plus_months(m).to_string()),
-                (Some(m), _, _) => (1, format!("{m} months after the term starts")),
-                _ => continue,
-            }
-        } else if PERPETUAL.is_match(text) {
-            (2, "perpetual".to_string())
-        } else {
+        let Some((sureness, value)) = term_value(sentence.text, start) else {
             continue;
         };
+        // The initial term outranks a renewal term, and a "Term" section other mentions.
+        let mut score = sureness * 2;
+        if sentence.lower.contains("initial term") || sentence.lower.contains("term of this") {
+            score += 1;
+        }
+        if sentence.heading.contains("term") {
+            score += 1;
+        }
+        if sentence.lower.contains("renew") && !sentence.lower.contains("initial term") {
+            score = score.saturating_sub(2);
+        }
         if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
             best = Some((score, sentence, value));
         }
@@ -799,6 +835,13 @@ pub fn normalise_jurisdiction(text: &str) -> Option<String> {
     first_country.map(str::to_string)
 }
 
+/// A party's place of incorporation, not the contract's law.
+static CORPORATE_LAW: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)\b(?:organi[sz]ed|incorporated|existing|formed|registered|duly\s+qualified)\s+(?:and\s+existing\s+)?under\s+the\s+laws",
+    )
+});
+
 fn governing_law(units: &Units<'_>) -> Item {
     const SECTION: &str = "Governing Law";
     let mut best: Option<(u32, &Sentence<'_>, usize, String)> = None;
@@ -815,8 +858,15 @@ fn governing_law(units: &Units<'_>) -> Item {
             continue;
         };
         let mut score = 1;
-        if sentence.lower.contains("governed") || sentence.lower.contains("governing") {
+        if ["govern", "constru", "interpret"]
+            .iter()
+            .any(|w| sentence.lower.contains(w))
+        {
             score += 2;
+        }
+        // "a corporation organized under the laws of Delaware" describes a party.
+        if CORPORATE_LAW.is_match(sentence.text) && !sentence.lower.contains("govern") {
+            continue;
         }
         if heading {
             score += 1;
