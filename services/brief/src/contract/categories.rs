@@ -55,6 +55,9 @@ struct Category {
     threshold: u32,
 }
 
+/// Conditions that make a termination right one for cause, not for convenience.
+const CAUSE: &str = r"breach|default|insolven|bankrupt|fail(?:s|ure|ed)?\s+to|\bcure|violat|change\s+(?:of|in)\s+control|force\s+majeure|if\s+(?:the\s+other|either|any|such)|in\s+the\s+event|for\s+cause|upon\s+the\s+occurrence|unable|refuse|with\s+cause|not\s+be\s+terminated|^\W*(?:\(\w+\)\s*)?if\b|\bif\b[^,]{0,80}\b(?:is|are|has|have|becomes|fails|rejects|engaged|takes)\b|end\s+of\s+life";
+
 static CATEGORIES: &[Category] = &[
     Category {
         section: "Most Favored Nation",
@@ -110,11 +113,14 @@ static CATEGORIES: &[Category] = &[
             rule(r"(?:shall|will|may)\s+not\s+(?:\w+\s+){0,3}(?:appoint|authorize|grant|license|engage|sell\s+to|supply|purchase\s+from|enter\s+into|distribute)\s+.{0,60}(?:any\s+other|third\s+part|another|other\s+(?:distributors?|suppliers?|resellers?|agents?|licensees?|persons?|companies))", 2),
             rule(r"(?:all|one\s+hundred\s+percent|100%)\s+of\s+(?:its|their|[a-z]+['’]s)\s+(?:\w+\s+)?(?:requirements|needs|purchases)", 2),
             rule(r"\bsole\s+(?:and\s+exclusive\s+)?(?:distributor|supplier|source|provider|agent|licensee|reseller|manufacturer)", 2),
+            rule(r"\b(?:not|no)\b.{0,60}\b(?:appoint|grant|licen[cs]e|authori[sz]e|enter\s+into)\w*\b.{0,100}\b(?:anyone|any\s+(?:other|third|person|entity|company)|additional|another)\b", 2),
+            rule(r"\bonly\s+(?:distributor|supplier|reseller|provider|licensee|agent|source)", 2),
             rule(r"\bexclusiv(?:ely|ity)\b", 1),
+            rule(r"\bgrants?\b", 1),
         ],
         headings: &["exclusiv"],
         require: "",
-        veto: r"exclusive\s+(?:jurisdiction|venue|remedy|remedies|property|forum|of\s)|sole\s+and\s+exclusive\s+(?:remedy|remedies|property|liability|obligation)|exclusively\s+(?:by|in|under)\s+(?:the\s+)?(?:laws|courts)|exclusive\s+(?:licensee|owner)\s+of\s+(?:all\s+)?(?:right|the\s+marks)",
+        veto: r"\b(?:not|no)\s+(?:\w+\s+){0,6}exclusiv|nothing\s.{0,60}exclusiv|exclusive\s+(?:jurisdiction|venue|remedy|remedies|property|forum|of\s)|sole\s+and\s+exclusive\s+(?:remedy|remedies|property|liability|obligation)|exclusively\s+(?:by|in|under)\s+(?:the\s+)?(?:laws|courts)|exclusive\s+(?:licensee|owner)\s+of\s+(?:all\s+)?(?:right|the\s+marks)",
         threshold: 2,
     },
     Category {
@@ -161,12 +167,18 @@ static CATEGORIES: &[Category] = &[
         found: "A party may terminate without cause, on notice.",
         missing: "No termination-for-convenience right found.",
         rules: &[
-            rule(r"terminat\w*.{0,160}(?:for\s+convenience|without\s+cause|for\s+any\s+reason|for\s+no\s+reason|with\s+or\s+without\s+cause|in\s+its\s+sole\s+discretion|at\s+(?:its|their)\s+(?:sole\s+)?(?:discretion|convenience|option)|at\s+will)", 2),
-            rule(r"(?:for\s+convenience|without\s+cause|for\s+any\s+reason\s+or\s+(?:for\s+)?no\s+reason).{0,120}terminat", 2),
+            rule(r"(?:may|right\s+to|can|entitled\s+to|option\s+to|elect\s+to)\s+(?:\w+\s+){0,4}?terminat\w*.{0,160}(?:for\s+convenience|without\s+cause|for\s+any\s+reason|for\s+no\s+reason|with\s+or\s+without\s+cause|in\s+its\s+sole\s+discretion|at\s+(?:its|their)\s+(?:sole\s+)?(?:discretion|convenience|option)|at\s+will)", 2),
+            rule(r"(?:for\s+(?:its\s+)?convenience|without\s+cause|for\s+any\s+reason\s+or\s+(?:for\s+)?no\s+reason).{0,120}(?:may|right\s+to)\s+(?:\w+\s+){0,3}terminat", 2),
+            // Termination on notice alone, with no breach or event as its condition.
             rule_unless(
-                r"(?:may|shall\s+have\s+the\s+right\s+to|can|is\s+entitled\s+to)\s+terminate\s+(?:this|the)\s+(?:agreement|contract).{0,80}\b(?:upon|by\s+giving|on|with|by\s+providing|after|giving)\b.{0,60}\b(?:days?|months?)['’]?\s.{0,30}notice",
+                r"(?:may|right\s+to|can|entitled\s+to)\s+(?:\w+\s+){0,5}?terminat\w*\s+(?:this|the|its|such)\b.{0,250}\bnotice\b",
                 2,
-                r"breach|default|insolven|bankrupt|fail(?:s|ure)?\s+to|cure|violat|change\s+(?:of|in)\s+control|force\s+majeure|if\s+(?:the\s+other|either|any)|in\s+the\s+event",
+                CAUSE,
+            ),
+            rule_unless(
+                r"(?:may|can)\s+(?:also\s+)?be\s+terminated\b.{0,250}\bnotice\b",
+                2,
+                CAUSE,
             ),
         ],
         headings: &["terminat"],
@@ -194,13 +206,19 @@ static CATEGORIES: &[Category] = &[
         found: "A change of control (merger, sale of the business) requires consent or notice, or permits termination.",
         missing: "No change-of-control clause found.",
         rules: &[
-            rule(r"change\s+(?:of|in)\s+(?:control|ownership)", 2),
             rule_unless(
-                r"\bmerger\b|\bmerges?\b|consolidat\w*\s+(?:with|into)|amalgamat|reorgani[sz]ation|acquisition\s+of\s+(?:all|substantially|a\s+majority|control)|(?:sale|transfer|disposition)\s+of\s+(?:all\s+or\s+)?substantially\s+all|substantially\s+all\s+of\s+(?:its|the)\s+(?:assets|business|stock)|by\s+operation\s+of\s+law|controlling\s+interest|majority\s+of\s+(?:its|the)\s+(?:voting|outstanding)",
+                r"change\s+(?:of|in)\s+(?:the\s+)?(?:control|ownership|management)",
+                2,
+                r"(?:nor|not)\s+(?:shall\s+)?(?:any\s+)?change\s+(?:of|in)\s+control",
+            ),
+            // A merger or sale of the business that permits termination, or counts as an
+            // assignment needing consent.
+            rule_unless(
+                r"\bmerger\b|\bmerges?\b|consolidat\w*\s+(?:with|into)|amalgamat|acquisition\s+of\s+(?:all|substantially|a\s+majority|control)|acquires?\s+(?:all|substantially|a\s+majority|control)|(?:sale|transfer|disposition)\s+of\s+(?:all\s+or\s+)?substantially\s+all|controlling\s+interest|majority\s+of\s+(?:its|the)\s+(?:voting|outstanding)",
                 1,
                 r"entire\s+agreement|supersede|whereas",
             ),
-            rule(r"\bassign\w*|\bterminat\w*|\bconsent\b|\bnotice\b|\btransfer\w*", 1),
+            rule(r"(?:may|right\s+to|entitled\s+to)\s+(?:\w+\s+){0,3}terminat|deemed\s+(?:to\s+be\s+)?an?\s+assignment|(?:constitute|treated\s+as)\s+an?\s+assignment", 1),
         ],
         headings: &["assignment", "change of control", "change in control"],
         require: "",
@@ -232,7 +250,8 @@ static CATEGORIES: &[Category] = &[
         missing: "No revenue or profit sharing found.",
         rules: &[
             rule(r"(?:royalt(?:y|ies)|commissions?|fees?|share|percentage|portion|payment)\b.{0,100}(?:\d+(?:\.\d+)?\s*%|percent|per\s+cent|\[\*+\]\s*%?)\s.{0,100}\b(?:net\s+sales|gross\s+(?:sales|revenues?|receipts|proceeds|margin)|revenues?|profits?|proceeds|income|receipts|sales)\b", 2),
-            rule(r"(?:\d+(?:\.\d+)?\s*%|percent|per\s+cent)\s+(?:\([^)]*\)\s+)?of\s+(?:the\s+|all\s+|any\s+|such\s+)?(?:net|gross|total|aggregate)?\s*(?:sales|revenues?|profits?|proceeds|receipts|income|billings)", 2),
+            rule(r"(?:\d+(?:\.\d+)?\s*%|percent|per\s+cent)\s*\)?\s+(?:\([^)]*\)\s+)?of\s+(?:the\s+|all\s+|any\s+|such\s+)?(?:[a-z-]+\s+){0,2}(?:sales|revenues?|profits?|proceeds|receipts|income|billings|cash\s+flow)", 2),
+            rule(r"(?:revenues?|profits?|income|losses)\b.{0,80}\b(?:shall|will)\s+be\s+(?:shared|split|divided|distributed|allocated)|share\s+(?:any|all|the)\s+(?:net\s+)?(?:revenues?|profits?|income)", 2),
             rule(r"(?:profit|revenue|income)[- ]shar|share\s+(?:of\s+|in\s+)?(?:the\s+)?(?:net\s+)?(?:profits?|revenues?|losses)|split\s+(?:the\s+)?(?:net\s+)?(?:profits?|revenues?)", 2),
             rule(r"royalt(?:y|ies)\s+(?:on|of|equal|at\s+the\s+rate|based)|\broyalt(?:y|ies)\b", 1),
         ],
@@ -264,7 +283,10 @@ static CATEGORIES: &[Category] = &[
         rules: &[
             rule(r"minimum\s+(?:annual\s+|monthly\s+|quarterly\s+|yearly\s+)?(?:purchase|order|quantit|volume|commitment|amount|number|units?|sales|royalt|fees?|payments?|guarantee|requirement|revenue|spend|target|performance|inventory)", 2),
             rule(r"(?:purchase|order|buy|sell|acquire)\w*\s+(?:and\s+\w+\s+)?(?:at\s+least|not\s+less\s+than|no\s+less\s+than|a\s+minimum\s+of)\s", 2),
-            rule(r"(?:guaranteed|committed)\s+(?:minimum|quantit|volume|purchase)|take[- ]or[- ]pay|annual\s+minimum", 2),
+            rule(r"(?:guaranteed|committed)\s+(?:minimum|quantit|volume|purchase|payment|fee|royalt)|take[- ]or[- ]pay|annual\s+minimum|firm\s+purchase\s+order", 2),
+            rule(r"(?:annual|quarterly|monthly|yearly)\s+(?:sales?\s+)?(?:targets?|quotas?|milestones?)", 2),
+            rule(r"(?:order|purchase|buy|sell|sales|sale)\w*\b.{0,120}(?:at\s+least|not\s+less\s+than|no\s+less\s+than|minimum)", 1),
+            rule(r"\bunits\b|\$|%|percent|dollars|quantit|tons|barrels|gallons", 1),
         ],
         headings: &["minimum"],
         require: "",
@@ -474,6 +496,8 @@ static CATEGORIES: &[Category] = &[
             rule(r"liability.{0,120}(?:shall|will)\s+(?:not\s+exceed|be\s+limited\s+to|in\s+no\s+event\s+exceed)", 2),
             rule(r"(?:action|claim|suit|proceeding)s?.{0,120}(?:brought|commenced|filed|asserted|instituted).{0,80}(?:more\s+than|after|later\s+than)\s.{0,30}(?:years?|months?)", 2),
             rule(r"exclud\w+.{0,60}liability\s+for.{0,60}(?:consequential|indirect)", 2),
+            rule(r"\b(?:neither|no|not|nor)\b.{0,100}\b(?:liable|liability|responsible)\b.{0,200}(?:indirect|special|incidental|consequential|punitive|exemplary|lost\s+profits|loss\s+of\s+(?:profits?|revenue|business))", 2),
+            rule(r"waive\w*.{0,80}(?:consequential|indirect|punitive|special)\s+(?:damages|loss)|only\s+be\s+liable.{0,80}direct\s+damages|sole\s+and\s+exclusive\s+(?:remedy|liability)", 2),
         ],
         headings: &["limitation of liability", "limitation on liability", "liability"],
         require: "",
@@ -559,6 +583,13 @@ static CATEGORIES: &[Category] = &[
     },
 ];
 
+/// A clause says what a party shall, will, may or must do; headings and lists of defined
+/// terms do not.
+static OPERATIVE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(?:shall|will|may|must|agrees?|undertakes?|covenants?|is|are|be|has|have|can|cannot|acknowledges?|grants?|waives?)\b")
+        .expect("static regex")
+});
+
 /// A category with its patterns compiled.
 struct Compiled {
     category: &'static Category,
@@ -621,6 +652,9 @@ fn best_item(units: &Units<'_>, prepared: &[String], compiled: &Compiled) -> Ite
     let mut best: Option<(u32, &Sentence<'_>, usize)> = None;
     for (sentence, text) in units.sentences.iter().zip(prepared) {
         if sentence.is_heading
+            || sentence.is_contents
+            || sentence.is_recital
+            || !OPERATIVE.is_match(text)
             || compiled.require.as_ref().is_some_and(|r| !r.is_match(text))
             || compiled.veto.as_ref().is_some_and(|v| v.is_match(text))
         {

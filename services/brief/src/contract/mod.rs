@@ -12,6 +12,9 @@ mod fields;
 
 use std::collections::HashSet;
 use std::ops::Range;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use crate::text::sentences;
 use crate::{Document, Item, Passage};
@@ -55,6 +58,10 @@ pub(crate) struct Sentence<'a> {
     pub heading: String,
     /// Whether this sentence itself looks like a heading.
     pub is_heading: bool,
+    /// Whether it is part of a table of contents ("12.1 Obligations 33 12.2 ...").
+    pub is_contents: bool,
+    /// Whether it is a recital ("WHEREAS, ..."): background, not an operative clause.
+    pub is_recital: bool,
 }
 
 /// The document cut into de-duplicated sentences.
@@ -85,11 +92,14 @@ impl<'a> Units<'a> {
                 if is_heading {
                     heading = text.to_lowercase();
                 }
+                let lower = text.to_lowercase();
                 out.push(Sentence {
                     passage: index,
                     range,
                     text,
-                    lower: text.to_lowercase(),
+                    is_contents: CONTENTS_ENTRY.find_iter(text).count() >= 2,
+                    is_recital: lower.trim_start().starts_with("whereas"),
+                    lower,
                     heading: heading.clone(),
                     is_heading,
                 });
@@ -113,6 +123,10 @@ impl<'a> Units<'a> {
         Item::found(section, passage, &passage.text[range], text)
     }
 }
+
+/// "Obligations 33 12.2": a page number followed by the next entry's section number.
+static CONTENTS_ENTRY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b\d{1,3}\s+\d{1,2}\.\d{1,2}\b").expect("static regex"));
 
 /// A short line of title-case or upper-case words ("12. GOVERNING LAW.", "Assignment.",
 /// "Section 9 Limitation of Liability"): the heading of the clauses after it.
