@@ -110,7 +110,7 @@ static CATEGORIES: &[Category] = &[
         found: "An exclusive-dealing commitment (exclusive rights, requirements, or no dealing with others).",
         missing: "No exclusivity clause found.",
         rules: &[
-            rule(r"\bexclusive,?\s+(?:and\s+\w+\s+)?(?:worldwide\s+|royalty-free\s+|irrevocable\s+|perpetual\s+)?(?:right|license|licence|distributor|distribution|supplier|supply|provider|agent|agency|reseller|dealer|basis|sales|marketing|rights|territory|partner|manufacturer|representative|sponsor|licensee)", 2),
+            rule(r"\bexclusive\b(?:,?\s+(?:and\s+)?[\w-]+){0,6}?,?\s+(?:right|license|licence|distributor|distribution|supplier|supply|provider|agent|agency|reseller|dealer|basis|sales|marketing|rights|territory|partner|manufacturer|representative|sponsor|licensee)", 2),
             rule(r"(?:shall|will|may)\s+not\s+(?:\w+\s+){0,3}(?:appoint|authorize|grant|license|engage|sell\s+to|supply|purchase\s+from|enter\s+into|distribute)\s+.{0,60}(?:any\s+other|third\s+part|another|other\s+(?:distributors?|suppliers?|resellers?|agents?|licensees?|persons?|companies))", 2),
             rule(r"(?:all|one\s+hundred\s+percent|100%)\s+of\s+(?:its|their|[a-z]+['’]s)\s+(?:\w+\s+)?(?:requirements|needs|purchases)", 2),
             rule(r"\bsole\s+(?:and\s+exclusive\s+)?(?:distributor|supplier|source|provider|agent|licensee|reseller|manufacturer)", 2),
@@ -425,6 +425,7 @@ static CATEGORIES: &[Category] = &[
         rules: &[
             rule(r"(?:perpetual|irrevocable)\b.{0,120}licen[cs]e", 2),
             rule(r"licen[cs]e.{0,100}\b(?:perpetual|irrevocable|in\s+perpetuity)", 2),
+            rule(r"\bgrants?\b", 1),
         ],
         headings: &[],
         require: "",

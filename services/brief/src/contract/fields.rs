@@ -357,7 +357,17 @@ fn effective_date(units: &Units<'_>, agreement: Option<&DateItem>) -> Option<Dat
             })
             .min_by_key(|(r, _)| r.start.abs_diff(cue.end()));
         if let Some((range, date)) = near {
-            let quote = sentence.range.start + range.start..sentence.range.start + range.end;
+            // In the preamble the date is the quote; in a clause of its own ("This Agreement
+            // shall commence on 1 January 1998") the clause is.
+            let quote = if DATE_CUE.is_match(sentence.text) || BETWEEN.is_match(sentence.text) {
+                sentence.range.start + range.start..sentence.range.start + range.end
+            } else {
+                clause_around(
+                    units.passages[sentence.passage].text,
+                    &sentence.range,
+                    sentence.range.start + range.start,
+                )
+            };
             return Some(DateItem {
                 item: units.found("Effective Date", sentence, quote, date.to_string()),
                 date: Some(*date),

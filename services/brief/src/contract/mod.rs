@@ -98,7 +98,7 @@ impl<'a> Units<'a> {
                     range,
                     text,
                     is_contents: CONTENTS_ENTRY.find_iter(text).count() >= 2,
-                    is_recital: lower.trim_start().starts_with("whereas"),
+                    is_recital: is_recital(&lower),
                     lower,
                     heading: heading.clone(),
                     is_heading,
@@ -127,6 +127,16 @@ impl<'a> Units<'a> {
 /// "Obligations 33 12.2": a page number followed by the next entry's section number.
 static CONTENTS_ENTRY: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b\d{1,3}\s+\d{1,2}\.\d{1,2}\b").expect("static regex"));
+
+/// Recitals give the background ("WHEREAS, ...", "Licensee wishes to ..."); they grant and
+/// restrict nothing.
+fn is_recital(lower: &str) -> bool {
+    let start = lower.trim_start();
+    start.starts_with("whereas")
+        || start.starts_with("recitals")
+        || lower.contains("wishes to")
+        || lower.contains("desires to")
+}
 
 /// A short line of title-case or upper-case words ("12. GOVERNING LAW.", "Assignment.",
 /// "Section 9 Limitation of Liability"): the heading of the clauses after it.
