@@ -97,12 +97,12 @@ static CATEGORIES: &[Category] = &[
         rules: &[
             rule(r"\b(?:not|no|neither|nor)\b.{0,150}\b(?:compete|competes|competing|in\s+competition)\b", 2),
             rule(r"\b(?:not|no|neither|nor)\b.{0,150}\b(?:engage|participate|invest|own|operate|manage|develop|market|sell|distribute|manufacture|commerciali[sz]e|carry\s+on)\w*\b.{0,150}\b(?:competitive|competitor|competing|similar\s+to|substantially\s+similar)", 2),
-            rule(r"non-?compet|covenant\s+not\s+to\s+compete|refrain\s+from\s+compet", 2),
+            rule(r"non-?compet(?:e|ition)\b|covenant\s+not\s+to\s+compete|refrain\s+from\s+compet", 2),
             rule(r"directly\s+or\s+indirectly", 1),
         ],
         headings: &["non-compet", "noncompet", "competition", "restrictive covenant", "competing"],
         require: r"compet",
-        veto: r"competent|competition\s+(?:law|authorit)|antitrust|competitive\s+(?:bid|pric|rate|position|advantage|disadvantage|harm)",
+        veto: r"competent|competition\s+(?:law|authorit)|antitrust|competitive\s+(?:bid|pric|rate|position|advantage|disadvantage|harm)|not\s+subject\s+to\s+any|is\s+subject\s+to\s+any|does\s+not\s+contain|contains\s+covenants",
         threshold: 2,
     },
     Category {
@@ -199,7 +199,7 @@ static CATEGORIES: &[Category] = &[
         ],
         headings: &["first refusal", "first offer", "first negotiation"],
         require: "",
-        veto: "",
+        veto: r"not\s+subject\s+to\s+any|(?:is|are)\s+subject\s+to\s+any|none\s+of\s+the|(?:has|have)\s+not\s+(?:\w+\s+){0,3}granted|or\s+granted\s+any",
         threshold: 2,
     },
     Category {
