@@ -295,9 +295,12 @@ def main():
         summary["categories"][name.strip("*")] = entry
     # Macro averages show the rare categories' weight too.
     macro = [prf(per[c]) for c in categories]
-    print(f"| *Macro average* | | {avg(m[0] for m in macro):.2f} | {avg(m[1] for m in macro):.2f} | "
-          f"{avg(m[2] for m in macro):.2f} | {avg(m[3] for m in macro):.2f} |"
-          + (" | | | |" if base_per else ""))
+    line = (f"| *Macro average* | | {avg(m[0] for m in macro):.2f} | {avg(m[1] for m in macro):.2f} | "
+            f"{avg(m[2] for m in macro):.2f} | {avg(m[3] for m in macro):.2f} |")
+    if base_per:
+        base_macro = [prf(base_per[c]) for c in categories]
+        line += "".join(f" {avg(m[i] for m in base_macro):.2f} |" for i in range(4))
+    print(line)
 
     print("\n| Structured field | with answer | brief exact | baseline exact |")
     print("|---|---:|---:|---:|")
