@@ -1,8 +1,0 @@
-//! (to be written)
-
-use crate::{Document, Item};
-
-/// The items for this kind of document.
-pub fn brief(_document: &Document<'_>) -> Vec<Item> {
-    Vec::new()
-}
