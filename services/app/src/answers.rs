@@ -4,19 +4,19 @@
 use vellum_audit::{actions, AuditEvent, ChunkRead};
 use vellum_authz::Action;
 use vellum_models::{CancelFlag, GenerationParams, Generator, StopReason};
-use vellum_rag::{AnswerReceipt, ItemStatus, SummaryKind};
 use vellum_rag::{
     Answer, AskOptions, PriorTurn, RetrievalOptions, Retriever, Summary, SummaryOptions,
     SummaryProgress,
 };
+use vellum_rag::{AnswerReceipt, ItemStatus, SummaryKind};
 
 use crate::service::{
     audit_decision, checked_text, content_sha256, take_turn, view, Caller, Service, ServiceError,
     ServiceResult,
 };
 use crate::types::{
-    AnswerView, AskRequest, HistoryTurn, ProseView, QuoteView, SourceView, SummarizeRequest, SummaryItemView,
-    SummaryView,
+    AnswerView, AskRequest, HistoryTurn, ProseView, QuoteView, SourceView, SummarizeRequest,
+    SummaryItemView, SummaryView,
 };
 
 /// A receipt as the audit log keeps it: without the question (the record has it as an HMAC).

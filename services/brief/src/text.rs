@@ -39,10 +39,9 @@ fn push_trimmed(text: &str, start: usize, end: usize, ranges: &mut Vec<std::ops:
 
 /// Abbreviations whose period does not end a sentence (legal text is full of them).
 const ABBREVIATIONS: &[&str] = &[
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "no", "nos", "vs", "v", "inc", "co",
-    "corp", "ltd", "llc", "l.l.c", "etc", "e.g", "i.e", "cf", "art", "sec", "para", "fig",
-    "approx", "dept", "u.s", "u.s.c", "c.f.r", "al", "id", "ibid", "vol", "pp", "p", "ex", "exh",
-    "seq",
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "no", "nos", "vs", "v", "inc", "co", "corp",
+    "ltd", "llc", "l.l.c", "etc", "e.g", "i.e", "cf", "art", "sec", "para", "fig", "approx",
+    "dept", "u.s", "u.s.c", "c.f.r", "al", "id", "ibid", "vol", "pp", "p", "ex", "exh", "seq",
 ];
 
 fn is_abbreviation(sentence: &str) -> bool {

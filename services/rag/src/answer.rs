@@ -7,10 +7,10 @@ use vellum_store::{ChunkId, DocumentId};
 
 use crate::citations::{check_citations, sentences};
 use crate::lead::{lead_quotes, LeadQuote};
-use crate::support::{cited_numbers, is_supported};
 use crate::prompt::build_answer_messages_with_history;
 use crate::receipt::{receipt_sources, sha256_hex, unix_now, AnswerReceipt, RECEIPT_VERSION};
 use crate::retrieve::{RetrievalOptions, Retriever};
+use crate::support::{cited_numbers, is_supported};
 use crate::{Error, Result};
 
 /// What Vellum says when nothing relevant was retrieved, instead of letting the model guess.

@@ -167,7 +167,13 @@ pub fn summarize(
     let prose = match generator {
         Some(generator) if options.prose && found > 0 => {
             progress(SummaryProgress::Writing);
-            Some(write_prose(generator, &name, kind, &items, &options.generation)?)
+            Some(write_prose(
+                generator,
+                &name,
+                kind,
+                &items,
+                &options.generation,
+            )?)
         }
         _ => None,
     };
@@ -401,10 +407,7 @@ mod tests {
             with_pages("Delaware law governs [1].", &facts),
             "Delaware law governs (p. 3)."
         );
-        assert_eq!(
-            with_pages("Both [1][2].", &facts),
-            "Both (pp. 3, 7)."
-        );
+        assert_eq!(with_pages("Both [1][2].", &facts), "Both (pp. 3, 7).");
     }
 
     #[test]

@@ -27,15 +27,15 @@ pub use answer::{
     ask, ask_with, prompt_history, Answer, AskOptions, PriorTurn, Source, MAX_HISTORY_TURNS,
     NO_SUPPORTED_ANSWER,
 };
-pub use lead::{lead_quotes, LeadQuote};
+pub use brief::{summarize, Prose, Summary, SummaryOptions, SummaryProgress};
 pub use citations::{check_citations, CitationCheck};
 pub use error::{Error, Result};
 pub use fusion::reciprocal_rank_fusion;
+pub use lead::{lead_quotes, LeadQuote};
 pub use prompt::{build_answer_messages, build_answer_messages_with_history, SYSTEM_PROMPT};
 pub use receipt::{
     replay, AnswerReceipt, IndexVersions, ReceiptSource, ReplayReport, SourceCheck, SourceStatus,
     RECEIPT_VERSION,
 };
 pub use retrieve::{QueryEmbedder, RetrievalOptions, RetrievedChunk, Retriever, SearchMode};
-pub use brief::{summarize, Prose, Summary, SummaryOptions, SummaryProgress};
 pub use vellum_brief::{Item as SummaryItem, Kind as SummaryKind, Status as ItemStatus};

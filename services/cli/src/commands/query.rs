@@ -78,9 +78,7 @@ pub(super) fn ask(ctx: &Context, args: AskArgs) -> Result<()> {
             door.service
                 .find_readable_document(&door.caller, name)
                 .map_err(service_error)
-                .with_context(|| {
-                    format!("finding {name:?} (`vellum documents` lists them)")
-                })?
+                .with_context(|| format!("finding {name:?} (`vellum documents` lists them)"))?
                 .id
                 .0,
         ),
@@ -103,7 +101,10 @@ pub(super) fn ask(ctx: &Context, args: AskArgs) -> Result<()> {
     };
     // The model's draft is not shown: only its sentences that the sources support reach the
     // answer. The bar counts the draft's tokens meanwhile.
-    let bar = progress_bar(u64::from(u32::try_from(args.max_tokens).unwrap_or(u32::MAX)), "writing");
+    let bar = progress_bar(
+        u64::from(u32::try_from(args.max_tokens).unwrap_or(u32::MAX)),
+        "writing",
+    );
     let answer = door
         .service
         .ask_detailed(
@@ -246,18 +247,20 @@ pub(super) fn summarize(ctx: &Context, args: SummarizeArgs) -> Result<()> {
         max_tokens: Some(args.max_tokens),
     };
     let bar = progress_bar(2, "extracting facts");
-    let summary = door.service.summarize_detailed(
-        &door.caller,
-        &request,
-        &CancelFlag::default(),
-        &mut |p| match p {
-            SummaryProgress::Extracted { items, found } => {
-                bar.set_position(1);
-                bar.set_message(format!("{found} of {items} found; writing"));
-            }
-            SummaryProgress::Writing => bar.set_message("the model writes over the facts"),
-        },
-    );
+    let summary =
+        door.service
+            .summarize_detailed(
+                &door.caller,
+                &request,
+                &CancelFlag::default(),
+                &mut |p| match p {
+                    SummaryProgress::Extracted { items, found } => {
+                        bar.set_position(1);
+                        bar.set_message(format!("{found} of {items} found; writing"));
+                    }
+                    SummaryProgress::Writing => bar.set_message("the model writes over the facts"),
+                },
+            );
     bar.finish_and_clear();
     let summary = summary.map_err(service_error)?;
     door.close()?;
