@@ -44,10 +44,18 @@ pub fn lead_quotes(
     let mut candidates: Vec<(usize, u32, &str)> = Vec::new();
     for source in sources.iter().take(CANDIDATE_SOURCES) {
         for range in vellum_brief::text::sentences(&source.text) {
+            // A chunk starts and ends at a word limit, not always at a sentence: a cut-off
+            // sentence at either end is a fragment, and a fragment is not quoted.
+            let cut_at_start = range.start == 0 && source.text.starts_with(char::is_lowercase);
+            let cut_at_end = range.end == source.text.len()
+                && !source
+                    .text
+                    .trim_end()
+                    .ends_with(['.', '?', '!', ';', '"', '\u{201d}', ')']);
             let sentence = &source.text[range];
             let words = sentence.split_whitespace().count();
             let is_new = !candidates.iter().any(|(_, _, seen)| *seen == sentence);
-            if (MIN_WORDS..=MAX_WORDS).contains(&words) && is_new {
+            if (MIN_WORDS..=MAX_WORDS).contains(&words) && is_new && !cut_at_start && !cut_at_end {
                 candidates.push((source.n, source.page, sentence));
             }
         }
