@@ -563,16 +563,7 @@ fn extracted_pages(file: &str) -> Vec<String> {
 #[test]
 fn contract_brief_quotes_each_finding_verbatim_from_its_page() {
     let data_dir = &fixture().data_dir;
-    let brief = vellum_json(
-        data_dir,
-        &[
-            "summarize",
-            IP_AGREEMENT,
-            "--kind",
-            "contract",
-            "--no-prose",
-        ],
-    );
+    let brief = vellum_json(data_dir, &["summarize", IP_AGREEMENT, "--kind", "contract"]);
     assert_eq!(brief["kind"], "contract");
     assert_eq!(brief["kind_detected"], false);
     let items = brief["items"].as_array().expect("items");
@@ -655,10 +646,7 @@ fn an_instruction_inside_a_contract_does_not_change_its_brief() {
     .expect("write");
     vellum_ok(&data_dir, &["ingest", docs.to_str().expect("utf-8 path")]);
     let brief = |name: &str| {
-        let brief = vellum_json(
-            &data_dir,
-            &["summarize", name, "--kind", "contract", "--no-prose"],
-        );
+        let brief = vellum_json(&data_dir, &["summarize", name, "--kind", "contract"]);
         brief["items"]
             .as_array()
             .expect("items")

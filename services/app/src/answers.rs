@@ -360,7 +360,7 @@ impl Service {
     ) -> ServiceResult<Summary> {
         let mut event = self.audit_event(caller, actions::SUMMARIZE);
         // Only the prose step runs a model, so only it takes a generation permit.
-        let result = if request.prose.unwrap_or(true) {
+        let result = if request.prose.unwrap_or(false) {
             self.generation_limits
                 .acquire(&caller.principal.name)
                 .and_then(|_permit| {
@@ -400,7 +400,7 @@ impl Service {
                 )
             })?),
         };
-        let prose = request.prose.unwrap_or(true);
+        let prose = request.prose.unwrap_or(false);
         let defaults = SummaryOptions::default();
         let options = SummaryOptions {
             kind,

@@ -42,7 +42,7 @@ impl Default for SummaryOptions {
     fn default() -> Self {
         SummaryOptions {
             kind: None,
-            prose: true,
+            prose: false,
             generation: GenerationParams {
                 max_tokens: 200,
                 ..GenerationParams::default()

@@ -9,16 +9,39 @@ use serde::Serialize;
 
 use crate::answer::Source;
 use crate::retrieve::QueryEmbedder;
+use crate::support::content_words;
 use crate::Result;
 
 /// Sources whose sentences are candidates (the best-ranked ones).
-const CANDIDATE_SOURCES: usize = 3;
+const CANDIDATE_SOURCES: usize = 5;
 /// Sentences shorter than this many words are headings or fragments, not answers.
 const MIN_WORDS: usize = 6;
 /// Longer sentences are lists or run-on extraction; they are not quoted whole.
 const MAX_WORDS: usize = 90;
 /// A second quote is added only if it is nearly as close to the question as the first.
 const SECOND_QUOTE_MARGIN: f32 = 0.05;
+/// Weight of the question's own words in a sentence, beside the embedder's cosine. Measured on
+/// CUAD's 941 labelled (contract, category) questions over every sentence of the contracts
+/// (docs/benchmarks.md): the share of top-2 sentences matching the lawyers' clause went from
+/// 0.354 (cosine alone) to 0.387 (0.2), 0.390 (0.3) and 0.383 (0.5).
+const QUESTION_WORDS_WEIGHT: f32 = 0.3;
+
+/// Share of the question's content words (compared by stem) that `sentence` contains.
+fn question_words_share(question: &[String], sentence: &str) -> f32 {
+    if question.is_empty() {
+        return 0.0;
+    }
+    let stem = |word: &str| word.chars().take(6).collect::<String>();
+    let present: std::collections::HashSet<String> = content_words(sentence)
+        .iter()
+        .map(|word| stem(word))
+        .collect();
+    let found = question
+        .iter()
+        .filter(|word| present.contains(&stem(word)))
+        .count();
+    found as f32 / question.len() as f32
+}
 
 /// A sentence quoted from source `n`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -29,7 +52,8 @@ pub struct LeadQuote {
     pub text: String,
     /// The source's page.
     pub page: u32,
-    /// Cosine similarity between the sentence and the question.
+    /// How close the sentence is to the question: the embedder's cosine similarity plus
+    /// [`QUESTION_WORDS_WEIGHT`] times the share of the question's words it contains.
     pub similarity: f32,
 }
 
@@ -70,6 +94,9 @@ pub fn lead_quotes(
     let Some((question_vector, sentence_vectors)) = vectors.split_first() else {
         return Ok(Vec::new());
     };
+    let mut question_words = content_words(question);
+    question_words.sort();
+    question_words.dedup();
     let mut scored: Vec<LeadQuote> = candidates
         .iter()
         .zip(sentence_vectors)
@@ -77,7 +104,8 @@ pub fn lead_quotes(
             n: *n,
             text: sentence.to_string(),
             page: *page,
-            similarity: dot(question_vector, vector),
+            similarity: dot(question_vector, vector)
+                + QUESTION_WORDS_WEIGHT * question_words_share(&question_words, sentence),
         })
         .collect();
     scored.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));

@@ -228,7 +228,7 @@ pub(super) fn replay(ctx: &Context, args: ReplayArgs) -> Result<()> {
 }
 
 pub(super) fn summarize(ctx: &Context, args: SummarizeArgs) -> Result<()> {
-    let door = ctx.front_door(!args.no_prose)?;
+    let door = ctx.front_door(args.prose)?;
     let document = door
         .service
         .find_readable_document(&door.caller, &args.document)
@@ -243,7 +243,7 @@ pub(super) fn summarize(ctx: &Context, args: SummarizeArgs) -> Result<()> {
     let request = SummarizeRequest {
         document_id: document.id.0.clone(),
         kind: args.kind.clone(),
-        prose: Some(!args.no_prose),
+        prose: Some(args.prose),
         max_tokens: Some(args.max_tokens),
     };
     let bar = progress_bar(2, "extracting facts");

@@ -82,12 +82,12 @@ export async function render(main, ctx) {
   const out = h('section', { class: 'card', 'aria-live': 'polite', id: 'summary' });
   const button = h('button', { type: 'button', class: 'primary', id: 'summarize-button' }, 'Summarize');
   const kind = h('select', { id: 'summary-kind' }, ...KINDS.map(([value, label]) => h('option', { value }, label)));
-  const prose = h('input', { type: 'checkbox', id: 'summary-prose', checked: true });
+  const prose = h('input', { type: 'checkbox', id: 'summary-prose' });
   const docLine = h('p', { class: 'meta' });
   main.append(h('h1', null, 'Summarize a document'), docLine,
     h('div', { class: 'actions' },
       h('label', { for: 'summary-kind' }, 'Kind '), kind,
-      h('label', { for: 'summary-prose' }, prose, ' Model prose over the facts'),
+      h('label', { for: 'summary-prose' }, prose, ' Add the model’s prose (slower; kept only where the facts support it)'),
       button), out);
   let doc = null;
   try {
