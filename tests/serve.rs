@@ -664,6 +664,42 @@ fn audit_trail(api: &Api, data_dir: &Path, alice: &str, carol: &str) {
             )
         })
         .collect();
+    // A summary discloses the chunks its items quote: those, with their hashes, are its reads.
+    let (status, summary) = api.call(
+        "POST",
+        "/summarize",
+        Some(alice),
+        Some(json!({"document_id": document, "kind": "general"})),
+    );
+    assert_eq!(status, 200, "{summary}");
+    let (status, chunks) = api.call(
+        "GET",
+        &format!("/documents/{document}/chunks"),
+        Some(alice),
+        None,
+    );
+    assert_eq!(status, 200, "{chunks}");
+    let mut quoted: Vec<(String, String)> = chunks
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|chunk| {
+            summary["items"].as_array().is_some_and(|items| {
+                items
+                    .iter()
+                    .any(|item| item["chunk_id"] == chunk["chunk_id"])
+            })
+        })
+        .map(|chunk| {
+            (
+                chunk["chunk_id"].as_str().unwrap_or_default().to_string(),
+                sha256_hex(chunk["text"].as_str().unwrap_or_default()),
+            )
+        })
+        .collect();
+    quoted.sort();
+    assert!(!quoted.is_empty(), "the summary quotes nothing: {summary}");
     assert_eq!(
         api.call("GET", &format!("/documents/{document}"), Some(carol), None)
             .0,
@@ -713,6 +749,13 @@ fn audit_trail(api: &Api, data_dir: &Path, alice: &str, carol: &str) {
     );
     let ask = find("ask", "alice", &|r| reads_of(r) == given)
         .unwrap_or_else(|| panic!("no ask record with the sources' hashes"));
+    let summarized = find("summarize", "alice", &|r| {
+        let mut reads = reads_of(r);
+        reads.sort();
+        reads == quoted
+    })
+    .unwrap_or_else(|| panic!("no summarize record with the quoted chunks' hashes"));
+    assert_eq!(summarized["detail"]["kind"], json!("general"), "{summarized}");
     assert!(ask["receipt"]["model"]["file_sha256"].is_string(), "{ask}");
     assert!(
         find("ask.answer", "alice", &|_| true).is_some(),

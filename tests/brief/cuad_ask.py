@@ -106,6 +106,7 @@ def main():
     pairs = pairs[:: args.every]
     per = {}
     lead_hits = answer_hits = 0
+    with_prose = dropped = 0
     seconds = []
     for i, (file, category, clauses) in enumerate(pairs):
         question = questions[category.lower()]
@@ -115,6 +116,8 @@ def main():
         lead = any(jaccard(q["text"], c) >= 0.5 for q in answer.get("quotes", []) for c in clauses)
         whole = any(jaccard(s, c) >= 0.5 for s in sentences_of(answer) for c in clauses)
         lead_hits += lead
+        with_prose += any(line and not line.startswith("\u201c") for line in answer["text"].split("\n"))
+        dropped += len(answer.get("unsupported_sentences", []))
         answer_hits += whole
         stats = per.setdefault(category, [0, 0])
         stats[0] += 1
@@ -129,10 +132,11 @@ def main():
             asked, hits = per[category]
             print(f"| {category} | {asked} | {hits / asked:.2f} |")
     print(f"| **all** | {n} | **{answer_hits / n:.3f}** (lead quote alone {lead_hits / n:.3f}) |")
-    print(f"\nper ask: p50 {seconds[n // 2]:.2f} s, p95 {seconds[int(n * 0.95)]:.2f} s, generate={args.generate}")
+    print(f"\nper ask: p50 {seconds[n // 2]:.2f} s, p95 {seconds[int(n * 0.95)]:.2f} s, generate={args.generate}; "
+          f"answers with kept model prose: {with_prose} of {n}; model sentences dropped: {dropped}")
     if args.json:
         json.dump({"asked": n, "answer_share": answer_hits / n, "lead_share": lead_hits / n,
-                   "p50_s": seconds[n // 2], "p95_s": seconds[int(n * 0.95)], "generate": args.generate,
+                   "p50_s": seconds[n // 2], "with_prose": with_prose, "dropped_sentences": dropped, "p95_s": seconds[int(n * 0.95)], "generate": args.generate,
                    "per_category": {c: v[1] / v[0] for c, v in per.items()}}, open(args.json, "w"), indent=1)
 
 

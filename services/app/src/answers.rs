@@ -58,8 +58,9 @@ pub enum AskEvent {
     Sources(Vec<SourceView>),
     /// The next piece of generated text.
     Token(String),
-    /// The finished answer with its citation check and receipt.
-    Answer(AnswerView),
+    /// The finished answer with its citation check and receipt (boxed: it is large, the
+    /// token events are many and small).
+    Answer(Box<AnswerView>),
 }
 
 /// Earlier turns a client sent with a question: at most 20, each question 1-4096 characters
@@ -298,7 +299,7 @@ impl Service {
         };
         self.record(done)?;
         let receipt = client_receipt(&answer.receipt)?;
-        emit(AskEvent::Answer(AnswerView {
+        emit(AskEvent::Answer(Box::new(AnswerView {
             text: answer.text.clone(),
             quotes: answer
                 .quotes
@@ -323,7 +324,7 @@ impl Service {
                 .as_ref()
                 .map_or(0, |generation| generation.num_generated_tokens),
             receipt,
-        }));
+        })));
         Ok(answer)
     }
 

@@ -557,7 +557,7 @@ impl Service {
         let mut sources: Vec<SourceView> = Vec::new();
         let mut answer: Option<AnswerView> = None;
         self.ask_cancellable(caller, &ask, cancel, &mut |event| match event {
-            AskEvent::Answer(view) => answer = Some(view),
+            AskEvent::Answer(view) => answer = Some(*view),
             AskEvent::Sources(given) => {
                 sources = given.clone();
                 emit(AskEvent::Sources(given));
@@ -578,7 +578,7 @@ impl Service {
             .detail("turn", (turns.len() + 1).to_string());
         let stored = self.store_turn(&row, turns.len(), &turn);
         self.audited(event, stored)?;
-        emit(AskEvent::Answer(answer));
+        emit(AskEvent::Answer(Box::new(answer)));
         Ok(())
     }
 

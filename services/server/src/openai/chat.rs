@@ -432,7 +432,7 @@ fn run(
                     // support are, with the quoted lead sentences; the whole answer is sent
                     // at the end.
                     AskEvent::Token(_) => {}
-                    AskEvent::Answer(answer) => view = Some(answer),
+                    AskEvent::Answer(answer) => view = Some(*answer),
                 },
             )?;
             let generation = answer.generation.as_ref();
