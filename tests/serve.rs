@@ -755,7 +755,11 @@ fn audit_trail(api: &Api, data_dir: &Path, alice: &str, carol: &str) {
         reads == quoted
     })
     .unwrap_or_else(|| panic!("no summarize record with the quoted chunks' hashes"));
-    assert_eq!(summarized["detail"]["kind"], json!("general"), "{summarized}");
+    assert_eq!(
+        summarized["detail"]["kind"],
+        json!("general"),
+        "{summarized}"
+    );
     assert!(ask["receipt"]["model"]["file_sha256"].is_string(), "{ask}");
     assert!(
         find("ask.answer", "alice", &|_| true).is_some(),
