@@ -19,8 +19,8 @@
 #   generation   deploy/llama-bench.sh: llama.cpp's llama-bench, then gen_bench (~10 min the
 #                first time, building llama.cpp)
 #   ttft         time to the first token of `vellum ask` over docs/ (~1 min)
-#   summary      vellum summarize on the longest CUAD contract (~10 min; reuses the cuad
-#                section's data folder when it ran)
+#   summary      vellum summarize (contract brief, then with --prose) on the longest CUAD
+#                contract (~1 min; reuses the cuad section's data folder when it ran)
 #   remote       deploy/remote-engine-test.sh (~10 min the first time, building llama-cpp-python)
 #   load         deploy/load-test.sh 600 45 5 (~12 min)
 #   audit-cost   examples/audit_cost 400 2 (~2 min)
@@ -136,7 +136,7 @@ PY
 }
 
 bench_summary() {
-  echo "== whole-document summary: the longest CUAD contract"
+  echo "== contract brief: the longest CUAD contract"
   local data=$work/cuad
   if [ ! -d "$data" ]; then
     data=$work/summary
@@ -145,13 +145,20 @@ bench_summary() {
       "$work/summary-in/"
     "$vellum" --data-dir "$data" ingest "$work/summary-in" > /dev/null
   fi
-  /usr/bin/time -f "summarize wall %e s, peak RSS %M KB" \
+  /usr/bin/time -f "summarize (facts) wall %e s, peak RSS %M KB" \
     "$vellum" --data-dir "$data" --json summarize GRANTIERRAENERGYINC > "$work/summary.json"
-  python3 - "$work/summary.json" <<'PY'
+  /usr/bin/time -f "summarize --prose wall %e s, peak RSS %M KB" \
+    "$vellum" --data-dir "$data" --json summarize GRANTIERRAENERGYINC --prose \
+    > "$work/summary-prose.json"
+  python3 - "$work/summary.json" "$work/summary-prose.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
+p = json.load(open(sys.argv[2])).get("prose") or {}
+found = sum(item["status"] == "found" for item in s["items"])
 print(json.dumps({"document": s["document"]["title"], "pages": s["document"]["num_pages"],
-                  "chunks": s["num_chunks"], "partial summaries": len(s["partials"])}))
+                  "chunks": s["num_chunks"], "kind": s["kind"], "items": len(s["items"]),
+                  "found": found, "prose kept": p.get("text", ""),
+                  "prose dropped": len(p.get("dropped_sentences", []))}))
 PY
 }
 

@@ -32,7 +32,8 @@ Next, try (the binary is $vellum; data in $VELLUM_DATA_DIR, models in $VELLUM_MO
   $vellum search "your words here"                 # hybrid BM25 + vector search
   $vellum ask "your question here"                 # answer with [n] citations to file and page
   $vellum documents                                # what is indexed
-  $vellum summarize FILE-NAME                      # whole-document summary with page citations
+  $vellum summarize FILE-NAME                      # contract brief / patient-record summary: facts quoted with pages
+  $vellum ask "…" --document FILE-NAME             # about one document only
   $vellum ingest /path/to/folder --collection cases
   $vellum eval --beir ../shared/corpora/beir-scifact   # retrieval quality
 TXT

@@ -309,7 +309,8 @@ fn support_check(text: &str, sources: &[Source]) -> (Vec<String>, Vec<String>) {
             .collect();
         if !evidence.is_empty() && is_supported(&sentence, &evidence) {
             supported.push(sentence);
-        } else {
+        } else if !unsupported.contains(&sentence) {
+            // A small model repeats itself; each left-out sentence is listed once.
             unsupported.push(sentence);
         }
     }

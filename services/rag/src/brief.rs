@@ -293,7 +293,7 @@ fn write_prose(
         let evidence: Vec<&str> = evidence.iter().map(String::as_str).collect();
         if all_valid && is_supported(&sentence, &evidence) {
             kept.push(with_pages(&sentence, &facts));
-        } else {
+        } else if !dropped.contains(&sentence) {
             dropped.push(sentence);
         }
     }

@@ -198,14 +198,19 @@ fn bogus_citation_is_removed_and_sources_map_to_document_and_page() {
     .expect("answer");
     assert_eq!(streamed, generator.answer);
     assert_eq!(answer.invalid_citations, vec!["[9]".to_string()]);
+    // The answer leads with the source's own sentence, then the model's supported sentence;
+    // the sentence whose only marker was bogus (so it cites nothing) is left out.
     assert_eq!(
         answer.text,
-        "The lease term is five years [1]. It was signed in Paris."
+        "\u{201c}The term of the lease is five years starting on 1 January 2024.\u{201d} [1]\n\n\
+         The lease term is five years [1]."
     );
     assert_eq!(
-        answer.uncited_sentences,
+        answer.unsupported_sentences,
         vec!["It was signed in Paris.".to_string()]
     );
+    assert!(answer.uncited_sentences.is_empty());
+    assert_eq!(answer.quotes.len(), 1);
     assert_eq!(answer.cited, vec![1]);
     let first = &answer.sources[0];
     assert_eq!(first.n, 1);

@@ -147,8 +147,14 @@ pub(super) fn ask(ctx: &Context, args: AskArgs) -> Result<()> {
              or say more than the source they cite:",
             answer.unsupported_sentences.len()
         );
-        for sentence in &answer.unsupported_sentences {
+        for sentence in answer.unsupported_sentences.iter().take(5) {
             println!("  - {sentence}");
+        }
+        if answer.unsupported_sentences.len() > 5 {
+            println!(
+                "  … and {} more (--json lists them)",
+                answer.unsupported_sentences.len() - 5
+            );
         }
     }
     println!("\nSources:");
