@@ -421,7 +421,7 @@ await test('ask: the answer streams in, sources listed, a citation opens the PDF
   assert(await page.locator('#conversation-list a').count() >= 1, 'conversation listed');
 });
 
-await test('ask with an engine that cites: [n] in the answer opens the PDF at its page, the passage highlighted; invalid and uncited marked', async () => {
+await test('ask with an engine that cites: the answer leads with a quoted sentence; [n] opens the PDF at its page, the passage highlighted; invalid citations reported, unsupported sentences left out', async () => {
   const base = process.env.SCRIPTED_BASE_URL;
   assert(base, 'SCRIPTED_BASE_URL is not set');
   const session = await signIn('alice', LAPTOP, base);
@@ -440,14 +440,21 @@ await test('ask with an engine that cites: [n] in the answer opens the PDF at it
   const id = decodeURIComponent(page.url().split('#/ask/')[1] || '');
   const conv = await pageFetch(page, `/v1/conversations/${encodeURIComponent(id)}`, {}, { csrf: false });
   const turn = conv.body.turns[0];
-  assert(turn.answer.cited.length === 1, `cited: ${JSON.stringify(turn.answer.cited)}`);
+  assert(turn.answer.cited.length >= 1, `cited: ${JSON.stringify(turn.answer.cited)}`);
+  // The answer leads with a sentence of a source, quoted; the engine's supported sentence follows.
+  assert(turn.answer.quotes.length >= 1 && turn.answer.text.startsWith('\u201c'), `quotes: ${turn.answer.text}`);
+  assert(turn.answer.text.includes('The agreement says'), `the supported sentence is kept: ${turn.answer.text}`);
   const n = turn.answer.cited[0];
   const source = turn.sources.find((s) => s.n === n);
-  // The invalid citation is reported, the uncited sentences are marked.
+  // The invalid citation is reported; the sentences that cite nothing (one only had the invalid
+  // marker) are left out of the answer and listed apart.
   assert(turn.answer.invalid_citations.length >= 1, `invalid: ${JSON.stringify(turn.answer.invalid_citations)}`);
   await page.locator('.invalid-citations', { hasText: turn.answer.invalid_citations[0] }).waitFor();
-  assert(await page.locator('.answer .uncited').count() === turn.answer.uncited_sentences.length
-    && turn.answer.uncited_sentences.length >= 1, `uncited marked: ${turn.answer.uncited_sentences}`);
+  assert(turn.answer.unsupported_sentences.length === 2, `unsupported: ${turn.answer.unsupported_sentences}`);
+  const shown = await page.locator('.answer .answer-text').first().textContent();
+  assert(!shown.includes('This sentence cites nothing'), `an unsupported sentence is in the answer: ${shown}`);
+  await page.locator('.answer details.unsupported').waitFor();
+  assert(turn.answer.uncited_sentences.length === 0, `uncited: ${turn.answer.uncited_sentences}`);
   const button = page.locator(`.answer-text button.cite[data-n="${n}"]`);
   assert(await button.getAttribute('aria-label') === `Source ${n}: ${source.title}, page ${source.page}`, 'citation label');
   await button.click();

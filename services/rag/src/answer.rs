@@ -269,7 +269,7 @@ pub fn ask_with(
             sources,
             cited: check.cited,
             invalid_citations: Vec::new(),
-            uncited_sentences: check.uncited_sentences,
+            uncited_sentences: Vec::new(),
             no_relevant_sources: false,
             generation: None,
             receipt,
@@ -281,6 +281,9 @@ pub fn ask_with(
     let (supported, unsupported_sentences) = support_check(&check.text, &sources);
     let text = compose(&quotes, &supported);
     let final_check = check_citations(&text, sources.len());
+    // The quotes are cited whole, though a quote may hold several sentences ("… Inc. The
+    // …"); only the prose is checked sentence by sentence.
+    let prose_check = check_citations(&supported.join(" "), sources.len());
     Ok(Answer {
         question: question.to_string(),
         text: final_check.text,
@@ -290,7 +293,7 @@ pub fn ask_with(
         sources,
         cited: final_check.cited,
         invalid_citations: check.invalid,
-        uncited_sentences: final_check.uncited_sentences,
+        uncited_sentences: prose_check.uncited_sentences,
         no_relevant_sources: false,
         generation: Some(generation),
         receipt,

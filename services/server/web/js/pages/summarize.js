@@ -43,8 +43,7 @@ function itemRow(item, documentId) {
     h('td', null, h('a', {
       class: 'cite page-cite',
       href: `#/document/${encodeURIComponent(documentId)}?page=${item.page}`,
-      'aria-label': `Open page ${item.page}`,
-    }, `p. ${item.page}`)));
+    }, `Page ${item.page}`)));
 }
 
 /** The summary: prose the facts support, the found items as a table, then what was not found. */
