@@ -3,21 +3,11 @@
 //! top-level section (title, then the narrative, ` | ` between table cells), whitespace squashed,
 //! chunks of 120 words overlapping by 32.
 
-use std::path::PathBuf;
-
 use quick_xml::events::Event;
 use vellum_brief::{clinical, detect_kind, Document, Item, Kind, Passage, Status};
 
-fn shared(relative: &str) -> PathBuf {
-    let root = std::env::var("VELLUM_SHARED_DIR").unwrap_or_else(|_| "/work/shared".to_string());
-    let path = PathBuf::from(root).join("corpora").join(relative);
-    assert!(
-        path.exists(),
-        "test corpus file missing: {} (set VELLUM_SHARED_DIR)",
-        path.display()
-    );
-    path
-}
+mod common;
+use common::shared;
 
 fn read(relative: &str) -> Vec<u8> {
     std::fs::read(shared(relative)).unwrap_or_else(|error| panic!("{relative}: {error}"))

@@ -3,22 +3,18 @@
 //! values are normalised.
 //!
 //! The contracts are read from `$VELLUM_SHARED_DIR/corpora/legal-cuad-contracts/txt/`
-//! (`VELLUM_SHARED_DIR` defaults to `/work/shared`); the tests fail loudly when it is absent.
+//! (`VELLUM_SHARED_DIR` defaults to `../shared` beside the checkout); the tests fail loudly when
+//! it is absent.
 
 use std::path::PathBuf;
 
 use vellum_brief::contract::{brief, normalise_date, normalise_jurisdiction, SimpleDate};
 use vellum_brief::{Document, Item, Passage, Status};
 
+mod common;
+
 fn cuad_dir() -> PathBuf {
-    let shared = std::env::var("VELLUM_SHARED_DIR").unwrap_or_else(|_| "/work/shared".into());
-    let dir = PathBuf::from(shared).join("corpora/legal-cuad-contracts");
-    assert!(
-        dir.is_dir(),
-        "CUAD corpus not found at {} (set VELLUM_SHARED_DIR)",
-        dir.display()
-    );
-    dir
+    common::shared("legal-cuad-contracts")
 }
 
 /// The Atticus text of the contract whose file name starts with `prefix`.

@@ -9,16 +9,8 @@ use std::path::PathBuf;
 use serde_json::Value;
 use vellum_brief::{detect_kind, email, filing, general, Document, Item, Kind, Passage, Status};
 
-fn shared(relative: &str) -> PathBuf {
-    let root = std::env::var("VELLUM_SHARED_DIR").unwrap_or_else(|_| "/work/shared".to_string());
-    let path = PathBuf::from(root).join("corpora").join(relative);
-    assert!(
-        path.exists(),
-        "test corpus file missing: {} (set VELLUM_SHARED_DIR)",
-        path.display()
-    );
-    path
-}
+mod common;
+use common::shared;
 
 /// (chunk id, page, text) of an ingested excerpt, its title and format.
 fn excerpt(file: &str) -> (String, String, Vec<(String, u32, String)>) {

@@ -96,35 +96,25 @@ static NUMERIC_SHORT: LazyLock<Regex> = LazyLock::new(|| {
 pub fn find_dates(text: &str) -> Vec<(Range<usize>, SimpleDate)> {
     let mut found: Vec<(Range<usize>, SimpleDate)> = Vec::new();
     let number = |s: &str| s.parse::<u32>().ok();
-    for caps in MONTH_FIRST.captures_iter(text) {
-        let (Some(whole), Some(m), Some(d), Some(y)) =
-            (caps.get(0), caps.get(1), caps.get(2), caps.get(3))
-        else {
-            continue;
-        };
-        if let (Some(month), Some(day), Some(year)) = (
-            month_number(m.as_str()),
-            number(d.as_str()),
-            number(y.as_str()),
-        ) {
-            if let Some(date) = SimpleDate::new(year as i32, month, day) {
-                found.push((whole.range(), date));
-            }
-        }
-    }
-    for caps in DAY_FIRST.captures_iter(text) {
-        let (Some(whole), Some(d), Some(m), Some(y)) =
-            (caps.get(0), caps.get(1), caps.get(2), caps.get(3))
-        else {
-            continue;
-        };
-        if let (Some(month), Some(day), Some(year)) = (
-            month_number(m.as_str()),
-            number(d.as_str()),
-            number(y.as_str()),
-        ) {
-            if let Some(date) = SimpleDate::new(year as i32, month, day) {
-                found.push((whole.range(), date));
+    // Dates with the month's name, month first then day first: group indexes of (month, day).
+    for (pattern, month_group, day_group) in [(&*MONTH_FIRST, 1, 2), (&*DAY_FIRST, 2, 1)] {
+        for caps in pattern.captures_iter(text) {
+            let (Some(whole), Some(m), Some(d), Some(y)) = (
+                caps.get(0),
+                caps.get(month_group),
+                caps.get(day_group),
+                caps.get(3),
+            ) else {
+                continue;
+            };
+            if let (Some(month), Some(day), Some(year)) = (
+                month_number(m.as_str()),
+                number(d.as_str()),
+                number(y.as_str()),
+            ) {
+                if let Some(date) = SimpleDate::new(year as i32, month, day) {
+                    found.push((whole.range(), date));
+                }
             }
         }
     }
