@@ -417,21 +417,18 @@ impl Service {
             Action::Summarize,
             Some(std::slice::from_ref(&record.collection)),
         )?;
-        let summary = if prose {
-            let generator = self.generator()?;
-            let _slot = self.metrics.generation_slot();
-            let _turn = take_turn(&self.generation_turn);
-            vellum_rag::summarize(
-                &self.store,
-                &scope,
-                Some(generator),
-                &record.id,
-                &options,
-                progress,
-            )?
-        } else {
-            vellum_rag::summarize(&self.store, &scope, None, &record.id, &options, progress)?
-        };
+        // Only the prose step runs the model, so only it waits for a generation turn.
+        let generator = if prose { Some(self.generator()?) } else { None };
+        let _slot = prose.then(|| self.metrics.generation_slot());
+        let _turn = prose.then(|| take_turn(&self.generation_turn));
+        let summary = vellum_rag::summarize(
+            &self.store,
+            &scope,
+            generator,
+            &record.id,
+            &options,
+            progress,
+        )?;
         // What the summary discloses (and the model saw): the chunks its items quote.
         event.reads = summary
             .quoted_chunks

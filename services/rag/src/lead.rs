@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::answer::Source;
 use crate::retrieve::QueryEmbedder;
-use crate::support::content_words;
+use crate::support::{content_words, stem};
 use crate::Result;
 
 /// Sources whose sentences are candidates (the best-ranked ones).
@@ -31,7 +31,6 @@ fn question_words_share(question: &[String], sentence: &str) -> f32 {
     if question.is_empty() {
         return 0.0;
     }
-    let stem = |word: &str| word.chars().take(6).collect::<String>();
     let present: std::collections::HashSet<String> = content_words(sentence)
         .iter()
         .map(|word| stem(word))

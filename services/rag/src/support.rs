@@ -114,7 +114,7 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 }
 
 /// A crude stem so "terminates" matches "termination": the first 6 characters of a long word.
-fn stem(word: &str) -> String {
+pub(crate) fn stem(word: &str) -> String {
     word.chars().take(6).collect()
 }
 
