@@ -155,6 +155,22 @@ fn create_dir(dir: &Path) -> Result<()> {
         .map_err(io_err(dir))
 }
 
+/// Takes the writer's flock, waiting briefly before refusing: a process that forks (the
+/// ingest sandbox, a test's `Command`) holds a copy of every descriptor between fork and exec,
+/// so a lock just released by `close` can look held for a moment. Another writer still holding
+/// it after the wait is refused with [`AuditError::Locked`].
+fn acquire_writer_lock(lock: &File, dir: &Path) -> Result<()> {
+    const TRIES: u32 = 50;
+    for attempt in 0..TRIES {
+        match lock.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(_) if attempt + 1 < TRIES => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => break,
+        }
+    }
+    Err(AuditError::Locked(dir.to_path_buf()))
+}
+
 impl AuditLog {
     /// Opens (or creates) the log: creates the keys on first start, verifies the existing log
     /// with its own key, cuts off (and records) a torn last line, then appends an
@@ -182,9 +198,7 @@ impl AuditLog {
             .mode(0o600)
             .open(&lock_path)
             .map_err(io_err(&lock_path))?;
-        if lock.try_lock().is_err() {
-            return Err(AuditError::Locked(config.dir.clone()));
-        }
+        acquire_writer_lock(&lock, &config.dir)?;
         // Who holds the log, for whoever is refused next (the lock itself is the flock).
         let mut holder_note = &lock;
         holder_note
