@@ -62,7 +62,7 @@ impl Default for OcrOptions {
 
 /// The text of each page of a scanned PDF, page 1 first, with the helpers run unconfined
 /// (empty environment and timeouts only). Ingest uses [`ocr_pdf_sandboxed`].
-pub fn ocr_pdf(bytes: &[u8], options: &OcrOptions) -> Result<Vec<String>> {
+pub fn ocr_pdf(bytes: &[u8], options: &OcrOptions) -> Result<OcrText> {
     match ocr_with(bytes, options, &Runner::Direct) {
         Ok(result) => result,
         // Unreachable: only the sandboxed runner fails this way.
@@ -76,11 +76,23 @@ pub fn ocr_pdf_sandboxed(
     bytes: &[u8],
     options: &OcrOptions,
     sandbox: &Sandbox,
-) -> std::result::Result<Result<Vec<String>>, SandboxError> {
+) -> std::result::Result<Result<OcrText>, SandboxError> {
     ocr_with(bytes, options, &Runner::Confined(sandbox))
 }
 
+/// The text of each page, and which OCR engine read it.
+#[derive(Debug, Clone)]
+pub struct OcrText {
+    /// Page 1 first.
+    pub pages: Vec<String>,
+    /// Tesseract's version line (`tesseract 5.3.0`), asked of the same (confined) program that
+    /// read the pages.
+    pub engine: String,
+}
+
 /// Returns the version line of the installed Tesseract, or `None` if it is not installed.
+/// Runs it unconfined: for set-up checks, not during ingest (Debian's tesseract links libldap,
+/// which looks up the host name at start; confined, that lookup cannot leave the machine).
 pub fn tesseract_version() -> Option<String> {
     let output = Command::new("tesseract").arg("--version").output().ok()?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned()
@@ -105,7 +117,7 @@ fn ocr_with(
     bytes: &[u8],
     options: &OcrOptions,
     runner: &Runner<'_>,
-) -> std::result::Result<Result<Vec<String>>, SandboxError> {
+) -> std::result::Result<Result<OcrText>, SandboxError> {
     let deadline = Instant::now() + options.timeout_total;
     let work = match tempfile::tempdir() {
         Ok(work) => work,
@@ -141,6 +153,15 @@ fn ocr_with(
         deadline,
     };
 
+    let engine = match step.run(
+        &tesseract,
+        vec!["--version".into()],
+        tesseract_env(),
+        "tesseract --version",
+    )? {
+        Ok(ran) => version_line(&ran.stdout, &ran.stderr),
+        Err(error) => return Ok(Err(error)),
+    };
     let info = match step.run(&pdfinfo, vec![path_arg(&input)?], Vec::new(), "pdfinfo")? {
         Ok(info) => info,
         Err(error) => return Ok(Err(error)),
@@ -193,7 +214,20 @@ fn ocr_with(
         // Keep the temporary folder small on long scans.
         let _ = std::fs::remove_file(&image);
     }
-    Ok(Ok(texts))
+    Ok(Ok(OcrText {
+        pages: texts,
+        engine,
+    }))
+}
+
+/// The first line Tesseract prints for `--version` (older versions print it on stderr).
+fn version_line(stdout: &[u8], stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stdout).into_owned() + &String::from_utf8_lossy(stderr);
+    text.lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or("tesseract")
+        .to_string()
 }
 
 /// What every helper run shares.

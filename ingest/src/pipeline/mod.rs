@@ -21,7 +21,7 @@ use vellum_store::NewQuarantine;
 use crate::chunk::{chunk_pages_with, ChunkOptions};
 use crate::extract::{extract_with_passwords, ExtractedDocument};
 use crate::isolate::{Sandbox, SandboxError};
-use crate::ocr::{ocr_pdf, ocr_pdf_sandboxed, tesseract_version, OcrOptions};
+use crate::ocr::{ocr_pdf, ocr_pdf_sandboxed, OcrOptions, OcrText};
 
 mod files;
 mod ids;
@@ -287,19 +287,15 @@ fn ocr_document(
         Some(sandbox) => ocr_pdf_sandboxed(bytes, options, sandbox)?,
         None => ocr_pdf(bytes, options),
     };
-    Ok(pages.and_then(|pages| ocr_pages(pages, options)))
+    Ok(pages.and_then(|text| ocr_pages(text, options)))
 }
 
-fn ocr_pages(pages: Vec<String>, options: &OcrOptions) -> crate::Result<ExtractedDocument> {
+fn ocr_pages(text: OcrText, options: &OcrOptions) -> crate::Result<ExtractedDocument> {
+    let OcrText { pages, engine } = text;
     let mut metadata = BTreeMap::new();
     metadata.insert(
         "ocr".to_string(),
-        format!(
-            "{}, language {}, {} dpi",
-            tesseract_version().unwrap_or_else(|| "tesseract".into()),
-            options.language,
-            options.dpi
-        ),
+        format!("{engine}, language {}, {} dpi", options.language, options.dpi),
     );
     if pages.iter().all(|page| page.trim().is_empty()) {
         return Err(crate::Error::NoText {

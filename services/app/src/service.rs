@@ -319,6 +319,54 @@ pub enum Policies {
     Dir(PathBuf),
     /// The local operator's policy ([`OPERATOR_POLICY`]): the CLI without `--policies`.
     Operator,
+    /// A set of `policies/` compiled into the binary (`default`, `law-firm`, `hospital`).
+    Builtin(String),
+}
+
+impl std::fmt::Display for Policies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Policies::Dir(dir) => write!(f, "{}", dir.display()),
+            Policies::Operator => f.write_str("the built-in operator policy"),
+            Policies::Builtin(name) => write!(f, "the built-in policy set {name}"),
+        }
+    }
+}
+
+impl Policies {
+    /// What `--policies` / `policies =` names: an existing folder, else a built-in set's name,
+    /// else a folder (that will fail to load, naming it). Nothing given: built-in `default`.
+    pub fn from_setting(setting: Option<&std::path::Path>) -> Policies {
+        let Some(path) = setting else {
+            return Policies::Builtin("default".into());
+        };
+        let name = path.to_str().unwrap_or_default();
+        if !path.is_dir() && vellum_authz::builtin_set(name).is_some() {
+            return Policies::Builtin(name.to_string());
+        }
+        Policies::Dir(path.to_path_buf())
+    }
+
+    /// Loads and validates the policies; also what they were loaded from, for messages and the
+    /// audit log. `vellum serve` calls it before creating anything, so a bad policy stops a
+    /// first start before users, keys or folders exist.
+    pub fn load(&self) -> Result<(Authorizer, String), SetupError> {
+        let loaded = match self {
+            Policies::Dir(dir) => (Authorizer::load(dir)?, dir.display().to_string()),
+            Policies::Operator => (
+                Authorizer::from_sources(&[("operator.cedar".into(), OPERATOR_POLICY.into())])?,
+                "built-in operator policy".to_string(),
+            ),
+            Policies::Builtin(name) => (
+                Authorizer::builtin(name)?,
+                format!("built-in policy set {name}"),
+            ),
+        };
+        if !loaded.0.scope_filter_is_exact() {
+            return Err(SetupError::DocumentSpecificPolicy);
+        }
+        Ok(loaded)
+    }
 }
 
 /// The CLI's policy when no policy folder is given: the operator (whoever runs `vellum` as the
@@ -478,16 +526,7 @@ pub(crate) fn checked_text<'a>(text: &'a str, what: &str) -> ServiceResult<&'a s
 impl Service {
     /// Assembles the service; the policies are loaded and validated.
     pub fn new(parts: ServiceParts) -> Result<Service, SetupError> {
-        let (authorizer, policies_origin) = match &parts.policies {
-            Policies::Dir(dir) => (Authorizer::load(dir)?, dir.display().to_string()),
-            Policies::Operator => (
-                Authorizer::from_sources(&[("operator.cedar".into(), OPERATOR_POLICY.into())])?,
-                "built-in operator policy".to_string(),
-            ),
-        };
-        if !authorizer.scope_filter_is_exact() {
-            return Err(SetupError::DocumentSpecificPolicy);
-        }
+        let (authorizer, policies_origin) = parts.policies.load()?;
         let service = Service {
             store: parts.store,
             embedder: parts.embedder,

@@ -1,9 +1,10 @@
 //! Vellum's authorization: Cedar policies, deny by default.
 //!
-//! Policies live in a folder of `*.cedar` files (`policies/default/` unless the server is told
-//! otherwise) and are validated, strictly, against `vellum.cedarschema` when they are loaded: a
-//! policy that does not parse or does not type-check stops the server with an error naming its
-//! file, rather than silently never matching.
+//! Policies live in a folder of `*.cedar` files, or are one of the sets of `policies/` compiled
+//! into the binary (`default` unless the server is told otherwise). They are validated,
+//! strictly, against `vellum.cedarschema` when they are loaded: a policy that does not parse or
+//! does not type-check stops the server with an error naming its file, rather than silently
+//! never matching.
 //!
 //! Two questions are answered:
 //! - [`Authorizer::is_allowed`]: may this user do this to this collection or document, or (for
@@ -16,6 +17,7 @@
 //! formatting Cedar source, so a name containing quotes or backslashes cannot change a policy's
 //! meaning.
 
+mod builtin;
 mod entities;
 mod model;
 mod proof;
@@ -48,12 +50,12 @@ pub const BUILTIN_SCHEMA: &str = include_str!("../../../policies/vellum.cedarsch
 /// person reading it is editing policies, not Rust.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read policy folder {dir}: {source}")]
+    #[error("cannot read policy folder {dir}")]
     ReadDir {
         dir: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     ReadFile {
         path: PathBuf,
         source: std::io::Error,
@@ -70,7 +72,11 @@ pub enum LoadError {
     /// Loadable Cedar that Vellum does not accept (templates, duplicate or empty ids).
     #[error("{file}: {reason}")]
     Policy { file: String, reason: String },
+    #[error("no built-in policy set {name:?} (built in: {known})")]
+    UnknownBuiltin { name: String, known: String },
 }
+
+pub use builtin::{builtin_names, builtin_set, BUILTIN_SETS};
 
 pub type Result<T, E = LoadError> = std::result::Result<T, E>;
 
@@ -138,6 +144,16 @@ impl Authorizer {
         } else {
             Self::build(&format!("built-in {SCHEMA_FILE}"), BUILTIN_SCHEMA, &sources)
         }
+    }
+
+    /// A policy set compiled into the binary ([`BUILTIN_SETS`]: `default`, `law-firm`,
+    /// `hospital`), validated against the built-in schema.
+    pub fn builtin(name: &str) -> Result<Authorizer> {
+        let sources = builtin_set(name).ok_or_else(|| LoadError::UnknownBuiltin {
+            name: name.to_string(),
+            known: builtin_names().join(", "),
+        })?;
+        Self::from_sources(&sources)
     }
 
     /// Builds from in-memory `(file name, text)` pairs, validated against the built-in schema.

@@ -93,9 +93,10 @@ pub struct GlobalArgs {
     /// Print results as JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Folder of Cedar policies (*.cedar) for `serve` and for `--as` [default: the data
-    /// folder's vellum.toml `policies`, else policies/default].
-    #[arg(long, global = true, env = "VELLUM_POLICIES", value_name = "DIR")]
+    /// Cedar policies for `serve` and for `--as`: a folder of *.cedar files, or a set built
+    /// into the binary (default, law-firm, hospital) [default: the data folder's vellum.toml
+    /// `policies`, else the built-in default].
+    #[arg(long, global = true, env = "VELLUM_POLICIES", value_name = "DIR|SET")]
     pub policies: Option<PathBuf>,
     /// Act as this account (its roles and groups, under --policies) instead of as the local
     /// operator. Either way every command that touches documents or accounts is decided by
@@ -210,9 +211,9 @@ pub enum AuditCommand {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// TOML settings file (keys: listen, policies, session_hours, key_days, max_upload_mb,
-    /// upload_reserve_mb, workers, trusted_proxies, [tls] cert, key, client_ca, and [audit] dir,
-    /// key_dir, plain_queries); unknown keys are an error [default: <data dir>/vellum.toml when
-    /// it exists].
+    /// upload_reserve_mb, workers, trusted_proxies, require_encrypted_storage, [tls] cert, key,
+    /// client_ca, and [audit] dir, key_dir, plain_queries); unknown keys are an error
+    /// [default: <data dir>/vellum.toml when it exists].
     #[arg(long, env = "VELLUM_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address and port to listen on, HTTPS only; port 0 picks a free one [default: 127.0.0.1:8443].
@@ -272,6 +273,10 @@ pub struct ServeArgs {
     /// [default: 1024].
     #[arg(long, env = "VELLUM_UPLOAD_RESERVE_MB", value_name = "MB")]
     pub upload_reserve_mb: Option<u64>,
+    /// Refuse to start unless the data folder is on an encrypted block device (dm-crypt/LUKS);
+    /// either way the start says what it found.
+    #[arg(long, env = "VELLUM_REQUIRE_ENCRYPTED_STORAGE")]
+    pub require_encrypted_storage: bool,
     /// Serve search only: do not load the generation model (ask and summarize answer 503).
     #[arg(long, env = "VELLUM_NO_GENERATION")]
     pub no_generation: bool,

@@ -222,6 +222,10 @@ impl Context {
             },
             file_config(self, None)?,
         )?;
+        vellum_store::check_data_format(&self.data_dir)?;
+        if config.require_encrypted_storage {
+            crate::encryption::check_data_folder(&self.data_dir, true)?;
+        }
         // The audit log first: if a server holds it, nothing else need be loaded.
         let audit = Arc::new(open_audit_log(&audit_config(&self.data_dir, &config))?);
         let embedder = self.embedder()?;
@@ -240,7 +244,7 @@ impl Context {
             })?
             .with_key_days(config.key_days);
         let policies = match &self.as_user {
-            Some(_) => Policies::Dir(config.policies.clone()),
+            Some(_) => config.policies.clone(),
             None => Policies::Operator,
         };
         let service = Service::new(ServiceParts {
@@ -259,8 +263,10 @@ impl Context {
         })
         .with_context(|| {
             format!(
-                "loading the Cedar policies in {} (--policies / VELLUM_POLICIES)",
-                config.policies.display()
+                "loading the Cedar policies: {} (--policies / VELLUM_POLICIES: a folder, or a \
+                 built-in set: {})",
+                config.policies,
+                vellum_authz::builtin_names().join(", ")
             )
         })?;
         let operator = unix_user();

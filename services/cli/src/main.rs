@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod context;
 mod datadir;
+mod encryption;
 mod render;
 mod serve;
 

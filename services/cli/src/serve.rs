@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use vellum_audit::AuditLog;
 use vellum_auth::AuthStore;
-use vellum_server::{Overrides, Policies, ServerConfig, Service, ServiceParts, UploadSettings};
+use vellum_server::{Overrides, ServerConfig, Service, ServiceParts, UploadSettings};
 
 use crate::cli::ServeArgs;
 use crate::context::Context;
@@ -34,8 +34,30 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<()> {
             Some(vellum_server::config::parse_proxies(args.trusted_proxies)?)
         },
         upload_reserve_mb: args.upload_reserve_mb,
+        require_encrypted_storage: args.require_encrypted_storage.then_some(true),
     };
     let config = ServerConfig::resolve(overrides, file)?;
+    // Everything the configuration names is checked before the first start creates anything
+    // (the data folder, the admin account, the audit keys): a wrong setting costs nothing.
+    let (_, policies_origin) = config.policies.load().with_context(|| {
+        format!(
+            "loading the Cedar policies: {} (--policies / VELLUM_POLICIES: a folder, or a \
+             built-in set: {})",
+            config.policies,
+            vellum_authz::builtin_names().join(", ")
+        )
+    })?;
+    let given_tls = if config.tls_cert.is_some() {
+        Some(vellum_server::tls::load(&config, &ctx.data_dir).context("setting up TLS")?)
+    } else {
+        None
+    };
+    vellum_store::check_data_format(&ctx.data_dir)?;
+    eprintln!("{}", egress_line(ctx, args.no_generation));
+    eprintln!(
+        "{}",
+        crate::encryption::check_data_folder(&ctx.data_dir, config.require_encrypted_storage)?
+    );
 
     let started = std::time::Instant::now();
     let embedder = ctx.embedder()?;
@@ -96,16 +118,11 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<()> {
         embedder: Box::new(embedder),
         generator: generator.map(|(generator, _)| generator),
         auth,
-        policies: Policies::Dir(config.policies.clone()),
+        policies: config.policies.clone(),
         uploads,
         audit: Some(audit.clone()),
     })
-    .with_context(|| {
-        format!(
-            "loading the Cedar policies in {} (--policies / VELLUM_POLICIES)",
-            config.policies.display()
-        )
-    })?;
+    .context("starting the service")?;
     service
         .metrics()
         .record_model_load("embedder", &embedder_name, embedder_seconds);
@@ -118,7 +135,10 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<()> {
         }
         None => eprintln!("No generation model (--no-generation): ask and summarize answer 503"),
     }
-    let tls = vellum_server::tls::load(&config, &ctx.data_dir).context("setting up TLS")?;
+    let tls = match given_tls {
+        Some(tls) => tls,
+        None => vellum_server::tls::load(&config, &ctx.data_dir).context("setting up TLS")?,
+    };
     if tls.created_self_signed {
         eprintln!(
             "Made a self-signed certificate: {}",
@@ -136,8 +156,7 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<()> {
         }
     );
     eprintln!(
-        "Policies: {} ({} rules)",
-        config.policies.display(),
+        "Policies: {policies_origin} ({} rules)",
         service.policy_ids().len()
     );
     let served = vellum_server::serve(&config, service, tls, |address| {
@@ -151,4 +170,24 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<()> {
         .shutdown()
         .context("closing the audit log (final checkpoint)")?;
     served
+}
+
+/// The start-up line that says where, if anywhere, this server sends data: only a remote
+/// generation engine on another machine would; everything else stays on this one (the listen
+/// address is inbound).
+fn egress_line(ctx: &Context, no_generation: bool) -> String {
+    match &ctx.remote {
+        Some(remote) if !no_generation => match remote.outside_host() {
+            // The host only: a URL may carry credentials (refused later, never printed).
+            Some(host) => format!(
+                "egress: remote engine {host}: questions and document passages are sent there \
+                 for generation; nothing else leaves this machine"
+            ),
+            None => "egress: none configured (the remote engine listens on this machine's \
+                     loopback)"
+                .to_string(),
+        },
+        _ => "egress: none configured (no remote engine; Vellum opens no outbound connections)"
+            .to_string(),
+    }
 }

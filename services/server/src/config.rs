@@ -13,8 +13,9 @@ use serde::Deserialize;
 pub struct ServerConfig {
     /// Address and port to listen on (HTTPS only).
     pub listen: SocketAddr,
-    /// The folder of Cedar policies.
-    pub policies: PathBuf,
+    /// The Cedar policies: a folder, or a set compiled into the binary (built-in `default`
+    /// when none is named).
+    pub policies: vellum_app::Policies,
     /// TLS certificate chain (PEM); with `tls_key`. Neither: a self-signed one in the data folder.
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).
@@ -42,6 +43,8 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Free megabytes uploads must leave on the upload file system.
     pub upload_reserve_mb: u64,
+    /// Refuse to start unless the data folder is on a dm-crypt (LUKS) device.
+    pub require_encrypted_storage: bool,
 }
 
 /// The TOML file's shape: every key optional, unknown keys an error.
@@ -60,6 +63,7 @@ pub struct FileConfig {
     /// client stack that shares it).
     pub trusted_proxies: Option<Vec<String>>,
     pub upload_reserve_mb: Option<u64>,
+    pub require_encrypted_storage: Option<bool>,
 }
 
 /// `[audit]` in the TOML file.
@@ -97,6 +101,7 @@ pub struct Overrides {
     pub audit_plain_queries: Option<bool>,
     pub trusted_proxies: Option<Vec<ipnet::IpNet>>,
     pub upload_reserve_mb: Option<u64>,
+    pub require_encrypted_storage: Option<bool>,
 }
 
 /// A configuration problem, naming the file and the setting.
@@ -168,10 +173,9 @@ impl ServerConfig {
         let audit = file.audit.unwrap_or_default();
         let config = ServerConfig {
             listen: overrides.listen.or(file.listen).unwrap_or(DEFAULT_LISTEN),
-            policies: overrides
-                .policies
-                .or(file.policies)
-                .unwrap_or_else(|| PathBuf::from("policies/default")),
+            policies: vellum_app::Policies::from_setting(
+                overrides.policies.or(file.policies).as_deref(),
+            ),
             tls_cert: overrides.tls_cert.or(tls.cert),
             tls_key: overrides.tls_key.or(tls.key),
             tls_client_ca: overrides.tls_client_ca.or(tls.client_ca),
@@ -205,6 +209,10 @@ impl ServerConfig {
                 .upload_reserve_mb
                 .or(file.upload_reserve_mb)
                 .unwrap_or(DEFAULT_UPLOAD_RESERVE_MB),
+            require_encrypted_storage: overrides
+                .require_encrypted_storage
+                .or(file.require_encrypted_storage)
+                .unwrap_or(false),
         };
         if config.tls_cert.is_some() != config.tls_key.is_some() {
             return Err(ConfigError::Invalid(
@@ -247,7 +255,11 @@ mod tests {
         assert_eq!(config.session_hours, 4);
         assert_eq!(config.tls_client_ca, Some(PathBuf::from("/etc/ca.pem")));
         assert_eq!(config.max_upload_mb, DEFAULT_MAX_UPLOAD_MB);
-        assert_eq!(config.policies, PathBuf::from("policies/default"));
+        assert!(
+            matches!(&config.policies, vellum_app::Policies::Builtin(name) if name == "default"),
+            "{:?}",
+            config.policies
+        );
     }
 
     #[test]

@@ -156,6 +156,15 @@ pub enum Error {
         detail: String,
     },
 
+    /// The data folder's format version is newer than this build, or unreadable.
+    #[error("data folder {path}: {detail}")]
+    DataFormat {
+        /// The version file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        detail: String,
+    },
+
     /// A lock guarding the store was poisoned by a panic in another thread.
     #[error("store lock {name} poisoned by an earlier panic")]
     Poisoned {
@@ -183,6 +192,7 @@ impl Error {
                     ErrorKind::Internal
                 }
             }
+            Error::DataFormat { .. } => ErrorKind::Conflict,
             Error::DataDir { .. }
             | Error::CatalogCorrupt { .. }
             | Error::Fulltext { .. }

@@ -88,6 +88,7 @@
 
 mod catalog;
 mod error;
+mod format;
 mod fulltext;
 mod scope;
 mod store;
@@ -95,6 +96,7 @@ mod types;
 mod vectors;
 
 pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::format::{check_data_format, DATA_FORMAT, FORMAT_FILE};
 pub use crate::scope::{normalize_labels, scope_key};
 pub use crate::store::Store;
 pub use crate::types::{

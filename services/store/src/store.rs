@@ -93,6 +93,9 @@ impl Store {
                 detail: "embedding dimension must be at least 1".into(),
             });
         }
+        // The folder-wide format gate comes before any store opens (and perhaps migrates).
+        let has_data = data_dir.join(CATALOG_FILE).exists();
+        let found_format = crate::format::check(data_dir, has_data)?;
         let data_dir = create_dir(data_dir.to_path_buf())?;
         let catalog = Catalog::open(&data_dir.join(CATALOG_FILE), &options)?;
         let fulltext_dir = data_dir.join(FULLTEXT_DIR);
@@ -117,6 +120,7 @@ impl Store {
             recovery: RecoveryReport::default(),
         };
         store.recovery = store.recover()?;
+        crate::format::record(&store.data_dir, found_format)?;
         Ok(store)
     }
 

@@ -325,7 +325,14 @@ fn assert_scoped(store: &Store) -> Result<()> {
 fn old_store_is_migrated_on_open() -> Result<()> {
     let data_dir = tempfile::tempdir()?;
     write_old_store(data_dir.path())?;
+    let format_file = data_dir.path().join(vellum_store::FORMAT_FILE);
+    ensure!(!format_file.exists(), "the old format had no version file");
     let store = open(data_dir.path())?;
+    ensure!(
+        std::fs::read_to_string(&format_file)?
+            == format!("vellum-data {}\n", vellum_store::DATA_FORMAT),
+        "the migrated folder records its format"
+    );
     ensure!(
         store.recovery_report().rolled_back == [DocumentId("ghost".into())],
         "{:?}",
@@ -398,6 +405,47 @@ fn old_store_is_migrated_on_open() -> Result<()> {
     let store = open(data_dir.path())?;
     ensure!(store.check_consistency()?.is_consistent());
     ensure!(store.list_scopes()?.len() == 3);
+    Ok(())
+}
+
+/// Every file under `dir` with its bytes, to show that a refused open changed nothing.
+fn snapshot(dir: &Path) -> Result<Vec<(std::path::PathBuf, Vec<u8>)>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            files.extend(snapshot(&entry.path())?);
+        } else {
+            files.push((entry.path(), std::fs::read(entry.path())?));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[test]
+fn a_folder_from_a_newer_version_is_refused_untouched() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    write_old_store(data_dir.path())?;
+    drop(open(data_dir.path())?);
+    let newer = vellum_store::DATA_FORMAT + 1;
+    std::fs::write(
+        data_dir.path().join(vellum_store::FORMAT_FILE),
+        format!("vellum-data {newer}\n"),
+    )?;
+    let before = snapshot(data_dir.path())?;
+    let refused = match open(data_dir.path()) {
+        Ok(_) => anyhow::bail!("a format-{newer} folder opened"),
+        Err(err) => format!("{err:#}"),
+    };
+    ensure!(
+        refused.contains(&format!("format {newer}")) && refused.contains("newer Vellum"),
+        "{refused}"
+    );
+    ensure!(
+        snapshot(data_dir.path())? == before,
+        "the refused open changed files"
+    );
     Ok(())
 }
 

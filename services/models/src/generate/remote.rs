@@ -80,6 +80,26 @@ impl RemoteConfig {
     }
 }
 
+impl RemoteConfig {
+    /// The host and port prompts are sent to, when that is another machine (`None`: the engine
+    /// listens on loopback, so nothing leaves this one). For the start-up `egress:` line.
+    pub fn outside_host(&self) -> Option<String> {
+        let url = match reqwest::Url::parse(&self.base_url) {
+            Ok(url) => url,
+            // Refused later by `check_base_url`; until then, name it as configured.
+            Err(_) => return Some(without_credentials(&self.base_url)),
+        };
+        let host = url.host_str().unwrap_or_default();
+        if is_loopback(host) {
+            return None;
+        }
+        Some(match url.port_or_known_default() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        })
+    }
+}
+
 /// Checks the base URL before any client exists: http(s), no credentials in it, and plain http
 /// only to this machine and only when allowed. Errors never echo a password from the URL.
 fn check_base_url(config: &RemoteConfig) -> Result<()> {
@@ -595,6 +615,22 @@ mod tests {
         ] {
             assert!(!is_loopback(host), "{host}");
         }
+    }
+
+    #[test]
+    fn outside_host_names_only_other_machines() {
+        let config = |url: &str| RemoteConfig::new(url.to_string(), "m".to_string());
+        assert_eq!(config("http://127.0.0.1:8080/v1").outside_host(), None);
+        assert_eq!(config("http://[::1]:8080/v1").outside_host(), None);
+        assert_eq!(config("https://localhost/v1").outside_host(), None);
+        assert_eq!(
+            config("https://gpu1.example/v1").outside_host().as_deref(),
+            Some("gpu1.example:443")
+        );
+        assert_eq!(
+            config("https://10.0.0.7:8443/v1").outside_host().as_deref(),
+            Some("10.0.0.7:8443")
+        );
     }
 
     #[test]
