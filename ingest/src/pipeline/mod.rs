@@ -295,7 +295,10 @@ fn ocr_pages(text: OcrText, options: &OcrOptions) -> crate::Result<ExtractedDocu
     let mut metadata = BTreeMap::new();
     metadata.insert(
         "ocr".to_string(),
-        format!("{engine}, language {}, {} dpi", options.language, options.dpi),
+        format!(
+            "{engine}, language {}, {} dpi",
+            options.language, options.dpi
+        ),
     );
     if pages.iter().all(|page| page.trim().is_empty()) {
         return Err(crate::Error::NoText {

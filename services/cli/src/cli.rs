@@ -130,6 +130,12 @@ pub enum Command {
     /// Check that the catalog, the full-text index and the vector table agree (and repair
     /// what an interrupted ingest left behind); exits 1 if they do not agree.
     Check,
+    /// Copy the data folder (stores, users, uploads, audit log) into a new folder, also while
+    /// `vellum serve` runs and ingests; `restore` puts it back.
+    Backup(BackupArgs),
+    /// Restore a backup into a new or empty data folder (--data-dir), check every file's
+    /// SHA-256 first and that the three stores agree after.
+    Restore(RestoreArgs),
     /// Evaluate retrieval on a BEIR-format set.
     Eval(EvalArgs),
     /// List the models found in the models folder, with their SHA-256.
@@ -206,6 +212,21 @@ pub enum AuditCommand {
         #[arg(long, value_name = "DIR")]
         key_dir: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// A new (or empty) folder for the backup.
+    pub dest: PathBuf,
+    /// Also copy the audit signing keys and the TLS key (keep such a backup as you keep keys).
+    #[arg(long)]
+    pub include_keys: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A folder made by `vellum backup`.
+    pub source: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -175,7 +175,7 @@ fn open_audit_log(config: &AuditConfig) -> Result<AuditLog> {
 }
 
 /// The name of the Unix user running this process (the uid if it has no name).
-fn unix_user() -> String {
+pub fn unix_user() -> String {
     let uid = nix::unistd::getuid();
     nix::unistd::User::from_uid(uid)
         .ok()

@@ -86,6 +86,7 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
+pub mod backup;
 mod catalog;
 mod error;
 mod format;

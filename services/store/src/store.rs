@@ -497,6 +497,45 @@ impl Store {
         self.catalog.delete_rows(ids)
     }
 
+    /// Removes from Tantivy and LanceDB the chunks of documents the catalog does not know at
+    /// all. A commit never leaves such chunks (the catalog row comes first), but a backup taken
+    /// file by file while a server ingests does: the catalog is copied first, so the indexes
+    /// copied after it may hold documents committed in between. `vellum restore` calls this.
+    /// Returns the documents removed.
+    pub fn remove_orphans(&self) -> Result<Vec<DocumentId>> {
+        use std::collections::BTreeSet;
+        let _writes = self.lock_writes()?;
+        let known: BTreeSet<String> = self
+            .catalog
+            .chunk_keys()?
+            .into_iter()
+            .map(|key| key.document_id)
+            .chain(
+                self.catalog
+                    .unfinished_documents()?
+                    .into_iter()
+                    .map(|(id, _)| id.0),
+            )
+            .collect();
+        let mut orphans: BTreeSet<String> = BTreeSet::new();
+        for (document_id, _, _) in self
+            .fulltext
+            .chunk_keys()?
+            .into_iter()
+            .chain(self.vectors.chunk_keys()?)
+        {
+            if !known.contains(&document_id) {
+                orphans.insert(document_id);
+            }
+        }
+        let ids: Vec<DocumentId> = orphans.into_iter().map(DocumentId).collect();
+        if !ids.is_empty() {
+            self.fulltext.delete_and_commit(&ids)?;
+            self.vectors.delete_documents(&ids)?;
+        }
+        Ok(ids)
+    }
+
     /// Removes a document from all three stores (catalog state `deleting` first, then
     /// Tantivy, LanceDB, then the row). Fails with [`Error::DocumentNotFound`] if absent.
     pub fn delete_document(&self, id: &DocumentId) -> Result<()> {

@@ -31,6 +31,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Documents(args) => library::documents(&ctx, args),
         Command::Delete(args) => library::delete(&ctx, args),
         Command::Check => library::check(&ctx),
+        Command::Backup(args) => crate::backup::backup(&ctx, args),
+        Command::Restore(args) => crate::backup::restore(&ctx, args),
         Command::Eval(args) => library::evaluate(&ctx, args),
         Command::Models => library::models(&ctx),
         Command::Serve(args) => crate::serve::serve(&ctx, *args),
