@@ -408,6 +408,10 @@ backup() {
   traced backup VELLUM_MODELS_DIR="$models_dir" -- "$vellum" backup --data-dir "$data" "$tmp/backup" || return 1
   [ -d "$tmp/backup" ] && [ -n "$(ls -A "$tmp/backup")" ] || { say "the backup folder is empty"; return 1; }
   say "backup: $(du -sh "$tmp/backup" | cut -f1) in $(find "$tmp/backup" -type f | wc -l) files"
+  # Restored into a new folder, the stores must agree (restore checks it and exits 1 if not).
+  traced restore VELLUM_MODELS_DIR="$models_dir" -- "$vellum" restore --data-dir "$tmp/restored" "$tmp/backup" || return 1
+  traced check VELLUM_MODELS_DIR="$models_dir" -- "$vellum" check --data-dir "$tmp/restored" || return 1
+  grep -q "The stores agree" "$tmp/logs/$traced_log.out" || { say "the restored stores do not agree"; return 1; }
 }
 
 check_home() {
@@ -471,7 +475,7 @@ step "audit log verified online (GET /v1/audit/verify)" eval 'client audit-onlin
 step "stop the server (SIGTERM)" stop_server
 step "vellum audit verify with the printed public key" audit_verify
 if grep -qE '^[[:space:]]+backup([[:space:]]|$)' "$tmp/logs/help.out"; then
-  step "vellum backup DEST" backup
+  step "vellum backup DEST, restore, check" backup
 else
   skipped "vellum backup DEST" "backup (not implemented yet)"
   say "(no 'backup' command in vellum --help; when there is one, this step runs vellum backup DEST)"
