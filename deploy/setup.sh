@@ -15,6 +15,8 @@ command -v tesseract >/dev/null 2>&1 || need_packages+=(tesseract-ocr)     # ing
 command -v pdftoppm >/dev/null 2>&1 || need_packages+=(poppler-utils)      # ingest --ocr: page images
 command -v chromium >/dev/null 2>&1 || need_packages+=(chromium)           # the web app's browser tests
 command -v npm >/dev/null 2>&1 || need_packages+=(nodejs npm)              # their playwright-core and axe-core
+command -v strace >/dev/null 2>&1 || need_packages+=(strace)              # deploy/airgap-test.sh: every socket call
+command -v ip >/dev/null 2>&1 || need_packages+=(iproute2)                  # its loopback-only namespace
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "setup: installing ${need_packages[*]}"
   sudo=""

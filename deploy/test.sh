@@ -39,4 +39,9 @@ echo "test: browser tests done after $(( $(date +%s) - start )) s"
 # run on a machine builds llama-cpp-python from source (about 10 minutes on 2 cores); the venv
 # is cached in ~/.cache/vellum/llama-cpp-venv, so later runs take seconds.
 bash "$repo_root/deploy/remote-engine-test.sh"
+# The air-gap proof (deploy/airgap-test.sh, docs/airgap.md): the appliance's whole flow (first
+# start, users, uploads with OCR, search, ask, summarize, audit verify, backup and restore) in a
+# network namespace with only loopback, under strace; fails on any address off this machine.
+VELLUM_BIN="$CARGO_TARGET_DIR/release/vellum" bash "$repo_root/deploy/airgap-test.sh" "$CARGO_TARGET_DIR/release/vellum"
+echo "test: air-gap test done after $(( $(date +%s) - start )) s"
 echo "test: everything took $(( $(date +%s) - start )) s"
