@@ -4,7 +4,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -54,6 +54,8 @@ pub fn generate_key_pair(prefix: &Path) -> Result<KeyPairFiles> {
         .open(&public_path)
         .map_err(io_err(&public_path))?;
     file.write_all(format!("{public_hex}\n").as_bytes())
+        // Explicitly: the process umask (vellum sets 077) would leave the public half 0600.
+        .and_then(|()| file.set_permissions(fs::Permissions::from_mode(0o644)))
         .and_then(|()| file.sync_all())
         .map_err(io_err(&public_path))?;
     Ok(KeyPairFiles {
@@ -122,8 +124,6 @@ fn parse_32(text: &str) -> Option<[u8; 32]> {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
     use super::*;
 
     #[test]
@@ -136,6 +136,11 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        let mode = fs::metadata(&files.public_key)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644);
         let secret = read_secret_key(&files.secret_key).unwrap_or_else(|e| panic!("{e}"));
         let from_file = parse_public_key(&files.public_key.display().to_string())
             .unwrap_or_else(|e| panic!("{e}"));
