@@ -44,11 +44,12 @@ version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Carg
 arch=$(dpkg --print-architecture)
 name="vellum-$version-$arch"
 
-mkdir -p "$out_dir"
-out_dir=$(cd "$out_dir" && pwd)
+# Resolved before anything is created, so that nothing lands in the repository.
+out_dir=$(realpath -m "$out_dir")
 case "$out_dir/" in
   "$repo_root"/*) echo "bundle: $out_dir is inside the repository; build output goes elsewhere" >&2; exit 2 ;;
 esac
+mkdir -p "$out_dir"
 bundle="$out_dir/$name"
 
 # 1. The binaries. `vellum` runs every extraction in a sandboxed worker process; it uses the
@@ -117,7 +118,7 @@ signed) in the bundle as ocr-debs/.
 
 On the appliance, after `vellum bundle verify`:
 
-    sudo apt-get install ./ocr-debs/*.deb     # or: sudo dpkg -i ./ocr-debs/*.deb
+    sudo apt-get install --no-install-recommends ./ocr-debs/*.deb ./deb/vellum_*.deb
 
 apt-get install with local files needs no network; packages already installed are skipped.
 Check: `tesseract --version` and `pdftoppm -v`. Both run inside vellum's extraction sandbox
@@ -254,8 +255,9 @@ Vellum $version ($arch), offline install bundle.
 1. Check it, with the public key you got from your vendor by another channel than this bundle:
        bin/vellum bundle verify . --public-key vellum-release.pub
    It names the first file that differs; do not install a bundle that does not verify.
-2. Install:   sudo apt-get install ./deb/vellum_${version}_${arch}.deb
-   (OCR: docs/OCR-INSTALL.txt; the rest needs nothing from a network.)
+2. Install:   sudo apt-get install --no-install-recommends ./deb/vellum_${version}_${arch}.deb
+   (with OCR: add ./ocr-debs/*.deb to that line; see docs/OCR-INSTALL.txt. Without
+   --no-install-recommends apt would try to download the OCR packages.)
 3. Edit /etc/vellum/vellum.toml, then: sudo systemctl restart vellum; journalctl -u vellum
 
 Everything else: docs/deploy.md.
