@@ -20,7 +20,10 @@ pub enum BundleError {
         source: std::io::Error,
     },
     /// The bundle has no MANIFEST or no MANIFEST.sig.
-    #[error("{file}: missing: the bundle is not signed (deploy/bundle.sh signs it when VELLUM_BUNDLE_SECRET_KEY names a key file)")]
+    #[error(
+        "{file}: missing: the bundle has no signed manifest (deploy/bundle.sh signs it when \
+         VELLUM_BUNDLE_SECRET_KEY names a key file; or run `vellum bundle sign`)"
+    )]
     Unsigned { file: String },
     /// MANIFEST.sig is not in the format `sign` writes.
     #[error("{file}: malformed: {reason}")]
