@@ -221,7 +221,7 @@ fn the_config_template_parses_with_and_without_its_commented_settings() {
             _ => format!("{line}\n"),
         })
         .collect();
-    assert!(switched_on >= 12, "only {switched_on} commented settings");
+    assert!(switched_on >= 15, "only {switched_on} commented settings");
     let all = FileConfig::parse(&all_on).unwrap_or_else(|e| panic!("{e}\n{all_on}"));
     assert!(all.tls.is_some() && all.audit.is_some());
     ServerConfig::resolve(Overrides::default(), all).unwrap_or_else(|e| panic!("{e}"));
