@@ -152,6 +152,47 @@ pub enum Command {
     /// Verify, export and search the tamper-evident audit log (offline, on the server's
     /// folder or a copy of it).
     Audit(AuditArgs),
+    /// Make a signing key, sign, or verify an offline install bundle (deploy/bundle.sh)
+    /// against its signed manifest. Works offline; opens no data folder and no model.
+    Bundle(BundleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    #[command(subcommand)]
+    pub command: BundleCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Check every file of the bundle against its signed MANIFEST: prints the file count, or
+    /// names the first file that differs (changed, missing, extra, or a bad signature) and
+    /// exits 1. Exits 2 when the key or the folder is not usable.
+    Verify {
+        /// The bundle folder (the one holding MANIFEST and MANIFEST.sig).
+        dir: PathBuf,
+        /// The trusted public key: 64 hex digits, or a file holding them (PREFIX.pub from
+        /// `vellum bundle keygen`). Get it from the vendor by another channel than the bundle.
+        #[arg(long, env = "VELLUM_BUNDLE_PUBLIC_KEY", value_name = "KEY")]
+        public_key: String,
+    },
+    /// Write MANIFEST (every file's SHA-256, sorted by path) and MANIFEST.sig (Ed25519) into
+    /// the bundle folder, replacing earlier ones.
+    Sign {
+        /// The bundle folder.
+        dir: PathBuf,
+        /// The secret key file written by `vellum bundle keygen` (keep it off the build
+        /// machine's repository and backups).
+        #[arg(long, env = "VELLUM_BUNDLE_SECRET_KEY", value_name = "FILE")]
+        secret_key: PathBuf,
+    },
+    /// Make a signing key pair: PREFIX.key (secret, mode 0600, never printed) and PREFIX.pub;
+    /// prints the public key. Refuses to overwrite either file.
+    Keygen {
+        /// Path prefix of the two files, e.g. ~/keys/vellum-release.
+        #[arg(long, value_name = "PREFIX")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

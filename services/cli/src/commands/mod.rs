@@ -1,8 +1,9 @@
 //! One function per subcommand: open what it needs (through the application layer,
 //! `vellum-app`, for anything that touches documents or accounts), call it, render the result.
 //! `ingest` (ingest, watch), `query` (search, ask, replay, summarize), `library` (documents,
-//! delete, check, eval, models).
+//! delete, check, eval, models), `bundle` (the offline bundle's signed manifest).
 
+mod bundle;
 mod ingest;
 mod library;
 mod query;
@@ -16,6 +17,10 @@ use crate::context::Context;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    // Before the data folder is looked at: bundle commands work on an install bundle only.
+    if let Command::Bundle(args) = cli.command {
+        return bundle::bundle(args, cli.global.json);
+    }
     let mut ctx = Context::new(&cli.global);
     if let Some(remote) = ctx.remote.as_mut() {
         remote.allow_plain_http = cli.global.remote_allow_http;
@@ -39,6 +44,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::User(command) => crate::accounts::user(&ctx, command),
         Command::Key(command) => crate::accounts::key(&ctx, command),
         Command::Audit(args) => crate::audit::audit(&ctx, args),
+        // Handled above, before the data folder check; kept so the match stays exhaustive.
+        Command::Bundle(args) => bundle::bundle(args, ctx.json),
     }
 }
 
