@@ -1,4 +1,4 @@
-//! `vellum backup` while another process ingests real files, `vellum restore` into an empty
+//! `vellum backup` while another process ingests real files (40 PACER notices, two per commit), `vellum restore` into an empty
 //! folder: every restored copy's three stores agree, a copy taken once the ingest is over
 //! answers searches exactly as the original does, its audit log verifies with the original's
 //! key, and a damaged backup is refused before anything is written.
@@ -92,8 +92,8 @@ fn backups_taken_during_an_ingest_restore_whole() {
         .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 60, "{} PACER notices", files.len());
-    let (first, second) = files.split_at(10);
+    assert!(files.len() >= 50, "{} PACER notices", files.len());
+    let (first, second) = files[..50].split_at(10);
     let stage = |name: &str, files: &[PathBuf]| {
         let dir = work.join(name);
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
@@ -121,7 +121,8 @@ fn backups_taken_during_an_ingest_restore_whole() {
             .try_wait()
             .unwrap_or_else(|e| panic!("{e}"))
             .is_none();
-        if !running && !during.is_empty() {
+        // Each backup is restored below: a dozen is plenty.
+        if !running && !during.is_empty() || during.len() >= 12 {
             break;
         }
         let backup = work.join(format!("during-{}", during.len()));
