@@ -32,7 +32,7 @@ struct Manifest {
     data_format: u32,
     created_unix: u64,
     includes_keys: bool,
-    /// Where the audit log and its keys go back to, relative to the data folder.
+    /// Every file, by its path relative to the backup (and to the restored data folder).
     files: Vec<FileEntry>,
 }
 
@@ -84,10 +84,8 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
             &partial.join("auth.sqlite"),
         )?;
     }
-    for name in ["uploads"] {
-        if data_dir.join(name).is_dir() {
-            vellum_store::backup::copy_tree(&data_dir.join(name), &partial.join(name))?;
-        }
+    if data_dir.join("uploads").is_dir() {
+        vellum_store::backup::copy_tree(&data_dir.join("uploads"), &partial.join("uploads"))?;
     }
     for name in ["vellum.toml", vellum_store::FORMAT_FILE] {
         if data_dir.join(name).is_file() {
@@ -209,7 +207,6 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
     let recovery = store.recovery_report();
     let orphans = store.remove_orphans()?;
     let report = store.check_consistency()?;
-    let documents = report.catalog_chunks;
     if !report.is_consistent() {
         bail!(
             "the restored stores do not agree: {:?} (the backup folder is unchanged)",
@@ -220,7 +217,7 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
         "Restored into {}: {} chunks in all three stores; {} commits in flight at backup time \
          rolled back, {} documents committed after the catalog was copied left out",
         data_dir.display(),
-        documents,
+        report.catalog_chunks,
         recovery.rolled_back.len(),
         orphans.len()
     );

@@ -116,6 +116,15 @@ pub fn audit_config(data_dir: &Path, config: &ServerConfig) -> AuditConfig {
     audit_config
 }
 
+/// The context of a policy load error: what was loaded, and what `--policies` accepts.
+pub fn loading_policies(policies: &vellum_server::Policies) -> String {
+    format!(
+        "loading the Cedar policies: {policies} (--policies / VELLUM_POLICIES: a folder, or a \
+         built-in set: {})",
+        vellum_authz::builtin_names().join(", ")
+    )
+}
+
 /// What `vellum serve` writes as the audit log's holder; a CLI command refused by it stops at
 /// once instead of waiting.
 pub const SERVE_HOLDER: &str = "vellum serve";
@@ -261,14 +270,7 @@ impl Context {
             },
             audit: Some(audit.clone()),
         })
-        .with_context(|| {
-            format!(
-                "loading the Cedar policies: {} (--policies / VELLUM_POLICIES: a folder, or a \
-                 built-in set: {})",
-                config.policies,
-                vellum_authz::builtin_names().join(", ")
-            )
-        })?;
+        .with_context(|| loading_policies(&config.policies))?;
         let operator = unix_user();
         let caller = match &self.as_user {
             None => Caller::operator(&operator),

@@ -39,14 +39,10 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<()> {
     let config = ServerConfig::resolve(overrides, file)?;
     // Everything the configuration names is checked before the first start creates anything
     // (the data folder, the admin account, the audit keys): a wrong setting costs nothing.
-    let (_, policies_origin) = config.policies.load().with_context(|| {
-        format!(
-            "loading the Cedar policies: {} (--policies / VELLUM_POLICIES: a folder, or a \
-             built-in set: {})",
-            config.policies,
-            vellum_authz::builtin_names().join(", ")
-        )
-    })?;
+    let (_, policies_origin) = config
+        .policies
+        .load()
+        .with_context(|| crate::context::loading_policies(&config.policies))?;
     let given_tls = if config.tls_cert.is_some() {
         Some(vellum_server::tls::load(&config, &ctx.data_dir).context("setting up TLS")?)
     } else {
