@@ -8,12 +8,11 @@
 #[allow(dead_code)]
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use common::vellum_command;
+use common::{listening_address, vellum_command};
 
 const ADMIN_PASSWORD: &str = "admin password for first-start tests";
 
@@ -31,16 +30,7 @@ fn serve_until_listening(work: &Path, data_dir: &Path) -> String {
         .stderr(Stdio::from(stderr))
         .spawn()
         .unwrap_or_else(|e| panic!("spawn vellum serve: {e}"));
-    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("listening on https://") {
-                let _ = sender.send(());
-            }
-        }
-    });
-    let listened = receiver.recv_timeout(Duration::from_secs(120)).is_ok();
+    let listened = listening_address(&mut child, Duration::from_secs(120)).is_some();
     let _ = child.kill();
     let _ = child.wait();
     let log = std::fs::read_to_string(&log).unwrap_or_default();

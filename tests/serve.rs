@@ -9,13 +9,13 @@ mod common;
 #[path = "../services/audit/tests/common/mount_namespace.rs"]
 mod mount_namespace;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{shared_dir, vellum_command};
+use common::{listening_address, shared_dir, vellum_command};
 use serde_json::{json, Value};
 
 /// The server process, killed when dropped.
@@ -54,18 +54,8 @@ fn start_server_with(data_dir: &Path, policy_set: &str, extra: &[&str]) -> Serve
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap_or_else(|err| panic!("spawn vellum serve: {err}"));
-    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(address) = line.strip_prefix("listening on https://") {
-                let _ = sender.send(address.to_string());
-            }
-        }
-    });
-    let address = receiver
-        .recv_timeout(Duration::from_secs(120))
-        .unwrap_or_else(|_| panic!("vellum serve did not start within 120 s"));
+    let address = listening_address(&mut child, Duration::from_secs(120))
+        .unwrap_or_else(|| panic!("vellum serve did not start within 120 s"));
     Server {
         child,
         address: address

@@ -1,7 +1,9 @@
 //! Paths and the `vellum` command shared by the end-to-end tests of the binary.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
+use std::time::Duration;
 
 fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -36,4 +38,21 @@ pub fn vellum_command(data_dir: &Path) -> Command {
         .arg("--models-dir")
         .arg(models_dir());
     command
+}
+
+/// Waits for a `vellum serve` child's `listening on https://ADDR` line on its piped stdout
+/// (read on a thread that keeps draining it): the address, or `None` after `timeout`.
+// Only the tests that start a server use it.
+#[allow(dead_code)]
+pub fn listening_address(child: &mut Child, timeout: Duration) -> Option<String> {
+    let stdout = child.stdout.take()?;
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(address) = line.strip_prefix("listening on https://") {
+                let _ = sender.send(address.to_string());
+            }
+        }
+    });
+    receiver.recv_timeout(timeout).ok()
 }
