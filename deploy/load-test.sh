@@ -5,6 +5,11 @@
 # server's memory every 10 s. Prints the machine, the summary JSON and the server's RSS curve.
 #
 # usage: deploy/load-test.sh [SECONDS] [SEARCH_CLIENTS] [ASK_CLIENTS]   (default 600 45 5)
+#
+# LOAD_DATA_DIR=DIR serves an existing data folder instead (it is used in place, not copied),
+# e.g. the 100,000-chunk store that the vellum-store `replicate` example builds
+# (docs/benchmarks.md, "The appliance"). The time from starting `vellum serve` to its
+# `listening on` line is printed as the cold start.
 set -euo pipefail
 
 seconds=${1:-600}
@@ -32,31 +37,57 @@ echo "== machine"
 lscpu | grep -E 'Model name|^CPU\(s\)'
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%Y-%m-%dT%H:%MZ)"
 
-mkdir -p "$work/in/contracts" "$work/in/notices"
-# (mapfile, not `find | head`: head closing the pipe would fail the script under pipefail)
-mapfile -t contracts < <(find "$shared/corpora/legal-cuad-contracts/pdf" -iname '*.pdf' | sort)
-mapfile -t notices < <(find "$shared/corpora/email-court-notices-pacer/nef" -name '*.eml' | sort)
-cp "${contracts[@]:0:20}" "$work/in/contracts/"
-cp "${notices[@]:0:20}" "$work/in/notices/"
-"$vellum" --data-dir "$work/data" ingest "$work/in/contracts" --collection contracts >/dev/null
-"$vellum" --data-dir "$work/data" ingest "$work/in/notices" --collection notices >/dev/null
-"$vellum" --data-dir "$work/data" documents --json | python3 -c \
+data=${LOAD_DATA_DIR:-$work/data}
+if [[ -z "${LOAD_DATA_DIR:-}" ]]; then
+  mkdir -p "$work/in/contracts" "$work/in/notices"
+  # (mapfile, not `find | head`: head closing the pipe would fail the script under pipefail)
+  mapfile -t contracts < <(find "$shared/corpora/legal-cuad-contracts/pdf" -iname '*.pdf' | sort)
+  mapfile -t notices < <(find "$shared/corpora/email-court-notices-pacer/nef" -name '*.eml' | sort)
+  cp "${contracts[@]:0:20}" "$work/in/contracts/"
+  cp "${notices[@]:0:20}" "$work/in/notices/"
+  "$vellum" --data-dir "$work/data" ingest "$work/in/contracts" --collection contracts >/dev/null
+  "$vellum" --data-dir "$work/data" ingest "$work/in/notices" --collection notices >/dev/null
+fi
+"$vellum" --data-dir "$data" documents --json | python3 -c \
   "import json,sys; d=json.load(sys.stdin); print(len(d), 'documents,', sum(x['num_chunks'] for x in d), 'chunks')"
 
 export VELLUM_ADMIN_PASSWORD="load test admin password"
-"$vellum" --data-dir "$work/data" serve --listen 127.0.0.1:0 --policies policies/default \
-  > "$work/serve.out" 2> "$work/serve.err" &
-server_pid=$!
-for _ in $(seq 1 240); do
-  grep -q '^listening on' "$work/serve.out" 2>/dev/null && break
-  sleep 0.5
+# Starts the server; prints how long it took to its `listening on` line, prefixed by $1.
+start_server() {
+  local start_ns
+  start_ns=$(date +%s%N)
+  "$vellum" --data-dir "$data" serve --listen 127.0.0.1:0 --policies policies/default \
+    > "$work/serve.out" 2> "$work/serve.err" &
+  server_pid=$!
+  for _ in $(seq 1 1200); do
+    grep -q '^listening on' "$work/serve.out" 2>/dev/null && break
+    sleep 0.1
+  done
+  address=$(sed -n 's/^listening on https:\/\///p' "$work/serve.out")
+  [[ -n "$address" ]] || { cat "$work/serve.err"; echo "the server did not start" >&2; exit 1; }
+  echo "$1: $(( ($(date +%s%N) - start_ns) / 1000000 )) ms to the listening line"
+}
+start_server "first start (admin, TLS and audit keys created unless LOAD_DATA_DIR had them)"
+# The figure that matters after a reboot: a restart with the page cache dropped (root only).
+kill "$server_pid"; wait "$server_pid" || true
+# Each ask client is its own account: the server allows one account 2 answers at once.
+existing_users=$("$vellum" --data-dir "$data" user list)
+for id in $(seq 0 $((ask_clients - 1))); do
+  grep -qw "asker-$id" <<< "$existing_users" && continue
+  "$vellum" --data-dir "$data" user add "asker-$id" --role admin --password-stdin \
+    <<< "$VELLUM_ADMIN_PASSWORD" > /dev/null
 done
-address=$(sed -n 's/^listening on https:\/\///p' "$work/serve.out")
-[[ -n "$address" ]] || { cat "$work/serve.err"; echo "the server did not start" >&2; exit 1; }
+sync
+if echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then
+  start_server "cold start (page cache dropped)"
+else
+  start_server "restart (page cache NOT dropped: not root)"
+fi
 port=${address##*:}
 echo "server pid $server_pid on port $port; RSS at start: $(grep VmRSS /proc/$server_pid/status)"
 
-"$load" --url "https://localhost:$port" --cacert "$work/data/tls/cert.pem" \
-  --user admin --password-env VELLUM_ADMIN_PASSWORD --seconds "$seconds" \
+"$load" --url "https://localhost:$port" --cacert "$data/tls/cert.pem" \
+  --user admin --password-env VELLUM_ADMIN_PASSWORD --ask-user-prefix asker- --seconds "$seconds" \
   --search-clients "$search_clients" --ask-clients "$ask_clients" --pid "$server_pid"
+echo "server peak RSS: $(grep VmHWM /proc/$server_pid/status)"
 echo "server log lines at WARN or above: $(grep -cE ' (WARN|ERROR) ' "$work/serve.err" || true)"

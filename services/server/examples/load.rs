@@ -42,6 +42,8 @@ struct Options {
     url: String,
     cacert: String,
     token: String,
+    /// One token per ask client when `--ask-user-prefix` names their accounts.
+    ask_tokens: Vec<String>,
     search_clients: usize,
     ask_clients: usize,
     seconds: u64,
@@ -99,8 +101,13 @@ async fn one_request(
     client: &reqwest::Client,
     options: &Options,
     kind: &'static str,
+    id: usize,
     n: usize,
 ) -> Result<u16, String> {
+    let token = match kind {
+        "ask" => options.ask_tokens.get(id).unwrap_or(&options.token),
+        _ => &options.token,
+    };
     let (path, body) = match kind {
         "search" => (
             "/v1/search",
@@ -113,7 +120,7 @@ async fn one_request(
     };
     let response = client
         .post(format!("{}{path}", options.url))
-        .bearer_auth(&options.token)
+        .bearer_auth(token)
         .json(&body)
         .send()
         .await
@@ -153,7 +160,7 @@ async fn client_loop(
             break;
         }
         let started = Instant::now();
-        let result = one_request(&client, &options, kind, n).await;
+        let result = one_request(&client, &options, kind, id, n).await;
         let seconds = started.elapsed().as_secs_f64();
         let mut tally = tally.lock().await;
         match result {
@@ -197,12 +204,21 @@ async fn main() -> anyhow::Result<()> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
+    let ask_clients = number("--ask-clients", 5) as usize;
+    // The server allows each account 2 answers at once: a crowd of askers is several people.
+    let mut ask_tokens = Vec::new();
+    if let Some(prefix) = arg(&args, "--ask-user-prefix") {
+        for id in 0..ask_clients {
+            ask_tokens.push(login(&client, &url, &format!("{prefix}{id}"), &password).await?);
+        }
+    }
     let options = Arc::new(Options {
         url,
         cacert,
         token,
+        ask_tokens,
         search_clients: number("--search-clients", 45) as usize,
-        ask_clients: number("--ask-clients", 5) as usize,
+        ask_clients,
         seconds: number("--seconds", 600),
         pid: arg(&args, "--pid").and_then(|v| v.parse().ok()),
         max_iterations: number("--max-iterations", 1_000_000) as usize,

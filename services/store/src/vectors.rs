@@ -12,9 +12,13 @@
 //! `scope_migration` setting is recorded before the first step and cleared after the last, so
 //! a crash in between redoes the updates at the next open (they are idempotent).
 //!
-//! Search is a flat (exact) scan with cosine distance: at the sizes Vellum targets (tens of
-//! thousands of chunks) it takes milliseconds, and an ANN index would only add recall loss
-//! and build time. An IVF index is worth creating only past ~100k rows; not done yet.
+//! Search is a flat (exact) scan with cosine distance up to [`INDEX_MIN_ROWS`] rows. Past it,
+//! [`VectorTable::optimize`] (run after every ingest) builds an IVF_FLAT index: vectors grouped
+//! around √rows centroids, a query scanning the nearest sixth of them with exact distances.
+//! Measured at 106,792 chunks (docs/benchmarks.md, "100,000 chunks"): a flat search took 114
+//! ms and held ~150 MB while it ran; with the index 7-11 ms at 0.98 recall@50, built in 39 s.
+//! Rows added later are folded into the index by the next `optimize` (LanceDB also scans the
+//! rows not yet indexed, so nothing is missed meanwhile); the centroids are not retrained.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -25,9 +29,11 @@ use lancedb::arrow::arrow_array::{
     Array, FixedSizeListArray, Float32Array, RecordBatch, StringArray, UInt32Array,
 };
 use lancedb::arrow::arrow_schema::{DataType, Field, Schema, SchemaRef};
+use lancedb::index::vector::IvfFlatIndexBuilder;
+use lancedb::index::Index;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
 use lancedb::table::{
-    CompactionOptions, Duration as VersionAge, NewColumnTransform, OptimizeAction,
+    CompactionOptions, Duration as VersionAge, NewColumnTransform, OptimizeAction, OptimizeOptions,
 };
 use lancedb::{DistanceType, Table};
 
@@ -46,6 +52,27 @@ const DISTANCE_COLUMN: &str = "_distance";
 /// Worker threads of the private runtime: LanceDB does its heavy lifting on its own CPU pool,
 /// so these mostly wait on I/O.
 const RUNTIME_WORKER_THREADS: usize = 2;
+/// Threads for LanceDB's file reads (`spawn_blocking`). Tokio's default allows 512: under 45
+/// concurrent searches at 100,000 chunks the pool grew to 80 threads, each keeping its own
+/// allocator cache, and the server's RSS climbed past 4 GiB (docs/benchmarks.md, "100,000
+/// chunks"). Searches are gated to one per core anyway.
+const RUNTIME_BLOCKING_THREADS: usize = 8;
+/// Rows from which the table gets an IVF index: below, a flat scan takes under ~50 ms on the
+/// 2-core machines Vellum is measured on, and exact results cost nothing to keep.
+pub(crate) const INDEX_MIN_ROWS: usize = 50_000;
+
+/// IVF partitions for a table of `rows`: √rows, so a partition holds about as many vectors as
+/// there are partitions (LanceDB's own default targets 8,192 rows a partition, which at
+/// 100,000 rows makes 13 partitions and a search that scans almost everything).
+fn index_partitions(rows: usize) -> u32 {
+    ((rows as f64).sqrt().round() as u32).max(16)
+}
+
+/// Partitions a query scans: a sixth of them (0.98 recall@50 at 106,792 rows, against the
+/// exact search).
+fn index_probes(rows: usize) -> usize {
+    (index_partitions(rows) as usize / 6).max(8)
+}
 
 /// A chunk found by vector search, before the catalog adds its document's title and state.
 #[derive(Debug, Clone)]
@@ -65,6 +92,13 @@ pub(crate) struct VectorTable {
     /// Queries hold it shared; pruning old versions holds it exclusively, so no query reads a
     /// version whose files are being removed.
     prune_guard: RwLock<()>,
+    /// Vector searches running at once, at most one per core. A flat search reads the whole
+    /// vector column (about 160 MB at 100,000 chunks of 384 dimensions); 45 concurrent ones
+    /// held 5.5 GiB (docs/benchmarks.md, "100,000 chunks") and finished no sooner, since each
+    /// is CPU-bound.
+    search_permits: Arc<tokio::sync::Semaphore>,
+    /// IVF partitions a search scans (used only once the table has an index).
+    probes: std::sync::atomic::AtomicUsize,
     /// `None` only while dropping (see `Drop`).
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -86,6 +120,7 @@ impl VectorTable {
             .to_string();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(RUNTIME_WORKER_THREADS)
+            .max_blocking_threads(RUNTIME_BLOCKING_THREADS)
             .thread_name("vellum-store-lancedb")
             .enable_all()
             .build()
@@ -144,6 +179,12 @@ impl VectorTable {
             .map(|table| (table, true))?
         };
         let (table, has_scope_column) = table;
+        // Probes follow the table's size (the index has about √rows partitions).
+        let rows = {
+            let table = table.clone();
+            run_on(&runtime, async move { table.count_rows(None).await })?
+                .map_err(vectors_error("count rows"))?
+        };
         Ok(VectorTable {
             path: path.to_path_buf(),
             embedding_dim,
@@ -151,6 +192,10 @@ impl VectorTable {
             table,
             has_scope_column,
             prune_guard: RwLock::new(()),
+            search_permits: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |cores| cores.get()),
+            )),
+            probes: std::sync::atomic::AtomicUsize::new(index_probes(rows)),
             runtime: Some(runtime),
         })
     }
@@ -376,11 +421,16 @@ impl VectorTable {
         let _shared = self.prune_guard.read().map_err(|_| Error::Poisoned {
             name: "vector prune guard",
         })?;
+        let permits = self.search_permits.clone();
+        let probes = self.probes.load(std::sync::atomic::Ordering::Relaxed);
         let batches = self
             .run(async move {
+                // Waiting here costs no thread: the caller's thread blocks in `run` either way.
+                let _permit = permits.acquire_owned().await;
                 let mut query = table
                     .query()
                     .nearest_to(vector)?
+                    .nprobes(probes)?
                     .distance_type(DistanceType::Cosine)
                     .limit(limit)
                     .select(Select::columns(&[
@@ -535,7 +585,63 @@ impl VectorTable {
                 .await
                 .map(|_| ())
         })?
-        .map_err(self.vectors_error("prune old versions"))
+        .map_err(self.vectors_error("prune old versions"))?;
+        self.index_vectors()
+    }
+
+    /// Builds the IVF index once the table has [`INDEX_MIN_ROWS`] rows, and afterwards folds
+    /// new rows into it.
+    fn index_vectors(&self) -> Result<()> {
+        let table = self.table.clone();
+        let (rows, indexed) = self
+            .run(async move {
+                let rows = table.count_rows(None).await?;
+                let indices = table.list_indices().await?;
+                let indexed = indices
+                    .iter()
+                    .any(|index| index.columns.iter().any(|column| column == "vector"));
+                Ok::<_, lancedb::Error>((rows, indexed))
+            })?
+            .map_err(self.vectors_error("list indexes"))?;
+        if !indexed && rows < INDEX_MIN_ROWS {
+            return Ok(());
+        }
+        let table = self.table.clone();
+        if indexed {
+            self.run(async move {
+                table
+                    .optimize(OptimizeAction::Index(OptimizeOptions::default()))
+                    .await
+                    .map(|_| ())
+            })?
+            .map_err(self.vectors_error("add new rows to the vector index"))?;
+        } else {
+            let started = std::time::Instant::now();
+            let partitions = index_partitions(rows);
+            self.run(async move {
+                table
+                    .create_index(
+                        &["vector"],
+                        Index::IvfFlat(
+                            IvfFlatIndexBuilder::default()
+                                .distance_type(DistanceType::Cosine)
+                                .num_partitions(partitions),
+                        ),
+                    )
+                    .execute()
+                    .await
+            })?
+            .map_err(self.vectors_error("build the vector index"))?;
+            tracing::info!(
+                rows,
+                partitions,
+                seconds = started.elapsed().as_secs_f64(),
+                "built the IVF vector index"
+            );
+        }
+        self.probes
+            .store(index_probes(rows), std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 }
 
