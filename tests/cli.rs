@@ -727,3 +727,97 @@ fn ask_about_one_document_leads_with_a_sentence_quoted_from_it() {
         );
     }
 }
+
+/// `vellum eval --tune` chooses hybrid's vector weight on two thirds of TLDRLegal's queries,
+/// reports it on the third held out, and `--apply` stores it as a collection's setting through
+/// the front door: written to the audit log as `collection.settings`, and refused for a
+/// collection that does not exist.
+#[test]
+fn eval_tune_reports_a_held_out_split_and_applies_the_weight_audited() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data_dir = tmp.path().join("data");
+    let notice = shared_dir().join("corpora/email-court-notices-pacer/nef/almd_1.eml");
+    let notice = notice.to_str().expect("utf-8 path");
+    vellum_ok(&data_dir, &["ingest", notice, "--collection", "licenses"]);
+    let tldr = shared_dir().join("corpora/legal-contract-summaries-tldrlegal");
+    let tldr = tldr.to_str().expect("utf-8 path");
+    let index = tmp.path().join("index");
+    let index = index.to_str().expect("utf-8 path");
+
+    let refused = vellum(
+        &data_dir,
+        &[
+            "eval",
+            "--beir",
+            tldr,
+            "--index-dir",
+            index,
+            "--tune",
+            "--apply",
+            "nosuch",
+        ],
+    );
+    assert!(
+        !refused.status.success(),
+        "a missing collection must be refused"
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no collection"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let report = vellum_json(
+        &data_dir,
+        &[
+            "eval",
+            "--beir",
+            tldr,
+            "--index-dir",
+            index,
+            "--tune",
+            "--apply",
+            "licenses",
+        ],
+    );
+    let tuned = &report["tuned"];
+    assert_eq!(tuned["tuning_queries"], 57, "{report}");
+    assert_eq!(tuned["held_out_queries"], 28, "{report}");
+    let weight = tuned["vector_weight"].as_f64().expect("a weight");
+    assert!((0.0..=1.0).contains(&weight), "{report}");
+    // Chosen on the tuning queries, so at least as good there as the default.
+    let tuning = tuned["tuning_ndcg"].as_array().expect("pair");
+    assert!(tuning[1].as_f64() >= tuning[0].as_f64(), "{report}");
+    let modes: Vec<&str> = report["modes"]
+        .as_array()
+        .expect("modes")
+        .iter()
+        .map(|mode| {
+            mode["fusion"]
+                .as_str()
+                .unwrap_or(mode["mode"].as_str().unwrap_or(""))
+        })
+        .collect();
+    assert_eq!(
+        modes,
+        ["bm25", "vector", "rrf k=60", "convex w=0.60"],
+        "{report}"
+    );
+
+    let records = vellum_json(
+        &data_dir,
+        &["audit", "export", "--action", "collection.settings"],
+    );
+    let records = records.as_array().expect("records");
+    let applied: Vec<&Value> = records
+        .iter()
+        .filter(|record| record["outcome"] == "ok")
+        .collect();
+    assert_eq!(applied.len(), 1, "{records:#?}");
+    assert_eq!(applied[0]["resource"], "licenses", "{records:#?}");
+    assert_eq!(
+        applied[0]["detail"]["fusion_vector_weight"],
+        format!("{weight:.2}"),
+        "{records:#?}"
+    );
+}

@@ -153,6 +153,41 @@ impl Service {
         decision.allowed
     }
 
+    /// Sets hybrid search's vector weight for `collection` (what `vellum eval --tune` chose on
+    /// the collection's own labelled queries), or with `None` returns it to the default.
+    /// Needs `admin` on the collection; audited as `collection.settings`.
+    pub fn set_fusion_weight(
+        &self,
+        caller: &Caller,
+        collection: &str,
+        weight: Option<f32>,
+    ) -> ServiceResult<()> {
+        let mut event = self
+            .audit_event(caller, "collection.settings")
+            .resource(collection.to_string());
+        event.detail.insert(
+            vellum_rag::VECTOR_WEIGHT_SETTING.into(),
+            weight.map_or_else(|| "default".into(), |weight| format!("{weight:.2}")),
+        );
+        let result = if weight.is_some_and(|weight| !(0.0..=1.0).contains(&weight)) {
+            Err(ServiceError::BadRequest(
+                "the vector weight must be between 0 and 1".into(),
+            ))
+        } else if !self.admin_decision(caller, collection, &mut event) {
+            Err(ServiceError::Forbidden)
+        } else {
+            let value = weight.map(|weight| format!("{weight:.2}"));
+            self.store
+                .set_collection_setting(
+                    collection,
+                    vellum_rag::VECTOR_WEIGHT_SETTING,
+                    value.as_deref(),
+                )
+                .map_err(ServiceError::from)
+        };
+        self.audited(event, result)
+    }
+
     fn audit_dir(&self) -> ServiceResult<(&std::path::Path, String)> {
         let log = self.audit_log().ok_or_else(|| {
             ServiceError::Unavailable("this server runs without an audit log".into())

@@ -581,7 +581,29 @@ pub struct EvalArgs {
     /// Where to build the evaluation index (default: a temporary folder, removed afterwards).
     #[arg(long)]
     pub index_dir: Option<PathBuf>,
-    /// Modes to evaluate, comma-separated.
-    #[arg(long, default_value = "bm25,vector,hybrid")]
+    /// Modes to evaluate, comma-separated: bm25, vector, hybrid, and rrf (hybrid with the
+    /// previous fusion, reciprocal rank fusion k=60).
+    #[arg(long, default_value = "bm25,vector,rrf,hybrid")]
     pub modes: String,
+    /// The corpus as files (for a set without corpus.jsonl): ingested through the sandboxed
+    /// extraction like any upload; a file's name without its extension is its document id.
+    #[arg(long)]
+    pub documents: Option<PathBuf>,
+    /// Write both engines' candidates for every query here (JSON lines), for analysis.
+    #[arg(long)]
+    pub candidates_out: Option<PathBuf>,
+    /// Chunks each engine contributes to --candidates-out and --tune (live search fuses 50).
+    #[arg(long, default_value_t = 50)]
+    pub candidates_depth: usize,
+    /// Choose hybrid's vector weight on two thirds of the queries and report it on the third
+    /// held out (your own labelled queries: a BEIR folder, corpus as files with --documents).
+    #[arg(long)]
+    pub tune: bool,
+    /// With --tune: store the chosen weight as this collection's setting in the data folder
+    /// (--data-dir), for its hybrid searches from then on. Needs `admin` on the collection;
+    /// audited.
+    #[arg(long, requires = "tune", value_name = "COLLECTION")]
+    pub apply: Option<String>,
+    #[command(flatten)]
+    pub extraction: ExtractArgs,
 }

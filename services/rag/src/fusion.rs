@@ -1,9 +1,136 @@
-//! Reciprocal rank fusion (Cormack, Clarke and Büttcher, SIGIR 2009): each list contributes
-//! `1 / (k + rank)` for every item it ranks. Scores from BM25 and cosine similarity live on
-//! different scales; RRF needs only ranks, so no score normalisation is tuned per corpus.
+//! How hybrid search merges BM25's and the vector engine's lists (docs/architecture.md,
+//! "Fusion"): a convex combination of per-query normalised scores (the default), or reciprocal
+//! rank fusion (the previous default, kept for comparison and as a setting).
 
 use std::collections::HashMap;
 use std::hash::Hash;
+
+use serde::{Deserialize, Serialize};
+
+/// How hybrid search merges the two engines' lists.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum Fusion {
+    /// Reciprocal rank fusion with constant `k`: ranks only, scores ignored.
+    Rrf {
+        /// The RRF constant (60 in the original paper).
+        k: f32,
+    },
+    /// Each engine's scores divided by its best score for this query (BM25 and cosine
+    /// similarity live on different scales), then `vector_weight × vector + (1 − vector_weight)
+    /// × bm25`; a chunk an engine did not return gets that engine's lowest scaled score.
+    Convex {
+        /// The vector engine's weight, 0 to 1.
+        vector_weight: f32,
+    },
+}
+
+impl Fusion {
+    /// The default: chosen on SciFact, TLDRLegal and CUAD (docs/benchmarks.md, "Search
+    /// quality"), one setting for all of them.
+    pub const DEFAULT: Fusion = Fusion::Convex {
+        vector_weight: DEFAULT_VECTOR_WEIGHT,
+    };
+
+    /// Fuses two lists of `(item, engine score)`, best first, into one, best first.
+    pub fn fuse<T: Clone + Eq + Hash>(
+        &self,
+        bm25: &[(T, f32)],
+        vector: &[(T, f32)],
+    ) -> Vec<(T, f32)> {
+        match *self {
+            Fusion::Rrf { k } => {
+                let ids = |list: &[(T, f32)]| list.iter().map(|(id, _)| id.clone()).collect();
+                reciprocal_rank_fusion(&[ids(bm25), ids(vector)], k)
+            }
+            Fusion::Convex { vector_weight } => convex_fusion(bm25, vector, vector_weight),
+        }
+    }
+
+    /// A short name for reports, e.g. `convex w=0.60` or `rrf k=60`.
+    pub fn label(&self) -> String {
+        match self {
+            Fusion::Rrf { k } => format!("rrf k={k}"),
+            Fusion::Convex { vector_weight } => format!("convex w={vector_weight:.2}"),
+        }
+    }
+}
+
+impl Default for Fusion {
+    fn default() -> Self {
+        Fusion::DEFAULT
+    }
+}
+
+/// The per-collection setting (`vellum eval --tune --apply`) that overrides the default
+/// fusion's vector weight for that collection's chunks.
+pub const VECTOR_WEIGHT_SETTING: &str = "fusion_vector_weight";
+
+/// The vector engine's weight in the default fusion.
+pub const DEFAULT_VECTOR_WEIGHT: f32 = 0.6;
+
+/// Scales `list`'s scores by its top score (the best chunk gets 1), and returns them with the
+/// lowest scaled score, which stands in for the chunks the engine did not return (they scored
+/// at most its last candidate). Scores that are not all positive fall back to min-max.
+fn scaled<T: Clone + Eq + Hash>(list: &[(T, f32)]) -> (HashMap<T, f32>, f32) {
+    let (low, high) = list.iter().fold(
+        (f32::INFINITY, f32::NEG_INFINITY),
+        |(low, high), (_, score)| (low.min(*score), high.max(*score)),
+    );
+    let scale = |score: f32| {
+        if low > 0.0 {
+            score / high
+        } else if high > low {
+            (score - low) / (high - low)
+        } else {
+            1.0
+        }
+    };
+    let scores: HashMap<T, f32> = list
+        .iter()
+        .map(|(id, score)| (id.clone(), scale(*score)))
+        .collect();
+    let floor = if list.is_empty() { 0.0 } else { scale(low) };
+    (scores, floor)
+}
+
+/// The convex combination of scaled scores ([`Fusion::Convex`]). Ties keep the
+/// order of first appearance (BM25's list first), so the result is deterministic.
+pub fn convex_fusion<T: Clone + Eq + Hash>(
+    bm25: &[(T, f32)],
+    vector: &[(T, f32)],
+    vector_weight: f32,
+) -> Vec<(T, f32)> {
+    convex_fusion_by(bm25, vector, |_| vector_weight)
+}
+
+/// [`convex_fusion`] with each item's own vector weight (its collection's tuned setting).
+pub fn convex_fusion_by<T: Clone + Eq + Hash>(
+    bm25: &[(T, f32)],
+    vector: &[(T, f32)],
+    weight_of: impl Fn(&T) -> f32,
+) -> Vec<(T, f32)> {
+    let (bm25_scores, bm25_floor) = scaled(bm25);
+    let (vector_scores, vector_floor) = scaled(vector);
+    let mut seen = std::collections::HashSet::new();
+    let mut fused: Vec<(T, f32, usize)> = bm25
+        .iter()
+        .chain(vector)
+        .filter(|(id, _)| seen.insert(id.clone()))
+        .enumerate()
+        .map(|(order, (id, _))| {
+            let weight = weight_of(id).clamp(0.0, 1.0);
+            let score = weight * vector_scores.get(id).copied().unwrap_or(vector_floor)
+                + (1.0 - weight) * bm25_scores.get(id).copied().unwrap_or(bm25_floor);
+            (id.clone(), score, order)
+        })
+        .collect();
+    fused.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)));
+    fused
+        .into_iter()
+        .map(|(id, score, _)| (id, score))
+        .collect()
+}
 
 /// Fuses ranked lists (best first) into one list of `(item, fused score)`, best first.
 /// Ties keep the order of first appearance, so the result is deterministic.
@@ -53,6 +180,45 @@ mod tests {
             fused.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
             vec![3, 1, 2]
         );
+    }
+
+    #[test]
+    fn convex_weighs_scaled_scores() {
+        // BM25 scores on its own scale, cosine on another; each divided by its best.
+        let bm25 = vec![("a", 12.0), ("b", 6.0), ("c", 2.0)];
+        let vector = vec![("c", 0.9), ("b", 0.7), ("d", 0.5)];
+        let fused = convex_fusion(&bm25, &vector, 0.5);
+        let order: Vec<&str> = fused.iter().map(|(item, _)| *item).collect();
+        // a: 0.5 × 1 + 0.5 × 5/9 (missing: the vector list's floor) = 0.778; b: 0.5 × 0.5 +
+        // 0.5 × 7/9 = 0.639; c: 0.5 × 1/6 + 0.5 × 1 = 0.583; d: 0.5 × 1/6 + 0.5 × 5/9 = 0.361.
+        assert_eq!(order, vec!["a", "b", "c", "d"]);
+        assert!((fused[1].1 - (0.25 + 0.5 * 7.0 / 9.0)).abs() < 1e-6);
+        // Weight 1 is the vector order, weight 0 the BM25 order.
+        let top2 = |weight| -> Vec<&str> {
+            convex_fusion(&bm25, &vector, weight)
+                .iter()
+                .map(|(item, _)| *item)
+                .take(2)
+                .collect()
+        };
+        assert_eq!(top2(1.0), vec!["c", "b"]);
+        assert_eq!(top2(0.0), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn scores_that_are_not_all_positive_fall_back_to_min_max() {
+        let (scores, floor) = scaled(&[("x", 0.5), ("y", -0.5)]);
+        assert_eq!(scores["x"], 1.0);
+        assert_eq!(scores["y"], 0.0);
+        assert_eq!(floor, 0.0);
+    }
+
+    #[test]
+    fn convex_copes_with_one_empty_list_and_equal_scores() {
+        let fused = convex_fusion(&[], &[("x", 0.3), ("y", 0.3)], 0.6);
+        assert_eq!(fused.len(), 2);
+        assert_eq!(fused[0].0, "x");
+        assert!(convex_fusion::<&str>(&[], &[], 0.6).is_empty());
     }
 
     #[test]

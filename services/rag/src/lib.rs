@@ -1,5 +1,5 @@
-//! Retrieval-augmented answers for Vellum: hybrid retrieval (BM25 + vectors fused by reciprocal
-//! rank fusion), grounded answers with numbered sources and checked citations, whole-document
+//! Retrieval-augmented answers for Vellum: hybrid retrieval (BM25 + vectors, fused by
+//! normalised scores), grounded answers with numbered sources and checked citations, whole-document
 //! summaries that extract first and then write (facts quoted by [`vellum_brief`], prose kept only
 //! where the support check passes), and retrieval evaluation on BEIR-format sets.
 //!
@@ -30,7 +30,10 @@ pub use answer::{
 pub use brief::{summarize, Prose, Summary, SummaryOptions, SummaryProgress};
 pub use citations::{check_citations, CitationCheck};
 pub use error::{Error, Result};
-pub use fusion::reciprocal_rank_fusion;
+pub use fusion::{
+    convex_fusion, convex_fusion_by, reciprocal_rank_fusion, Fusion, DEFAULT_VECTOR_WEIGHT,
+    VECTOR_WEIGHT_SETTING,
+};
 pub use lead::{lead_quotes, LeadQuote};
 pub use prompt::{build_answer_messages, build_answer_messages_with_history, SYSTEM_PROMPT};
 pub use receipt::{

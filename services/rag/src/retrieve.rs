@@ -1,5 +1,5 @@
 //! Hybrid retrieval: BM25 top-k from Tantivy and vector top-k from LanceDB, both filtered
-//! inside their engines by the caller's [`SearchFilter`], fused by reciprocal rank fusion.
+//! inside their engines by the caller's [`SearchFilter`], fused by [`Fusion`].
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde::Serialize;
 use vellum_store::{ChunkHit, ChunkId, ReadScope, SearchFilter, Store};
 
-use crate::fusion::reciprocal_rank_fusion;
+use crate::fusion::{convex_fusion_by, Fusion, VECTOR_WEIGHT_SETTING};
 use crate::{Error, Result};
 
 /// Turns a query into a vector. Implemented for the real embedder; tests use a stub.
@@ -43,7 +43,7 @@ pub enum SearchMode {
     Bm25,
     /// LanceDB vector similarity only.
     Vector,
-    /// Both, fused by reciprocal rank fusion (the default).
+    /// Both, fused ([`Fusion`]; the default).
     Hybrid,
 }
 
@@ -81,8 +81,8 @@ pub struct RetrievalOptions {
     pub k: usize,
     /// Candidates each engine contributes before fusion (at least `k`).
     pub num_candidates: usize,
-    /// The RRF constant; 60 as in the original paper and in most engines.
-    pub rrf_k: f32,
+    /// How hybrid search merges the two lists.
+    pub fusion: Fusion,
     /// Narrows the search to some collections (inside the retriever's [`ReadScope`]).
     pub filter: SearchFilter,
 }
@@ -93,7 +93,7 @@ impl Default for RetrievalOptions {
             mode: SearchMode::Hybrid,
             k: 10,
             num_candidates: 50,
-            rrf_k: 60.0,
+            fusion: Fusion::DEFAULT,
             filter: SearchFilter::default(),
         }
     }
@@ -104,7 +104,7 @@ impl Default for RetrievalOptions {
 pub struct RetrievedChunk {
     /// The chunk, its document's title and source path.
     pub hit: ChunkHit,
-    /// The score the results are ordered by: BM25, cosine similarity, or the RRF score.
+    /// The score the results are ordered by: BM25, cosine similarity, or the fused score.
     pub score: f32,
     /// 1-based rank in the BM25 list, if it was there.
     pub bm25_rank: Option<usize>,
@@ -168,7 +168,20 @@ impl<'a> Retriever<'a> {
         let mut results = match options.mode {
             SearchMode::Bm25 => ranked_alone(bm25_hits, true),
             SearchMode::Vector => ranked_alone(vector_hits, false),
-            SearchMode::Hybrid => fuse(bm25_hits, vector_hits, options.rrf_k),
+            SearchMode::Hybrid => {
+                // Collections tuned on their own gold set (`vellum eval --tune --apply`).
+                let tuned = match options.fusion {
+                    Fusion::Convex { .. } => {
+                        self.store.collection_settings(VECTOR_WEIGHT_SETTING)?
+                    }
+                    Fusion::Rrf { .. } => Default::default(),
+                };
+                let weights: HashMap<String, f32> = tuned
+                    .into_iter()
+                    .filter_map(|(collection, value)| Some((collection, value.parse().ok()?)))
+                    .collect();
+                fuse(bm25_hits, vector_hits, options.fusion, &weights)
+            }
         };
         results.truncate(options.k);
         Ok(results)
@@ -188,7 +201,12 @@ fn ranked_alone(hits: Vec<ChunkHit>, is_bm25: bool) -> Vec<RetrievedChunk> {
         .collect()
 }
 
-fn fuse(bm25_hits: Vec<ChunkHit>, vector_hits: Vec<ChunkHit>, rrf_k: f32) -> Vec<RetrievedChunk> {
+fn fuse(
+    bm25_hits: Vec<ChunkHit>,
+    vector_hits: Vec<ChunkHit>,
+    fusion: Fusion,
+    tuned_weights: &HashMap<String, f32>,
+) -> Vec<RetrievedChunk> {
     let bm25_ids: Vec<ChunkId> = bm25_hits.iter().map(|h| h.chunk.chunk_id.clone()).collect();
     let vector_ids: Vec<ChunkId> = vector_hits
         .iter()
@@ -208,11 +226,32 @@ fn fuse(bm25_hits: Vec<ChunkHit>, vector_hits: Vec<ChunkHit>, rrf_k: f32) -> Vec
         .iter()
         .map(|h| (h.chunk.chunk_id.clone(), h.score))
         .collect();
+    let scored = |hits: &[ChunkHit]| -> Vec<(ChunkId, f32)> {
+        hits.iter()
+            .map(|hit| (hit.chunk.chunk_id.clone(), hit.score))
+            .collect()
+    };
+    let fused = match fusion {
+        Fusion::Convex { vector_weight } if !tuned_weights.is_empty() => {
+            let collection_of: HashMap<&ChunkId, &str> = bm25_hits
+                .iter()
+                .chain(&vector_hits)
+                .map(|hit| (&hit.chunk.chunk_id, hit.chunk.collection.as_str()))
+                .collect();
+            convex_fusion_by(&scored(&bm25_hits), &scored(&vector_hits), |id| {
+                collection_of
+                    .get(id)
+                    .and_then(|collection| tuned_weights.get(*collection))
+                    .copied()
+                    .unwrap_or(vector_weight)
+            })
+        }
+        _ => fusion.fuse(&scored(&bm25_hits), &scored(&vector_hits)),
+    };
     let mut by_id: HashMap<ChunkId, ChunkHit> = HashMap::new();
     for hit in bm25_hits.into_iter().chain(vector_hits) {
         by_id.entry(hit.chunk.chunk_id.clone()).or_insert(hit);
     }
-    let fused = reciprocal_rank_fusion(&[bm25_ids.clone(), vector_ids.clone()], rrf_k);
     fused
         .into_iter()
         .filter_map(|(id, score)| {

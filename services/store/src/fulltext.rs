@@ -338,7 +338,7 @@ impl FulltextIndex {
         filter: &IndexFilter,
         limit: usize,
     ) -> Result<Vec<FulltextHit>> {
-        let query = neutralize_query_syntax(query);
+        let query = neutralize_query_syntax(&quote_identifiers(query));
         if query.trim().is_empty() || limit == 0 || filter.matches_nothing() {
             return Ok(Vec::new());
         }
@@ -643,11 +643,64 @@ fn neutralize_query_syntax(query: &str) -> String {
         .collect()
 }
 
+/// Quotes identifiers such as docket numbers (`1:23-cv-00123`), MRNs (`MRN-00012345`),
+/// clause numbers (`12.4(b)`) or file numbers (`A/2019/77`): words that hold a digit and a
+/// separator between letters or digits. The analyzer splits them into parts (`1`, `23`, `cv`,
+/// `00123`), and a query of loose parts matches every chunk that has a `23` somewhere; as a
+/// phrase, only the chunks holding the whole identifier in order match. A query that already
+/// has quotes is the user's own phrasing and is left alone.
+fn quote_identifiers(query: &str) -> String {
+    if query.contains('"') {
+        return query.to_string();
+    }
+    let mut words = Vec::new();
+    for word in query.split_whitespace() {
+        let core = word.trim_matches(|c: char| !c.is_alphanumeric() && c != '(' && c != ')');
+        if is_identifier(core) {
+            words.push(format!("\"{core}\""));
+        } else {
+            words.push(word.to_string());
+        }
+    }
+    words.join(" ")
+}
+
+/// What joins an identifier's parts: `1:23-cv-00123`, `A/2019/77`, `12.4(b)`, `MRN_77`.
+const IDENTIFIER_SEPARATORS: [char; 7] = ['-', ':', '/', '.', '_', '(', ')'];
+
+/// A digit and at least two alphanumeric runs joined by [`IDENTIFIER_SEPARATORS`].
+fn is_identifier(word: &str) -> bool {
+    let has_digit = word.chars().any(|c| c.is_ascii_digit());
+    let runs = word
+        .split(IDENTIFIER_SEPARATORS)
+        .filter(|run| !run.is_empty())
+        .count();
+    has_digit
+        && runs >= 2
+        && word
+            .chars()
+            .all(|c| c.is_alphanumeric() || IDENTIFIER_SEPARATORS.contains(&c))
+}
+
 #[cfg(test)]
 mod tests {
     use tantivy::tokenizer::TokenStream;
 
     use super::*;
+
+    #[test]
+    fn identifiers_become_phrases() {
+        assert_eq!(
+            quote_identifiers("docket 1:23-cv-00123, please"),
+            "docket \"1:23-cv-00123\" please"
+        );
+        assert_eq!(quote_identifiers("MRN-00012345"), "\"MRN-00012345\"");
+        assert_eq!(quote_identifiers("clause 12.4(b)?"), "clause \"12.4(b)\"");
+        // Plain words, plain numbers and the user's own quotes are left as they are.
+        assert_eq!(quote_identifiers("term of 2019"), "term of 2019");
+        assert_eq!(quote_identifiers("co-op rules"), "co-op rules");
+        assert_eq!(quote_identifiers("\"a b\" 1-2"), "\"a b\" 1-2");
+    }
 
     #[test]
     fn neutralize_keeps_words_and_phrases() {

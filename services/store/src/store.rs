@@ -1,6 +1,6 @@
 //! [`Store`]: the catalog, the full-text index and the vector table kept in step.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -575,6 +575,32 @@ impl Store {
     /// sorted by name (a collection whose documents were all deleted is listed with 0).
     pub fn list_collections(&self) -> Result<Vec<(String, u64)>> {
         self.catalog.list_collections()
+    }
+
+    /// Every collection's value of the per-collection setting `name` (collection → value);
+    /// collections without one are absent.
+    pub fn collection_settings(&self, name: &str) -> Result<BTreeMap<String, String>> {
+        self.catalog.collection_settings(name)
+    }
+
+    /// Sets `collection`'s value of the setting `name`, or removes it (`None`). The collection
+    /// must exist.
+    pub fn set_collection_setting(
+        &self,
+        collection: &str,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<()> {
+        if !self
+            .list_collections()?
+            .iter()
+            .any(|(existing, _)| existing == collection)
+        {
+            return Err(Error::InvalidInput {
+                detail: format!("there is no collection {collection:?}"),
+            });
+        }
+        self.catalog.set_collection_setting(collection, name, value)
     }
 
     /// Returns all chunks of a document in ordinal order (for whole-document summaries). A

@@ -428,6 +428,50 @@ fn hostile_queries_do_not_error() -> Result<()> {
     Ok(())
 }
 
+/// A docket number is found as a whole: the chunk that holds it ranks first, and chunks that
+/// only share its parts (`23`, `cv`) do not match at all.
+#[test]
+fn identifiers_match_as_a_whole() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    let store = open(data_dir.path())?;
+    store.commit_batch(vec![
+        (
+            document("order", "court", "court/order.txt", "Order"),
+            vec![chunk(
+                "order",
+                0,
+                "ORDER in case 1:23-cv-00123 granting the motion to dismiss.",
+                0,
+            )],
+        ),
+        (
+            document("other", "court", "court/other.txt", "Other"),
+            vec![
+                chunk("other", 0, "Filed 23 cv motions; see cv 23 and 1 more.", 1),
+                chunk("other", 1, "Case 1:23-cv-00999, a different docket.", 2),
+            ],
+        ),
+    ])?;
+    for query in [
+        "1:23-cv-00123",
+        "docket 1:23-cv-00123?",
+        "case no. 1:23-cv-00123",
+    ] {
+        let hits = scoped_bm25(&store, query, &all(), 10)?;
+        ensure!(
+            chunk_ids(&hits).first() == Some(&"order-0"),
+            "{query}: {:?}",
+            chunk_ids(&hits)
+        );
+        ensure!(
+            !chunk_ids(&hits).contains(&"other-0"),
+            "{query}: loose parts matched: {:?}",
+            chunk_ids(&hits)
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn reopening_with_another_dimension_or_model_fails_clearly() -> Result<()> {
     let data_dir = tempfile::tempdir()?;
@@ -975,5 +1019,86 @@ fn listing_scopes_of_many_documents_is_cheap() -> Result<()> {
     ensure!(listed.iter().all(|scope| scope.num_documents == 200));
     // An index-only grouped scan: milliseconds for 20,000 documents on any machine.
     ensure!(elapsed.as_millis() < 200, "listing scopes took {elapsed:?}");
+    Ok(())
+}
+
+/// Past 50,000 chunks `optimize` builds the IVF vector index; searches then still find a
+/// stored vector's own chunk first, and chunks committed after the index are found before and
+/// after the next `optimize` folds them in.
+#[test]
+fn large_tables_get_a_vector_index_that_still_finds_every_chunk() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    let store = open(data_dir.path())?;
+    // Deterministic pseudo-random unit vectors (xorshift), 50 documents of 1,000 chunks.
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut next_vector = || {
+        let mut vector: Vec<f32> = (0..DIM)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect();
+        let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+        vector.iter_mut().for_each(|x| *x /= norm);
+        vector
+    };
+    let mut probes = Vec::new();
+    for doc in 0..50 {
+        let id = format!("doc{doc}");
+        let chunks: Vec<NewChunk> = (0..1_000)
+            .map(|ordinal| {
+                let vector = next_vector();
+                if ordinal % 250 == 0 {
+                    probes.push((format!("{id}-{ordinal}"), vector.clone()));
+                }
+                NewChunk {
+                    chunk_id: ChunkId(format!("{id}-{ordinal}")),
+                    ordinal,
+                    page: 1,
+                    text: format!("chunk {ordinal} of {id}"),
+                    vector,
+                }
+            })
+            .collect();
+        let source = format!("big/{id}.txt");
+        store.commit_batch(vec![(document(&id, "big", &source, &id), chunks)])?;
+    }
+    store.optimize()?;
+    let indices = data_dir.path().join("vectors/chunks.lance/_indices");
+    ensure!(
+        indices.is_dir() && std::fs::read_dir(&indices)?.next().is_some(),
+        "no vector index was built at 50,000 chunks"
+    );
+    for (chunk_id, vector) in &probes {
+        let hits = scoped_vector(&store, vector, &all(), 5)?;
+        ensure!(
+            chunk_ids(&hits).first() == Some(&chunk_id.as_str()),
+            "{chunk_id}: {:?}",
+            chunk_ids(&hits)
+        );
+    }
+    // A chunk committed after the index: found while unindexed, and after it is folded in.
+    let late = next_vector();
+    store.commit_batch(vec![(
+        document("late", "big", "big/late.txt", "late"),
+        vec![NewChunk {
+            chunk_id: ChunkId("late-0".into()),
+            ordinal: 0,
+            page: 1,
+            text: "late chunk".into(),
+            vector: late.clone(),
+        }],
+    )])?;
+    for round in ["before optimize", "after optimize"] {
+        let hits = scoped_vector(&store, &late, &all(), 3)?;
+        ensure!(
+            chunk_ids(&hits).first() == Some(&"late-0"),
+            "{round}: {:?}",
+            chunk_ids(&hits)
+        );
+        store.optimize()?;
+    }
     Ok(())
 }

@@ -4,7 +4,7 @@
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 use vellum_ingest::pipeline::{self, IngestEvent, IngestOptions, TextDocument};
-use vellum_rag::{eval, RetrievalOptions, Retriever, SearchMode};
+use vellum_rag::{eval, Fusion, RetrievalOptions, Retriever, SearchMode};
 
 use crate::cli::{CollectionArgs, DeleteArgs, EvalArgs};
 use crate::context::{open_store_at, service_error, Context};
@@ -117,26 +117,46 @@ struct EvalReport {
     ingest_seconds: f64,
     num_chunks: u64,
     modes: Vec<eval::ModeReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tuned: Option<eval::TuneReport>,
 }
 
-pub(super) fn evaluate(ctx: &Context, args: EvalArgs) -> Result<()> {
-    let set = eval::load_beir(&args.beir, &args.split)
-        .with_context(|| format!("loading the BEIR set {}", args.beir.display()))?;
-    let modes: Vec<SearchMode> = args
-        .modes
-        .split(',')
-        .map(|m| m.trim().parse())
-        .collect::<Result<_, _>>()?;
-    let embedder = ctx.embedder()?;
-    let temp_dir;
-    let index_dir = match &args.index_dir {
-        Some(dir) => dir.clone(),
-        None => {
-            temp_dir = tempfile::tempdir().context("creating a temporary index folder")?;
-            temp_dir.path().to_path_buf()
-        }
-    };
-    let store = open_store_at(&index_dir, &embedder)?;
+/// Indexes the set's corpus into `store`: its `corpus.jsonl`, or the files of `--documents`.
+fn index_corpus(
+    store: &vellum_store::Store,
+    embedder: &vellum_models::Embedder,
+    set: &eval::BeirSet,
+    args: &EvalArgs,
+    collection: &str,
+) -> Result<pipeline::IngestSummary> {
+    if let Some(dir) = &args.documents {
+        let listing = pipeline::collect_files(std::slice::from_ref(dir))?;
+        let options = IngestOptions {
+            collection: collection.into(),
+            ..super::ingest::extraction_options(&args.extraction)?
+        };
+        let bar = progress_bar(listing.files.len() as u64, "indexing");
+        let summary = pipeline::ingest_files(
+            store,
+            embedder,
+            &listing.files,
+            std::slice::from_ref(dir),
+            &options,
+            &mut |event| {
+                if let IngestEvent::FileDone { .. } = event {
+                    bar.inc(1);
+                }
+            },
+        )?;
+        bar.finish_and_clear();
+        return Ok(summary);
+    }
+    if set.corpus.is_empty() {
+        anyhow::bail!(
+            "{} has no corpus.jsonl: name the corpus files with --documents DIR",
+            args.beir.display()
+        );
+    }
     let documents: Vec<TextDocument> = set
         .corpus
         .iter()
@@ -151,32 +171,129 @@ pub(super) fn evaluate(ctx: &Context, args: EvalArgs) -> Result<()> {
         })
         .collect();
     let options = IngestOptions {
-        collection: "beir".into(),
+        collection: collection.into(),
         ..IngestOptions::default()
     };
     let bar = progress_bar(documents.len() as u64, "indexing");
-    let summary = pipeline::ingest_texts(&store, &embedder, documents, &options, &mut |event| {
+    let summary = pipeline::ingest_texts(store, embedder, documents, &options, &mut |event| {
         if let IngestEvent::FileDone { .. } = event {
             bar.inc(1);
         }
     })?;
     bar.finish_and_clear();
+    Ok(summary)
+}
+
+pub(super) fn evaluate(ctx: &Context, args: EvalArgs) -> Result<()> {
+    let set = eval::load_beir(&args.beir, &args.split)
+        .with_context(|| format!("loading the BEIR set {}", args.beir.display()))?;
+    // `rrf` is hybrid with the previous fusion, for comparison.
+    let modes: Vec<(SearchMode, Fusion)> = args
+        .modes
+        .split(',')
+        .map(|m| match m.trim() {
+            "rrf" => Ok((SearchMode::Hybrid, Fusion::Rrf { k: 60.0 })),
+            other => other.parse().map(|mode| (mode, Fusion::DEFAULT)),
+        })
+        .collect::<Result<_, _>>()?;
+    let embedder = ctx.embedder()?;
+    let temp_dir;
+    let index_dir = match &args.index_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temp_dir = tempfile::tempdir().context("creating a temporary index folder")?;
+            temp_dir.path().to_path_buf()
+        }
+    };
+    let store = open_store_at(&index_dir, &embedder)?;
+    let collection = "beir";
+    let indexed = store
+        .list_collections()?
+        .into_iter()
+        .find(|(name, _)| name == collection)
+        .map_or(0, |(_, count)| count);
+    let summary = if indexed > 0 {
+        // An --index-dir built by an earlier run: evaluated as it is.
+        eprintln!(
+            "reusing the index in {} ({indexed} documents)",
+            index_dir.display()
+        );
+        None
+    } else {
+        Some(index_corpus(&store, &embedder, &set, &args, collection)?)
+    };
     // Its own throwaway index of a public benchmark, never the data folder: an offline tool
     // (docs/audit.md) with a proof of its own, and nothing audited.
     let scope = eval::benchmark_scope(&store)?;
     let retriever = Retriever::new(&store, &embedder, &scope);
     let base = RetrievalOptions::default();
-    let mut reports = Vec::new();
-    for mode in modes {
-        reports.push(eval::evaluate(&retriever, &set, mode, &base)?);
+    // Files are judged by name: `contract.pdf` is document `contract`.
+    let from_files = args.documents.is_some();
+    let document_of = |source: &str| -> String {
+        if from_files {
+            let path = std::path::Path::new(source);
+            path.file_stem().map_or_else(
+                || source.to_string(),
+                |stem| stem.to_string_lossy().into_owned(),
+            )
+        } else {
+            source.to_string()
+        }
+    };
+    if let Some(path) = &args.candidates_out {
+        let candidates =
+            eval::collect_candidates(&retriever, &set, &base, args.candidates_depth, &document_of)?;
+        let mut out = String::new();
+        for query in &candidates {
+            out.push_str(&serde_json::to_string(query)?);
+            out.push('\n');
+        }
+        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?;
     }
+    let mut reports = Vec::new();
+    for (mode, fusion) in modes {
+        let options = RetrievalOptions {
+            fusion,
+            ..base.clone()
+        };
+        reports.push(eval::evaluate_mapped(
+            &retriever,
+            &set,
+            mode,
+            &options,
+            &document_of,
+        )?);
+    }
+    let tuned = if args.tune {
+        // The same candidates live search fuses (its default depth), retrieved once.
+        let candidates =
+            eval::collect_candidates(&retriever, &set, &base, args.candidates_depth, &document_of)?;
+        let tuned = eval::tune(&candidates, &set);
+        if let Some(collection) = &args.apply {
+            let door = ctx.front_door(false)?;
+            door.service
+                .set_fusion_weight(&door.caller, collection, Some(tuned.vector_weight))
+                .map_err(service_error)?;
+            door.close()?;
+            eprintln!(
+                "collection {collection:?} of {}: hybrid vector weight set to {:.2}",
+                ctx.data_dir.display(),
+                tuned.vector_weight
+            );
+        }
+        Some(tuned)
+    } else {
+        None
+    };
+    let stats = store.stats()?;
     let report = EvalReport {
         beir: args.beir.display().to_string(),
         split: args.split.clone(),
-        num_documents: set.corpus.len(),
-        ingest_seconds: summary.seconds,
-        num_chunks: summary.num_chunks,
+        num_documents: stats.num_documents as usize,
+        ingest_seconds: summary.as_ref().map_or(0.0, |summary| summary.seconds),
+        num_chunks: stats.num_chunks,
         modes: reports,
+        tuned,
     };
     if ctx.json {
         return print_json(&report);
@@ -192,7 +309,10 @@ pub(super) fn evaluate(ctx: &Context, args: EvalArgs) -> Result<()> {
     for r in &report.modes {
         println!(
             "{:<8} {:>8.4} {:>9.4} {:>10.4} {:>8.4} {:>9.1} {:>9.1} {:>8}",
-            r.mode.as_str(),
+            match r.fusion.as_deref() {
+                Some(fusion) if fusion.starts_with("rrf") => "rrf",
+                _ => r.mode.as_str(),
+            },
             r.ndcg_at_10,
             r.recall_at_10,
             r.recall_at_100,
@@ -200,6 +320,21 @@ pub(super) fn evaluate(ctx: &Context, args: EvalArgs) -> Result<()> {
             r.latency_p50_ms,
             r.latency_p99_ms,
             r.num_queries
+        );
+    }
+    if let Some(tuned) = &report.tuned {
+        println!(
+            "tuned vector weight {:.2} on {} queries (nDCG@10 {:.4} → {:.4}); held out {} \
+             queries: default {:.4}, tuned {:.4} (bm25 {:.4}, vector {:.4})",
+            tuned.vector_weight,
+            tuned.tuning_queries,
+            tuned.tuning_ndcg.0,
+            tuned.tuning_ndcg.1,
+            tuned.held_out_queries,
+            tuned.held_out_ndcg.0,
+            tuned.held_out_ndcg.1,
+            tuned.held_out_engines.0,
+            tuned.held_out_engines.1,
         );
     }
     Ok(())

@@ -40,9 +40,16 @@ pub struct BeirSet {
     pub qrels: BTreeMap<String, BTreeMap<String, u32>>,
 }
 
-/// Loads `dir/corpus.jsonl`, `dir/queries.jsonl` and `dir/qrels/{split}.tsv`.
+/// Loads `dir/corpus.jsonl`, `dir/queries.jsonl` and `dir/qrels/{split}.tsv`. A set without
+/// `corpus.jsonl` has an empty corpus: its documents are files, ingested like any others (the
+/// CUAD clause queries over the contract PDFs).
 pub fn load_beir(dir: &Path, split: &str) -> Result<BeirSet> {
-    let corpus = read_jsonl::<BeirDocument>(&dir.join("corpus.jsonl"))?;
+    let corpus_path = dir.join("corpus.jsonl");
+    let corpus = if corpus_path.exists() {
+        read_jsonl::<BeirDocument>(&corpus_path)?
+    } else {
+        Vec::new()
+    };
     let queries = read_jsonl::<BeirQuery>(&dir.join("queries.jsonl"))?
         .into_iter()
         .map(|q| (q.id, q.text))

@@ -84,6 +84,9 @@ impl QueryMetrics {
 pub struct ModeReport {
     /// The mode evaluated.
     pub mode: SearchMode,
+    /// How hybrid fused the lists (`None` for a single engine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fusion: Option<String>,
     /// Queries evaluated.
     pub num_queries: usize,
     /// Mean nDCG@10.
@@ -112,6 +115,7 @@ impl ModeReport {
         latencies_ms.sort_by(f64::total_cmp);
         ModeReport {
             mode,
+            fusion: None,
             num_queries: per_query.len(),
             ndcg_at_10: mean(|m| m.ndcg_at_10),
             recall_at_10: mean(|m| m.recall_at_10),

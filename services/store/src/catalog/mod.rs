@@ -443,6 +443,48 @@ impl Catalog {
     }
 
     /// Returns every known collection with its number of ready documents, sorted by name.
+    /// Every collection's value of the per-collection setting `name` (settings rows keyed
+    /// `collection.<name>.<collection>`).
+    pub(crate) fn collection_settings(&self, name: &str) -> Result<BTreeMap<String, String>> {
+        let prefix = format!("collection.{name}.");
+        let connection = self.lock()?;
+        let mut statement = connection
+            .prepare_cached("SELECT key, value FROM settings WHERE substr(key, 1, ?2) = ?1")
+            .map_err(self.sql_error("prepare collection settings"))?;
+        let rows = statement
+            .query_map(params![prefix, prefix.len() as i64], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(self.sql_error("read collection settings"))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.sql_error("read collection settings"))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(key, value)| Some((key.strip_prefix(&prefix)?.to_string(), value)))
+            .collect())
+    }
+
+    /// Sets (or with `None` removes) `collection`'s value of the setting `name`.
+    pub(crate) fn set_collection_setting(
+        &self,
+        collection: &str,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<()> {
+        let key = format!("collection.{name}.{collection}");
+        let connection = self.lock()?;
+        match value {
+            Some(value) => connection.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            ),
+            None => connection.execute("DELETE FROM settings WHERE key = ?1", params![key]),
+        }
+        .map_err(self.sql_error("write a collection setting"))?;
+        Ok(())
+    }
+
     pub(crate) fn list_collections(&self) -> Result<Vec<(String, u64)>> {
         let connection = self.lock()?;
         let mut statement = connection
