@@ -821,3 +821,74 @@ fn eval_tune_reports_a_held_out_split_and_applies_the_weight_audited() {
         "{records:#?}"
     );
 }
+
+/// Field filters: `--label` narrows the search to documents carrying the label (inside both
+/// engines), `--format` to documents of that type; both combine with the query as any search.
+#[test]
+fn label_and_format_filters_narrow_every_mode() {
+    let fixture = fixture();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data_dir = tmp.path().join("data");
+    let memo = tmp.path().join("memo.txt");
+    std::fs::write(
+        &memo,
+        "Privileged memo on the Joint Venture: counsel advises against any transfer.",
+    )
+    .expect("write memo");
+    let docs = fixture.docs_dir.to_str().expect("utf-8");
+    vellum_ok(&data_dir, &["ingest", docs]);
+    vellum_ok(
+        &data_dir,
+        &[
+            "ingest",
+            memo.to_str().expect("utf-8"),
+            "--labels",
+            "privileged",
+        ],
+    );
+    let query = "Joint Venture transfer";
+    for mode in ["bm25", "vector", "hybrid"] {
+        let labelled = vellum_json(
+            &data_dir,
+            &[
+                "search",
+                query,
+                "--mode",
+                mode,
+                "-k",
+                "20",
+                "--label",
+                "Privileged",
+            ],
+        );
+        assert_eq!(
+            top_hits(&labelled, 20),
+            vec![("memo.txt".to_string(), 1)],
+            "{mode}"
+        );
+
+        let unlabelled = vellum_json(&data_dir, &["search", query, "--mode", mode, "-k", "20"]);
+        assert!(top_hits(&unlabelled, 20).len() > 1, "{mode}: {unlabelled}");
+
+        let pdfs = vellum_json(
+            &data_dir,
+            &[
+                "search", query, "--mode", mode, "-k", "20", "--format", "pdf",
+            ],
+        );
+        let pdf_hits = top_hits(&pdfs, 20);
+        assert!(!pdf_hits.is_empty(), "{mode}");
+        assert!(
+            pdf_hits
+                .iter()
+                .all(|(file, _)| file.to_lowercase().ends_with(".pdf")),
+            "{mode}: {pdf_hits:?}"
+        );
+
+        let nothing = vellum_json(
+            &data_dir,
+            &["search", query, "--mode", mode, "--label", "no-such-label"],
+        );
+        assert!(top_hits(&nothing, 20).is_empty(), "{mode}: {nothing}");
+    }
+}

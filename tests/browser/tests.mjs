@@ -272,6 +272,14 @@ await test('search: snippet with highlighted terms, title, page, collection; fil
   await page.getByRole('button', { name: 'Search', exact: true }).click();
   await page.locator('#search-results h2', { hasText: 'No results' }).waitFor();
   await page.getByLabel('Added on or before').fill('');
+  // Document type: the acme matter holds a PDF and no text file.
+  await page.getByLabel('Document type').selectOption('text');
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.locator('#search-results h2', { hasText: 'No results' }).waitFor();
+  await page.getByLabel('Document type').selectOption('pdf');
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.locator('.hit').first().waitFor();
+  await page.getByLabel('Document type').selectOption('');
   await page.getByLabel('Mode').selectOption('hybrid');
   await page.getByLabel('Search for').fill('division of income and losses between the joint venturers');
   await page.getByRole('button', { name: 'Search', exact: true }).click();

@@ -987,7 +987,23 @@ impl Service {
         }
         let after = search_day(request.ingested_after.as_deref(), "ingested_after")?;
         let before = search_day(request.ingested_before.as_deref(), "ingested_before")?;
-        let scope = self.read_scope(caller, Action::Search, request.collections.as_deref())?;
+        let mut scope = self.read_scope(caller, Action::Search, request.collections.as_deref())?;
+        if let Some(labels) = &request.labels {
+            // Inside both engines, as the scope is: only scopes that carry every label.
+            let labels = vellum_store::normalize_labels(labels)
+                .map_err(|err| ServiceError::BadRequest(err.to_string()))?;
+            scope = scope.with_labels(&labels);
+            event.detail.insert("labels".into(), labels.join(","));
+        }
+        let formats: Option<Vec<String>> = request.formats.as_ref().map(|formats| {
+            formats
+                .iter()
+                .map(|format| format.trim().to_ascii_lowercase())
+                .collect()
+        });
+        if let Some(formats) = &formats {
+            event.detail.insert("formats".into(), formats.join(","));
+        }
         event.detail.insert("mode".into(), mode.as_str().into());
         event.detail.insert("k".into(), k.to_string());
         if offset > 0 {
@@ -996,10 +1012,11 @@ impl Service {
         event
             .detail
             .insert("permitted_scopes".into(), scope.scopes().len().to_string());
-        // One more than the page tells whether there is a next page; a date filter drops
-        // results after ranking, so it looks deeper.
+        // One more than the page tells whether there is a next page; a date or format filter
+        // drops results after ranking (the catalog has those, the engines do not), so it looks
+        // deeper.
         let wanted = offset + k + 1;
-        let depth = if after.is_some() || before.is_some() {
+        let depth = if after.is_some() || before.is_some() || formats.is_some() {
             (wanted * 4).min(2 * MAX_SEARCH_DEPTH)
         } else {
             wanted
@@ -1024,8 +1041,14 @@ impl Service {
                 .get(&id.0)
                 .map(|record| record.ingested_at.get(..10).unwrap_or_default())
                 .unwrap_or_default();
+            let format_ok = formats.as_ref().is_none_or(|formats| {
+                documents
+                    .get(&id.0)
+                    .is_some_and(|record| formats.contains(&record.format))
+            });
             let in_range = after.as_deref().is_none_or(|after| day >= after)
-                && before.as_deref().is_none_or(|before| day <= before);
+                && before.as_deref().is_none_or(|before| day <= before)
+                && format_ok;
             if in_range {
                 kept.push(retrieved);
             }

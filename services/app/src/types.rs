@@ -141,6 +141,12 @@ pub struct SearchRequest {
     #[serde(default)]
     #[schema(pattern = r"^\d{4}-\d{2}-\d{2}$")]
     pub ingested_before: Option<String>,
+    /// Only documents that carry every one of these access labels (e.g. `privileged`).
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
+    /// Only documents of these types (`pdf`, `docx`, `html`, `email`, `ccda`, `text`...).
+    #[serde(default)]
+    pub formats: Option<Vec<String>>,
 }
 
 /// One search result.

@@ -51,6 +51,21 @@ impl ReadScope {
         })
     }
 
+    /// The same proof restricted to the scopes whose documents carry every label of `labels`
+    /// (normalised), so a label filter runs inside both engines like the scope itself.
+    pub fn with_labels(&self, labels: &[String]) -> ReadScope {
+        ReadScope {
+            principal: self.principal.clone(),
+            action: self.action,
+            scopes: self
+                .scopes
+                .iter()
+                .filter(|scope| labels.iter().all(|label| scope.labels.contains(label)))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// The same proof restricted to `collections` (what the caller asked for).
     pub fn narrowed_to(&self, collections: &[String]) -> ReadScope {
         ReadScope {

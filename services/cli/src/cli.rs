@@ -510,6 +510,12 @@ pub struct SearchArgs {
     pub k: usize,
     #[command(flatten)]
     pub collections: CollectionArgs,
+    /// Only documents with this access label (repeatable: all of them).
+    #[arg(long = "label", value_name = "LABEL")]
+    pub labels: Vec<String>,
+    /// Only documents of this type: pdf, docx, html, email, ccda, text... (repeatable: any).
+    #[arg(long = "format", value_name = "FORMAT")]
+    pub formats: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -469,6 +469,9 @@ fn identifiers_match_as_a_whole() -> Result<()> {
             chunk_ids(&hits)
         );
     }
+    // A quoted phrase matches its words in order only ("motions" alone does not).
+    let hits = scoped_bm25(&store, "\"motion to dismiss\"", &all(), 10)?;
+    ensure!(chunk_ids(&hits) == ["order-0"], "{:?}", chunk_ids(&hits));
     Ok(())
 }
 

@@ -23,6 +23,8 @@ pub(super) fn search(ctx: &Context, args: SearchArgs) -> Result<()> {
         mode: Some(mode.into()),
         k: Some(args.k),
         collections: collections_of(&args.collections),
+        labels: (!args.labels.is_empty()).then(|| args.labels.clone()),
+        formats: (!args.formats.is_empty()).then(|| args.formats.clone()),
         ..Default::default()
     };
     let started = Instant::now();

@@ -15,6 +15,16 @@ export async function render(main, ctx) {
     h('option', { value: 'bm25' }, 'Exact words (BM25)'),
     h('option', { value: 'vector' }, 'Meaning (vectors)'));
   mode.value = q.get('mode') || 'hybrid';
+  const format = h('select', { name: 'format' },
+    h('option', { value: '' }, 'Any type'),
+    h('option', { value: 'pdf' }, 'PDF'),
+    h('option', { value: 'docx' }, 'Word'),
+    h('option', { value: 'email' }, 'E-mail'),
+    h('option', { value: 'html' }, 'Web page'),
+    h('option', { value: 'ccda' }, 'Patient record (C-CDA)'),
+    h('option', { value: 'text' }, 'Text'),
+    h('option', { value: 'markdown' }, 'Markdown'));
+  format.value = q.get('format') || '';
   const from = h('input', { type: 'date', name: 'from', value: q.get('from') || '' });
   const to = h('input', { type: 'date', name: 'to', value: q.get('to') || '' });
   const submit = h('button', { type: 'submit', class: 'primary' }, 'Search');
@@ -23,11 +33,12 @@ export async function render(main, ctx) {
   let breakGlassReason = null;
   const form = h('form', { class: 'card search-form', role: 'search', 'aria-label': 'Search documents' },
     h('div', { class: 'row' }, h('div', { class: 'grow' }, field('Search for', query)), h('div', { class: 'actions end' }, submit)),
-    h('details', { class: 'filters', open: q.get('collection') || q.get('from') || q.get('to') || (q.get('mode') && q.get('mode') !== 'hybrid') ? true : null },
+    h('details', { class: 'filters', open: q.get('collection') || q.get('format') || q.get('from') || q.get('to') || (q.get('mode') && q.get('mode') !== 'hybrid') ? true : null },
       h('summary', null, 'Filters'),
       h('div', { class: 'row' },
         field('Collection', collection),
         field('Mode', mode),
+        field('Document type', format),
         field('Added on or after', from),
         field('Added on or before', to)),
       breakGlass ? h('div', { class: 'check' }, breakGlass,
@@ -47,6 +58,7 @@ export async function render(main, ctx) {
     params.set('q', query.value);
     if (collection.value) params.set('collection', collection.value);
     if (mode.value !== 'hybrid') params.set('mode', mode.value);
+    if (format.value) params.set('format', format.value);
     if (from.value) params.set('from', from.value);
     if (to.value) params.set('to', to.value);
     if (offset) params.set('offset', String(offset));
@@ -55,6 +67,7 @@ export async function render(main, ctx) {
     const body = { query: query.value, mode: mode.value, k: PAGE };
     if (collection.value) body.collections = [collection.value];
     if (offset) body.offset = offset;
+    if (format.value) body.formats = [format.value];
     if (from.value) body.ingested_after = from.value;
     if (to.value) body.ingested_before = to.value;
     clear(results).appendChild(h('p', { class: 'loading', role: 'status' }, 'Searching…'));
