@@ -209,7 +209,7 @@ impl Service {
             retrieval: RetrievalOptions {
                 mode: request.mode.unwrap_or_default().into(),
                 k,
-                num_candidates: (k * 10).max(50),
+                num_candidates: (k * 10).max(vellum_rag::FUSION_DEPTH),
                 filter: vellum_store::SearchFilter {
                     collections: None,
                     documents,

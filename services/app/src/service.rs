@@ -1024,7 +1024,7 @@ impl Service {
         let options = RetrievalOptions {
             mode,
             k: depth,
-            num_candidates: (depth * 5).max(50),
+            num_candidates: (depth * 5).max(vellum_rag::FUSION_DEPTH),
             ..RetrievalOptions::default()
         };
         let retriever = Retriever::new(&self.store, self.query_embedder(), &scope);

@@ -598,16 +598,16 @@ pub struct EvalArgs {
     /// Write both engines' candidates for every query here (JSON lines), for analysis.
     #[arg(long)]
     pub candidates_out: Option<PathBuf>,
-    /// Chunks each engine contributes to --candidates-out and --tune (live search fuses 50).
-    #[arg(long, default_value_t = 50)]
+    /// Chunks each engine contributes to --candidates-out and --tune (live search fuses 100).
+    #[arg(long, default_value_t = 100)]
     pub candidates_depth: usize,
     /// Choose hybrid's vector weight on two thirds of the queries and report it on the third
     /// held out (your own labelled queries: a BEIR folder, corpus as files with --documents).
     #[arg(long)]
     pub tune: bool,
     /// With --tune: store the chosen weight as this collection's setting in the data folder
-    /// (--data-dir), for its hybrid searches from then on. Needs `admin` on the collection;
-    /// audited.
+    /// (--data-dir), for its hybrid searches from then on, unless it did worse than the default
+    /// on the held-out queries. Needs `admin` on the collection; audited.
     #[arg(long, requires = "tune", value_name = "COLLECTION")]
     pub apply: Option<String>,
     #[command(flatten)]

@@ -66,6 +66,11 @@ impl Default for Fusion {
 /// fusion's vector weight for that collection's chunks.
 pub const VECTOR_WEIGHT_SETTING: &str = "fusion_vector_weight";
 
+/// Candidates per engine that the convex fusion ranks first ([`convex_fusion_by`]), and the
+/// depth live search asks each engine for. 100 rather than 50: long documents (a CUAD contract
+/// has ~76 chunks) need that many chunks for ten distinct documents to appear at all.
+pub const FUSION_DEPTH: usize = 100;
+
 /// The vector engine's weight in the default fusion.
 pub const DEFAULT_VECTOR_WEIGHT: f32 = 0.6;
 
@@ -105,10 +110,38 @@ pub fn convex_fusion<T: Clone + Eq + Hash>(
 }
 
 /// [`convex_fusion`] with each item's own vector weight (its collection's tuned setting).
+///
+/// Only each engine's first [`FUSION_DEPTH`] candidates are fused into the head of the result,
+/// so the top of the ranking does not depend on how deep the engines were asked to look (a
+/// later page, or the evaluation's 300): page 2 continues page 1, and `vellum eval` measures
+/// what live search returns. Deeper candidates follow, fused the same way among themselves.
 pub fn convex_fusion_by<T: Clone + Eq + Hash>(
     bm25: &[(T, f32)],
     vector: &[(T, f32)],
     weight_of: impl Fn(&T) -> f32,
+) -> Vec<(T, f32)> {
+    let head = |list: &[(T, f32)]| list.len().min(FUSION_DEPTH);
+    let mut fused = fuse_scaled(&bm25[..head(bm25)], &vector[..head(vector)], &weight_of);
+    if bm25.len() > FUSION_DEPTH || vector.len() > FUSION_DEPTH {
+        let in_head: std::collections::HashSet<T> =
+            fused.iter().map(|(id, _)| id.clone()).collect();
+        let lowest = fused.last().map_or(f32::INFINITY, |(_, score)| *score);
+        let tail: Vec<(T, f32)> = fuse_scaled(bm25, vector, &weight_of)
+            .into_iter()
+            .filter(|(id, _)| !in_head.contains(id))
+            // Scores stay in order: the tail never outscores the head it follows.
+            .map(|(id, score)| (id, score.min(lowest)))
+            .collect();
+        fused.extend(tail);
+    }
+    fused
+}
+
+/// Each engine's candidates fused by one formula over their own scaling (see [`Fusion::Convex`]).
+fn fuse_scaled<T: Clone + Eq + Hash>(
+    bm25: &[(T, f32)],
+    vector: &[(T, f32)],
+    weight_of: &impl Fn(&T) -> f32,
 ) -> Vec<(T, f32)> {
     let (bm25_scores, bm25_floor) = scaled(bm25);
     let (vector_scores, vector_floor) = scaled(vector);
@@ -219,6 +252,22 @@ mod tests {
         assert_eq!(fused.len(), 2);
         assert_eq!(fused[0].0, "x");
         assert!(convex_fusion::<&str>(&[], &[], 0.6).is_empty());
+    }
+
+    #[test]
+    fn deeper_candidates_follow_the_head_without_reordering_it() {
+        let bm25: Vec<(usize, f32)> = (0..300).map(|i| (i, 300.0 - i as f32)).collect();
+        let vector: Vec<(usize, f32)> = (0..300)
+            .map(|i| (1000 + i, 0.9 - i as f32 * 0.001))
+            .collect();
+        let shallow = convex_fusion(&bm25[..FUSION_DEPTH], &vector[..FUSION_DEPTH], 0.6);
+        let deep = convex_fusion(&bm25, &vector, 0.6);
+        assert_eq!(deep.len(), 600);
+        assert_eq!(&deep[..shallow.len()], &shallow[..]);
+        assert!(
+            deep.windows(2).all(|pair| pair[0].1 >= pair[1].1),
+            "scores in order"
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub use citations::{check_citations, CitationCheck};
 pub use error::{Error, Result};
 pub use fusion::{
     convex_fusion, convex_fusion_by, reciprocal_rank_fusion, Fusion, DEFAULT_VECTOR_WEIGHT,
-    VECTOR_WEIGHT_SETTING,
+    FUSION_DEPTH, VECTOR_WEIGHT_SETTING,
 };
 pub use lead::{lead_quotes, LeadQuote};
 pub use prompt::{build_answer_messages, build_answer_messages_with_history, SYSTEM_PROMPT};

@@ -79,7 +79,8 @@ pub struct RetrievalOptions {
     pub mode: SearchMode,
     /// Number of chunks returned.
     pub k: usize,
-    /// Candidates each engine contributes before fusion (at least `k`).
+    /// Candidates each engine contributes before fusion (at least `k`; [`crate::FUSION_DEPTH`]
+    /// by default).
     pub num_candidates: usize,
     /// How hybrid search merges the two lists.
     pub fusion: Fusion,
@@ -92,7 +93,7 @@ impl Default for RetrievalOptions {
         RetrievalOptions {
             mode: SearchMode::Hybrid,
             k: 10,
-            num_candidates: 50,
+            num_candidates: crate::fusion::FUSION_DEPTH,
             fusion: Fusion::DEFAULT,
             filter: SearchFilter::default(),
         }

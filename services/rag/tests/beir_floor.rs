@@ -32,7 +32,7 @@ const MEASURED: [(SearchMode, f64, f64, f64); 3] = [
     (SearchMode::Vector, 0.8589, 0.9353, 0.9967),
     // Convex fusion of scaled scores (issue 21); reciprocal rank fusion measured 0.8589,
     // 0.9277, 0.9967 on the same slice.
-    (SearchMode::Hybrid, 0.8901, 0.9510, 0.9967),
+    (SearchMode::Hybrid, 0.8920, 0.9577, 0.9967),
 ];
 
 /// Why hybrid's nDCG@10 is below the better single engine's, if it is.
@@ -110,7 +110,7 @@ fn load_embedder() -> vellum_models::Embedder {
 
 /// TLDRLegal whole (85 license excerpts, 85 queries): a legal set where the vector engine is
 /// the stronger one; hybrid must beat both (issue 21). Measured when written: bm25 0.7206,
-/// vector 0.7691, hybrid 0.8248 (rrf k=60: 0.8013).
+/// vector 0.7691, hybrid 0.8257 (rrf k=60: 0.8013).
 #[test]
 fn tldrlegal_hybrid_beats_both_engines() {
     let set = eval::load_beir(&corpus_dir("legal-contract-summaries-tldrlegal"), "test")
@@ -133,7 +133,7 @@ fn tldrlegal_hybrid_beats_both_engines() {
         );
     }
     assert!(
-        reports[2].ndcg_at_10 >= 0.8248 - MARGIN,
+        reports[2].ndcg_at_10 >= 0.8257 - MARGIN,
         "hybrid fell: {reports:#?}"
     );
     assert_eq!(hybrid_loss(&reports), None);

@@ -269,7 +269,15 @@ pub(super) fn evaluate(ctx: &Context, args: EvalArgs) -> Result<()> {
         let candidates =
             eval::collect_candidates(&retriever, &set, &base, args.candidates_depth, &document_of)?;
         let tuned = eval::tune(&candidates, &set);
-        if let Some(collection) = &args.apply {
+        let held_out_loss = tuned.held_out_ndcg.1 < tuned.held_out_ndcg.0;
+        if let (Some(collection), true) = (&args.apply, held_out_loss) {
+            // A weight that only fits the tuning queries is not applied.
+            eprintln!(
+                "collection {collection:?} keeps the default: the tuned weight {:.2} did worse \
+                 than the default on the held-out queries ({:.4} < {:.4})",
+                tuned.vector_weight, tuned.held_out_ndcg.1, tuned.held_out_ndcg.0
+            );
+        } else if let Some(collection) = &args.apply {
             let door = ctx.front_door(false)?;
             door.service
                 .set_fusion_weight(&door.caller, collection, Some(tuned.vector_weight))
