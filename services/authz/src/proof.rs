@@ -54,27 +54,23 @@ impl ReadScope {
     /// The same proof restricted to the scopes whose documents carry every label of `labels`
     /// (normalised), so a label filter runs inside both engines like the scope itself.
     pub fn with_labels(&self, labels: &[String]) -> ReadScope {
-        ReadScope {
-            principal: self.principal.clone(),
-            action: self.action,
-            scopes: self
-                .scopes
-                .iter()
-                .filter(|scope| labels.iter().all(|label| scope.labels.contains(label)))
-                .cloned()
-                .collect(),
-        }
+        self.keeping(|scope| labels.iter().all(|label| scope.labels.contains(label)))
     }
 
     /// The same proof restricted to `collections` (what the caller asked for).
     pub fn narrowed_to(&self, collections: &[String]) -> ReadScope {
+        self.keeping(|scope| collections.contains(&scope.collection))
+    }
+
+    /// The same proof with only the scopes `keep` accepts: narrowing is always allowed.
+    fn keeping(&self, keep: impl Fn(&Scope) -> bool) -> ReadScope {
         ReadScope {
             principal: self.principal.clone(),
             action: self.action,
             scopes: self
                 .scopes
                 .iter()
-                .filter(|scope| collections.contains(&scope.collection))
+                .filter(|scope| keep(scope))
                 .cloned()
                 .collect(),
         }
