@@ -16,7 +16,7 @@
 //! [`VectorTable::optimize`] (run after every ingest) builds an IVF_FLAT index: vectors grouped
 //! around √rows centroids, a query scanning the nearest sixth of them with exact distances.
 //! Measured at 106,792 chunks (docs/benchmarks.md, "100,000 chunks"): a flat search took 114
-//! ms and held ~150 MB while it ran; with the index 7-11 ms at 0.98 recall@50, built in 39 s.
+//! ms and held ~150 MB while it ran; with the index 7-17 ms at 0.98 recall@50, built in 39 s.
 //! Rows added later are folded into the index by the next `optimize` (LanceDB also scans the
 //! rows not yet indexed, so nothing is missed meanwhile); the centroids are not retrained.
 
@@ -94,8 +94,8 @@ pub(crate) struct VectorTable {
     prune_guard: RwLock<()>,
     /// Vector searches running at once, at most one per core. A flat search reads the whole
     /// vector column (about 160 MB at 100,000 chunks of 384 dimensions); 45 concurrent ones
-    /// held 5.5 GiB (docs/benchmarks.md, "100,000 chunks") and finished no sooner, since each
-    /// is CPU-bound.
+    /// held up to 6.2 GiB (docs/benchmarks.md, "100,000 chunks") and finished no sooner,
+    /// since each is CPU-bound.
     search_permits: Arc<tokio::sync::Semaphore>,
     /// IVF partitions a search scans (used only once the table has an index).
     probes: std::sync::atomic::AtomicUsize,
