@@ -598,6 +598,12 @@ pub struct EvalArgs {
     /// Write both engines' candidates for every query here (JSON lines), for analysis.
     #[arg(long)]
     pub candidates_out: Option<PathBuf>,
+    /// Words per chunk in the evaluation index (to measure chunking; ingest uses 160).
+    #[arg(long, default_value_t = 160)]
+    pub chunk_words: usize,
+    /// Words of overlap between chunks in the evaluation index (ingest uses 32).
+    #[arg(long, default_value_t = 32)]
+    pub chunk_overlap: usize,
     /// Chunks each engine contributes to --candidates-out and --tune (live search fuses 100).
     #[arg(long, default_value_t = 100)]
     pub candidates_depth: usize,

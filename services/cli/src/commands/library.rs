@@ -121,6 +121,14 @@ struct EvalReport {
     tuned: Option<eval::TuneReport>,
 }
 
+/// The evaluation index's chunking (`--chunk-words`, `--chunk-overlap`).
+fn chunking(args: &EvalArgs) -> vellum_ingest::chunk::ChunkOptions {
+    vellum_ingest::chunk::ChunkOptions {
+        max_words: args.chunk_words,
+        overlap_words: args.chunk_overlap,
+    }
+}
+
 /// Indexes the set's corpus into `store`: its `corpus.jsonl`, or the files of `--documents`.
 fn index_corpus(
     store: &vellum_store::Store,
@@ -133,6 +141,7 @@ fn index_corpus(
         let listing = pipeline::collect_files(std::slice::from_ref(dir))?;
         let options = IngestOptions {
             collection: collection.into(),
+            chunk: chunking(args),
             ..super::ingest::extraction_options(&args.extraction)?
         };
         let bar = progress_bar(listing.files.len() as u64, "indexing");
@@ -172,6 +181,7 @@ fn index_corpus(
         .collect();
     let options = IngestOptions {
         collection: collection.into(),
+        chunk: chunking(args),
         ..IngestOptions::default()
     };
     let bar = progress_bar(documents.len() as u64, "indexing");
