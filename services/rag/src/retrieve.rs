@@ -233,7 +233,7 @@ fn fuse(
             .collect()
     };
     let fused = match fusion {
-        Fusion::Convex { vector_weight } if !tuned_weights.is_empty() => {
+        Fusion::Convex { vector_weight } => {
             let collection_of: HashMap<&ChunkId, &str> = bm25_hits
                 .iter()
                 .chain(&vector_hits)
@@ -247,7 +247,7 @@ fn fuse(
                     .unwrap_or(vector_weight)
             })
         }
-        _ => fusion.fuse(&scored(&bm25_hits), &scored(&vector_hits)),
+        Fusion::Rrf { .. } => fusion.fuse(&scored(&bm25_hits), &scored(&vector_hits)),
     };
     let mut by_id: HashMap<ChunkId, ChunkHit> = HashMap::new();
     for hit in bm25_hits.into_iter().chain(vector_hits) {
