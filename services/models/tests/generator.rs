@@ -333,3 +333,70 @@ fn unsupported_architecture_names_the_file_and_the_architecture() {
         other => panic!("expected a model file error, got {other:?}"),
     }
 }
+
+/// A system prompt shared between requests (`share_system_prompt`): the second request that
+/// begins with it keeps its keys and values instead of computing them again, and every output
+/// is exactly what an unshared run gives, for a prompt longer than one prefill chunk too. A
+/// request with another system prompt keeps nothing, and unshared requests never keep any.
+#[test]
+fn a_shared_system_prompt_is_computed_once_and_changes_no_output() {
+    // Its own generator: the shared one's cache is used by tests running beside this one.
+    let generator =
+        GgufGenerator::load(&smollm2_path()).unwrap_or_else(|err| panic!("load: {err}"));
+    let system = ChatMessage::system(
+        "You are a careful assistant for a law firm. Answer in one or two sentences, using only \
+         the text the user gives.",
+    );
+    let clause = "The Supplier shall indemnify the Customer against all losses arising from any \
+                  breach of this Agreement. ";
+    let long_question = format!("{}Who indemnifies whom?", clause.repeat(30));
+    let questions = [
+        "What is an indemnity clause?".to_string(),
+        long_question,
+        "Which law governs a contract that names none?".to_string(),
+    ];
+    let run = |messages: &[ChatMessage], share: bool| {
+        let params = GenerationParams {
+            share_system_prompt: share,
+            ..greedy(40)
+        };
+        generator
+            .generate(messages, &params, &mut |_| {})
+            .unwrap_or_else(|err| panic!("generate: {err}"))
+    };
+    let mut cached = Vec::new();
+    for question in &questions {
+        let messages = [system.clone(), ChatMessage::user(question)];
+        let unshared = run(&messages, false);
+        assert_eq!(unshared.num_cached_prompt_tokens, 0);
+        // The unshared run left nothing: the first shared run computes the prefix itself.
+        let first = run(&messages, true);
+        assert_eq!(first.num_cached_prompt_tokens, 0);
+        let second = run(&messages, true);
+        assert_eq!(second.text, unshared.text, "{question}");
+        assert_eq!(first.text, unshared.text, "{question}");
+        assert!(second.num_cached_prompt_tokens > 10, "{question}");
+        assert!(second.num_cached_prompt_tokens < second.num_prompt_tokens);
+        cached.push(second.num_cached_prompt_tokens);
+    }
+    assert!(
+        questions[1].len() > 2000,
+        "the long question spans two prefill chunks"
+    );
+    assert!(
+        cached.windows(2).all(|pair| pair[0] == pair[1]),
+        "{cached:?}"
+    );
+
+    // Another system prompt reuses nothing, and then its own prefix is the one kept.
+    let other = [
+        ChatMessage::system("You are terse."),
+        ChatMessage::user("What is an indemnity clause?"),
+    ];
+    let changed = run(&other, true);
+    assert_eq!(changed.num_cached_prompt_tokens, 0);
+    assert!(run(&other, true).num_cached_prompt_tokens > 0);
+    // No system message: nothing is shared.
+    let user_only = [ChatMessage::user("What is an indemnity clause?")];
+    assert_eq!(run(&user_only, true).num_cached_prompt_tokens, 0);
+}

@@ -275,7 +275,13 @@ pub fn ask_with(
             receipt,
         });
     }
-    let generation = generator.generate(&messages, &options.generation, on_token)?;
+    // The system prompt is Vellum's own constant: its keys and values may be kept for the next
+    // answer (time to first token), which tells a timing observer nothing about anyone's data.
+    let params = GenerationParams {
+        share_system_prompt: true,
+        ..options.generation.clone()
+    };
+    let generation = generator.generate(&messages, &params, on_token)?;
     receipt.answer_sha256 = sha256_hex(&generation.text);
     let check = check_citations(&generation.text, sources.len());
     let (supported, unsupported_sentences) = support_check(&check.text, &sources);

@@ -268,7 +268,13 @@ fn write_prose(
             ),
         },
     ];
-    let output = generator.generate(&messages, generation, &mut |_| {})?;
+    // The system prompt above is a constant: its keys and values may be kept for the next
+    // request.
+    let params = GenerationParams {
+        share_system_prompt: true,
+        ..generation.clone()
+    };
+    let output = generator.generate(&messages, &params, &mut |_| {})?;
     let mut kept = Vec::new();
     let mut dropped = Vec::new();
     for sentence in crate::citations::sentences(output.text.trim()) {

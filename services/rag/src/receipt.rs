@@ -270,7 +270,12 @@ pub fn replay(
     let messages =
         build_answer_messages_with_history(&receipt.question, &sources, &receipt.history);
     report.prompt_matches = sha256_hex(&generator.render_chat(&messages)?) == receipt.prompt_sha256;
-    let generation = generator.generate(&messages, &receipt.params, on_token)?;
+    // The same output with or without the shared system prompt (GenerationParams docs).
+    let params = GenerationParams {
+        share_system_prompt: true,
+        ..receipt.params.clone()
+    };
+    let generation = generator.generate(&messages, &params, on_token)?;
     report.text_matches = sha256_hex(&generation.text) == receipt.answer_sha256;
     report.regenerated_text = generation.text;
     Ok(report)

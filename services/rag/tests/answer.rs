@@ -76,6 +76,7 @@ impl Generator for ScriptedGenerator {
             stop_reason: StopReason::EndOfText,
             prompt_seconds: 0.0,
             generation_seconds: 0.0,
+            num_cached_prompt_tokens: 0,
         })
     }
     fn generate_raw(

@@ -166,6 +166,9 @@ pub(crate) struct Decoder {
     cache: Vec<LayerCache>,
     /// Positions in the cache.
     num_cached: usize,
+    /// The tokens at those positions, so that a later prompt with the same beginning can keep
+    /// their keys and values ([`Decoder::keep_common_prefix`]).
+    cached_tokens: Vec<u32>,
 }
 
 /// Metadata reader for one architecture's keys.
@@ -331,6 +334,7 @@ impl Decoder {
             cos,
             sin,
             num_cached: 0,
+            cached_tokens: Vec::new(),
         })
     }
 
@@ -341,6 +345,38 @@ impl Decoder {
             cache.values.clear();
         }
         self.num_cached = 0;
+        self.cached_tokens.clear();
+    }
+
+    /// Keeps the cached positions when they hold exactly the first `prefix` tokens of `prompt`,
+    /// else empties the cache; returns how many were kept, where the prompt's processing
+    /// resumes. The caller runs those `prefix` tokens as a chunk of their own whenever they are
+    /// not cached, so kept keys and values are the ones a fresh run computes, bit for bit (a
+    /// partial match would have come from a chunk of another length, whose sums may round
+    /// differently).
+    pub(crate) fn keep_common_prefix(&mut self, prompt: &[u32], prefix: usize) -> usize {
+        let kept = if prefix > 0
+            && self.cached_tokens.len() >= prefix
+            && prompt.get(..prefix) == self.cached_tokens.get(..prefix)
+        {
+            prefix
+        } else {
+            0
+        };
+        self.truncate_kv_cache(kept);
+        kept
+    }
+
+    /// Drops every cached position from `positions` on.
+    pub(crate) fn truncate_kv_cache(&mut self, positions: usize) {
+        let positions = positions.min(self.num_cached);
+        let kv_dim = self.shape.kv_dim();
+        for cache in &mut self.cache {
+            cache.keys.truncate(positions * kv_dim);
+            cache.values.truncate(positions * kv_dim);
+        }
+        self.num_cached = positions;
+        self.cached_tokens.truncate(positions);
     }
 
     /// Runs `tokens` at positions `start..`, `start == 0` beginning a new sequence, and
@@ -404,6 +440,7 @@ impl Decoder {
             add_in_place(&mut hidden, &down);
         }
         self.num_cached += num_tokens;
+        self.cached_tokens.extend_from_slice(tokens);
 
         let last = &hidden[(num_tokens - 1) * dim..];
         let normed = rms_norm_rows(last, &self.final_norm, self.shape.norm_eps);

@@ -151,6 +151,12 @@ pub struct GenerationParams {
     /// Set by the caller to stop generating (the client went away); not part of a receipt.
     #[serde(skip)]
     pub cancel: CancelFlag,
+    /// The first message is a system prompt fixed by Vellum (not text from a user or a
+    /// document): its keys and values may be kept for the next request that begins with it, so
+    /// that request skips it. Off for anything else, since a shared prefix is one that any
+    /// caller can detect by timing. Not part of a receipt: the output is the same either way.
+    #[serde(skip)]
+    pub share_system_prompt: bool,
 }
 
 /// A flag a caller raises to stop a generation between two tokens (a client that disconnected
@@ -197,6 +203,7 @@ impl Default for GenerationParams {
             seed: 42,
             stop: Vec::new(),
             cancel: CancelFlag::default(),
+            share_system_prompt: false,
         }
     }
 }
@@ -227,6 +234,10 @@ pub struct Generation {
     pub stop_reason: StopReason,
     /// Time spent processing the prompt.
     pub prompt_seconds: f64,
+    /// Prompt tokens whose keys and values were kept from an earlier request (the shared system
+    /// prompt, see [`GenerationParams::share_system_prompt`]) instead of computed again.
+    #[serde(default)]
+    pub num_cached_prompt_tokens: usize,
     /// Time spent generating after the prompt was processed.
     pub generation_seconds: f64,
 }
@@ -543,12 +554,45 @@ impl GgufGenerator {
         Ok(gaps)
     }
 
+    /// Returns how many of `tokens` (the rendered `messages`) are the system message's turn,
+    /// when it tokenizes the same on its own as inside the prompt; else 0.
+    fn system_prefix_len(&self, messages: &[ChatMessage], tokens: &[u32]) -> usize {
+        let Some(system) = messages.first().filter(|first| first.role == "system") else {
+            return 0;
+        };
+        if messages.len() < 2 {
+            return 0;
+        }
+        let Ok(prefix) = self.template.render(std::slice::from_ref(system), false) else {
+            return 0;
+        };
+        match self.tokenizer.encode_prompt(&prefix) {
+            // Shorter than the prompt, so the prompt's last token still runs and gives logits.
+            Ok(prefix_tokens)
+                if prefix_tokens.len() < tokens.len() && tokens.starts_with(&prefix_tokens) =>
+            {
+                prefix_tokens.len()
+            }
+            _ => 0,
+        }
+    }
+
+    /// Generates after `prompt_tokens`, whose first `system_prefix` tokens are the system
+    /// message's turn (0 if none): they run as a chunk of their own, and with
+    /// [`GenerationParams::share_system_prompt`] their keys and values are kept for the next
+    /// request that begins with them.
     fn run(
         &self,
         prompt_tokens: Vec<u32>,
+        system_prefix: usize,
         params: &GenerationParams,
         on_token: &mut dyn FnMut(&str),
     ) -> Result<Generation> {
+        let shared_prefix = if params.share_system_prompt {
+            system_prefix
+        } else {
+            0
+        };
         validate(params)?;
         if prompt_tokens.is_empty() {
             return Err(Error::InvalidRequest("the prompt is empty".into()));
@@ -571,6 +615,7 @@ impl GgufGenerator {
                 stop_reason: StopReason::MaxTokens,
                 prompt_seconds: 0.0,
                 generation_seconds: 0.0,
+                num_cached_prompt_tokens: 0,
             });
         }
         let temperature = (params.temperature > 0.0).then_some(params.temperature);
@@ -578,16 +623,33 @@ impl GgufGenerator {
         let mut sampler = LogitsProcessor::new(params.seed, temperature, top_p);
         let mut stream = TextStream::new(&params.stop, self.tokenizer.strips_leading_space());
 
-        // Each generation starts a new sequence at position 0, so state left by an earlier
-        // (even panicked) generation is never read: a poisoned lock is safe to take over.
+        // Each generation starts a new sequence at position 0, or after a cached prefix whose
+        // tokens are checked against this prompt's; state left by an earlier (even panicked)
+        // generation is otherwise never read, so a poisoned lock is safe to take over.
         let mut model = self
             .model
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        model.clear_kv_cache();
+        let num_cached_prompt_tokens = model.keep_common_prefix(&prompt_tokens, shared_prefix);
 
         let prompt_start = Instant::now();
-        let mut logits = prefill(&mut model, &prompt_tokens, &self.device)?;
+        // The system turn always runs as a chunk of its own, cached, shared or not, so the rest
+        // of the prompt meets the same chunk boundaries either way and the output depends neither
+        // on the setting nor on what ran before.
+        if num_cached_prompt_tokens < system_prefix {
+            prefill_from(
+                &mut model,
+                &prompt_tokens[num_cached_prompt_tokens..system_prefix],
+                num_cached_prompt_tokens,
+                &self.device,
+            )?;
+        }
+        let mut logits = prefill_from(
+            &mut model,
+            &prompt_tokens[system_prefix..],
+            system_prefix,
+            &self.device,
+        )?;
         let mut position = num_prompt_tokens;
         let prompt_seconds = prompt_start.elapsed().as_secs_f64();
 
@@ -611,7 +673,8 @@ impl GgufGenerator {
             logits = forward(&mut model, &[token], position, &self.device)?;
             position += 1;
         };
-        model.clear_kv_cache();
+        // Only the shared prefix stays: no document or question outlives its request here.
+        model.keep_kv_prefix(shared_prefix);
         drop(model);
         let text = stream.finish(on_token);
         Ok(Generation {
@@ -621,6 +684,7 @@ impl GgufGenerator {
             stop_reason,
             prompt_seconds,
             generation_seconds: generation_start.elapsed().as_secs_f64(),
+            num_cached_prompt_tokens,
         })
     }
 }
@@ -628,8 +692,18 @@ impl GgufGenerator {
 /// Runs a prompt from position 0, `PROMPT_CHUNK_TOKENS` at a time, and returns the logits of its
 /// last token.
 fn prefill(model: &mut ModelWeights, prompt_tokens: &[u32], device: &Device) -> Result<Tensor> {
+    prefill_from(model, prompt_tokens, 0, device)
+}
+
+/// [`prefill`] from `start`, after that many cached positions.
+fn prefill_from(
+    model: &mut ModelWeights,
+    prompt_tokens: &[u32],
+    start: usize,
+    device: &Device,
+) -> Result<Tensor> {
     let mut logits = None;
-    let mut position = 0;
+    let mut position = start;
     for chunk in prompt_tokens.chunks(PROMPT_CHUNK_TOKENS) {
         logits = Some(forward(model, chunk, position, device)?);
         position += chunk.len();
@@ -691,7 +765,8 @@ impl Generator for GgufGenerator {
             .tokenizer
             .encode_prompt(&prompt)
             .map_err(Error::Tokenizer)?;
-        self.run(tokens, params, on_token)
+        let system_prefix = self.system_prefix_len(&escaped, &tokens);
+        self.run(tokens, system_prefix, params, on_token)
     }
 
     fn generate_raw(
@@ -704,7 +779,7 @@ impl Generator for GgufGenerator {
             .tokenizer
             .encode_prompt(prompt)
             .map_err(Error::Tokenizer)?;
-        self.run(tokens, params, on_token)
+        self.run(tokens, 0, params, on_token)
     }
 
     fn render_chat(&self, messages: &[ChatMessage]) -> Result<String> {

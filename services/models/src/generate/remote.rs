@@ -374,6 +374,9 @@ impl RemoteGenerator {
                     .as_secs_f64(),
                 generation_seconds: first_token_at
                     .map_or(0.0, |first| first.elapsed().as_secs_f64()),
+                // The server keeps its own prompt cache (llama.cpp's `cache_prompt`) and does
+                // not report it here.
+                num_cached_prompt_tokens: 0,
             })
         })
     }

@@ -47,6 +47,28 @@ impl ModelWeights {
         }
     }
 
+    /// Keeps the cached positions when they hold the first `prefix` tokens of `prompt`, and
+    /// drops the rest; returns how many were kept. Only Vellum's own decoder keeps any: the
+    /// others start again from position 0.
+    pub(crate) fn keep_common_prefix(&mut self, prompt: &[u32], prefix: usize) -> usize {
+        match self {
+            ModelWeights::Decoder(decoder) => decoder.keep_common_prefix(prompt, prefix),
+            _ => {
+                self.clear_kv_cache();
+                0
+            }
+        }
+    }
+
+    /// Drops the cached positions from `positions` on (all of them for implementations that
+    /// cannot keep a prefix).
+    pub(crate) fn keep_kv_prefix(&mut self, positions: usize) {
+        match self {
+            ModelWeights::Decoder(decoder) => decoder.truncate_kv_cache(positions),
+            _ => self.clear_kv_cache(),
+        }
+    }
+
     /// Drops the KV cache where the implementation allows it (phi3 resets it on the next
     /// position-0 forward instead).
     pub(crate) fn clear_kv_cache(&mut self) {
