@@ -45,9 +45,36 @@ if [ ! -x "$bench" ]; then
   cmake --build "$src/vendor/llama.cpp/build" --target llama-bench -j "$(nproc)" >/dev/null
 fi
 
-model="$VELLUM_MODELS_DIR/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
+types=${1:-Q4_1 Q4_K_M Q8_0}
+shipped="$VELLUM_MODELS_DIR/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
+shared=${VELLUM_SHARED_DIR:-$repo_root/../shared}
+source "$repo_root/deploy/llama-cpp-venv.sh"
 cargo build --release --locked --workspace --all-targets
-echo "== llama.cpp llama-bench (llama-cpp-python $version's vendored llama.cpp), 2 threads"
-"$bench" -m "$model" -t 2 -p 512 -n 128 -r 3
-echo "== Vellum gen_bench (candle), 2 threads"
-"$CARGO_TARGET_DIR/release/examples/gen_bench" "$model"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+echo "== $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+rows=()
+for type in $types; do
+  if [ "$type" = Q4_1 ]; then
+    model=$shipped
+  else
+    model=$cache/quantized/SmolLM2-135M-Instruct.$type.gguf
+    if [ ! -f "$model" ]; then
+      mkdir -p "$cache/quantized"
+      "$venv/bin/python" deploy/peer/llama_cpp_tool.py quantize "$shipped" "$model.part" "$type" \
+        > "$work/quantize.log" 2>&1 || { cat "$work/quantize.log"; exit 1; }
+      mv "$model.part" "$model"
+    fi
+  fi
+  echo "== $type: $(basename "$model")"
+  "$bench" -m "$model" -t 2 -p 512 -n 128 -r 3 -o json > "$work/llama.json"
+  ONLY_VELLUM=1 RUNS=3 "$CARGO_TARGET_DIR/release/examples/gen_bench" "$model" | tee "$work/vellum.txt"
+  "$venv/bin/python" deploy/peer/llama_cpp_tool.py greedy "$model" \
+    "$shared/reference/smollm2-greedy.json" "$work/reference.json" 2> /dev/null
+  "$CARGO_TARGET_DIR/release/examples/logit_check" "$model" "$work/reference.json" \
+    > "$work/gaps.txt" || true
+  cat "$work/gaps.txt"
+  gap=$(sed -n 's/^worst logit gap \([0-9.]*\).*/\1/p' "$work/gaps.txt")
+  rows+=("$(python3 deploy/peer/ratios.py row "$type" "$work/llama.json" "$work/vellum.txt" "${gap:-failed}")")
+done
+python3 deploy/peer/ratios.py report "${rows[@]}"

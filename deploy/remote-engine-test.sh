@@ -14,33 +14,7 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$repo_root/deploy/setup.sh"
 cd "$repo_root"
 
-llama_cpp_version=0.3.36
-venv=${VELLUM_LLAMA_CPP_VENV:-$HOME/.cache/vellum/llama-cpp-venv}
-if ! "$venv/bin/python" -c "import llama_cpp, llama_cpp.server, sys; sys.exit(llama_cpp.__version__ != '$llama_cpp_version')" >/dev/null 2>&1; then
-  build_started=$(date +%s)
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  missing=()
-  command -v cmake >/dev/null 2>&1 || missing+=(cmake)
-  python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
-  if [ ${#missing[@]} -gt 0 ]; then
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
-  rm -rf "$venv"
-  mkdir -p "$(dirname "$venv")"
-  python3 -m venv "$venv"
-  # Never let llama.cpp tune for the build machine (GGML_NATIVE): machines of this kind differ,
-  # and a binary with the wrong instructions dies on its first matmul. AVX2/FMA always (Vellum
-  # needs them too); AVX-512 only where this CPU has it; AVX-VNNI and AMX never (they fault on
-  # some of these VMs).
-  avx512=OFF
-  grep -qw avx512f /proc/cpuinfo && avx512=ON
-  export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
--DGGML_AVX512=$avx512 -DGGML_AVX_VNNI=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
-  echo "remote-engine-test: building llama-cpp-python $llama_cpp_version (CMAKE_ARGS=$CMAKE_ARGS)"
-  "$venv/bin/pip" install --quiet "llama-cpp-python[server]==$llama_cpp_version"
-  echo "remote-engine-test: llama-cpp-python built in $(( $(date +%s) - build_started )) s"
-fi
+source "$repo_root/deploy/llama-cpp-venv.sh"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 model="$VELLUM_MODELS_DIR/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
