@@ -18,3 +18,9 @@ pub use generate::{
     GgufGenerator, ModelIdentity, RemoteConfig, RemoteGenerator, StopReason,
 };
 pub use registry::{list_models, sha256_file, ModelInfo, ModelKind};
+
+/// The decoder's quantized matrix products, for `benches/kernels.rs`; not an API.
+#[doc(hidden)]
+pub mod kernels {
+    pub use crate::generate::qmatmul::{has_fast_path, Q4_1Matrix, Q8_0Matrix};
+}

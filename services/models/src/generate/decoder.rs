@@ -20,7 +20,7 @@ use candle_core::quantized::{ggml_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use rayon::prelude::*;
 
-use super::q4_1::{has_fast_path, Q4_1Matrix};
+use super::qmatmul::{has_fast_path, Q4_1Matrix, Q8_0Matrix};
 use crate::embed::kernels::{exp, lane_sum, softmax_in_place};
 
 type CandleResult<T> = candle_core::Result<T>;
@@ -50,11 +50,13 @@ impl Shape {
 }
 
 /// Weight matrices that read the same input, run as one matmul when their storage types agree
-/// (their rows are then simply concatenated), else one after the other. Q4_1 weights use
-/// [`Q4_1Matrix`] where the CPU has AVX2; everything else candle's quantized matmul.
+/// (their rows are then simply concatenated), else one after the other. Q4_1 and Q8_0 weights
+/// use [`Q4_1Matrix`] and [`Q8_0Matrix`] where the CPU has AVX2; everything else candle's
+/// quantized matmul.
 enum Linear {
     Candle(Vec<QMatMul>),
     Q4_1(Q4_1Matrix),
+    Q8_0(Q8_0Matrix),
 }
 
 impl Linear {
@@ -62,22 +64,32 @@ impl Linear {
         let same_type = tensors
             .windows(2)
             .all(|pair| pair[0].dtype() == pair[1].dtype());
-        if same_type
-            && tensors.first().map(QTensor::dtype) == Some(GgmlDType::Q4_1)
-            && has_fast_path()
-        {
+        let own_kernel = match tensors.first().map(QTensor::dtype) {
+            Some(dtype @ (GgmlDType::Q4_1 | GgmlDType::Q8_0)) if same_type && has_fast_path() => {
+                Some(dtype)
+            }
+            _ => None,
+        };
+        if let Some(dtype) = own_kernel {
             let mut rows = 0;
-            let mut columns = 0;
+            let mut columns = None;
             let mut bytes = Vec::new();
             for tensor in &tensors {
                 let (tensor_rows, tensor_columns) = tensor.shape().dims2()?;
+                if columns.is_some_and(|c| c != tensor_columns) {
+                    candle_core::bail!("fused projections disagree on their input size");
+                }
+                columns = Some(tensor_columns);
                 rows += tensor_rows;
-                columns = tensor_columns;
                 bytes.extend_from_slice(&tensor.data()?);
             }
-            return Q4_1Matrix::new(bytes, rows, columns)
-                .map(Linear::Q4_1)
-                .map_err(candle_core::Error::Msg);
+            let columns = columns.unwrap_or(0);
+            let matrix = if dtype == GgmlDType::Q4_1 {
+                Q4_1Matrix::new(bytes, rows, columns).map(Linear::Q4_1)
+            } else {
+                Q8_0Matrix::new(bytes, rows, columns).map(Linear::Q8_0)
+            };
+            return matrix.map_err(candle_core::Error::Msg);
         }
         if tensors.len() > 1 && same_type {
             let dtype = tensors[0].dtype();
@@ -113,6 +125,9 @@ impl Linear {
     fn forward(&self, input: &[f32], rows: usize, in_dim: usize) -> CandleResult<Vec<f32>> {
         let parts = match self {
             Linear::Q4_1(matrix) => {
+                return matrix.forward(input, rows).map_err(candle_core::Error::Msg)
+            }
+            Linear::Q8_0(matrix) => {
                 return matrix.forward(input, rows).map_err(candle_core::Error::Msg)
             }
             Linear::Candle(parts) => parts,

@@ -5,7 +5,7 @@
 //! mutex); concurrent callers wait. Every generation starts from an empty KV cache.
 
 mod decoder;
-mod q4_1;
+pub(crate) mod qmatmul;
 mod remote;
 mod stream;
 mod template;

@@ -160,7 +160,7 @@ pub(crate) fn converts_to_q8_0(
 ) -> bool {
     let decoder_reads_q4_1 = dtype == GgmlDType::Q4_1
         && options.own_decoder
-        && super::q4_1::has_fast_path()
+        && super::qmatmul::has_fast_path()
         && Decoder::supports(architecture, content);
     options.requantize && is_slow_on_cpu(dtype) && !decoder_reads_q4_1
 }

@@ -1,0 +1,697 @@
+//! Matrix products with Q4_1 and Q8_0 weights, read as the GGUF stores them, for the decoder.
+//!
+//! Why: candle 0.11 has only a scalar kernel for Q4_1 (the default model's format), so the
+//! loader used to convert Q4_1 to Q8_0, which candle runs with AVX2. That made generation
+//! memory-bound on twice the bytes: one token reads every weight once, 143 MB as Q8_0 against
+//! 76 MB as Q4_1 for SmolLM2-135M. This is llama.cpp's scheme: each activation row is quantized
+//! to 8 bits per block of 32 (a scale and the scaled sum of the block, "Q8_1"), and a block's
+//! dot product is `d4·d8·Σ q4·q8 + m4·s8`, with the integer sum done by AVX2's
+//! `vpmaddubsw`/`vpmaddwd`. Q8_0 (the default model's tied output projection, Q8_0 files, and
+//! the Q5_0/Q5_1 tensors the loader converts) uses the same products, `d·d8·Σ q·q8`, where
+//! candle's kernel multiplies one activation row at a time: here a prompt's rows go four at a
+//! time against each weight block and a token's product splits the weight rows four by four
+//! across threads, as for Q4_1.
+//!
+//! The AVX2 path is chosen at run time (`is_x86_feature_detected!`); the scalar path gives the
+//! same result up to float rounding and is what the tests compare against.
+
+// SIMD intrinsics need `unsafe`; this is the only module of the workspace allowed to use it.
+// Every unsafe call is a `#[target_feature]` function reached only after the runtime check,
+// reading slices whose lengths are checked first.
+#![allow(unsafe_code)]
+
+use std::marker::PhantomData;
+
+use half::f16;
+use rayon::prelude::*;
+
+/// Values per block (weights and the 8-bit activations).
+const BLOCK: usize = 32;
+/// Weight rows per parallel task when one activation row is multiplied (generation).
+const ROWS_PER_TASK: usize = 64;
+/// Input rows that share each unpacked weight block when many rows are multiplied (prompts).
+const TILE_ROWS: usize = 4;
+
+/// A block format of 32 weights: how to read one, scalar and with AVX2.
+pub trait BlockFormat: Send + Sync {
+    /// The GGML type's name, for errors.
+    const NAME: &'static str;
+    /// Bytes per block in a GGUF file.
+    const FILE_BLOCK_BYTES: usize;
+    /// Bytes per block as held in memory ([`Self::repack`]).
+    const BLOCK_BYTES: usize;
+    /// A block's weights made ready for [`Self::accumulate`] (with AVX2).
+    #[cfg(target_arch = "x86_64")]
+    type Unpacked: Copy;
+
+    /// Appends one block as read from the file in its in-memory form.
+    fn repack(file_block: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(file_block);
+    }
+
+    /// `Σ weight·activation` of one block, from the activations' 8-bit `values`, `scale` and
+    /// scaled `sum`.
+    fn dot_block(block: &[u8], values: &[i8], scale: f32, sum: f32) -> f32;
+
+    /// Unpacks a block. Only called from the `avx2,fma` functions below, into which it is
+    /// inlined.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn unpack(block: &[u8]) -> Self::Unpacked;
+
+    /// Adds one block's `Σ weight·activation` to `accumulator` (eight lanes) and, for formats
+    /// with a minimum, its `minimum · sum` term to `extra`. Inlined like [`Self::unpack`].
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn accumulate(
+        accumulator: std::arch::x86_64::__m256,
+        block: &[u8],
+        weights: Self::Unpacked,
+        values: &[i8],
+        scale: f32,
+        sum: f32,
+        extra: &mut f32,
+    ) -> std::arch::x86_64::__m256;
+}
+
+/// Q4_1: f16 scale, f16 minimum, 16 bytes of nibbles (low nibbles are values 0..16).
+pub struct Q4_1;
+/// Q8_0: f16 scale, 32 signed bytes.
+pub struct Q8_0;
+
+/// A `[rows, columns]` matrix of `F` blocks, row-major, exactly as in the GGUF file.
+pub struct QuantizedMatrix<F: BlockFormat> {
+    rows: usize,
+    columns: usize,
+    data: Vec<u8>,
+    use_avx2: bool,
+    format: PhantomData<F>,
+}
+
+/// Q4_1 weights.
+pub type Q4_1Matrix = QuantizedMatrix<Q4_1>;
+/// Q8_0 weights.
+pub type Q8_0Matrix = QuantizedMatrix<Q8_0>;
+
+/// One activation row quantized to 8 bits per block.
+struct QuantizedRow {
+    /// Per block: `d`, with `value ≈ d · q`.
+    scales: Vec<f32>,
+    /// Per block: `d · Σ q`, which multiplies the weight block's minimum (Q4_1).
+    sums: Vec<f32>,
+    values: Vec<i8>,
+}
+
+/// Whether this CPU runs the fast path.
+pub fn has_fast_path() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+impl<F: BlockFormat> QuantizedMatrix<F> {
+    /// Wraps `data` (blocks of `rows` rows of `columns` values).
+    pub fn new(data: Vec<u8>, rows: usize, columns: usize) -> Result<Self, String> {
+        Self::with_path(data, rows, columns, has_fast_path())
+    }
+
+    fn with_path(
+        data: Vec<u8>,
+        rows: usize,
+        columns: usize,
+        use_avx2: bool,
+    ) -> Result<Self, String> {
+        if columns == 0 || !columns.is_multiple_of(BLOCK) {
+            return Err(format!(
+                "{} rows of {columns} values are not whole blocks",
+                F::NAME
+            ));
+        }
+        let expected = rows * columns / BLOCK * F::FILE_BLOCK_BYTES;
+        if data.len() != expected {
+            return Err(format!(
+                "{} matrix [{rows}, {columns}] needs {expected} bytes, got {}",
+                F::NAME,
+                data.len()
+            ));
+        }
+        let data = if F::FILE_BLOCK_BYTES == F::BLOCK_BYTES {
+            data
+        } else {
+            let mut repacked =
+                Vec::with_capacity(data.len() / F::FILE_BLOCK_BYTES * F::BLOCK_BYTES);
+            for block in data.chunks_exact(F::FILE_BLOCK_BYTES) {
+                F::repack(block, &mut repacked);
+            }
+            repacked
+        };
+        Ok(QuantizedMatrix {
+            rows,
+            columns,
+            data,
+            use_avx2,
+            format: PhantomData,
+        })
+    }
+
+    fn row_bytes(&self) -> usize {
+        self.columns / BLOCK * F::BLOCK_BYTES
+    }
+
+    /// Multiplies `num_rows` input rows (`input`, row-major, `columns` wide) by the matrix's
+    /// transpose: returns `[num_rows, rows]`.
+    pub fn forward(&self, input: &[f32], num_rows: usize) -> Result<Vec<f32>, String> {
+        if input.len() != num_rows * self.columns {
+            return Err(format!(
+                "input of {} values is not {num_rows} rows of {}",
+                input.len(),
+                self.columns
+            ));
+        }
+        let quantized: Vec<QuantizedRow> =
+            input.chunks_exact(self.columns).map(quantize_row).collect();
+        let mut output = vec![0.0_f32; num_rows * self.rows];
+        if let [single] = quantized.as_slice() {
+            // Generation: one row, the weight rows split across threads.
+            output
+                .par_chunks_mut(ROWS_PER_TASK)
+                .enumerate()
+                .for_each(|(task, out)| {
+                    let first_row = task * ROWS_PER_TASK;
+                    let num_grouped = out.len() / TILE_ROWS * TILE_ROWS;
+                    let (grouped, rest) = out.split_at_mut(num_grouped);
+                    for (group, values) in grouped.chunks_exact_mut(TILE_ROWS).enumerate() {
+                        let dots = self.dot_rows(first_row + group * TILE_ROWS, single);
+                        values.copy_from_slice(&dots);
+                    }
+                    for (offset, value) in rest.iter_mut().enumerate() {
+                        *value = self.dot(first_row + num_grouped + offset, single);
+                    }
+                });
+        } else {
+            // A prompt chunk: groups of 4 input rows across threads, each group against the
+            // whole matrix (which stays in cache for the small models this serves); each
+            // weight block is unpacked once per group, not once per row.
+            output
+                .par_chunks_mut(TILE_ROWS * self.rows)
+                .zip(quantized.par_chunks(TILE_ROWS))
+                .for_each(|(out, rows)| {
+                    for weight_row in 0..self.rows {
+                        let dots = self.dot_tile(weight_row, rows);
+                        for (index, dot) in dots.iter().take(rows.len()).enumerate() {
+                            out[index * self.rows + weight_row] = *dot;
+                        }
+                    }
+                });
+        }
+        Ok(output)
+    }
+
+    /// Dot products of [`TILE_ROWS`] consecutive weight rows with one input row: four
+    /// independent accumulation chains, and each activation block loaded once.
+    fn dot_rows(&self, first_row: usize, input: &QuantizedRow) -> [f32; TILE_ROWS] {
+        #[cfg(target_arch = "x86_64")]
+        if self.use_avx2 && input.values.len() == self.columns {
+            let row_bytes = self.row_bytes();
+            let blocks = &self.data[first_row * row_bytes..][..TILE_ROWS * row_bytes];
+            // SAFETY: as in `dot`; `blocks` holds exactly four rows.
+            return unsafe { dot_rows_avx2::<F>(blocks, row_bytes, input) };
+        }
+        std::array::from_fn(|offset| self.dot(first_row + offset, input))
+    }
+
+    /// Dot products of one weight row with up to [`TILE_ROWS`] input rows.
+    fn dot_tile(&self, weight_row: usize, inputs: &[QuantizedRow]) -> [f32; TILE_ROWS] {
+        let mut dots = [0.0_f32; TILE_ROWS];
+        #[cfg(target_arch = "x86_64")]
+        if self.use_avx2
+            && inputs.len() == TILE_ROWS
+            && inputs.iter().all(|row| row.values.len() == self.columns)
+        {
+            let row_bytes = self.row_bytes();
+            let blocks = &self.data[weight_row * row_bytes..][..row_bytes];
+            // SAFETY: as in `dot`, for each of the four rows.
+            return unsafe { dot_tile_avx2::<F>(blocks, inputs) };
+        }
+        for (dot, input) in dots.iter_mut().zip(inputs) {
+            *dot = self.dot(weight_row, input);
+        }
+        dots
+    }
+
+    fn dot(&self, weight_row: usize, input: &QuantizedRow) -> f32 {
+        let row_bytes = self.row_bytes();
+        let blocks = &self.data[weight_row * row_bytes..][..row_bytes];
+        #[cfg(target_arch = "x86_64")]
+        if self.use_avx2 && input.values.len() == self.columns {
+            // SAFETY: `use_avx2` is only set after the runtime check for AVX2 and FMA, and
+            // `blocks` and `input` hold exactly `columns / 32` blocks each (checked above and
+            // by construction in `quantize_row`).
+            return unsafe { dot_avx2::<F>(blocks, input) };
+        }
+        dot_scalar::<F>(blocks, input)
+    }
+}
+
+/// Quantizes one row to 8 bits per block of 32, exactly as llama.cpp's `quantize_row_q8_1`
+/// (whose values and scale are those of `quantize_row_q8_0` too).
+fn quantize_row(row: &[f32]) -> QuantizedRow {
+    let num_blocks = row.len() / BLOCK;
+    let mut quantized = QuantizedRow {
+        scales: Vec::with_capacity(num_blocks),
+        sums: Vec::with_capacity(num_blocks),
+        values: Vec::with_capacity(row.len()),
+    };
+    for block in row.chunks_exact(BLOCK) {
+        let max_abs = block
+            .iter()
+            .fold(0.0_f32, |max, value| max.max(value.abs()));
+        let scale = max_abs / 127.0;
+        let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+        let mut sum = 0_i32;
+        for &value in block {
+            let q = (value * inverse).round() as i8;
+            sum += i32::from(q);
+            quantized.values.push(q);
+        }
+        // Stored rounded to f16, as ggml's Q8_1 blocks (and candle's) hold them, so that
+        // results match llama.cpp's and candle's products, not just approximate them.
+        let scale = f16::from_f32(scale);
+        quantized.scales.push(scale.to_f32());
+        quantized
+            .sums
+            .push((f16::from_f32(sum as f32) * scale).to_f32());
+    }
+    quantized
+}
+
+fn f32_at(block: &[u8]) -> f32 {
+    f32::from_le_bytes([block[0], block[1], block[2], block[3]])
+}
+
+fn f16_at(block: &[u8], offset: usize) -> f32 {
+    f16::from_le_bytes([block[offset], block[offset + 1]]).to_f32()
+}
+
+fn dot_scalar<F: BlockFormat>(blocks: &[u8], input: &QuantizedRow) -> f32 {
+    blocks
+        .chunks_exact(F::BLOCK_BYTES)
+        .enumerate()
+        .map(|(index, block)| {
+            F::dot_block(
+                block,
+                &input.values[index * BLOCK..][..BLOCK],
+                input.scales[index],
+                input.sums[index],
+            )
+        })
+        .sum()
+}
+
+impl BlockFormat for Q4_1 {
+    const NAME: &'static str = "Q4_1";
+    const FILE_BLOCK_BYTES: usize = 20;
+    /// Scale and minimum widened to f32 once, at load (24 bytes a block instead of 20):
+    /// converting two f16 values on every read cost more than the extra bytes.
+    const BLOCK_BYTES: usize = 24;
+    #[cfg(target_arch = "x86_64")]
+    type Unpacked = std::arch::x86_64::__m256i;
+
+    fn repack(file_block: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(&f16_at(file_block, 0).to_le_bytes());
+        out.extend_from_slice(&f16_at(file_block, 2).to_le_bytes());
+        out.extend_from_slice(&file_block[4..]);
+    }
+
+    fn dot_block(block: &[u8], values: &[i8], scale: f32, sum: f32) -> f32 {
+        let mut integer_sum = 0_i32;
+        for (j, &byte) in block[8..].iter().enumerate() {
+            integer_sum += i32::from(byte & 0x0F) * i32::from(values[j]);
+            integer_sum += i32::from(byte >> 4) * i32::from(values[j + 16]);
+        }
+        f32_at(block) * scale * integer_sum as f32 + f32_at(&block[4..]) * sum
+    }
+
+    /// The 32 weights as unsigned bytes 0..16, in value order.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn unpack(block: &[u8]) -> Self::Unpacked {
+        use std::arch::x86_64::*;
+        let packed = _mm_loadu_si128(block[8..Self::BLOCK_BYTES].as_ptr().cast());
+        _mm256_and_si256(
+            _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed),
+            _mm256_set1_epi8(0x0F),
+        )
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn accumulate(
+        accumulator: std::arch::x86_64::__m256,
+        block: &[u8],
+        weights: Self::Unpacked,
+        values: &[i8],
+        scale: f32,
+        sum: f32,
+        extra: &mut f32,
+    ) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        let activations = _mm256_loadu_si256(values[..BLOCK].as_ptr().cast());
+        // u8 × i8 pairs summed to i16 (at most 2·15·127), then pairs of those to i32.
+        let products = _mm256_madd_epi16(
+            _mm256_maddubs_epi16(weights, activations),
+            _mm256_set1_epi16(1),
+        );
+        *extra += f32_at(&block[4..]) * sum;
+        _mm256_fmadd_ps(
+            _mm256_cvtepi32_ps(products),
+            _mm256_set1_ps(f32_at(block) * scale),
+            accumulator,
+        )
+    }
+}
+
+impl BlockFormat for Q8_0 {
+    const NAME: &'static str = "Q8_0";
+    const FILE_BLOCK_BYTES: usize = 34;
+    /// The f16 scale widened to f32 once, at load: with only one 32-byte product per block,
+    /// converting it on every read cost more than the product.
+    const BLOCK_BYTES: usize = 36;
+    /// The weights, and their absolute values (`vpmaddubsw` multiplies unsigned by signed
+    /// bytes, so the weights' signs move onto the activations, as ggml does).
+    #[cfg(target_arch = "x86_64")]
+    type Unpacked = (std::arch::x86_64::__m256i, std::arch::x86_64::__m256i);
+
+    fn repack(file_block: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(&f16_at(file_block, 0).to_le_bytes());
+        out.extend_from_slice(&file_block[2..]);
+    }
+
+    fn dot_block(block: &[u8], values: &[i8], scale: f32, _sum: f32) -> f32 {
+        let integer_sum: i32 = block[4..]
+            .iter()
+            .zip(values)
+            .map(|(&weight, &value)| i32::from(weight as i8) * i32::from(value))
+            .sum();
+        f32_at(block) * scale * integer_sum as f32
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn unpack(block: &[u8]) -> Self::Unpacked {
+        use std::arch::x86_64::*;
+        let weights = _mm256_loadu_si256(block[4..Self::BLOCK_BYTES].as_ptr().cast());
+        (weights, _mm256_sign_epi8(weights, weights))
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn accumulate(
+        accumulator: std::arch::x86_64::__m256,
+        block: &[u8],
+        (weights, magnitudes): Self::Unpacked,
+        values: &[i8],
+        scale: f32,
+        _sum: f32,
+        _extra: &mut f32,
+    ) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        let activations = _mm256_loadu_si256(values[..BLOCK].as_ptr().cast());
+        // |w| × sign(w)·a: pairs summed to i16 (at most 2·128·127 < 2¹⁵: a weight of -128
+        // keeps its bits under `vpsignb` and reads as 128 unsigned, its magnitude; activations
+        // stay within ±127), then pairs of those to i32.
+        let products = _mm256_madd_epi16(
+            _mm256_maddubs_epi16(magnitudes, _mm256_sign_epi8(activations, weights)),
+            _mm256_set1_epi16(1),
+        );
+        _mm256_fmadd_ps(
+            _mm256_cvtepi32_ps(products),
+            _mm256_set1_ps(f32_at(block) * scale),
+            accumulator,
+        )
+    }
+}
+
+/// Adds up the eight lanes. Inlined into the `avx2,fma` functions below.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn horizontal_sum(accumulator: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    let halves = _mm_add_ps(
+        _mm256_castps256_ps128(accumulator),
+        _mm256_extractf128_ps(accumulator, 1),
+    );
+    let pairs = _mm_add_ps(halves, _mm_movehl_ps(halves, halves));
+    _mm_cvtss_f32(_mm_add_ss(pairs, _mm_shuffle_ps(pairs, pairs, 1)))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_avx2<F: BlockFormat>(blocks: &[u8], input: &QuantizedRow) -> f32 {
+    let mut accumulator = std::arch::x86_64::_mm256_setzero_ps();
+    let mut extra = 0.0_f32;
+    for (index, block) in blocks.chunks_exact(F::BLOCK_BYTES).enumerate() {
+        accumulator = F::accumulate(
+            accumulator,
+            block,
+            F::unpack(block),
+            &input.values[index * BLOCK..],
+            input.scales[index],
+            input.sums[index],
+            &mut extra,
+        );
+    }
+    horizontal_sum(accumulator) + extra
+}
+
+/// [`dot_avx2`] for four weight rows (`row_bytes` apart) and one input row: four independent
+/// accumulation chains.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_rows_avx2<F: BlockFormat>(
+    blocks: &[u8],
+    row_bytes: usize,
+    input: &QuantizedRow,
+) -> [f32; TILE_ROWS] {
+    let mut accumulators = [std::arch::x86_64::_mm256_setzero_ps(); TILE_ROWS];
+    let mut extras = [0.0_f32; TILE_ROWS];
+    for index in 0..row_bytes / F::BLOCK_BYTES {
+        let activations = &input.values[index * BLOCK..];
+        for (row, (accumulator, extra)) in
+            accumulators.iter_mut().zip(extras.iter_mut()).enumerate()
+        {
+            let block = &blocks[row * row_bytes + index * F::BLOCK_BYTES..][..F::BLOCK_BYTES];
+            *accumulator = F::accumulate(
+                *accumulator,
+                block,
+                F::unpack(block),
+                activations,
+                input.scales[index],
+                input.sums[index],
+                extra,
+            );
+        }
+    }
+    std::array::from_fn(|row| horizontal_sum(accumulators[row]) + extras[row])
+}
+
+/// [`dot_avx2`] for four input rows at once: each weight block is unpacked once.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_tile_avx2<F: BlockFormat>(
+    blocks: &[u8],
+    inputs: &[QuantizedRow],
+) -> [f32; TILE_ROWS] {
+    let mut accumulators = [std::arch::x86_64::_mm256_setzero_ps(); TILE_ROWS];
+    let mut extras = [0.0_f32; TILE_ROWS];
+    for (index, block) in blocks.chunks_exact(F::BLOCK_BYTES).enumerate() {
+        let weights = F::unpack(block);
+        for ((accumulator, extra), input) in
+            accumulators.iter_mut().zip(extras.iter_mut()).zip(inputs)
+        {
+            *accumulator = F::accumulate(
+                *accumulator,
+                block,
+                weights,
+                &input.values[index * BLOCK..],
+                input.scales[index],
+                input.sums[index],
+                extra,
+            );
+        }
+    }
+    std::array::from_fn(|row| horizontal_sum(accumulators[row]) + extras[row])
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::quantized::{GgmlDType, QTensor};
+    use candle_core::{Device, Tensor};
+
+    use super::*;
+
+    /// A random matrix quantized by candle, and its dequantized values.
+    fn random_matrix(rows: usize, columns: usize, dtype: GgmlDType) -> (Vec<u8>, Vec<f32>) {
+        let weights = Tensor::randn(0f32, 1.0, (rows, columns), &Device::Cpu).expect("randn");
+        let quantized = QTensor::quantize(&weights, dtype).expect("quantize");
+        let dequantized = quantized
+            .dequantize(&Device::Cpu)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1())
+            .expect("dequantize");
+        (quantized.data().expect("data").to_vec(), dequantized)
+    }
+
+    fn random_q4_1(rows: usize, columns: usize) -> (Vec<u8>, Vec<f32>) {
+        random_matrix(rows, columns, GgmlDType::Q4_1)
+    }
+
+    fn reference(weights: &[f32], input: &[f32], rows: usize, columns: usize) -> Vec<f32> {
+        input
+            .chunks_exact(columns)
+            .flat_map(|x| {
+                (0..rows).map(move |r| {
+                    weights[r * columns..][..columns]
+                        .iter()
+                        .zip(x)
+                        .map(|(w, x)| w * x)
+                        .sum::<f32>()
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn products_match_the_dequantized_weights_on_both_paths() {
+        let (rows, columns) = (70, 96);
+        let (data, dequantized) = random_q4_1(rows, columns);
+        for num_rows in [1, 5, 8] {
+            let input: Vec<f32> = Tensor::randn(0f32, 1.0, num_rows * columns, &Device::Cpu)
+                .and_then(|t| t.to_vec1())
+                .expect("input");
+            let expected = reference(&dequantized, &input, rows, columns);
+            let mut paths = vec![false];
+            if has_fast_path() {
+                paths.push(true);
+            }
+            for use_avx2 in paths {
+                let matrix =
+                    Q4_1Matrix::with_path(data.clone(), rows, columns, use_avx2).expect("matrix");
+                let actual = matrix.forward(&input, num_rows).expect("forward");
+                assert_eq!(actual.len(), expected.len());
+                // 8-bit activations: each term is off by up to half a step (1/254 of its
+                // block's largest input), so the error of a row grows like √columns; a fault
+                // (nibble order, scale, minimum) is off by the size of the result itself.
+                let tolerance = 0.05 * (columns as f32).sqrt();
+                for (a, e) in actual.iter().zip(&expected) {
+                    assert!((a - e).abs() < tolerance, "{a} vs {e} (avx2 {use_avx2})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn simd_and_scalar_paths_agree_closely() {
+        if !has_fast_path() {
+            return;
+        }
+        let (rows, columns) = (33, 576);
+        let (data, _) = random_q4_1(rows, columns);
+        let input: Vec<f32> = Tensor::randn(0f32, 1.0, columns, &Device::Cpu)
+            .and_then(|t| t.to_vec1())
+            .expect("input");
+        let scalar = Q4_1Matrix::with_path(data.clone(), rows, columns, false)
+            .and_then(|m| m.forward(&input, 1))
+            .expect("scalar");
+        let simd = Q4_1Matrix::with_path(data, rows, columns, true)
+            .and_then(|m| m.forward(&input, 1))
+            .expect("simd");
+        for (s, v) in scalar.iter().zip(&simd) {
+            assert!((s - v).abs() <= 1e-4 * (1.0 + s.abs()), "{s} vs {v}");
+        }
+    }
+
+    #[test]
+    fn q8_0_products_match_the_dequantized_weights_and_candle_on_both_paths() {
+        let (rows, columns) = (70, 576);
+        let (data, dequantized) = random_matrix(rows, columns, GgmlDType::Q8_0);
+        let candle = {
+            candle_core::quantized::QMatMul::from_qtensor(
+                candle_core::quantized::ggml_file::qtensor_from_ggml(
+                    GgmlDType::Q8_0,
+                    &data,
+                    vec![rows, columns],
+                    &Device::Cpu,
+                )
+                .expect("qtensor"),
+            )
+            .expect("qmatmul")
+        };
+        for num_rows in [1, 5, 8] {
+            let input: Vec<f32> = Tensor::randn(0f32, 1.0, num_rows * columns, &Device::Cpu)
+                .and_then(|t| t.to_vec1())
+                .expect("input");
+            let expected = reference(&dequantized, &input, rows, columns);
+            let from_candle: Vec<f32> = {
+                use candle_core::Module;
+                let x = Tensor::from_slice(&input, (num_rows, columns), &Device::Cpu).expect("x");
+                candle
+                    .forward(&x)
+                    .and_then(|t| t.flatten_all())
+                    .and_then(|t| t.to_vec1())
+                    .expect("candle")
+            };
+            let mut paths = vec![false];
+            if has_fast_path() {
+                paths.push(true);
+            }
+            for use_avx2 in paths {
+                let matrix =
+                    Q8_0Matrix::with_path(data.clone(), rows, columns, use_avx2).expect("matrix");
+                let actual = matrix.forward(&input, num_rows).expect("forward");
+                assert_eq!(actual.len(), expected.len());
+                let tolerance = 0.05 * (columns as f32).sqrt();
+                for ((a, e), c) in actual.iter().zip(&expected).zip(&from_candle) {
+                    assert!((a - e).abs() < tolerance, "{a} vs {e} (avx2 {use_avx2})");
+                    // The same 8-bit activations and integer sums as candle's Q8_0 kernel:
+                    // only the order of the float additions differs.
+                    assert!((a - c).abs() <= 1e-3 * (1.0 + c.abs()), "{a} vs candle {c}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn q8_0_weights_of_minus_128_are_read_as_such() {
+        // One block: scale 1.0, weights -128 and 127 alternating; activations all 1.0, whose
+        // 8-bit form is 127 with scale 1/127.
+        let mut block = f16::from_f32(1.0).to_le_bytes().to_vec();
+        block.extend((0..32).map(|i| if i % 2 == 0 { 0x80_u8 } else { 0x7F }));
+        let expected = 16.0 * -128.0 + 16.0 * 127.0;
+        let mut paths = vec![false];
+        if has_fast_path() {
+            paths.push(true);
+        }
+        for use_avx2 in paths {
+            let matrix = Q8_0Matrix::with_path(block.clone(), 1, 32, use_avx2).expect("matrix");
+            let actual = matrix.forward(&[1.0; 32], 1).expect("forward")[0];
+            assert!(
+                (actual - expected).abs() < 0.1,
+                "{actual} (avx2 {use_avx2})"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_sizes_are_errors() {
+        assert!(Q8_0Matrix::new(vec![0; 34], 1, 31).is_err());
+        assert!(Q8_0Matrix::new(vec![0; 33], 1, 32).is_err());
+        assert!(Q4_1Matrix::new(vec![0; 20], 1, 31).is_err());
+        assert!(Q4_1Matrix::new(vec![0; 19], 1, 32).is_err());
+        let matrix = Q4_1Matrix::new(vec![0; 20], 1, 32).expect("matrix");
+        assert!(matrix.forward(&[0.0; 31], 1).is_err());
+    }
+}
