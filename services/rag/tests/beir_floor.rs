@@ -89,7 +89,7 @@ fn index_set(
         .map(|doc| TextDocument {
             source_path: doc.id.clone(),
             title: String::new(),
-            pages: vec![format!("{}\n{}", doc.title, doc.text)],
+            pages: vec![doc.indexed_text()],
             format: "text".into(),
             metadata: Default::default(),
         })

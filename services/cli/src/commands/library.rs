@@ -171,10 +171,8 @@ fn index_corpus(
         .iter()
         .map(|doc| TextDocument {
             source_path: doc.id.clone(),
-            // BEIR convention: the title is part of the indexed text, once. Also giving it as
-            // the title would count its words twice in BM25 (title and text fields).
             title: String::new(),
-            pages: vec![format!("{}\n{}", doc.title, doc.text)],
+            pages: vec![doc.indexed_text()],
             format: "text".into(),
             metadata: Default::default(),
         })

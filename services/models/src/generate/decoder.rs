@@ -71,19 +71,7 @@ impl Linear {
             _ => None,
         };
         if let Some(dtype) = own_kernel {
-            let mut rows = 0;
-            let mut columns = None;
-            let mut bytes = Vec::new();
-            for tensor in &tensors {
-                let (tensor_rows, tensor_columns) = tensor.shape().dims2()?;
-                if columns.is_some_and(|c| c != tensor_columns) {
-                    candle_core::bail!("fused projections disagree on their input size");
-                }
-                columns = Some(tensor_columns);
-                rows += tensor_rows;
-                bytes.extend_from_slice(&tensor.data()?);
-            }
-            let columns = columns.unwrap_or(0);
+            let (bytes, rows, columns) = stacked(&tensors)?;
             let matrix = if dtype == GgmlDType::Q4_1 {
                 Q4_1Matrix::new(bytes, rows, columns).map(Linear::Q4_1)
             } else {
@@ -92,23 +80,11 @@ impl Linear {
             return matrix.map_err(candle_core::Error::Msg);
         }
         if tensors.len() > 1 && same_type {
-            let dtype = tensors[0].dtype();
-            let mut rows = 0;
-            let mut columns = None;
-            let mut bytes = Vec::new();
-            for tensor in &tensors {
-                let (tensor_rows, tensor_columns) = tensor.shape().dims2()?;
-                if columns.is_some_and(|c| c != tensor_columns) {
-                    candle_core::bail!("fused projections disagree on their input size");
-                }
-                columns = Some(tensor_columns);
-                rows += tensor_rows;
-                bytes.extend_from_slice(&tensor.data()?);
-            }
+            let (bytes, rows, columns) = stacked(&tensors)?;
             let fused = ggml_file::qtensor_from_ggml(
-                dtype,
+                tensors[0].dtype(),
                 &bytes,
-                vec![rows, columns.unwrap_or(0)],
+                vec![rows, columns],
                 &Device::Cpu,
             )?;
             return Ok(Linear::Candle(vec![QMatMul::from_qtensor(fused)?]));
@@ -145,6 +121,24 @@ impl Linear {
         };
         output.flatten_all()?.to_vec1()
     }
+}
+
+/// The blocks of `tensors` (all of one type and input width) one after the other, as one
+/// `[rows, columns]` matrix: its bytes, rows and columns.
+fn stacked(tensors: &[QTensor]) -> CandleResult<(Vec<u8>, usize, usize)> {
+    let mut rows = 0;
+    let mut columns = None;
+    let mut bytes = Vec::new();
+    for tensor in tensors {
+        let (tensor_rows, tensor_columns) = tensor.shape().dims2()?;
+        if columns.is_some_and(|c| c != tensor_columns) {
+            candle_core::bail!("fused projections disagree on their input size");
+        }
+        columns = Some(tensor_columns);
+        rows += tensor_rows;
+        bytes.extend_from_slice(&tensor.data()?);
+    }
+    Ok((bytes, rows, columns.unwrap_or(0)))
 }
 
 struct Layer {

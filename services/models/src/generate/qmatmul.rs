@@ -545,6 +545,21 @@ mod tests {
         (quantized.data().expect("data").to_vec(), dequantized)
     }
 
+    fn random_input(len: usize) -> Vec<f32> {
+        Tensor::randn(0f32, 1.0, len, &Device::Cpu)
+            .and_then(|t| t.to_vec1())
+            .expect("input")
+    }
+
+    /// The AVX2 path where this CPU has it, and the scalar one always.
+    fn paths() -> Vec<bool> {
+        if has_fast_path() {
+            vec![false, true]
+        } else {
+            vec![false]
+        }
+    }
+
     fn random_q4_1(rows: usize, columns: usize) -> (Vec<u8>, Vec<f32>) {
         random_matrix(rows, columns, GgmlDType::Q4_1)
     }
@@ -569,15 +584,9 @@ mod tests {
         let (rows, columns) = (70, 96);
         let (data, dequantized) = random_q4_1(rows, columns);
         for num_rows in [1, 5, 8] {
-            let input: Vec<f32> = Tensor::randn(0f32, 1.0, num_rows * columns, &Device::Cpu)
-                .and_then(|t| t.to_vec1())
-                .expect("input");
+            let input = random_input(num_rows * columns);
             let expected = reference(&dequantized, &input, rows, columns);
-            let mut paths = vec![false];
-            if has_fast_path() {
-                paths.push(true);
-            }
-            for use_avx2 in paths {
+            for use_avx2 in paths() {
                 let matrix =
                     Q4_1Matrix::with_path(data.clone(), rows, columns, use_avx2).expect("matrix");
                 let actual = matrix.forward(&input, num_rows).expect("forward");
@@ -600,9 +609,7 @@ mod tests {
         }
         let (rows, columns) = (33, 576);
         let (data, _) = random_q4_1(rows, columns);
-        let input: Vec<f32> = Tensor::randn(0f32, 1.0, columns, &Device::Cpu)
-            .and_then(|t| t.to_vec1())
-            .expect("input");
+        let input = random_input(columns);
         let scalar = Q4_1Matrix::with_path(data.clone(), rows, columns, false)
             .and_then(|m| m.forward(&input, 1))
             .expect("scalar");
@@ -618,22 +625,18 @@ mod tests {
     fn q8_0_products_match_the_dequantized_weights_and_candle_on_both_paths() {
         let (rows, columns) = (70, 576);
         let (data, dequantized) = random_matrix(rows, columns, GgmlDType::Q8_0);
-        let candle = {
-            candle_core::quantized::QMatMul::from_qtensor(
-                candle_core::quantized::ggml_file::qtensor_from_ggml(
-                    GgmlDType::Q8_0,
-                    &data,
-                    vec![rows, columns],
-                    &Device::Cpu,
-                )
-                .expect("qtensor"),
+        let candle = candle_core::quantized::QMatMul::from_qtensor(
+            candle_core::quantized::ggml_file::qtensor_from_ggml(
+                GgmlDType::Q8_0,
+                &data,
+                vec![rows, columns],
+                &Device::Cpu,
             )
-            .expect("qmatmul")
-        };
+            .expect("qtensor"),
+        )
+        .expect("qmatmul");
         for num_rows in [1, 5, 8] {
-            let input: Vec<f32> = Tensor::randn(0f32, 1.0, num_rows * columns, &Device::Cpu)
-                .and_then(|t| t.to_vec1())
-                .expect("input");
+            let input = random_input(num_rows * columns);
             let expected = reference(&dequantized, &input, rows, columns);
             let from_candle: Vec<f32> = {
                 use candle_core::Module;
@@ -644,11 +647,7 @@ mod tests {
                     .and_then(|t| t.to_vec1())
                     .expect("candle")
             };
-            let mut paths = vec![false];
-            if has_fast_path() {
-                paths.push(true);
-            }
-            for use_avx2 in paths {
+            for use_avx2 in paths() {
                 let matrix =
                     Q8_0Matrix::with_path(data.clone(), rows, columns, use_avx2).expect("matrix");
                 let actual = matrix.forward(&input, num_rows).expect("forward");
@@ -671,11 +670,7 @@ mod tests {
         let mut block = f16::from_f32(1.0).to_le_bytes().to_vec();
         block.extend((0..32).map(|i| if i % 2 == 0 { 0x80_u8 } else { 0x7F }));
         let expected = 16.0 * -128.0 + 16.0 * 127.0;
-        let mut paths = vec![false];
-        if has_fast_path() {
-            paths.push(true);
-        }
-        for use_avx2 in paths {
+        for use_avx2 in paths() {
             let matrix = Q8_0Matrix::with_path(block.clone(), 1, 32, use_avx2).expect("matrix");
             let actual = matrix.forward(&[1.0; 32], 1).expect("forward")[0];
             assert!(

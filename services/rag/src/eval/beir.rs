@@ -22,6 +22,15 @@ pub struct BeirDocument {
     pub text: String,
 }
 
+impl BeirDocument {
+    /// The text to index: the title, then the text. BEIR convention: the title is part of the
+    /// indexed text, once; also giving it as the document's title would count its words twice
+    /// in BM25 (title and text fields).
+    pub fn indexed_text(&self) -> String {
+        format!("{}\n{}", self.title, self.text)
+    }
+}
+
 #[derive(Deserialize)]
 struct BeirQuery {
     #[serde(rename = "_id")]
