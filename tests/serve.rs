@@ -871,6 +871,7 @@ fn uploads_and_answers(api: &Api, data_dir: &Path, alice: &str, pete: &str, caro
     // Errors before the stream starts keep their status code.
     let (status, events) = api.ask(alice, json!({"question": "  "}));
     assert_eq!(status, 400, "{events:?}");
+    disconnect_mid_answer(api, data_dir, alice);
 
     // Summaries: the uploaded order for its attorney; the other matter's attorney sees 404.
     let (status, summary) = api.call(
@@ -888,6 +889,64 @@ fn uploads_and_answers(api: &Api, data_dir: &Path, alice: &str, pete: &str, caro
         Some(json!({"document_id": id})),
     );
     assert_eq!(status, 404);
+}
+
+/// A client that goes away after the first token stops the model: the answer's `ask.answer`
+/// record says `cancelled`, where a model left running would have written up to 1,024 tokens
+/// for nobody and recorded `ok`.
+fn disconnect_mid_answer(api: &Api, data_dir: &Path, alice: &str) {
+    let answers = || -> Vec<Value> {
+        vellum(data_dir, &["audit", "export"], None)
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|record| {
+                record["action"] == json!("ask.answer") && record["principal"] == json!("alice")
+            })
+            .collect()
+    };
+    let before = answers().len();
+    let url = format!("{}/ask", api.base);
+    let question = "Explain at length, step by step and in full detail, everything the court of \
+                    appeals ordered and why, with every date and every party.";
+    api.runtime.block_on(async {
+        let mut response = api
+            .client
+            .post(&url)
+            .bearer_auth(alice)
+            .json(&json!({"question": question, "max_tokens": 1024}))
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("{url}: {err}"));
+        assert_eq!(response.status().as_u16(), 200);
+        let mut seen = Vec::new();
+        while !String::from_utf8_lossy(&seen).contains("event: token") {
+            match response.chunk().await {
+                Ok(Some(chunk)) => seen.extend_from_slice(&chunk),
+                other => panic!("the answer ended before its first token: {other:?}"),
+            }
+        }
+        // Dropping the unfinished response makes the client close the connection; that
+        // happens in the client's connection task, which runs only while this runtime is
+        // driven, so drive it a moment longer.
+        drop(response);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    });
+    // The record is written when the generation ends; wait for it (a deadline, not a timing).
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let record = loop {
+        let records = answers();
+        if records.len() > before {
+            break records[records.len() - 1].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ask.answer record 180 s after the client went away"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(record["outcome"], json!("cancelled"), "{record}");
 }
 
 /// Users and keys over the API, metrics, readiness and the OpenAPI description.

@@ -11,7 +11,7 @@ use vellum_rag::{
 use vellum_rag::{AnswerReceipt, ItemStatus, SummaryKind};
 
 use crate::service::{
-    audit_decision, checked_text, content_sha256, take_turn, view, Caller, Service, ServiceError,
+    audit_decision, checked_text, content_sha256, view, Caller, Service, ServiceError,
     ServiceResult,
 };
 use crate::types::{
@@ -269,7 +269,7 @@ impl Service {
                         })
                         .collect(),
                 ));
-                turn = Some(take_turn(&self.generation_turn));
+                turn = Some(self.generation_turn.take());
                 Ok(())
             },
             &mut |token| (*emit.borrow_mut())(AskEvent::Token(token.to_string())),
@@ -420,7 +420,7 @@ impl Service {
         // Only the prose step runs the model, so only it waits for a generation turn.
         let generator = if prose { Some(self.generator()?) } else { None };
         let _slot = prose.then(|| self.metrics.generation_slot());
-        let _turn = prose.then(|| take_turn(&self.generation_turn));
+        let _turn = prose.then(|| self.generation_turn.take());
         let summary = vellum_rag::summarize(
             &self.store,
             &scope,

@@ -10,8 +10,9 @@ use crate::service::ServiceError;
 
 /// Answers and summaries one user may have running or waiting.
 pub const GENERATION_PER_USER: usize = 2;
-/// Answers and summaries running or waiting in all: the model runs one at a time, so more
-/// would only wait while holding a blocking thread each (there are 16 per HTTP worker).
+/// Answers and summaries running or waiting in all: the local model batches up to eight at
+/// once (continuous batching), so more would only wait while holding a blocking thread each
+/// (there are 16 per HTTP worker).
 pub const GENERATION_TOTAL: usize = 8;
 /// Uploads one user may have in flight (receiving or ingesting).
 pub const UPLOADS_PER_USER: usize = 2;

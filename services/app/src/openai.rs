@@ -23,8 +23,7 @@ pub use vellum_models::{ChatMessage, GenerationParams, StopReason};
 
 use crate::answers::AskEvent;
 use crate::service::{
-    audit_decision, content_sha256, principal_info, take_turn, Caller, Service, ServiceError,
-    ServiceResult,
+    audit_decision, content_sha256, principal_info, Caller, Service, ServiceError, ServiceResult,
 };
 use crate::types::AskRequest;
 
@@ -254,7 +253,7 @@ impl Service {
         self.record(before)?;
         *recorded = true;
         let _slot = self.metrics.generation_slot();
-        let turn = take_turn(&self.generation_turn);
+        let turn = self.generation_turn.take();
         let result = generator
             .generate(messages, generation, on_token)
             .map_err(model_error)?;

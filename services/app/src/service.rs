@@ -390,9 +390,10 @@ pub struct Service {
     pub(crate) store: Store,
     pub(crate) embedder: Box<dyn ServiceEmbedder>,
     pub(crate) generator: Option<Box<dyn Generator>>,
-    /// One generation at a time: the model already uses every core, and a queue keeps each
-    /// answer's latency predictable (its depth is a metric).
-    pub(crate) generation_turn: Mutex<()>,
+    /// As many generations at once as the generator batches (one for engines that do not):
+    /// more would only contend for the same cores; the rest wait here, in a queue whose depth
+    /// is a metric.
+    pub(crate) generation_turn: Turns,
     pub(crate) auth: AuthStore,
     throttle: Throttle,
     authorizer: Authorizer,
@@ -425,6 +426,56 @@ impl std::fmt::Debug for Service {
 /// guarded data is `()`).
 pub(crate) fn take_turn(turn: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
     turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A fixed number of turns (a counting semaphore): [`Turns::take`] waits for a free one.
+#[derive(Debug)]
+pub(crate) struct Turns {
+    capacity: usize,
+    taken: Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+/// A turn held until dropped (also on errors and panics).
+#[derive(Debug)]
+pub(crate) struct Turn<'a>(&'a Turns);
+
+impl Turns {
+    pub(crate) fn new(capacity: usize) -> Turns {
+        Turns {
+            capacity: capacity.max(1),
+            taken: Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Waits for a free turn and takes it.
+    pub(crate) fn take(&self) -> Turn<'_> {
+        let mut taken = self
+            .taken
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        while *taken >= self.capacity {
+            taken = self
+                .freed
+                .wait(taken)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        *taken += 1;
+        Turn(self)
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut taken = self
+            .0
+            .taken
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *taken = taken.saturating_sub(1);
+        self.0.freed.notify_one();
+    }
 }
 
 pub(crate) fn principal_info(principal: &Principal) -> PrincipalInfo {
@@ -527,11 +578,17 @@ impl Service {
     /// Assembles the service; the policies are loaded and validated.
     pub fn new(parts: ServiceParts) -> Result<Service, SetupError> {
         let (authorizer, policies_origin) = parts.policies.load()?;
+        let generation_turn = Turns::new(
+            parts
+                .generator
+                .as_ref()
+                .map_or(1, |generator| generator.max_concurrent_generations()),
+        );
         let service = Service {
             store: parts.store,
             embedder: parts.embedder,
             generator: parts.generator,
-            generation_turn: Mutex::new(()),
+            generation_turn,
             auth: parts.auth,
             throttle: Throttle::default(),
             authorizer,

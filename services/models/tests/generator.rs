@@ -365,13 +365,15 @@ fn a_shared_system_prompt_is_computed_once_and_changes_no_output() {
             .unwrap_or_else(|err| panic!("generate: {err}"))
     };
     let mut cached = Vec::new();
-    for question in &questions {
+    for (index, question) in questions.iter().enumerate() {
         let messages = [system.clone(), ChatMessage::user(question)];
         let unshared = run(&messages, false);
         assert_eq!(unshared.num_cached_prompt_tokens, 0);
-        // The unshared run left nothing: the first shared run computes the prefix itself.
+        // Nothing was shared before: the first shared run computes the prefix itself.
         let first = run(&messages, true);
-        assert_eq!(first.num_cached_prompt_tokens, 0);
+        if index == 0 {
+            assert_eq!(first.num_cached_prompt_tokens, 0);
+        }
         let second = run(&messages, true);
         assert_eq!(second.text, unshared.text, "{question}");
         assert_eq!(first.text, unshared.text, "{question}");
@@ -399,4 +401,112 @@ fn a_shared_system_prompt_is_computed_once_and_changes_no_output() {
     // No system message: nothing is shared.
     let user_only = [ChatMessage::user("What is an indemnity clause?")];
     assert_eq!(run(&user_only, true).num_cached_prompt_tokens, 0);
+}
+
+#[test]
+fn concurrent_generations_share_steps_and_each_equals_its_answer_alone() {
+    // Its own generator, so that the batch sizes seen are this test's.
+    let generator =
+        GgufGenerator::load(&smollm2_path()).unwrap_or_else(|err| panic!("load: {err}"));
+    let clause = "The Supplier shall indemnify the Customer against all losses arising from any \
+                  breach of this Agreement. ";
+    let questions = [
+        "What is an indemnity clause?".to_string(),
+        "List three symptoms of influenza.".to_string(),
+        format!("{}Who indemnifies whom?", clause.repeat(30)),
+        "Write a short poem about the sea.".to_string(),
+    ];
+    let system = ChatMessage::system("You are a careful assistant. Answer briefly.");
+    let messages = |question: &str| [system.clone(), ChatMessage::user(question)];
+    let params = |share: bool| GenerationParams {
+        share_system_prompt: share,
+        stop: vec!["\n\n\n".to_string()],
+        ..greedy(48)
+    };
+    let alone: Vec<_> = questions
+        .iter()
+        .map(|question| {
+            generator
+                .generate(&messages(question), &params(false), &mut |_| {})
+                .unwrap_or_else(|err| panic!("generate: {err}"))
+        })
+        .collect();
+    assert_eq!(generator.largest_batch(), 1, "one at a time, one per step");
+
+    let start = std::sync::Barrier::new(questions.len());
+    let together: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = questions
+            .iter()
+            .enumerate()
+            .map(|(index, question)| {
+                let (start, generator, messages, params) = (&start, &generator, &messages, &params);
+                scope.spawn(move || {
+                    start.wait();
+                    let mut streamed = String::new();
+                    let generation = generator
+                        .generate(&messages(question), &params(index % 2 == 0), &mut |piece| {
+                            streamed.push_str(piece)
+                        })
+                        .unwrap_or_else(|err| panic!("generate: {err}"));
+                    (generation, streamed)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| panic!("a generation panicked"))
+            })
+            .collect()
+    });
+    assert!(
+        generator.largest_batch() >= 2,
+        "the four generations never shared a step"
+    );
+    for ((question, alone), (together, streamed)) in questions.iter().zip(&alone).zip(&together) {
+        assert_eq!(together.text, alone.text, "{question}");
+        assert_eq!(streamed, &together.text);
+        assert_eq!(together.stop_reason, alone.stop_reason, "{question}");
+        assert_eq!(together.num_generated_tokens, alone.num_generated_tokens);
+        assert_eq!(together.num_prompt_tokens, alone.num_prompt_tokens);
+    }
+    assert!(alone
+        .iter()
+        .all(|generation| generation.num_generated_tokens > 5));
+}
+
+#[test]
+fn a_cancelled_generation_stops_within_one_step() {
+    let generator = smollm2();
+    let cancel = vellum_models::CancelFlag::new();
+    let params = GenerationParams {
+        cancel: cancel.clone(),
+        ..greedy(200)
+    };
+    let mut pieces = 0;
+    let generation = generator
+        .generate(
+            &[ChatMessage::user(
+                "Write a long story about a lighthouse keeper.",
+            )],
+            &params,
+            &mut |_| {
+                pieces += 1;
+                if pieces == 3 {
+                    cancel.cancel();
+                }
+            },
+        )
+        .unwrap_or_else(|err| panic!("generate: {err}"));
+    assert_eq!(generation.stop_reason, StopReason::Cancelled);
+    // Raised after the third piece shown. The worker checks the flag before every step, but
+    // it runs beside this thread: on a loaded machine it may be a few tokens ahead of what this
+    // thread has shown, so the bound is loose; 200 would mean the flag was never read.
+    assert!(
+        (3..=12).contains(&generation.num_generated_tokens),
+        "{} tokens after cancelling at the third",
+        generation.num_generated_tokens
+    );
 }

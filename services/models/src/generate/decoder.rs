@@ -97,9 +97,27 @@ impl Linear {
         ))
     }
 
-    /// `input` holds `rows` rows of `in_dim`; returns the rows of all parts side by side.
-    fn forward(&self, input: &[f32], rows: usize, in_dim: usize) -> CandleResult<Vec<f32>> {
+    /// `input` holds `rows` rows of `in_dim`; returns the rows of all parts side by side. With
+    /// `separate_rows` (the rows are different answers), each row's result is bit for bit what
+    /// it would be alone. candle's quantized matmul computes each row on its own anyway.
+    fn apply(
+        &self,
+        input: &[f32],
+        rows: usize,
+        in_dim: usize,
+        separate_rows: bool,
+    ) -> CandleResult<Vec<f32>> {
         let parts = match self {
+            Linear::Q4_1(matrix) if separate_rows => {
+                return matrix
+                    .forward_each(input, rows)
+                    .map_err(candle_core::Error::Msg)
+            }
+            Linear::Q8_0(matrix) if separate_rows => {
+                return matrix
+                    .forward_each(input, rows)
+                    .map_err(candle_core::Error::Msg)
+            }
             Linear::Q4_1(matrix) => {
                 return matrix.forward(input, rows).map_err(candle_core::Error::Msg)
             }
@@ -155,13 +173,74 @@ struct Layer {
 }
 
 /// Keys and values of the positions seen so far, `[position][kv_dim]`, appended in place.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct LayerCache {
     keys: Vec<f32>,
     values: Vec<f32>,
 }
 
-/// The decoder with its KV cache.
+/// One sequence's keys and values (a generation in progress, or a prompt prefix kept for the
+/// next one): separate from the weights, so that one [`Decoder`] runs many sequences, and a
+/// batched step ([`Decoder::step`]) advances several at once.
+#[derive(Clone)]
+pub(crate) struct Sequence {
+    cache: Vec<LayerCache>,
+    kv_dim: usize,
+    /// Positions in the cache.
+    num_cached: usize,
+    /// The tokens at those positions, so that a later prompt with the same beginning can keep
+    /// their keys and values ([`Sequence::keep_common_prefix`]).
+    tokens: Vec<u32>,
+}
+
+impl Sequence {
+    /// Empties the KV cache (keeping its memory for the next sequence).
+    pub(crate) fn clear(&mut self) {
+        self.truncate(0);
+    }
+
+    /// Positions in the cache.
+    pub(crate) fn len(&self) -> usize {
+        self.num_cached
+    }
+
+    /// The tokens whose keys and values are cached.
+    pub(crate) fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Keeps the cached positions when they hold exactly the first `prefix` tokens of `prompt`,
+    /// else empties the cache; returns how many were kept, where the prompt's processing
+    /// resumes. The caller runs those `prefix` tokens as a chunk of their own whenever they are
+    /// not cached, so kept keys and values are the ones a fresh run computes, bit for bit (a
+    /// partial match would have come from a chunk of another length, whose sums may round
+    /// differently).
+    pub(crate) fn keep_common_prefix(&mut self, prompt: &[u32], prefix: usize) -> usize {
+        let kept = if prefix > 0
+            && self.tokens.len() >= prefix
+            && prompt.get(..prefix) == self.tokens.get(..prefix)
+        {
+            prefix
+        } else {
+            0
+        };
+        self.truncate(kept);
+        kept
+    }
+
+    /// Drops every cached position from `positions` on.
+    pub(crate) fn truncate(&mut self, positions: usize) {
+        let positions = positions.min(self.num_cached);
+        for cache in &mut self.cache {
+            cache.keys.truncate(positions * self.kv_dim);
+            cache.values.truncate(positions * self.kv_dim);
+        }
+        self.num_cached = positions;
+        self.tokens.truncate(positions);
+    }
+}
+
+/// The decoder's weights; immutable once loaded, so shared between threads.
 pub(crate) struct Decoder {
     shape: Shape,
     /// `[vocab, dim]`, dequantized once (as candle does) so that a lookup is a copy.
@@ -172,12 +251,6 @@ pub(crate) struct Decoder {
     /// Rotary tables, `[position][head_dim / 2]`.
     cos: Vec<f32>,
     sin: Vec<f32>,
-    cache: Vec<LayerCache>,
-    /// Positions in the cache.
-    num_cached: usize,
-    /// The tokens at those positions, so that a later prompt with the same beginning can keep
-    /// their keys and values ([`Decoder::keep_common_prefix`]).
-    cached_tokens: Vec<u32>,
 }
 
 /// Metadata reader for one architecture's keys.
@@ -334,7 +407,6 @@ impl Decoder {
         }
 
         Ok(Decoder {
-            cache: (0..num_layers).map(|_| LayerCache::default()).collect(),
             shape,
             embeddings,
             layers,
@@ -342,78 +414,91 @@ impl Decoder {
             output: Linear::new(vec![output])?,
             cos,
             sin,
-            num_cached: 0,
-            cached_tokens: Vec::new(),
         })
     }
 
-    /// Empties the KV cache (keeping its memory for the next sequence).
-    pub(crate) fn clear_kv_cache(&mut self) {
-        for cache in &mut self.cache {
-            cache.keys.clear();
-            cache.values.clear();
+    /// A new, empty sequence for this model.
+    pub(crate) fn new_sequence(&self) -> Sequence {
+        Sequence {
+            cache: vec![LayerCache::default(); self.layers.len()],
+            kv_dim: self.shape.kv_dim(),
+            num_cached: 0,
+            tokens: Vec::new(),
         }
-        self.num_cached = 0;
-        self.cached_tokens.clear();
     }
 
-    /// Keeps the cached positions when they hold exactly the first `prefix` tokens of `prompt`,
-    /// else empties the cache; returns how many were kept, where the prompt's processing
-    /// resumes. The caller runs those `prefix` tokens as a chunk of their own whenever they are
-    /// not cached, so kept keys and values are the ones a fresh run computes, bit for bit (a
-    /// partial match would have come from a chunk of another length, whose sums may round
-    /// differently).
-    pub(crate) fn keep_common_prefix(&mut self, prompt: &[u32], prefix: usize) -> usize {
-        let kept = if prefix > 0
-            && self.cached_tokens.len() >= prefix
-            && prompt.get(..prefix) == self.cached_tokens.get(..prefix)
-        {
-            prefix
-        } else {
-            0
-        };
-        self.truncate_kv_cache(kept);
-        kept
-    }
-
-    /// Drops every cached position from `positions` on.
-    pub(crate) fn truncate_kv_cache(&mut self, positions: usize) {
-        let positions = positions.min(self.num_cached);
-        let kv_dim = self.shape.kv_dim();
-        for cache in &mut self.cache {
-            cache.keys.truncate(positions * kv_dim);
-            cache.values.truncate(positions * kv_dim);
-        }
-        self.num_cached = positions;
-        self.cached_tokens.truncate(positions);
-    }
-
-    /// Runs `tokens` at positions `start..`, `start == 0` beginning a new sequence, and
+    /// Runs `tokens` of `sequence` at positions `start..`, `start == 0` beginning it anew, and
     /// returns the logits of the last one, shape `(1, vocab)`.
-    pub(crate) fn forward(&mut self, tokens: &[u32], start: usize) -> CandleResult<Tensor> {
+    pub(crate) fn forward(
+        &self,
+        sequence: &mut Sequence,
+        tokens: &[u32],
+        start: usize,
+    ) -> CandleResult<Tensor> {
         if start == 0 {
-            self.clear_kv_cache();
+            sequence.clear();
         }
-        if start != self.num_cached {
+        if start != sequence.num_cached {
             candle_core::bail!(
                 "position {start} does not follow the {} cached positions",
-                self.num_cached
+                sequence.num_cached
             );
         }
-        let num_tokens = tokens.len();
-        if num_tokens == 0 {
-            candle_core::bail!("no tokens to run");
-        }
-        if start + num_tokens > self.shape.max_positions {
+        let mut logits = self.run(&mut [sequence], &[tokens])?;
+        let logits = logits.pop().unwrap_or_default();
+        let vocab_size = logits.len();
+        Tensor::from_vec(logits, (1, vocab_size), &Device::Cpu)
+    }
+
+    /// One generation step of several sequences: `tokens[i]` goes at the end of
+    /// `sequences[i]`. Returns each sequence's logits. The weights are read once for all of
+    /// them, and each sequence's logits are bit for bit what [`Self::forward`] gives it alone
+    /// (same kernels per row, its own cache for attention).
+    pub(crate) fn step(
+        &self,
+        sequences: &mut [&mut Sequence],
+        tokens: &[u32],
+    ) -> CandleResult<Vec<Vec<f32>>> {
+        let tokens: Vec<&[u32]> = tokens.iter().map(std::slice::from_ref).collect();
+        self.run(sequences, &tokens)
+    }
+
+    /// Runs `tokens[i]` at the end of `sequences[i]` for every `i`, and returns the logits of
+    /// each sequence's last token.
+    fn run(
+        &self,
+        sequences: &mut [&mut Sequence],
+        tokens: &[&[u32]],
+    ) -> CandleResult<Vec<Vec<f32>>> {
+        if sequences.len() != tokens.len() || sequences.is_empty() {
             candle_core::bail!(
-                "{} positions exceed the model's {}",
-                start + num_tokens,
-                self.shape.max_positions
+                "{} sequences for {} token lists",
+                sequences.len(),
+                tokens.len()
             );
         }
+        let kv_dim = self.shape.kv_dim();
+        for (sequence, tokens) in sequences.iter().zip(tokens) {
+            if tokens.is_empty() {
+                candle_core::bail!("no tokens to run");
+            }
+            if sequence.cache.len() != self.layers.len() || sequence.kv_dim != kv_dim {
+                candle_core::bail!("the sequence belongs to another model");
+            }
+            let end = sequence.num_cached + tokens.len();
+            if end > self.shape.max_positions {
+                candle_core::bail!(
+                    "{end} positions exceed the model's {}",
+                    self.shape.max_positions
+                );
+            }
+        }
+        // Several sequences: each row of a matmul is a separate answer (see `Linear::apply`).
+        let separate_rows = sequences.len() > 1;
+        let num_rows: usize = tokens.iter().map(|tokens| tokens.len()).sum();
         let dim = self.shape.dim;
-        let mut hidden = Vec::with_capacity(num_tokens * dim);
-        for &token in tokens {
+        let mut hidden = Vec::with_capacity(num_rows * dim);
+        for &token in tokens.iter().flat_map(|tokens| tokens.iter()) {
             let row = token as usize * dim;
             let embedding = self.embeddings.get(row..row + dim).ok_or_else(|| {
                 candle_core::Error::Msg(format!("token {token} is outside the vocabulary"))
@@ -421,41 +506,77 @@ impl Decoder {
             hidden.extend_from_slice(embedding);
         }
 
-        for (layer, cache) in self.layers.iter().zip(&mut self.cache) {
+        let qkv_width = self.shape.q_dim() + 2 * kv_dim;
+        for (index, layer) in self.layers.iter().enumerate() {
             let normed = rms_norm_rows(&hidden, &layer.attention_norm, self.shape.norm_eps);
-            let mut qkv = layer.qkv.forward(&normed, num_tokens, dim)?;
-            let attention = attend(
-                &self.shape,
-                &self.cos,
-                &self.sin,
-                layer,
-                cache,
-                &mut qkv,
-                start,
-                num_tokens,
+            let mut qkv = layer.qkv.apply(&normed, num_rows, dim, separate_rows)?;
+            if qkv.len() != num_rows * qkv_width {
+                candle_core::bail!(
+                    "projection output has {} values, expected {}",
+                    qkv.len(),
+                    num_rows * qkv_width
+                );
+            }
+            // Each sequence attends over its own cache; sequences in parallel.
+            let mut parts = Vec::with_capacity(sequences.len());
+            let mut rest = qkv.as_mut_slice();
+            for (sequence, tokens) in sequences.iter_mut().zip(tokens) {
+                let (part, tail) = rest.split_at_mut(tokens.len() * qkv_width);
+                rest = tail;
+                let start = sequence.num_cached;
+                parts.push((&mut sequence.cache[index], part, start, tokens.len()));
+            }
+            let attended = parts
+                .par_iter_mut()
+                .map(|(cache, part, start, num_tokens)| {
+                    attend(
+                        &self.shape,
+                        &self.cos,
+                        &self.sin,
+                        layer,
+                        cache,
+                        part,
+                        *start,
+                        *num_tokens,
+                    )
+                })
+                .collect::<CandleResult<Vec<_>>>()?;
+            let attention = attended.concat();
+            let projected = layer.attention_output.apply(
+                &attention,
+                num_rows,
+                self.shape.q_dim(),
+                separate_rows,
             )?;
-            let projected =
-                layer
-                    .attention_output
-                    .forward(&attention, num_tokens, self.shape.q_dim())?;
             add_in_place(&mut hidden, &projected);
 
             let normed = rms_norm_rows(&hidden, &layer.ffn_norm, self.shape.norm_eps);
-            let gate_up = layer.gate_up.forward(&normed, num_tokens, dim)?;
+            let gate_up = layer.gate_up.apply(&normed, num_rows, dim, separate_rows)?;
             let activated = silu_gate(&gate_up, self.shape.feed_forward);
-            let down = layer
-                .down
-                .forward(&activated, num_tokens, self.shape.feed_forward)?;
+            let down =
+                layer
+                    .down
+                    .apply(&activated, num_rows, self.shape.feed_forward, separate_rows)?;
             add_in_place(&mut hidden, &down);
         }
-        self.num_cached += num_tokens;
-        self.cached_tokens.extend_from_slice(tokens);
 
-        let last = &hidden[(num_tokens - 1) * dim..];
-        let normed = rms_norm_rows(last, &self.final_norm, self.shape.norm_eps);
-        let logits = self.output.forward(&normed, 1, dim)?;
-        let vocab_size = logits.len();
-        Tensor::from_vec(logits, (1, vocab_size), &Device::Cpu)
+        let mut last_rows = Vec::with_capacity(sequences.len() * dim);
+        let mut row_end = 0;
+        for (sequence, tokens) in sequences.iter_mut().zip(tokens) {
+            sequence.num_cached += tokens.len();
+            sequence.tokens.extend_from_slice(tokens);
+            row_end += tokens.len();
+            last_rows.extend_from_slice(&hidden[(row_end - 1) * dim..row_end * dim]);
+        }
+        let normed = rms_norm_rows(&last_rows, &self.final_norm, self.shape.norm_eps);
+        let logits = self
+            .output
+            .apply(&normed, sequences.len(), dim, separate_rows)?;
+        let vocab_size = logits.len() / sequences.len();
+        Ok(logits
+            .chunks_exact(vocab_size)
+            .map(<[f32]>::to_vec)
+            .collect())
     }
 }
 

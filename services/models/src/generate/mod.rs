@@ -1,9 +1,13 @@
 //! Text generation with a local GGUF model: [`GgufGenerator`] reads the weights, tokenizer and
 //! chat template from one GGUF file and runs candle's quantized transformers on the CPU.
 //!
-//! Threading: a generator runs one generation at a time (the model and its KV cache sit behind a
-//! mutex); concurrent callers wait. Every generation starts from an empty KV cache.
+//! Threading: with Vellum's own decoder (dense llama and qwen2 on the CPU), concurrent
+//! generations share decode steps ([`batch`]: continuous batching), each with its own KV cache.
+//! candle's implementations (phi3, mixtures of experts, GPUs) run one generation at a time
+//! behind a mutex. Every generation starts from an empty KV cache, or from the shared system
+//! prompt's (see [`GenerationParams::share_system_prompt`]).
 
+mod batch;
 mod decoder;
 pub(crate) mod qmatmul;
 mod remote;
@@ -291,6 +295,11 @@ pub trait Generator: Send + Sync {
     fn model_name(&self) -> &str;
     /// Returns what identifies this model exactly (file hash, template hash), for receipts.
     fn identity(&self) -> ModelIdentity;
+    /// How many generations may run at once to any benefit: more callers than this should
+    /// wait their turn before calling [`Self::generate`].
+    fn max_concurrent_generations(&self) -> usize {
+        1
+    }
 }
 
 /// A generator running a GGUF model (llama, qwen2 or phi3 architecture) on the CPU with candle.
@@ -306,7 +315,10 @@ pub struct GgufGenerator {
     template: ChatTemplate,
     /// Where the model's tensors live; prompts go there and logits come back to the CPU.
     device: Device,
+    /// One sequence at a time: candle's implementations, and diagnostics (logits, gaps).
     model: Mutex<ModelWeights>,
+    /// Generations, batched, where the model runs on Vellum's own decoder.
+    batcher: Option<batch::Batcher>,
 }
 
 impl std::fmt::Debug for GgufGenerator {
@@ -463,6 +475,16 @@ impl GgufGenerator {
             requantized_to_q8_0,
             device: device.to_string(),
         };
+        let batcher = match &model {
+            ModelWeights::Decoder { decoder, .. } => Some(
+                batch::Batcher::start(decoder.clone(), tokenizer.end_of_generation_ids()).map_err(
+                    |source| {
+                        Error::Runtime(format!("cannot start the generation worker: {source}"))
+                    },
+                )?,
+            ),
+            _ => None,
+        };
         Ok(GgufGenerator {
             identity,
             model_name,
@@ -472,7 +494,17 @@ impl GgufGenerator {
             template,
             device: candle_device,
             model: Mutex::new(model),
+            batcher,
         })
+    }
+
+    /// The most generations one batched decode step has run so far (0 before any, and
+    /// always for models that run one generation at a time). For tests and diagnostics.
+    #[doc(hidden)]
+    pub fn largest_batch(&self) -> usize {
+        self.batcher
+            .as_ref()
+            .map_or(0, batch::Batcher::largest_batch)
     }
 
     /// Returns the model's `general.architecture` (`llama`, `qwen2` or `phi3`).
@@ -622,6 +654,21 @@ impl GgufGenerator {
         let top_p = temperature.and(params.top_p);
         let mut sampler = LogitsProcessor::new(params.seed, temperature, top_p);
         let mut stream = TextStream::new(&params.stop, self.tokenizer.strips_leading_space());
+        if let Some(batcher) = &self.batcher {
+            let (events, received) = std::sync::mpsc::channel();
+            batcher
+                .submit(batch::Job {
+                    prompt: prompt_tokens,
+                    system_prefix,
+                    share_system_prompt: params.share_system_prompt,
+                    max_new_tokens,
+                    sampler,
+                    cancel: params.cancel.clone(),
+                    events,
+                })
+                .map_err(Error::Runtime)?;
+            return self.follow(received, stream, num_prompt_tokens, on_token);
+        }
 
         // Each generation starts a new sequence at position 0, or after a cached prefix whose
         // tokens are checked against this prompt's; state left by an earlier (even panicked)
@@ -676,6 +723,72 @@ impl GgufGenerator {
         // Only the shared prefix stays: no document or question outlives its request here.
         model.keep_kv_prefix(shared_prefix);
         drop(model);
+        let text = stream.finish(on_token);
+        Ok(Generation {
+            text,
+            num_prompt_tokens,
+            num_generated_tokens,
+            stop_reason,
+            prompt_seconds,
+            generation_seconds: generation_start.elapsed().as_secs_f64(),
+            num_cached_prompt_tokens,
+        })
+    }
+}
+
+impl GgufGenerator {
+    /// Turns a batched job's events into text for `on_token` and the [`Generation`]. Returning
+    /// drops the receiver, which ends the job at its next token (a stop sequence, an error).
+    fn follow(
+        &self,
+        received: std::sync::mpsc::Receiver<batch::Event>,
+        mut stream: TextStream,
+        num_prompt_tokens: usize,
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<Generation> {
+        let stopped = || Error::Runtime("the generation worker stopped".into());
+        let (prompt_seconds, num_cached_prompt_tokens) =
+            match received.recv().map_err(|_| stopped())? {
+                batch::Event::Prefilled {
+                    prompt_seconds,
+                    num_cached_prompt_tokens,
+                } => (prompt_seconds, num_cached_prompt_tokens),
+                batch::Event::Failed(message) => return Err(Error::Runtime(message)),
+                // A job cancelled before its prompt ran.
+                batch::Event::Finished { reason, .. } => {
+                    return Ok(Generation {
+                        text: String::new(),
+                        num_prompt_tokens,
+                        num_generated_tokens: 0,
+                        stop_reason: reason,
+                        prompt_seconds: 0.0,
+                        generation_seconds: 0.0,
+                        num_cached_prompt_tokens: 0,
+                    });
+                }
+                batch::Event::Token(_) => return Err(stopped()),
+            };
+        let generation_start = Instant::now();
+        let mut num_shown = 0;
+        let (stop_reason, num_generated_tokens) = loop {
+            match received.recv().map_err(|_| stopped())? {
+                batch::Event::Token(token) => {
+                    num_shown += 1;
+                    if stream.push(self.tokenizer.token_bytes(token), on_token)
+                        == StreamStep::Stopped
+                    {
+                        break (StopReason::StopSequence, num_shown);
+                    }
+                }
+                batch::Event::Finished {
+                    reason,
+                    num_generated_tokens,
+                } => break (reason, num_generated_tokens),
+                batch::Event::Failed(message) => return Err(Error::Runtime(message)),
+                batch::Event::Prefilled { .. } => return Err(stopped()),
+            }
+        };
+        drop(received);
         let text = stream.finish(on_token);
         Ok(Generation {
             text,
@@ -799,6 +912,14 @@ impl Generator for GgufGenerator {
 
     fn model_name(&self) -> &str {
         &self.model_name
+    }
+
+    fn max_concurrent_generations(&self) -> usize {
+        if self.batcher.is_some() {
+            batch::MAX_BATCH
+        } else {
+            1
+        }
     }
 
     fn identity(&self) -> ModelIdentity {

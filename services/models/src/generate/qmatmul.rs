@@ -210,6 +210,61 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
         Ok(output)
     }
 
+    /// Multiplies `num_rows` input rows as [`Self::forward`] multiplies a single row, each row's
+    /// result bit for bit what it would be alone: the rows of a batched generation step are
+    /// separate answers, and an answer must not depend on what else ran beside it (a receipt's
+    /// replay runs it alone). The weight rows split across threads as for one row, and each
+    /// task's weights stay in cache while every input row passes over them, so a step of four
+    /// answers reads the weights from memory once, not four times.
+    pub fn forward_each(&self, input: &[f32], num_rows: usize) -> Result<Vec<f32>, String> {
+        if num_rows <= 1 {
+            return self.forward(input, num_rows);
+        }
+        if input.len() != num_rows * self.columns {
+            return Err(format!(
+                "input of {} values is not {num_rows} rows of {}",
+                input.len(),
+                self.columns
+            ));
+        }
+        let quantized: Vec<QuantizedRow> =
+            input.chunks_exact(self.columns).map(quantize_row).collect();
+        // Task-major: task t holds, for each input row, that row's outputs of weight rows
+        // t·ROWS_PER_TASK.., put in place below.
+        let num_tasks = self.rows.div_ceil(ROWS_PER_TASK);
+        let partials: Vec<Vec<f32>> = (0..num_tasks)
+            .into_par_iter()
+            .map(|task| {
+                let first_row = task * ROWS_PER_TASK;
+                let task_rows = ROWS_PER_TASK.min(self.rows - first_row);
+                let num_grouped = task_rows / TILE_ROWS * TILE_ROWS;
+                let mut out = Vec::with_capacity(task_rows * quantized.len());
+                // The single-row kernels, row after row. (Unpacking each weight block once for
+                // four input rows, as prompts do, gives the same bits but measured slower here:
+                // the products, not the unpacking, are the cost.)
+                for input_row in &quantized {
+                    for group in 0..num_grouped / TILE_ROWS {
+                        out.extend(self.dot_rows(first_row + group * TILE_ROWS, input_row));
+                    }
+                    for offset in num_grouped..task_rows {
+                        out.push(self.dot(first_row + offset, input_row));
+                    }
+                }
+                out
+            })
+            .collect();
+        let mut output = vec![0.0_f32; num_rows * self.rows];
+        for (task, values) in partials.iter().enumerate() {
+            let first_row = task * ROWS_PER_TASK;
+            let task_rows = ROWS_PER_TASK.min(self.rows - first_row);
+            for (input_row, row_values) in values.chunks_exact(task_rows).enumerate() {
+                output[input_row * self.rows + first_row..][..task_rows]
+                    .copy_from_slice(row_values);
+            }
+        }
+        Ok(output)
+    }
+
     /// Dot products of [`TILE_ROWS`] consecutive weight rows with one input row: four
     /// independent accumulation chains, and each activation block loaded once.
     fn dot_rows(&self, first_row: usize, input: &QuantizedRow) -> [f32; TILE_ROWS] {
@@ -223,12 +278,13 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
         std::array::from_fn(|offset| self.dot(first_row + offset, input))
     }
 
-    /// Dot products of one weight row with up to [`TILE_ROWS`] input rows.
+    /// Dot products of one weight row with up to [`TILE_ROWS`] input rows (the first
+    /// `inputs.len()` values are set).
     fn dot_tile(&self, weight_row: usize, inputs: &[QuantizedRow]) -> [f32; TILE_ROWS] {
         let mut dots = [0.0_f32; TILE_ROWS];
         #[cfg(target_arch = "x86_64")]
         if self.use_avx2
-            && inputs.len() == TILE_ROWS
+            && inputs.len() <= TILE_ROWS
             && inputs.iter().all(|row| row.values.len() == self.columns)
         {
             let row_bytes = self.row_bytes();
@@ -498,7 +554,7 @@ unsafe fn dot_rows_avx2<F: BlockFormat>(
     std::array::from_fn(|row| horizontal_sum(accumulators[row]) + extras[row])
 }
 
-/// [`dot_avx2`] for four input rows at once: each weight block is unpacked once.
+/// [`dot_avx2`] for up to four input rows at once: each weight block is unpacked once.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_tile_avx2<F: BlockFormat>(
@@ -597,6 +653,44 @@ mod tests {
                 let tolerance = 0.05 * (columns as f32).sqrt();
                 for (a, e) in actual.iter().zip(&expected) {
                     assert!((a - e).abs() < tolerance, "{a} vs {e} (avx2 {use_avx2})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn each_row_of_a_batch_is_bit_for_bit_its_product_alone() {
+        // 150 weight rows: two full tasks and a partial one that ends in a row outside a tile.
+        let (rows, columns) = (150, 96);
+        for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+            let (data, _) = random_matrix(rows, columns, dtype);
+            for use_avx2 in paths() {
+                let num_rows = 5;
+                let input = random_input(num_rows * columns);
+                let batched = match dtype {
+                    GgmlDType::Q4_1 => Q4_1Matrix::with_path(data.clone(), rows, columns, use_avx2)
+                        .and_then(|m| m.forward_each(&input, num_rows)),
+                    _ => Q8_0Matrix::with_path(data.clone(), rows, columns, use_avx2)
+                        .and_then(|m| m.forward_each(&input, num_rows)),
+                }
+                .expect("batched");
+                for (row, alone_input) in input.chunks_exact(columns).enumerate() {
+                    let alone = match dtype {
+                        GgmlDType::Q4_1 => {
+                            Q4_1Matrix::with_path(data.clone(), rows, columns, use_avx2)
+                                .and_then(|m| m.forward(alone_input, 1))
+                        }
+                        _ => Q8_0Matrix::with_path(data.clone(), rows, columns, use_avx2)
+                            .and_then(|m| m.forward(alone_input, 1)),
+                    }
+                    .expect("alone");
+                    let bits =
+                        |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&batched[row * rows..][..rows]),
+                        bits(&alone),
+                        "{dtype:?} row {row} (avx2 {use_avx2})"
+                    );
                 }
             }
         }

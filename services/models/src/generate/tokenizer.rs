@@ -301,6 +301,13 @@ impl GgufTokenizer {
         self.end_of_generation_ids.contains(&id)
     }
 
+    /// The tokens that end a generation.
+    pub(crate) fn end_of_generation_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self.end_of_generation_ids.iter().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Returns the bytes `id` stands for in generated text (empty for control tokens and
     /// out-of-vocabulary ids).
     pub(crate) fn token_bytes(&self, id: u32) -> &[u8] {

@@ -9,15 +9,21 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use candle_transformers::models::{quantized_llama, quantized_phi3, quantized_qwen2};
 
-use super::decoder::Decoder;
+use std::sync::Arc;
+
+use super::decoder::{Decoder, Sequence};
 
 /// The architectures `general.architecture` may name.
 pub(crate) const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "qwen2", "phi3"];
 
 /// A loaded transformer with its KV cache.
 pub(crate) enum ModelWeights {
-    /// Dense llama and qwen2 models: Vellum's own decoder around candle's matmuls.
-    Decoder(Box<Decoder>),
+    /// Dense llama and qwen2 models: Vellum's own decoder around candle's matmuls, with the
+    /// sequence this handle runs (the weights are shared with the generation batcher).
+    Decoder {
+        decoder: Arc<Decoder>,
+        sequence: Sequence,
+    },
     /// Llama, Mistral, SmolLM2 and other `llama` GGUFs.
     Llama(quantized_llama::ModelWeights),
     /// Qwen 2 and 2.5.
@@ -37,9 +43,9 @@ impl ModelWeights {
         index_pos: usize,
     ) -> candle_core::Result<Tensor> {
         match self {
-            ModelWeights::Decoder(decoder) => {
+            ModelWeights::Decoder { decoder, sequence } => {
                 let tokens: Vec<u32> = input.squeeze(0)?.to_vec1()?;
-                decoder.forward(&tokens, index_pos)
+                decoder.forward(sequence, &tokens, index_pos)
             }
             ModelWeights::Llama(model) => model.forward(input, index_pos),
             ModelWeights::Qwen2(model) => model.forward(input, index_pos),
@@ -52,7 +58,7 @@ impl ModelWeights {
     /// others start again from position 0.
     pub(crate) fn keep_common_prefix(&mut self, prompt: &[u32], prefix: usize) -> usize {
         match self {
-            ModelWeights::Decoder(decoder) => decoder.keep_common_prefix(prompt, prefix),
+            ModelWeights::Decoder { sequence, .. } => sequence.keep_common_prefix(prompt, prefix),
             _ => {
                 self.clear_kv_cache();
                 0
@@ -64,7 +70,7 @@ impl ModelWeights {
     /// cannot keep a prefix).
     pub(crate) fn keep_kv_prefix(&mut self, positions: usize) {
         match self {
-            ModelWeights::Decoder(decoder) => decoder.truncate_kv_cache(positions),
+            ModelWeights::Decoder { sequence, .. } => sequence.truncate(positions),
             _ => self.clear_kv_cache(),
         }
     }
@@ -73,7 +79,7 @@ impl ModelWeights {
     /// position-0 forward instead).
     pub(crate) fn clear_kv_cache(&mut self) {
         match self {
-            ModelWeights::Decoder(decoder) => decoder.clear_kv_cache(),
+            ModelWeights::Decoder { sequence, .. } => sequence.clear(),
             ModelWeights::Llama(model) => model.clear_kv_cache(),
             ModelWeights::Qwen2(model) => model.clear_kv_cache(),
             ModelWeights::Phi3(_) => {}
@@ -258,8 +264,15 @@ fn build<R: Read + Seek>(
     options: &LoadOptions,
 ) -> candle_core::Result<ModelWeights> {
     if options.own_decoder && device.is_cpu() && Decoder::supports(architecture, &content) {
-        return Decoder::load(architecture, &content, reader, options.max_positions)
-            .map(|decoder| ModelWeights::Decoder(Box::new(decoder)));
+        return Decoder::load(architecture, &content, reader, options.max_positions).map(
+            |decoder| {
+                let sequence = decoder.new_sequence();
+                ModelWeights::Decoder {
+                    decoder: Arc::new(decoder),
+                    sequence,
+                }
+            },
+        );
     }
     match architecture {
         "llama" => quantized_llama::ModelWeights::from_gguf(content, reader, device)

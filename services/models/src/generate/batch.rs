@@ -1,0 +1,393 @@
+//! Continuous batching: concurrent generations share decode steps.
+//!
+//! Why: one generated token reads every weight of the model once, and on a CPU that read (and
+//! the per-step overhead of splitting small matmuls across threads) costs far more than the
+//! arithmetic for one row. A step over four answers reads the weights once for all four, so
+//! four answers take little longer per token than one. Without this, concurrent `ask`s queued
+//! behind each other (77 s at p50 in the load test).
+//!
+//! How: one worker thread owns the running sequences. Callers send a [`Job`] and receive
+//! [`Event`]s on a channel of their own; they do the detokenizing and stop-sequence checks
+//! themselves, on their own thread. Each round the worker admits new jobs, runs one prompt
+//! chunk of the oldest job still reading its prompt (so a long prompt does not stall the
+//! answers in progress for seconds), then one batched step ([`Decoder::step`]) over every
+//! sequence that is generating. Each sequence has its own KV cache and sampler, and its
+//! logits are bit for bit those it would get alone, so an answer does not depend on what ran
+//! beside it (a receipt's replay runs alone).
+//!
+//! A job ends at the end-of-text token, at its token limit, when its [`CancelFlag`] is set
+//! (the HTTP layer sets it when the client goes away), or when its caller stops listening
+//! (a stop sequence, or the caller is gone): within one step in every case.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvError, Sender, TryRecvError};
+use std::sync::Arc;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use candle_transformers::generation::LogitsProcessor;
+
+use super::decoder::{Decoder, Sequence};
+use super::{CancelFlag, StopReason, PROMPT_CHUNK_TOKENS};
+
+/// Sequences generating at once. The service admits at most this many generations; more would
+/// wait here, in order.
+pub(crate) const MAX_BATCH: usize = 8;
+
+/// A generation for the worker.
+pub(crate) struct Job {
+    pub(crate) prompt: Vec<u32>,
+    /// The first tokens of `prompt` that are the system message's turn (0 if none): they run
+    /// as a chunk of their own.
+    pub(crate) system_prefix: usize,
+    /// Reuse (and keep) the system turn's keys and values across jobs.
+    pub(crate) share_system_prompt: bool,
+    pub(crate) max_new_tokens: usize,
+    pub(crate) sampler: LogitsProcessor,
+    pub(crate) cancel: CancelFlag,
+    pub(crate) events: Sender<Event>,
+}
+
+/// What the worker tells a job's caller, in this order: `Prefilled` once, `Token` per token
+/// to show, then `Finished` or `Failed`.
+#[derive(Debug)]
+pub(crate) enum Event {
+    Prefilled {
+        prompt_seconds: f64,
+        num_cached_prompt_tokens: usize,
+    },
+    Token(u32),
+    Finished {
+        reason: StopReason,
+        /// Tokens sampled, the end-of-text token included.
+        num_generated_tokens: usize,
+    },
+    Failed(String),
+}
+
+/// The handle callers submit jobs through; the worker thread ends when it is dropped.
+pub(crate) struct Batcher {
+    jobs: Sender<Job>,
+    /// The most sequences one step has run (for tests and diagnostics).
+    largest_batch: Arc<AtomicUsize>,
+}
+
+impl Batcher {
+    /// Starts the worker for `decoder`; `end_ids` are the tokens that end a generation.
+    pub(crate) fn start(decoder: Arc<Decoder>, end_ids: Vec<u32>) -> std::io::Result<Batcher> {
+        let (jobs, incoming) = mpsc::channel();
+        let largest_batch = Arc::new(AtomicUsize::new(0));
+        let worker = Worker::new(decoder, end_ids, incoming, Arc::clone(&largest_batch));
+        std::thread::Builder::new()
+            .name("vellum-generate".into())
+            .spawn(move || worker.run())?;
+        Ok(Batcher {
+            jobs,
+            largest_batch,
+        })
+    }
+
+    /// The most sequences one step has run so far.
+    pub(crate) fn largest_batch(&self) -> usize {
+        self.largest_batch.load(Ordering::Relaxed)
+    }
+
+    /// Queues `job`; its events arrive on the receiver of `job.events`.
+    pub(crate) fn submit(&self, job: Job) -> Result<(), String> {
+        self.jobs
+            .send(job)
+            .map_err(|_| "the generation worker has stopped".to_string())
+    }
+}
+
+/// Where a sequence is.
+enum Phase {
+    /// Its prompt runs chunk by chunk: the chunks still to run, as ranges of the prompt.
+    Prompt {
+        chunks: Vec<std::ops::Range<usize>>,
+        started: Option<Instant>,
+    },
+    /// It generates; `next` is the token the next step runs.
+    Generating { next: u32 },
+}
+
+struct Running {
+    job: Job,
+    sequence: Sequence,
+    phase: Phase,
+    num_cached_prompt_tokens: usize,
+    num_generated_tokens: usize,
+}
+
+enum Outcome {
+    Continue,
+    Done,
+}
+
+struct Worker {
+    decoder: Arc<Decoder>,
+    end_ids: Vec<u32>,
+    incoming: Receiver<Job>,
+    /// Jobs received but not yet running (more than [`MAX_BATCH`]).
+    waiting: std::collections::VecDeque<Job>,
+    running: Vec<Running>,
+    /// The last shared system turn's keys and values.
+    system_prompt: Option<Sequence>,
+    largest_batch: Arc<AtomicUsize>,
+}
+
+impl Worker {
+    fn new(
+        decoder: Arc<Decoder>,
+        end_ids: Vec<u32>,
+        incoming: Receiver<Job>,
+        largest_batch: Arc<AtomicUsize>,
+    ) -> Worker {
+        Worker {
+            largest_batch,
+            decoder,
+            end_ids,
+            incoming,
+            waiting: Default::default(),
+            running: Vec::new(),
+            system_prompt: None,
+        }
+    }
+
+    fn run(mut self) {
+        loop {
+            if self.running.is_empty() && self.waiting.is_empty() {
+                match self.incoming.recv() {
+                    Ok(job) => self.waiting.push_back(job),
+                    Err(RecvError) => return,
+                }
+            }
+            loop {
+                match self.incoming.try_recv() {
+                    Ok(job) => self.waiting.push_back(job),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) if self.running.is_empty() => {
+                        if self.waiting.is_empty() {
+                            return;
+                        }
+                        break;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            }
+            while self.running.len() < MAX_BATCH {
+                let Some(job) = self.waiting.pop_front() else {
+                    break;
+                };
+                self.admit(job);
+            }
+            self.drop_cancelled();
+            self.prompt_chunk();
+            self.generation_step();
+        }
+    }
+
+    /// Starts a job: its sequence begins with the shared system turn when that is cached.
+    fn admit(&mut self, job: Job) {
+        let prefix = job.system_prefix.min(job.prompt.len());
+        let cached = self.system_prompt.as_ref().filter(|cached| {
+            job.share_system_prompt && prefix > 0 && cached.tokens() == &job.prompt[..prefix]
+        });
+        let (sequence, start) = match cached {
+            Some(cached) => (cached.clone(), prefix),
+            None => (self.decoder.new_sequence(), 0),
+        };
+        // The system turn is always a chunk (or chunks) of its own, cached or not, so the rest
+        // of the prompt meets the same chunk boundaries either way.
+        let mut chunks = Vec::new();
+        for (from, to) in [
+            (start, prefix.max(start)),
+            (prefix.max(start), job.prompt.len()),
+        ] {
+            let mut chunk_start = from;
+            while chunk_start < to {
+                let chunk_end = (chunk_start + PROMPT_CHUNK_TOKENS).min(to);
+                chunks.push(chunk_start..chunk_end);
+                chunk_start = chunk_end;
+            }
+        }
+        self.running.push(Running {
+            job,
+            sequence,
+            phase: Phase::Prompt {
+                chunks,
+                started: None,
+            },
+            num_cached_prompt_tokens: start,
+            num_generated_tokens: 0,
+        });
+    }
+
+    /// Ends the jobs whose flag is set before spending a step on them.
+    fn drop_cancelled(&mut self) {
+        self.running.retain(|running| {
+            if !running.job.cancel.is_cancelled() {
+                return true;
+            }
+            let _ = running.job.events.send(Event::Finished {
+                reason: StopReason::Cancelled,
+                num_generated_tokens: running.num_generated_tokens,
+            });
+            false
+        });
+    }
+
+    /// Runs one prompt chunk of the first job still reading its prompt.
+    fn prompt_chunk(&mut self) {
+        let Some(index) = self
+            .running
+            .iter()
+            .position(|running| matches!(running.phase, Phase::Prompt { .. }))
+        else {
+            return;
+        };
+        let decoder = Arc::clone(&self.decoder);
+        let running = &mut self.running[index];
+        let Phase::Prompt { chunks, started } = &mut running.phase else {
+            return;
+        };
+        let started = *started.get_or_insert_with(Instant::now);
+        let Some(chunk) = chunks.first().cloned() else {
+            return;
+        };
+        chunks.remove(0);
+        let is_last = chunks.is_empty();
+        let tokens = &running.job.prompt[chunk.clone()];
+        let ran = catch(|| decoder.forward(&mut running.sequence, tokens, chunk.start))
+            .and_then(|logits| logits.squeeze(0).and_then(|l| l.to_vec1()).map_err(text));
+        let logits = match ran {
+            Ok(logits) => logits,
+            Err(message) => {
+                let _ = running.job.events.send(Event::Failed(message));
+                self.running.remove(index);
+                return;
+            }
+        };
+        let job = &running.job;
+        if job.share_system_prompt
+            && job.system_prefix > 0
+            && chunk.end == job.system_prefix
+            && running.sequence.len() == job.system_prefix
+        {
+            self.system_prompt = Some(running.sequence.clone());
+        }
+        if !is_last {
+            return;
+        }
+        let sent = running.job.events.send(Event::Prefilled {
+            prompt_seconds: started.elapsed().as_secs_f64(),
+            num_cached_prompt_tokens: running.num_cached_prompt_tokens,
+        });
+        if sent.is_err() || matches!(self.sample(index, logits), Outcome::Done) {
+            self.running.remove(index);
+        }
+    }
+
+    /// One batched step over every generating sequence.
+    fn generation_step(&mut self) {
+        let (mut sequences, mut tokens, mut indices) = (Vec::new(), Vec::new(), Vec::new());
+        for (index, running) in self.running.iter_mut().enumerate() {
+            if let Phase::Generating { next } = running.phase {
+                sequences.push(&mut running.sequence);
+                tokens.push(next);
+                indices.push(index);
+            }
+        }
+        if indices.is_empty() {
+            return;
+        }
+        self.largest_batch
+            .fetch_max(indices.len(), Ordering::Relaxed);
+        let decoder = Arc::clone(&self.decoder);
+        let stepped = catch(|| decoder.step(&mut sequences, &tokens));
+        drop(sequences);
+        let mut done = Vec::new();
+        match stepped {
+            Ok(all_logits) => {
+                for (&index, logits) in indices.iter().zip(all_logits) {
+                    if matches!(self.sample(index, logits), Outcome::Done) {
+                        done.push(index);
+                    }
+                }
+            }
+            Err(message) => {
+                for &index in &indices {
+                    let _ = self.running[index]
+                        .job
+                        .events
+                        .send(Event::Failed(message.clone()));
+                }
+                done = indices;
+            }
+        }
+        for index in done.into_iter().rev() {
+            self.running.remove(index);
+        }
+    }
+
+    /// Samples the next token of `running[index]` from `logits` and tells its caller; the
+    /// same order of checks as a generation alone: end of text, the token limit, cancellation.
+    fn sample(&mut self, index: usize, logits: Vec<f32>) -> Outcome {
+        let running = &mut self.running[index];
+        let num_logits = logits.len();
+        let sampled = Tensor::from_vec(logits, num_logits, &Device::Cpu)
+            .and_then(|logits| running.job.sampler.sample(&logits))
+            .map_err(text);
+        let token = match sampled {
+            Ok(token) => token,
+            Err(message) => {
+                let _ = running.job.events.send(Event::Failed(message));
+                return Outcome::Done;
+            }
+        };
+        running.num_generated_tokens += 1;
+        let finish = |running: &Running, reason| {
+            let _ = running.job.events.send(Event::Finished {
+                reason,
+                num_generated_tokens: running.num_generated_tokens,
+            });
+            Outcome::Done
+        };
+        if self.end_ids.contains(&token) {
+            return finish(running, StopReason::EndOfText);
+        }
+        if running.job.events.send(Event::Token(token)).is_err() {
+            // The caller stopped listening: a stop sequence, or it is gone.
+            return Outcome::Done;
+        }
+        if running.num_generated_tokens >= running.job.max_new_tokens {
+            return finish(running, StopReason::MaxTokens);
+        }
+        if running.job.cancel.is_cancelled() {
+            return finish(running, StopReason::Cancelled);
+        }
+        running.phase = Phase::Generating { next: token };
+        Outcome::Continue
+    }
+}
+
+fn text(err: candle_core::Error) -> String {
+    err.to_string()
+}
+
+/// Runs `work`, turning an error or a panic into a message: a model fault fails the jobs it
+/// touched, never the worker (which would leave every later caller without an answer).
+fn catch<T>(work: impl FnOnce() -> candle_core::Result<T>) -> Result<T, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(panic) => Err(panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .map_or_else(
+                || "the model failed".to_string(),
+                |detail| format!("the model failed: {detail}"),
+            )),
+    }
+}
