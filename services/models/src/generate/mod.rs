@@ -246,6 +246,21 @@ pub struct Generation {
     pub generation_seconds: f64,
 }
 
+impl Generation {
+    /// A generation that ended before its first token.
+    fn nothing(num_prompt_tokens: usize, stop_reason: StopReason) -> Generation {
+        Generation {
+            text: String::new(),
+            num_prompt_tokens,
+            num_generated_tokens: 0,
+            stop_reason,
+            prompt_seconds: 0.0,
+            generation_seconds: 0.0,
+            num_cached_prompt_tokens: 0,
+        }
+    }
+}
+
 /// What exactly produced a text: recorded in answer receipts so that an answer can be traced
 /// to the model file and prompt format, and replayed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -640,15 +655,10 @@ impl GgufGenerator {
             .max_tokens
             .min(self.context_length - num_prompt_tokens);
         if max_new_tokens == 0 {
-            return Ok(Generation {
-                text: String::new(),
+            return Ok(Generation::nothing(
                 num_prompt_tokens,
-                num_generated_tokens: 0,
-                stop_reason: StopReason::MaxTokens,
-                prompt_seconds: 0.0,
-                generation_seconds: 0.0,
-                num_cached_prompt_tokens: 0,
-            });
+                StopReason::MaxTokens,
+            ));
         }
         let temperature = (params.temperature > 0.0).then_some(params.temperature);
         let top_p = temperature.and(params.top_p);
@@ -756,15 +766,7 @@ impl GgufGenerator {
                 batch::Event::Failed(message) => return Err(Error::Runtime(message)),
                 // A job cancelled before its prompt ran.
                 batch::Event::Finished { reason, .. } => {
-                    return Ok(Generation {
-                        text: String::new(),
-                        num_prompt_tokens,
-                        num_generated_tokens: 0,
-                        stop_reason: reason,
-                        prompt_seconds: 0.0,
-                        generation_seconds: 0.0,
-                        num_cached_prompt_tokens: 0,
-                    });
+                    return Ok(Generation::nothing(num_prompt_tokens, reason));
                 }
                 batch::Event::Token(_) => return Err(stopped()),
             };

@@ -161,9 +161,8 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
         self.columns / BLOCK * F::BLOCK_BYTES
     }
 
-    /// Multiplies `num_rows` input rows (`input`, row-major, `columns` wide) by the matrix's
-    /// transpose: returns `[num_rows, rows]`.
-    pub fn forward(&self, input: &[f32], num_rows: usize) -> Result<Vec<f32>, String> {
+    /// Checks that `input` is `num_rows` rows of `columns` and quantizes each row.
+    fn quantize_rows(&self, input: &[f32], num_rows: usize) -> Result<Vec<QuantizedRow>, String> {
         if input.len() != num_rows * self.columns {
             return Err(format!(
                 "input of {} values is not {num_rows} rows of {}",
@@ -171,8 +170,13 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
                 self.columns
             ));
         }
-        let quantized: Vec<QuantizedRow> =
-            input.chunks_exact(self.columns).map(quantize_row).collect();
+        Ok(input.chunks_exact(self.columns).map(quantize_row).collect())
+    }
+
+    /// Multiplies `num_rows` input rows (`input`, row-major, `columns` wide) by the matrix's
+    /// transpose: returns `[num_rows, rows]`.
+    pub fn forward(&self, input: &[f32], num_rows: usize) -> Result<Vec<f32>, String> {
+        let quantized = self.quantize_rows(input, num_rows)?;
         let mut output = vec![0.0_f32; num_rows * self.rows];
         if let [single] = quantized.as_slice() {
             // Generation: one row, the weight rows split across threads.
@@ -220,15 +224,7 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
         if num_rows <= 1 {
             return self.forward(input, num_rows);
         }
-        if input.len() != num_rows * self.columns {
-            return Err(format!(
-                "input of {} values is not {num_rows} rows of {}",
-                input.len(),
-                self.columns
-            ));
-        }
-        let quantized: Vec<QuantizedRow> =
-            input.chunks_exact(self.columns).map(quantize_row).collect();
+        let quantized = self.quantize_rows(input, num_rows)?;
         // Task-major: task t holds, for each input row, that row's outputs of weight rows
         // t·ROWS_PER_TASK.., put in place below.
         let num_tasks = self.rows.div_ceil(ROWS_PER_TASK);
