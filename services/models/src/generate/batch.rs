@@ -20,7 +20,7 @@
 //! (a stop sequence, or the caller is gone): within one step in every case.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvError, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvError, Sender};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -162,18 +162,10 @@ impl Worker {
                     Err(RecvError) => return,
                 }
             }
-            loop {
-                match self.incoming.try_recv() {
-                    Ok(job) => self.waiting.push_back(job),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) if self.running.is_empty() => {
-                        if self.waiting.is_empty() {
-                            return;
-                        }
-                        break;
-                    }
-                    Err(TryRecvError::Disconnected) => break,
-                }
+            // A disconnected channel ends nothing here: the jobs in hand still finish, and the
+            // blocking receive above ends the worker once there are none.
+            while let Ok(job) = self.incoming.try_recv() {
+                self.waiting.push_back(job);
             }
             while self.running.len() < MAX_BATCH {
                 let Some(job) = self.waiting.pop_front() else {

@@ -186,10 +186,8 @@ struct LayerCache {
 pub(crate) struct Sequence {
     cache: Vec<LayerCache>,
     kv_dim: usize,
-    /// Positions in the cache.
-    num_cached: usize,
-    /// The tokens at those positions, so that a later prompt with the same beginning can keep
-    /// their keys and values ([`Sequence::keep_common_prefix`]).
+    /// The tokens at the cached positions (one per position), so that a later prompt with the
+    /// same beginning can keep their keys and values ([`Sequence::keep_common_prefix`]).
     tokens: Vec<u32>,
 }
 
@@ -201,7 +199,7 @@ impl Sequence {
 
     /// Positions in the cache.
     pub(crate) fn len(&self) -> usize {
-        self.num_cached
+        self.tokens.len()
     }
 
     /// The tokens whose keys and values are cached.
@@ -230,12 +228,11 @@ impl Sequence {
 
     /// Drops every cached position from `positions` on.
     pub(crate) fn truncate(&mut self, positions: usize) {
-        let positions = positions.min(self.num_cached);
+        let positions = positions.min(self.len());
         for cache in &mut self.cache {
             cache.keys.truncate(positions * self.kv_dim);
             cache.values.truncate(positions * self.kv_dim);
         }
-        self.num_cached = positions;
         self.tokens.truncate(positions);
     }
 }
@@ -422,7 +419,6 @@ impl Decoder {
         Sequence {
             cache: vec![LayerCache::default(); self.layers.len()],
             kv_dim: self.shape.kv_dim(),
-            num_cached: 0,
             tokens: Vec::new(),
         }
     }
@@ -438,10 +434,10 @@ impl Decoder {
         if start == 0 {
             sequence.clear();
         }
-        if start != sequence.num_cached {
+        if start != sequence.len() {
             candle_core::bail!(
                 "position {start} does not follow the {} cached positions",
-                sequence.num_cached
+                sequence.len()
             );
         }
         let mut logits = self.run(&mut [sequence], &[tokens])?;
@@ -485,7 +481,7 @@ impl Decoder {
             if sequence.cache.len() != self.layers.len() || sequence.kv_dim != kv_dim {
                 candle_core::bail!("the sequence belongs to another model");
             }
-            let end = sequence.num_cached + tokens.len();
+            let end = sequence.len() + tokens.len();
             if end > self.shape.max_positions {
                 candle_core::bail!(
                     "{end} positions exceed the model's {}",
@@ -523,7 +519,7 @@ impl Decoder {
             for (sequence, tokens) in sequences.iter_mut().zip(tokens) {
                 let (part, tail) = rest.split_at_mut(tokens.len() * qkv_width);
                 rest = tail;
-                let start = sequence.num_cached;
+                let start = sequence.len();
                 parts.push((&mut sequence.cache[index], part, start, tokens.len()));
             }
             let attended = parts
@@ -563,7 +559,6 @@ impl Decoder {
         let mut last_rows = Vec::with_capacity(sequences.len() * dim);
         let mut row_end = 0;
         for (sequence, tokens) in sequences.iter_mut().zip(tokens) {
-            sequence.num_cached += tokens.len();
             sequence.tokens.extend_from_slice(tokens);
             row_end += tokens.len();
             last_rows.extend_from_slice(&hidden[(row_end - 1) * dim..row_end * dim]);

@@ -412,17 +412,9 @@ impl BlockFormat for Q4_1 {
     ) -> std::arch::x86_64::__m256 {
         use std::arch::x86_64::*;
         let activations = _mm256_loadu_si256(values[..BLOCK].as_ptr().cast());
-        // u8 × i8 pairs summed to i16 (at most 2·15·127), then pairs of those to i32.
-        let products = _mm256_madd_epi16(
-            _mm256_maddubs_epi16(weights, activations),
-            _mm256_set1_epi16(1),
-        );
+        // u8 × i8 pairs summed to i16 (at most 2·15·127).
         *extra += f32_at(&block[4..]) * sum;
-        _mm256_fmadd_ps(
-            _mm256_cvtepi32_ps(products),
-            _mm256_set1_ps(f32_at(block) * scale),
-            accumulator,
-        )
+        add_scaled_products(accumulator, weights, activations, f32_at(block) * scale)
     }
 }
 
@@ -474,17 +466,33 @@ impl BlockFormat for Q8_0 {
         let activations = _mm256_loadu_si256(values[..BLOCK].as_ptr().cast());
         // |w| × sign(w)·a: pairs summed to i16 (at most 2·128·127 < 2¹⁵: a weight of -128
         // keeps its bits under `vpsignb` and reads as 128 unsigned, its magnitude; activations
-        // stay within ±127), then pairs of those to i32.
-        let products = _mm256_madd_epi16(
-            _mm256_maddubs_epi16(magnitudes, _mm256_sign_epi8(activations, weights)),
-            _mm256_set1_epi16(1),
-        );
-        _mm256_fmadd_ps(
-            _mm256_cvtepi32_ps(products),
-            _mm256_set1_ps(f32_at(block) * scale),
+        // stay within ±127).
+        add_scaled_products(
             accumulator,
+            magnitudes,
+            _mm256_sign_epi8(activations, weights),
+            f32_at(block) * scale,
         )
     }
+}
+
+/// `accumulator + scale · Σ unsigned·signed`, the byte products summed in pairs to i16 (the
+/// caller bounds them), then pairs of those to i32, per lane. Inlined like `accumulate`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn add_scaled_products(
+    accumulator: std::arch::x86_64::__m256,
+    unsigned: std::arch::x86_64::__m256i,
+    signed: std::arch::x86_64::__m256i,
+    scale: f32,
+) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let products = _mm256_madd_epi16(_mm256_maddubs_epi16(unsigned, signed), _mm256_set1_epi16(1));
+    _mm256_fmadd_ps(
+        _mm256_cvtepi32_ps(products),
+        _mm256_set1_ps(scale),
+        accumulator,
+    )
 }
 
 /// Adds up the eight lanes. Inlined into the `avx2,fma` functions below.
