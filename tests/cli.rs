@@ -892,3 +892,83 @@ fn label_and_format_filters_narrow_every_mode() {
         assert!(top_hits(&nothing, 20).is_empty(), "{mode}: {nothing}");
     }
 }
+
+/// A change of embedder (`--embedder onnx`: ONNX Runtime through fastembed, the int8 export):
+/// the collection embedded natively refuses vector searches with the new one and says how to
+/// re-embed; full-text search goes on; `vellum reembed` (audited) gives it the new vectors, which
+/// then find the clause, and the native embedder is refused in its turn.
+#[test]
+fn a_collection_refuses_another_embedder_until_reembedded() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data_dir = tmp.path().join("data");
+    let contracts = shared_dir().join("corpora/legal-cuad-contracts/pdf");
+    let jv = contracts.join(JV_AGREEMENT);
+    let ip = contracts.join(IP_AGREEMENT);
+    vellum_ok(
+        &data_dir,
+        &[
+            "ingest",
+            jv.to_str().expect("utf-8 path"),
+            ip.to_str().expect("utf-8 path"),
+            "--collection",
+            "contracts",
+        ],
+    );
+    let clause =
+        "mortgage, hypothecate, pledge, sell, or transfer an interest in the Joint Venture";
+    let onnx = ["--embedder", "onnx"];
+    let search = |embedder: &[&str], mode: &str| {
+        let mut args = vec!["search", clause, "--mode", mode, "-k", "3"];
+        args.extend_from_slice(embedder);
+        vellum(&data_dir, &args)
+    };
+
+    for mode in ["vector", "hybrid"] {
+        let refused = search(&onnx, mode);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{mode}: {stderr}");
+        assert!(
+            stderr.contains("vellum reembed contracts") && stderr.contains("all-MiniLM-L6-v2"),
+            "{mode}: {stderr}"
+        );
+    }
+    let mut bm25 = vec!["search", clause, "--mode", "bm25", "-k", "3", "--json"];
+    bm25.extend_from_slice(&onnx);
+    let hits: Value = serde_json::from_str(&vellum_ok(&data_dir, &bm25)).expect("JSON");
+    assert!(top_hits(&hits, 3).contains(&(JV_AGREEMENT.to_string(), 2)));
+
+    let done = vellum_json(&data_dir, &["reembed", "contracts", "--embedder", "onnx"]);
+    assert_eq!(done["documents_done"], 2, "{done}");
+    assert_eq!(done["previous"], "all-MiniLM-L6-v2", "{done}");
+    assert!(done["chunks_done"].as_u64().expect("chunks") > 10, "{done}");
+
+    for mode in ["vector", "hybrid"] {
+        let mut args = vec!["search", clause, "--mode", mode, "-k", "3", "--json"];
+        args.extend_from_slice(&onnx);
+        let hits: Value = serde_json::from_str(&vellum_ok(&data_dir, &args)).expect("JSON");
+        assert!(
+            top_hits(&hits, 3).contains(&(JV_AGREEMENT.to_string(), 2)),
+            "{mode} with the re-embedded vectors: {hits}"
+        );
+    }
+    let refused = search(&[], "vector");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("onnx:all-MiniLM-L6-v2-onnx-int8"),
+        "{stderr}"
+    );
+
+    let records = vellum_json(
+        &data_dir,
+        &["audit", "export", "--action", "collection.reembed"],
+    );
+    let records = records.as_array().expect("records");
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(records[0]["outcome"], "ok", "{records:#?}");
+    assert_eq!(records[0]["resource"], "contracts", "{records:#?}");
+    assert_eq!(
+        records[0]["detail"]["embedder"], "onnx:all-MiniLM-L6-v2-onnx-int8",
+        "{records:#?}"
+    );
+}

@@ -139,6 +139,10 @@ fn optional(text: &Option<String>) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Documents per re-embed step (one LanceDB commit, the store's write lock held only while it
+/// is written): large enough to batch the embedder, small enough for steady progress.
+const REEMBED_DOCUMENTS_PER_STEP: usize = 32;
+
 impl Service {
     /// Whether Cedar allows `admin` on `resource`; the decision, with the policies that made
     /// it, goes into `event`.
@@ -185,6 +189,51 @@ impl Service {
                 )
                 .map_err(ServiceError::from)
         };
+        self.audited(event, result)
+    }
+
+    /// Gives `collection`'s chunks new vectors from this service's embedder, after a change of
+    /// embedder (until then its vector searches and ingest are refused); `progress` hears of
+    /// each step. Needs `admin` on the collection; audited as `collection.reembed`, with the
+    /// embedder before and after and the chunks done.
+    pub fn reembed_collection(
+        &self,
+        caller: &Caller,
+        collection: &str,
+        progress: &mut dyn FnMut(&vellum_store::ReembedProgress),
+    ) -> ServiceResult<vellum_store::ReembedProgress> {
+        let mut event = self
+            .audit_event(caller, "collection.reembed")
+            .resource(collection.to_string());
+        event.detail.insert(
+            "embedder".into(),
+            self.store.options().embedding_model.clone(),
+        );
+        let result = if !self.admin_decision(caller, collection, &mut event) {
+            Err(ServiceError::Forbidden)
+        } else {
+            let embedder = self.passage_embedder();
+            self.store
+                .reembed_collection(
+                    collection,
+                    REEMBED_DOCUMENTS_PER_STEP,
+                    &mut |texts| {
+                        embedder
+                            .embed_passages(texts)
+                            .map_err(|err| err.to_string())
+                    },
+                    progress,
+                )
+                .map_err(ServiceError::from)
+        };
+        if let Ok(done) = &result {
+            event
+                .detail
+                .insert("previous".into(), done.previous.clone());
+            event
+                .detail
+                .insert("chunks".into(), done.chunks_done.to_string());
+        }
         self.audited(event, result)
     }
 

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use vellum_models::GenerationDevice;
 
 /// Private document search and summarization, on your own machine.
@@ -42,6 +42,36 @@ pub struct GlobalArgs {
         default_value = "all-MiniLM-L6-v2"
     )]
     pub embedding_model: PathBuf,
+    /// What computes the embeddings: `native` (Vellum's own, from the embedding model's
+    /// safetensors) or `onnx` (ONNX Runtime through fastembed, from --onnx-model). Their
+    /// vectors differ: a collection embedded by one is searched with the same one, or
+    /// re-embedded (`vellum reembed`).
+    #[arg(
+        long,
+        global = true,
+        env = "VELLUM_EMBEDDER",
+        value_enum,
+        default_value_t = EmbedderBackend::Native
+    )]
+    pub embedder: EmbedderBackend,
+    /// The ONNX export of the embedding model for `--embedder onnx`: a file under the models
+    /// folder, or a path (its tokenizer comes from --embedding-model).
+    #[arg(
+        long,
+        global = true,
+        env = "VELLUM_ONNX_MODEL",
+        default_value = "all-MiniLM-L6-v2-onnx-int8/model.onnx"
+    )]
+    pub onnx_model: PathBuf,
+    /// ONNX Runtime's shared library for `--embedder onnx` (libonnxruntime.so.*), or the
+    /// folder holding it, under the models folder or a path.
+    #[arg(
+        long,
+        global = true,
+        env = "VELLUM_ONNXRUNTIME",
+        default_value = "onnxruntime"
+    )]
+    pub onnxruntime: PathBuf,
     /// The generation model: a GGUF file under the models folder, or a path.
     #[arg(
         long,
@@ -108,6 +138,15 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
+/// The embedding backends (`--embedder`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmbedderBackend {
+    /// Vellum's own BERT encoder (candle tensors, fused kernels), f32 weights.
+    Native,
+    /// ONNX Runtime through fastembed, running the ONNX export (int8 weights by default).
+    Onnx,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Ingest files and folders (PDF, DOCX, HTML, e-mail, text, Markdown).
@@ -127,6 +166,10 @@ pub enum Command {
     Documents(CollectionArgs),
     /// Delete documents (by id, as `documents` lists them) from every store.
     Delete(DeleteArgs),
+    /// Give a collection's chunks new vectors from the embedder this vellum runs (--embedder),
+    /// after a change of embedder; until then its vector searches and ingest are refused.
+    /// Resumable: run it again if it was interrupted. Needs `admin` on the collection.
+    Reembed(ReembedArgs),
     /// Check that the catalog, the full-text index and the vector table agree (and repair
     /// what an interrupted ingest left behind); exits 1 if they do not agree.
     Check,
@@ -457,6 +500,12 @@ pub struct WatchArgs {
     pub labels: Vec<String>,
     #[command(flatten)]
     pub extraction: ExtractArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReembedArgs {
+    /// The collection to re-embed.
+    pub collection: String,
 }
 
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@ use vellum_audit::{AuditConfig, AuditLog};
 use vellum_auth::AuthStore;
 use vellum_ingest::pipeline::IngestOptions;
 use vellum_models::{
-    Embedder, GenerationDevice, Generator, GgufGenerator, RemoteConfig, RemoteGenerator,
+    Embedder, GenerationDevice, Generator, GgufGenerator, OnnxFiles, RemoteConfig, RemoteGenerator,
 };
 use vellum_server::{
     Caller, FileConfig, Overrides, Policies, ServerConfig, Service, ServiceError, ServiceParts,
@@ -17,7 +17,7 @@ use vellum_server::{
 };
 use vellum_store::{Store, StoreOptions};
 
-use crate::cli::GlobalArgs;
+use crate::cli::{EmbedderBackend, GlobalArgs};
 
 const FETCH_HINT: &str =
     "run `deploy/fetch-models.sh` (or point --models-dir / VELLUM_MODELS_DIR at the models folder)";
@@ -27,6 +27,8 @@ pub struct Context {
     pub data_dir: PathBuf,
     pub models_dir: PathBuf,
     pub embedding_model: PathBuf,
+    pub embedder_backend: EmbedderBackend,
+    pub onnx: OnnxFiles,
     pub generation_model: PathBuf,
     /// Where the local GGUF model runs.
     pub device: GenerationDevice,
@@ -44,6 +46,8 @@ pub struct Context {
 pub struct FrontDoor {
     pub service: Service,
     pub caller: Caller,
+    /// Which vectors the embedder makes ([`Embedder::model_name`]).
+    pub embedder_name: String,
     audit: Arc<AuditLog>,
 }
 
@@ -206,6 +210,11 @@ impl Context {
             data_dir: global.data_dir.clone(),
             models_dir: global.models_dir.clone(),
             embedding_model: under_models(&global.embedding_model),
+            embedder_backend: global.embedder,
+            onnx: OnnxFiles {
+                model: under_models(&global.onnx_model),
+                runtime: under_models(&global.onnxruntime),
+            },
             generation_model: under_models(&global.generation_model),
             device: global.device,
             remote: global.remote_url.as_ref().map(|url| {
@@ -238,6 +247,7 @@ impl Context {
         // The audit log first: if a server holds it, nothing else need be loaded.
         let audit = Arc::new(open_audit_log(&audit_config(&self.data_dir, &config))?);
         let embedder = self.embedder()?;
+        let embedder_name = embedder.model_name().to_string();
         let store = self.open_store(&embedder)?;
         let generator = if with_generator {
             Some(self.generator()?)
@@ -282,11 +292,27 @@ impl Context {
         Ok(FrontDoor {
             service,
             caller,
+            embedder_name,
             audit,
         })
     }
 
     pub fn embedder(&self) -> Result<Embedder> {
+        if self.embedder_backend == EmbedderBackend::Onnx {
+            if !self.onnx.model.is_file() {
+                anyhow::bail!(
+                    "no ONNX embedding model at {} (--onnx-model): {FETCH_HINT}",
+                    self.onnx.model.display()
+                );
+            }
+            return Embedder::load_onnx(&self.embedding_model, &self.onnx).with_context(|| {
+                format!(
+                    "loading the ONNX embedding model {} with the tokenizer of {}",
+                    self.onnx.model.display(),
+                    self.embedding_model.display()
+                )
+            });
+        }
         if !self.embedding_model.join("model.safetensors").is_file() {
             anyhow::bail!(
                 "no embedding model at {}: {FETCH_HINT}",

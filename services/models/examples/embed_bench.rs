@@ -2,9 +2,12 @@
 //! texts per call (default 32, and 1), printed as passages per second.
 //!
 //! Run with `cargo run --release -p vellum-models --example embed_bench -- [BATCH...]`.
-//! A batch written `stock32` runs candle-transformers' `BertModel` instead (32 texts per forward
-//! pass, padded to the longest), the baseline that [`Embedder`] replaced; run both in one process
-//! so that they see the same machine load.
+//! A batch written `onnx32` runs the ONNX Runtime backend (fastembed, the int8 ONNX export that
+//! deploy/fetch-models.sh unpacks), the peer; `stock32` runs candle-transformers' `BertModel`
+//! (32 texts per forward pass, padded to the longest), the baseline that [`Embedder`] replaced.
+//! Run them in one process so that they see the same machine load. Default: `32 1 onnx32 onnx1`.
+//! Each backend's cosine to sentence-transformers' vectors (`reference/minilm-embeddings.json`)
+//! is printed, and at the end `embed ratio R`: our best passages/s over ONNX Runtime's best.
 //! The model folder comes from `VELLUM_MODELS_DIR` (default `<workspace>/models`), the corpus from
 //! `VELLUM_SHARED_DIR` (default `<workspace>/../shared`). `NUM_PASSAGES` overrides 1,000.
 
@@ -16,11 +19,42 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
-use vellum_models::Embedder;
+use vellum_models::{Embedder, OnnxFiles};
 
 #[derive(serde::Deserialize)]
 struct CorpusRecord {
     text: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Reference {
+    items: Vec<ReferenceItem>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReferenceItem {
+    text: String,
+    embedding: Vec<f32>,
+}
+
+/// The lowest and the mean cosine of `embedder`'s vectors to the reference ones.
+fn reference_cosine(
+    embedder: &Embedder,
+    reference: &Reference,
+) -> Result<(f32, f32), Box<dyn Error + Send + Sync>> {
+    let texts: Vec<&str> = reference
+        .items
+        .iter()
+        .map(|item| item.text.as_str())
+        .collect();
+    let mut cosines = Vec::new();
+    for (ours, item) in embedder.embed(&texts)?.iter().zip(&reference.items) {
+        let dot: f32 = ours.iter().zip(&item.embedding).map(|(a, b)| a * b).sum();
+        let norm: f32 = item.embedding.iter().map(|v| v * v).sum::<f32>().sqrt();
+        cosines.push(dot / norm);
+    }
+    let min = cosines.iter().copied().fold(f32::INFINITY, f32::min);
+    Ok((min, cosines.iter().sum::<f32>() / cosines.len() as f32))
 }
 
 fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
@@ -37,8 +71,11 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     };
     let mut runs: Vec<String> = std::env::args().skip(1).collect();
     if runs.is_empty() {
-        runs = vec!["32".to_owned(), "1".to_owned()];
+        runs = ["32", "1", "onnx32", "onnx1"].map(str::to_owned).to_vec();
     }
+    let reference: Reference = serde_json::from_slice(&std::fs::read(
+        shared_dir.join("reference/minilm-embeddings.json"),
+    )?)?;
 
     let corpus = std::fs::read_to_string(shared_dir.join("corpora/beir-scifact/corpus.jsonl"))?;
     let mut passages = Vec::new();
@@ -73,8 +110,51 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     );
     // Warm-up: thread pools, allocator.
     embedder.embed(&passage_refs[..passage_refs.len().min(8)])?;
+    let (min, mean) = reference_cosine(&embedder, &reference)?;
+    println!(
+        "{}: cosine to the reference min {min:.4} mean {mean:.4}",
+        embedder.model_name()
+    );
+    let mut onnx: Option<Embedder> = None;
+    let (mut best_native, mut best_onnx) = (0.0_f64, 0.0_f64);
 
     for run in runs {
+        if let Some(batch_size) = run.strip_prefix("onnx") {
+            let batch_size: usize = batch_size.parse()?;
+            if onnx.is_none() {
+                let started = Instant::now();
+                let loaded = Embedder::load_onnx(
+                    &model_dir,
+                    &OnnxFiles {
+                        model: models_dir.join("all-MiniLM-L6-v2-onnx-int8/model.onnx"),
+                        runtime: models_dir.join("onnxruntime"),
+                    },
+                )?;
+                eprintln!(
+                    "loaded {} in {:.2?}",
+                    loaded.model_name(),
+                    started.elapsed()
+                );
+                loaded.embed(&passage_refs[..passage_refs.len().min(8)])?;
+                let (min, mean) = reference_cosine(&loaded, &reference)?;
+                println!(
+                    "{}: cosine to the reference min {min:.4} mean {mean:.4}",
+                    loaded.model_name()
+                );
+                onnx = Some(loaded);
+            }
+            let Some(onnx) = onnx.as_ref() else {
+                continue;
+            };
+            let started = Instant::now();
+            for batch in passage_refs.chunks(batch_size.max(1)) {
+                onnx.embed(batch)?;
+            }
+            let rate = passage_refs.len() as f64 / started.elapsed().as_secs_f64();
+            best_onnx = best_onnx.max(rate);
+            println!("ONNX Runtime (fastembed) batch {batch_size:>3}: {rate:.1} passages/s");
+            continue;
+        }
         if let Some(batch_size) = run.strip_prefix("stock") {
             let batch_size: usize = batch_size.parse()?;
             let seconds = run_stock_bert(&model_dir, &passage_refs, batch_size)?;
@@ -90,10 +170,12 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
             embedder.embed(batch)?;
         }
         let seconds = started.elapsed().as_secs_f64();
-        println!(
-            "Embedder batch {batch_size:>3}: {:.1} passages/s ({seconds:.1} s)",
-            passage_refs.len() as f64 / seconds
-        );
+        let rate = passage_refs.len() as f64 / seconds;
+        best_native = best_native.max(rate);
+        println!("Embedder batch {batch_size:>3}: {rate:.1} passages/s ({seconds:.1} s)");
+    }
+    if best_native > 0.0 && best_onnx > 0.0 {
+        println!("embed ratio {:.2}", best_native / best_onnx);
     }
     Ok(())
 }

@@ -1,8 +1,13 @@
-//! The sentence embedder: a BERT encoder (all-MiniLM-L6-v2 and its kin) run with candle on the
-//! CPU, mean-pooled over the attention mask and L2-normalised, as sentence-transformers does.
+//! The sentence embedder: a BERT encoder (all-MiniLM-L6-v2 and its kin) on the CPU, mean-pooled
+//! over the attention mask and L2-normalised, as sentence-transformers does. Two backends: our
+//! own (candle tensors and fused kernels, from safetensors; the default) and ONNX Runtime
+//! through fastembed (an ONNX export of the same model, `--embedder onnx`).
 
 mod bert;
 pub(crate) mod kernels;
+mod onnx;
+
+pub use self::onnx::OnnxFiles;
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +16,7 @@ use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use self::bert::BertEncoder;
+use self::onnx::{OnnxEncoder, ONNX_BATCH};
 use crate::error::{Error, Result};
 
 /// Sequence length used when the folder has no `sentence_bert_config.json`: the value
@@ -27,7 +33,7 @@ const TOKENS_PER_FORWARD: usize = 2048;
 /// It is `Send + Sync`: one instance can serve many threads. Each call already spreads its work
 /// over every core (rayon's global pool), so concurrent calls gain little.
 pub struct Embedder {
-    encoder: BertEncoder,
+    encoder: Encoder,
     /// Truncates to `max_tokens` including `[CLS]` and `[SEP]`, no padding.
     tokenizer: Tokenizer,
     /// The same tokenizer without truncation, for [`Embedder::count_tokens`].
@@ -35,6 +41,12 @@ pub struct Embedder {
     dim: usize,
     max_tokens: usize,
     model_name: String,
+}
+
+/// What computes the vectors.
+enum Encoder {
+    Native(BertEncoder),
+    Onnx(Box<OnnxEncoder>),
 }
 
 /// The part of `sentence_bert_config.json` we use.
@@ -53,9 +65,36 @@ impl Embedder {
 
         let weights_path = dir.join("model.safetensors");
         let weights = read_file(&weights_path)?;
-        let encoder = BertEncoder::load(&weights, &weights_path, &config)?;
+        let encoder = Encoder::Native(BertEncoder::load(&weights, &weights_path, &config)?);
         drop(weights);
+        let model_name = folder_name(dir);
+        Self::with_encoder(dir, encoder, &config, max_tokens, model_name)
+    }
 
+    /// Loads the ONNX export `onnx.model` of the sentence-transformers model in `dir` (whose
+    /// tokenizer and config it uses) to run with ONNX Runtime. Its vectors are another model's:
+    /// [`Embedder::model_name`] says `onnx:` and the ONNX file's folder.
+    pub fn load_onnx(dir: &Path, onnx: &OnnxFiles) -> Result<Embedder> {
+        let config: BertConfig = parse_json(&dir.join("config.json"))?;
+        let max_tokens = max_tokens_of(dir, &config)?;
+        let encoder = Encoder::Onnx(Box::new(OnnxEncoder::load(dir, onnx, max_tokens)?));
+        let model_folder = onnx.model.parent().map(folder_name).unwrap_or_default();
+        Self::with_encoder(
+            dir,
+            encoder,
+            &config,
+            max_tokens,
+            format!("onnx:{model_folder}"),
+        )
+    }
+
+    fn with_encoder(
+        dir: &Path,
+        encoder: Encoder,
+        config: &BertConfig,
+        max_tokens: usize,
+        model_name: String,
+    ) -> Result<Embedder> {
         let tokenizer_path = dir.join("tokenizer.json");
         let tokenizer_json = read_file(&tokenizer_path)?;
         let mut counting_tokenizer = Tokenizer::from_bytes(&tokenizer_json)
@@ -82,10 +121,7 @@ impl Embedder {
             counting_tokenizer,
             dim: config.hidden_size,
             max_tokens,
-            model_name: dir
-                .file_name()
-                .map(|name| name.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            model_name,
         })
     }
 
@@ -122,11 +158,21 @@ impl Embedder {
             token_ids.push(encoding.get_ids().to_vec());
         }
         // Longest first: each forward pass then holds sequences of similar length, which keeps
-        // the per-sequence attention work even across threads.
+        // the per-sequence attention work even across threads (and ONNX Runtime's padding short).
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&text_idx| std::cmp::Reverse(token_ids[text_idx].len()));
 
         let mut embeddings = vec![Vec::new(); texts.len()];
+        if let Encoder::Onnx(encoder) = &self.encoder {
+            for batch in order.chunks(ONNX_BATCH) {
+                let batch_texts: Vec<&str> =
+                    batch.iter().map(|&text_idx| texts[text_idx]).collect();
+                for (&text_idx, embedding) in batch.iter().zip(encoder.embed(&batch_texts)?) {
+                    embeddings[text_idx] = embedding;
+                }
+            }
+            return Ok(embeddings);
+        }
         let mut remaining = order.as_slice();
         while !remaining.is_empty() {
             let mut num_seqs = 0;
@@ -152,16 +198,32 @@ impl Embedder {
         Ok(embeddings)
     }
 
-    /// Returns the folder name of the model, e.g. `all-MiniLM-L6-v2`.
+    /// Returns which vectors this embedder makes, as recorded with them in a store: the model's
+    /// folder name for the native backend (e.g. `all-MiniLM-L6-v2`), `onnx:` and the ONNX file's
+    /// folder for ONNX Runtime (e.g. `onnx:all-MiniLM-L6-v2-onnx-int8`). Vectors of two
+    /// different names are never compared.
     pub fn model_name(&self) -> &str {
         &self.model_name
     }
 
+    /// Which backend computes the vectors: `native` or `onnx`.
+    pub fn backend(&self) -> &'static str {
+        match self.encoder {
+            Encoder::Native(_) => "native",
+            Encoder::Onnx(_) => "onnx",
+        }
+    }
+
     /// Embeds token sequences (with `[CLS]`/`[SEP]`) in one forward pass.
     fn embed_packed(&self, batch_ids: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        let Encoder::Native(encoder) = &self.encoder else {
+            return Err(Error::Runtime(
+                "packed batches are the native backend's".into(),
+            ));
+        };
         let seq_lens: Vec<usize> = batch_ids.iter().map(|ids| ids.len()).collect();
         let token_ids = batch_ids.concat();
-        let hidden = self.encoder.forward(&token_ids, &seq_lens)?;
+        let hidden = encoder.forward(&token_ids, &seq_lens)?;
         let mut rows = hidden.chunks_exact(self.dim);
         let mut embeddings = Vec::with_capacity(seq_lens.len());
         for &seq_len in &seq_lens {
@@ -205,6 +267,12 @@ fn max_tokens_of(dir: &Path, config: &BertConfig) -> Result<usize> {
         });
     }
     Ok(max_tokens)
+}
+
+fn folder_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {

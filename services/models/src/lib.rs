@@ -11,7 +11,7 @@ mod error;
 mod generate;
 mod registry;
 
-pub use embed::Embedder;
+pub use embed::{Embedder, OnnxFiles};
 pub use error::{Error, Result};
 pub use generate::{
     CancelFlag, ChatMessage, Generation, GenerationDevice, GenerationParams, Generator,

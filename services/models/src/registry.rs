@@ -1,7 +1,8 @@
 //! The model registry: which models sit in the models folder, of what kind, and their checksums.
 //!
 //! A model is a file layout, not a database entry: an embedding model is a sentence-transformers
-//! folder (`config.json` beside `model.safetensors`), a generation model is a `*.gguf` file.
+//! folder (`config.json` beside `model.safetensors`) or a folder holding an ONNX export
+//! (`model.onnx`, for `--embedder onnx`), a generation model is a `*.gguf` file.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,8 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
-    /// A sentence embedder (BERT-style safetensors folder), run by [`crate::Embedder`].
+    /// A sentence embedder (BERT-style safetensors folder, or an ONNX export of one), run by
+    /// [`crate::Embedder`].
     Embedding,
     /// A text generator (GGUF file), run by [`crate::GgufGenerator`].
     Generation,
@@ -28,7 +30,8 @@ pub struct ModelInfo {
     pub name: String,
     /// What the model is used for.
     pub kind: ModelKind,
-    /// The model folder (embedding) or the `.gguf` file (generation).
+    /// The model folder (embedding), the `model.onnx` file (ONNX embedding) or the `.gguf`
+    /// file (generation).
     pub path: PathBuf,
     /// Lowercase hex SHA-256 of the weights file (`model.safetensors` or the `.gguf` file).
     pub sha256: String,
@@ -38,11 +41,14 @@ pub struct ModelInfo {
 
 /// Weights file of an embedding model folder.
 const SAFETENSORS_FILE: &str = "model.safetensors";
+/// The ONNX export of an embedding model.
+const ONNX_FILE: &str = "model.onnx";
 /// Configuration file of an embedding model folder.
 const CONFIG_FILE: &str = "config.json";
 
 /// Returns the models under `models_dir`, sorted by name: each subfolder holding
-/// `model.safetensors` and `config.json` (an embedding model, checksum of `model.safetensors`)
+/// `model.safetensors` and `config.json` (an embedding model, checksum of `model.safetensors`),
+/// each subfolder holding `model.onnx` (an ONNX embedding model, checksum of that file)
 /// and each `*.gguf` file directly in `models_dir` or one folder down (a generation model).
 ///
 /// Entries whose name starts with a dot are skipped. Every weights file is read in full to
@@ -61,6 +67,16 @@ pub fn list_models(models_dir: &Path) -> Result<Vec<ModelInfo>> {
                     path: entry_path.clone(),
                     sha256: sha256_file(&safetensors)?,
                     bytes: file_len(&safetensors)?,
+                });
+            }
+            let onnx = entry_path.join(ONNX_FILE);
+            if onnx.is_file() {
+                models.push(ModelInfo {
+                    name: file_name(&entry_path),
+                    kind: ModelKind::Embedding,
+                    path: onnx.clone(),
+                    sha256: sha256_file(&onnx)?,
+                    bytes: file_len(&onnx)?,
                 });
             }
             for inner_path in sorted_entries(&entry_path)? {

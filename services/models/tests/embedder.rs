@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde::Deserialize;
-use vellum_models::Embedder;
+use vellum_models::{Embedder, OnnxFiles};
 
 #[derive(Deserialize)]
 struct Reference {
@@ -209,4 +209,79 @@ fn load_of_a_folder_without_model_names_the_missing_file() {
         .err()
         .expect("loading without model.safetensors must fail");
     assert!(err.to_string().contains("model.safetensors"), "{err}");
+}
+
+/// The ONNX Runtime backend (fastembed, the int8 ONNX export and ONNX Runtime's library that
+/// deploy/fetch-models.sh unpacks). One per test binary: ONNX Runtime loads once per process.
+fn onnx_embedder() -> &'static Embedder {
+    static EMBEDDER: OnceLock<Embedder> = OnceLock::new();
+    EMBEDDER.get_or_init(|| {
+        let dir = model_dir();
+        let models_dir = dir.parent().unwrap().to_path_buf();
+        let files = OnnxFiles {
+            model: models_dir.join("all-MiniLM-L6-v2-onnx-int8/model.onnx"),
+            runtime: models_dir.join("onnxruntime"),
+        };
+        assert!(
+            files.model.is_file(),
+            "{} missing: run deploy/fetch-models.sh",
+            files.model.display()
+        );
+        Embedder::load_onnx(&dir, &files).unwrap_or_else(|err| panic!("loading {files:?}: {err}"))
+    })
+}
+
+#[test]
+fn onnx_backend_matches_sentence_transformers_within_int8_error() {
+    let reference = reference();
+    let embedder = onnx_embedder();
+    assert_eq!(embedder.backend(), "onnx");
+    assert_eq!(embedder.model_name(), "onnx:all-MiniLM-L6-v2-onnx-int8");
+    assert_eq!((embedder.dim(), embedder.max_tokens()), (384, 256));
+    let texts: Vec<&str> = reference
+        .items
+        .iter()
+        .map(|item| item.text.as_str())
+        .collect();
+    let embeddings = embedder.embed(&texts).unwrap();
+    let native = self::embedder().embed(&texts).unwrap();
+    let mut lowest: f32 = 1.0;
+    for ((item, embedding), native) in reference.items.iter().zip(&embeddings).zip(&native) {
+        let norm: f32 = embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+        let similarity = cosine(embedding, &item.embedding);
+        assert!(
+            similarity >= 0.99,
+            "{:?}: cosine {similarity} to the reference",
+            short(&item.text)
+        );
+        // int8 weights: close to the native vectors, but not the same vectors (which is why
+        // a collection records the embedder that made it).
+        assert!(
+            cosine(embedding, native) < 0.99999,
+            "{:?}",
+            short(&item.text)
+        );
+        lowest = lowest.min(similarity);
+    }
+    eprintln!("onnx backend: lowest cosine to the reference {lowest:.4}");
+    // Batching (padding) does not change a text's vector beyond float noise.
+    let alone = embedder.embed(&[texts[3]]).unwrap();
+    assert!(cosine(&alone[0], &embeddings[3]) > 0.9999);
+    assert!(embedder.embed(&[]).unwrap().is_empty());
+}
+
+#[test]
+fn onnx_backend_without_its_runtime_says_what_to_do() {
+    let dir = model_dir();
+    let missing = tempfile::tempdir().unwrap();
+    let files = OnnxFiles {
+        model: dir.join("../all-MiniLM-L6-v2-onnx-int8/model.onnx"),
+        runtime: missing.path().join("onnxruntime"),
+    };
+    let message = match Embedder::load_onnx(&dir, &files) {
+        Ok(_) => panic!("loaded without an ONNX Runtime library"),
+        Err(err) => err.to_string(),
+    };
+    assert!(message.contains("fetch-models.sh"), "{message}");
 }

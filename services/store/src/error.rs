@@ -63,6 +63,16 @@ pub enum Error {
         requested_dim: usize,
     },
 
+    /// A collection's vectors were made by another embedder than the store was opened with
+    /// (or their re-embed did not finish): comparing them with this embedder's is refused.
+    #[error("{detail}")]
+    CollectionEmbedder {
+        /// The collection.
+        collection: String,
+        /// What was recorded and what to do.
+        detail: String,
+    },
+
     /// The vector table on disk has another vector dimension than requested.
     #[error(
         "vector table {path} stores vectors of dimension {table_dim} but dimension \
@@ -181,9 +191,9 @@ impl Error {
             | Error::InvalidDocument { .. }
             | Error::InvalidLabel { .. } => ErrorKind::Invalid,
             Error::DocumentNotFound { .. } => ErrorKind::NotFound,
-            Error::EmbeddingMismatch { .. } | Error::VectorDimensionMismatch { .. } => {
-                ErrorKind::Conflict
-            }
+            Error::EmbeddingMismatch { .. }
+            | Error::VectorDimensionMismatch { .. }
+            | Error::CollectionEmbedder { .. } => ErrorKind::Conflict,
             Error::FulltextLocked { .. } => ErrorKind::Unavailable,
             Error::Catalog { source, .. } => {
                 if is_sqlite_busy(source) {

@@ -99,10 +99,10 @@ mod vectors;
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::format::{check_data_format, DATA_FORMAT, FORMAT_FILE};
 pub use crate::scope::{normalize_labels, scope_key};
-pub use crate::store::Store;
+pub use crate::store::{PassageVectors, Store, EMBEDDER_SETTING};
 pub use crate::types::{
     ChunkHit, ChunkId, ConsistencyReport, DocumentId, DocumentRecord, DocumentState, NewChunk,
-    NewDocument, NewQuarantine, QuarantineRecord, RecoveryReport, ScopeCount, SearchFilter,
-    StoreOptions, StoreStats, StoredChunk,
+    NewDocument, NewQuarantine, QuarantineRecord, RecoveryReport, ReembedProgress, ScopeCount,
+    SearchFilter, StoreOptions, StoreStats, StoredChunk,
 };
 pub use vellum_authz::ReadScope;

@@ -10,8 +10,8 @@ use crate::fulltext::{self, FulltextIndex};
 use crate::scope::{encode_labels, normalize_labels};
 use crate::types::{
     ChunkHit, ConsistencyReport, DocumentId, DocumentRecord, DocumentState, IndexFilter, NewChunk,
-    NewDocument, NewQuarantine, QuarantineRecord, RecoveryReport, ScopeCount, SearchFilter,
-    StoreOptions, StoreStats, StoredChunk,
+    NewDocument, NewQuarantine, QuarantineRecord, RecoveryReport, ReembedProgress, ScopeCount,
+    SearchFilter, StoreOptions, StoreStats, StoredChunk,
 };
 use crate::vectors::VectorTable;
 use vellum_authz::ReadScope;
@@ -71,8 +71,10 @@ impl Store {
     /// Opens or creates `data_dir/{catalog.sqlite, fulltext/, vectors/}`.
     ///
     /// Fails with a "re-ingest needed" error ([`crate::ErrorKind::Conflict`]) if the catalog
-    /// records another embedding model or dimension, or the existing vector table has another
-    /// dimension.
+    /// records another embedding dimension, or the existing vector table has another one.
+    /// Another embedder of the same dimension opens the store; the collections whose vectors
+    /// another embedder made then refuse vector searches and ingest until
+    /// [`Store::reembed_collection`] has re-embedded them (see [`Store::check_embedders`]).
     ///
     /// A data directory written before chunks carried a scope is migrated here, once: the
     /// catalog gains its `labels` column (labels copied from the `labels` metadata entry), the
@@ -318,6 +320,11 @@ impl Store {
         }
         self.validate_batch(&documents)?;
         let _writes = self.lock_writes()?;
+        self.claim_collections(
+            documents
+                .iter()
+                .map(|(document, _)| document.collection.as_str()),
+        )?;
 
         let mut records: Vec<Option<DocumentRecord>> = vec![None; documents.len()];
         let mut new_positions = Vec::new();
@@ -603,6 +610,184 @@ impl Store {
         self.catalog.set_collection_setting(collection, name, value)
     }
 
+    /// The embedder whose vectors `collection` holds (its `embedder` setting, else the one the
+    /// store was created with), or `reembedding:NAME` while [`Store::reembed_collection`] is
+    /// replacing them with NAME's (also after it was interrupted).
+    pub fn collection_embedder(&self, collection: &str) -> Result<String> {
+        Ok(self
+            .catalog
+            .collection_settings(EMBEDDER_SETTING)?
+            .remove(collection)
+            .unwrap_or_else(|| self.catalog.first_embedder().to_string()))
+    }
+
+    /// Fails with [`Error::CollectionEmbedder`] ([`crate::ErrorKind::Conflict`]) if any of
+    /// `collections` holds vectors of another embedder than this store was opened with
+    /// ([`StoreOptions::embedding_model`]): a query vector is never compared with them.
+    /// Collections that do not exist pass.
+    pub fn check_embedders<'a>(&self, collections: impl Iterator<Item = &'a str>) -> Result<()> {
+        let settings = self.catalog.collection_settings(EMBEDDER_SETTING)?;
+        let running = &self.options.embedding_model;
+        for collection in collections {
+            let recorded = settings
+                .get(collection)
+                .map_or(self.catalog.first_embedder(), String::as_str);
+            if recorded != running {
+                return Err(embedder_conflict(collection, recorded, running));
+            }
+        }
+        Ok(())
+    }
+
+    /// Before a commit into `collections` (under the write lock): a collection without ready
+    /// documents (new, or emptied) takes this store's embedder; any other must already hold
+    /// its vectors.
+    fn claim_collections<'a>(&self, collections: impl Iterator<Item = &'a str>) -> Result<()> {
+        let settings = self.catalog.collection_settings(EMBEDDER_SETTING)?;
+        let counts: BTreeMap<String, u64> = self.catalog.list_collections()?.into_iter().collect();
+        let running = &self.options.embedding_model;
+        let mut seen = std::collections::BTreeSet::new();
+        for collection in collections {
+            if !seen.insert(collection) {
+                continue;
+            }
+            let recorded = settings
+                .get(collection)
+                .map_or(self.catalog.first_embedder(), String::as_str);
+            if recorded == running {
+                continue;
+            }
+            if counts.get(collection).copied().unwrap_or(0) > 0 {
+                return Err(embedder_conflict(collection, recorded, running));
+            }
+            self.catalog
+                .set_collection_setting(collection, EMBEDDER_SETTING, Some(running))?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the vectors of every ready document of `collection` with `embed`'s (this
+    /// store's embedder), `documents_per_step` documents per LanceDB commit, and records the
+    /// store's embedder as the collection's. Nothing else changes: catalog, full-text index,
+    /// chunk ids and scopes stay as they are.
+    ///
+    /// While it runs the collection is marked `reembedding:NAME`, so vector searches and
+    /// ingest into it are refused; if it is interrupted the mark stays (fail closed) and
+    /// running it again finishes the work. Other collections are searched and written to
+    /// meanwhile: the write lock is held for one step at a time. `progress` is told the
+    /// documents and chunks done after each step.
+    pub fn reembed_collection(
+        &self,
+        collection: &str,
+        documents_per_step: usize,
+        embed: &mut PassageVectors<'_>,
+        progress: &mut dyn FnMut(&ReembedProgress),
+    ) -> Result<ReembedProgress> {
+        if !self
+            .list_collections()?
+            .iter()
+            .any(|(existing, _)| existing == collection)
+        {
+            return Err(Error::InvalidInput {
+                detail: format!("there is no collection {collection:?}"),
+            });
+        }
+        let running = self.options.embedding_model.clone();
+        let previous = self.collection_embedder(collection)?;
+        self.catalog.set_collection_setting(
+            collection,
+            EMBEDDER_SETTING,
+            Some(&format!("{REEMBEDDING_PREFIX}{running}")),
+        )?;
+        let documents = self
+            .catalog
+            .list_ready_documents(&IndexFilter::collection(collection))?;
+        let mut done = ReembedProgress {
+            previous,
+            documents_total: documents.len() as u64,
+            ..ReembedProgress::default()
+        };
+        for step in documents.chunks(documents_per_step.max(1)) {
+            let mut rows = Vec::with_capacity(step.len());
+            for record in step {
+                let chunks = self.catalog.document_chunks(&record.id, collection)?;
+                rows.push((record, chunks));
+            }
+            let texts: Vec<&str> = rows
+                .iter()
+                .flat_map(|(_, chunks)| chunks.iter().map(|chunk| chunk.text.as_str()))
+                .collect();
+            let vectors = embed(&texts).map_err(|detail| Error::InvalidInput {
+                detail: format!("embedding the chunks of {collection:?} failed: {detail}"),
+            })?;
+            if vectors.len() != texts.len() {
+                return Err(Error::InvalidInput {
+                    detail: format!(
+                        "the embedder returned {} vectors for {} chunks",
+                        vectors.len(),
+                        texts.len()
+                    ),
+                });
+            }
+            let mut vectors = vectors.into_iter();
+            let mut new_rows = Vec::with_capacity(rows.len());
+            for (record, chunks) in rows {
+                let document = NewDocument {
+                    id: record.id.clone(),
+                    collection: record.collection.clone(),
+                    source_path: record.source_path.clone(),
+                    title: record.title.clone(),
+                    sha256: record.sha256.clone(),
+                    format: record.format.clone(),
+                    num_pages: record.num_pages,
+                    metadata: record.metadata.clone(),
+                    labels: record.labels.clone(),
+                };
+                let chunks: Vec<NewChunk> = chunks
+                    .into_iter()
+                    .zip(vectors.by_ref())
+                    .map(|(chunk, vector)| NewChunk {
+                        chunk_id: chunk.chunk_id,
+                        ordinal: chunk.ordinal,
+                        page: chunk.page,
+                        text: chunk.text,
+                        vector,
+                    })
+                    .collect();
+                new_rows.push((document, chunks));
+            }
+            let _writes = self.lock_writes()?;
+            // A document deleted or replaced while its chunks were embedded keeps its fate.
+            let mut still_ready = Vec::with_capacity(new_rows.len());
+            for row in new_rows {
+                if self
+                    .catalog
+                    .get_document(&row.0.id)?
+                    .is_some_and(|record| record.state == DocumentState::Ready)
+                {
+                    still_ready.push(row);
+                }
+            }
+            let ids: Vec<DocumentId> = still_ready
+                .iter()
+                .map(|(document, _)| document.id.clone())
+                .collect();
+            self.vectors.delete_documents(&ids)?;
+            crash_point("reembed-between-delete-and-append");
+            self.vectors.append(&still_ready)?;
+            drop(_writes);
+            done.documents_done += step.len() as u64;
+            done.chunks_done += still_ready
+                .iter()
+                .map(|(_, chunks)| chunks.len() as u64)
+                .sum::<u64>();
+            progress(&done);
+        }
+        self.catalog
+            .set_collection_setting(collection, EMBEDDER_SETTING, Some(&running))?;
+        Ok(done)
+    }
+
     /// Returns all chunks of a document in ordinal order (for whole-document summaries). A
     /// document outside `scope` is [`Error::DocumentNotFound`], like a missing one.
     pub fn document_chunks(&self, scope: &ReadScope, id: &DocumentId) -> Result<Vec<StoredChunk>> {
@@ -652,6 +837,13 @@ impl Store {
     ) -> Result<Vec<ChunkHit>> {
         if k == 0 {
             return Ok(Vec::new());
+        }
+        let searched = scope.scopes().iter().map(|scope| scope.collection.as_str());
+        match &filter.collections {
+            Some(wanted) => self.check_embedders(
+                searched.filter(|collection| wanted.iter().any(|name| name == collection)),
+            )?,
+            None => self.check_embedders(searched)?,
         }
         let hits = self.vectors.search(
             vector,
@@ -705,6 +897,36 @@ impl Store {
         let _writes = self.lock_writes()?;
         self.vectors.optimize()?;
         self.fulltext.merge_segments()
+    }
+}
+
+/// The per-collection setting (see [`Store::collection_settings`]) naming the embedder whose
+/// vectors the collection holds.
+pub const EMBEDDER_SETTING: &str = "embedder";
+
+/// What [`Store::reembed_collection`] calls to embed chunk texts: one vector per text, in order,
+/// or why not.
+pub type PassageVectors<'a> = dyn FnMut(&[&str]) -> std::result::Result<Vec<Vec<f32>>, String> + 'a;
+
+/// How an interrupted or running re-embed marks its collection's `embedder` setting.
+const REEMBEDDING_PREFIX: &str = "reembedding:";
+
+/// The error for a collection whose vectors this store's embedder did not make.
+fn embedder_conflict(collection: &str, recorded: &str, running: &str) -> Error {
+    let detail = match recorded.strip_prefix(REEMBEDDING_PREFIX) {
+        Some(target) => format!(
+            "collection {collection:?} was being re-embedded with {target:?} and the re-embed \
+             did not finish: run `vellum reembed {collection}` with that embedder to finish it"
+        ),
+        None => format!(
+            "collection {collection:?} holds vectors made by the embedder {recorded:?}, and \
+             this vellum embeds with {running:?}: run `vellum reembed {collection}` to \
+             re-embed it with {running:?}, or run vellum with the embedder {recorded:?}"
+        ),
+    };
+    Error::CollectionEmbedder {
+        collection: collection.to_string(),
+        detail,
     }
 }
 

@@ -325,6 +325,20 @@ pub struct RecoveryReport {
     pub deletions_finished: Vec<DocumentId>,
 }
 
+/// How far [`crate::Store::reembed_collection`] got.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReembedProgress {
+    /// The embedder the collection was recorded with before (`reembedding:…` if an earlier
+    /// re-embed was interrupted).
+    pub previous: String,
+    /// Ready documents of the collection when the re-embed began.
+    pub documents_total: u64,
+    /// Documents re-embedded so far (one deleted meanwhile counts as done).
+    pub documents_done: u64,
+    /// Chunks given new vectors so far.
+    pub chunks_done: u64,
+}
+
 /// Whether the catalog, Tantivy and LanceDB hold the same chunks
 /// ([`crate::Store::check_consistency`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

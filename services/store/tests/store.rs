@@ -476,15 +476,15 @@ fn identifiers_match_as_a_whole() -> Result<()> {
 }
 
 #[test]
-fn reopening_with_another_dimension_or_model_fails_clearly() -> Result<()> {
+fn reopening_with_another_dimension_fails_clearly() -> Result<()> {
     let data_dir = tempfile::tempdir()?;
     {
         let store = open(data_dir.path())?;
         commit_small_corpus(&store)?;
     }
-    for (dim, model) in [(4, MODEL), (DIM, "another-model")] {
-        let error = match Store::open(data_dir.path(), options(dim, model)) {
-            Ok(_) => anyhow::bail!("opening with dim {dim} and model {model} succeeded"),
+    for model in [MODEL, "another-model"] {
+        let error = match Store::open(data_dir.path(), options(4, model)) {
+            Ok(_) => anyhow::bail!("opening with dim 4 and model {model} succeeded"),
             Err(error) => error,
         };
         ensure!(error.kind() == ErrorKind::Conflict, "{error}");
@@ -503,6 +503,128 @@ fn reopening_with_another_dimension_or_model_fails_clearly() -> Result<()> {
         message.contains("dimension 8") && message.contains("re-ingest"),
         "{message}"
     );
+    Ok(())
+}
+
+/// Another embedder of the same dimension: its vectors never meet the first one's. The old
+/// collections refuse vector searches and ingest (saying how to re-embed); a new collection
+/// takes the new embedder; a re-embed (interrupted, then finished) gives the old collection
+/// the new embedder's vectors, and the first embedder is then refused there in turn.
+#[test]
+fn another_embedder_is_refused_per_collection_until_reembedded() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    {
+        let store = open(data_dir.path())?;
+        commit_small_corpus(&store)?;
+    }
+    let store = Store::open(data_dir.path(), options(DIM, "another-model"))?;
+    ensure!(store.collection_embedder("biology")? == MODEL);
+
+    let refused = |result: vellum_store::Result<Vec<ChunkHit>>, what: &str| -> Result<String> {
+        let error = match result {
+            Ok(hits) => anyhow::bail!("{what} succeeded: {:?}", chunk_ids(&hits)),
+            Err(error) => error,
+        };
+        ensure!(error.kind() == ErrorKind::Conflict, "{what}: {error}");
+        Ok(error.to_string())
+    };
+    let message = refused(
+        scoped_vector(&store, &unit_vector(0), &all(), 3),
+        "vector search",
+    )?;
+    ensure!(
+        message.contains("\"biology\"")
+            && message.contains(MODEL)
+            && message.contains("vellum reembed biology"),
+        "{message}"
+    );
+    refused(
+        scoped_vector(&store, &unit_vector(4), &only(&["physics"]), 3),
+        "vector search of physics",
+    )?;
+    // Full-text search does not use vectors: it goes on working.
+    ensure!(!scoped_bm25(&store, "sunlight", &all(), 3)?.is_empty());
+    // Ingest into an old collection is refused; nothing is written.
+    let error = store
+        .commit_batch(vec![(
+            document("more", "biology", "bio/more.txt", "More"),
+            vec![chunk("more", 0, "Leaves are green.", 3)],
+        )])
+        .err()
+        .context("ingest into biology with another embedder succeeded")?;
+    ensure!(error.kind() == ErrorKind::Conflict, "{error}");
+    ensure!(store.get_document(&DocumentId("more".into()))?.is_none());
+
+    // A new collection takes the running embedder and is searchable with it.
+    store.commit_batch(vec![(
+        document("tides", "oceans", "sea/tides.txt", "Tides"),
+        vec![chunk("tides", 0, "The moon pulls the oceans.", 6)],
+    )])?;
+    ensure!(store.collection_embedder("oceans")? == "another-model");
+    let hits = scoped_vector(&store, &unit_vector(6), &only(&["oceans"]), 3)?;
+    ensure!(chunk_ids(&hits) == ["tides-0"], "{:?}", chunk_ids(&hits));
+
+    // Re-embedding biology: the "new embedder" moves every vector to the next axis. The first
+    // attempt fails half-way (after one document); the collection stays refused.
+    let new_vector = |text: &str| {
+        let axis = if text.contains("sunlight") { 5 } else { 7 };
+        unit_vector(axis)
+    };
+    let mut calls = 0;
+    let mut failing = |texts: &[&str]| {
+        calls += 1;
+        if calls > 1 {
+            return Err("the embedder stopped".to_string());
+        }
+        Ok(texts.iter().map(|text| new_vector(text)).collect())
+    };
+    let error = store
+        .reembed_collection("biology", 1, &mut failing, &mut |_| {})
+        .err()
+        .context("a failing re-embed succeeded")?;
+    ensure!(
+        error.to_string().contains("the embedder stopped"),
+        "{error}"
+    );
+    ensure!(store.collection_embedder("biology")? == "reembedding:another-model");
+    let message = refused(
+        scoped_vector(&store, &unit_vector(5), &only(&["biology"]), 3),
+        "search after an interrupted re-embed",
+    )?;
+    ensure!(message.contains("did not finish"), "{message}");
+
+    let mut steps = Vec::new();
+    let done = store.reembed_collection(
+        "biology",
+        1,
+        &mut |texts| Ok(texts.iter().map(|text| new_vector(text)).collect()),
+        &mut |progress| steps.push(progress.documents_done),
+    )?;
+    ensure!(steps == [1, 2], "{steps:?}");
+    ensure!(
+        done.documents_total == 2 && done.chunks_done == 3,
+        "{done:?}"
+    );
+    ensure!(done.previous == "reembedding:another-model", "{done:?}");
+    ensure!(store.collection_embedder("biology")? == "another-model");
+    // The new vectors are the ones searched; chunk text, pages and the other stores are as
+    // they were.
+    let hits = scoped_vector(&store, &unit_vector(5), &only(&["biology"]), 1)?;
+    ensure!(chunk_ids(&hits) == ["photo-0"], "{:?}", chunk_ids(&hits));
+    ensure!(hits[0].chunk.text == "Plants convert sunlight into chemical energy.");
+    ensure!(hits[0].score > 0.99, "{}", hits[0].score);
+    let consistency = store.check_consistency()?;
+    ensure!(consistency.is_consistent(), "{consistency:?}");
+    ensure!(consistency.vector_chunks == 5, "{consistency:?}");
+    drop(store);
+
+    // The first embedder is now the stranger in biology (physics is still its own).
+    let store = open(data_dir.path())?;
+    refused(
+        scoped_vector(&store, &unit_vector(0), &only(&["biology"]), 3),
+        "the first embedder in the re-embedded collection",
+    )?;
+    ensure!(!scoped_vector(&store, &unit_vector(4), &only(&["physics"]), 3)?.is_empty());
     Ok(())
 }
 

@@ -1,12 +1,12 @@
-//! `vellum documents` and `delete` (through the front door), and the offline tools `check`,
-//! `eval` and `models`.
+//! `vellum documents`, `delete` and `reembed` (through the front door), and the offline tools
+//! `check`, `eval` and `models`.
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 use vellum_ingest::pipeline::{self, IngestEvent, IngestOptions, TextDocument};
 use vellum_rag::{eval, Fusion, RetrievalOptions, Retriever, SearchMode};
 
-use crate::cli::{CollectionArgs, DeleteArgs, EvalArgs};
+use crate::cli::{CollectionArgs, DeleteArgs, EvalArgs, ReembedArgs};
 use crate::context::{open_store_at, service_error, Context};
 use crate::render::{print_json, progress_bar};
 
@@ -54,6 +54,45 @@ pub(super) fn delete(ctx: &Context, args: DeleteArgs) -> Result<()> {
     if ctx.json {
         return print_json(&args.ids);
     }
+    Ok(())
+}
+
+pub(super) fn reembed(ctx: &Context, args: ReembedArgs) -> Result<()> {
+    let door = ctx.front_door(false)?;
+    let embedder = door.embedder_name.clone();
+    if !ctx.json {
+        eprintln!(
+            "Re-embedding collection {:?} with {embedder} ...",
+            args.collection
+        );
+    }
+    let mut bar = None;
+    let done = door
+        .service
+        .reembed_collection(&door.caller, &args.collection, &mut |progress| {
+            let bar =
+                bar.get_or_insert_with(|| progress_bar(progress.documents_total, "embedding"));
+            bar.set_position(progress.documents_done);
+        })
+        .map_err(service_error)
+        .with_context(|| {
+            format!(
+                "re-embedding collection {:?} (run the same command again to finish an \
+                 interrupted re-embed)",
+                args.collection
+            )
+        })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    door.close()?;
+    if ctx.json {
+        return print_json(&done);
+    }
+    println!(
+        "Re-embedded {} documents ({} chunks) of {:?} with {embedder} (were {}).",
+        done.documents_done, done.chunks_done, args.collection, done.previous
+    );
     Ok(())
 }
 

@@ -35,6 +35,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Summarize(args) => query::summarize(&ctx, args),
         Command::Documents(args) => library::documents(&ctx, args),
         Command::Delete(args) => library::delete(&ctx, args),
+        Command::Reembed(args) => library::reembed(&ctx, args),
         Command::Check => library::check(&ctx),
         Command::Backup(args) => crate::backup::backup(&ctx, args),
         Command::Restore(args) => crate::backup::restore(&ctx, args),

@@ -114,6 +114,9 @@ pub(crate) struct CatalogCounts {
 pub(crate) struct Catalog {
     path: PathBuf,
     connection: Mutex<Connection>,
+    /// The embedder the store was created with: the embedder of every collection without its
+    /// own `embedder` setting (all collections written before the setting existed).
+    first_embedder: String,
 }
 
 impl Catalog {
@@ -128,13 +131,19 @@ impl Catalog {
             operation: "open",
             source,
         })?;
-        let catalog = Catalog {
+        let mut catalog = Catalog {
             path: path.to_path_buf(),
             connection: Mutex::new(connection),
+            first_embedder: String::new(),
         };
         catalog.configure_and_migrate()?;
-        catalog.check_embedding_settings(options)?;
+        catalog.first_embedder = catalog.check_embedding_settings(options)?;
         Ok(catalog)
+    }
+
+    /// The embedder of collections that have no `embedder` setting of their own.
+    pub(crate) fn first_embedder(&self) -> &str {
+        &self.first_embedder
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>> {

@@ -137,7 +137,11 @@ impl Catalog {
             .map_err(self.sql_error("commit schema migration"))
     }
 
-    pub(super) fn check_embedding_settings(&self, options: &StoreOptions) -> Result<()> {
+    /// Checks that the store was built for vectors of `options.embedding_dim` (one vector
+    /// table holds them all) and returns the embedder it was created with. Another embedder of
+    /// the same dimension may open it: which embedder made a collection's vectors is checked
+    /// per collection (`Store::check_embedders`).
+    pub(super) fn check_embedding_settings(&self, options: &StoreOptions) -> Result<String> {
         let connection = self.lock()?;
         let read_setting = |key: &str| -> Result<Option<String>> {
             connection
@@ -156,9 +160,7 @@ impl Catalog {
                         path: self.path.clone(),
                         detail: format!("embedding_dim setting {recorded_dim:?} is not a number"),
                     })?;
-                if recorded_model != options.embedding_model
-                    || recorded_dim != options.embedding_dim
-                {
+                if recorded_dim != options.embedding_dim {
                     return Err(Error::EmbeddingMismatch {
                         path: self.path.clone(),
                         recorded_model,
@@ -167,7 +169,7 @@ impl Catalog {
                         requested_dim: options.embedding_dim,
                     });
                 }
-                Ok(())
+                Ok(recorded_model)
             }
             (None, None) => {
                 connection
@@ -177,7 +179,7 @@ impl Catalog {
                         params![options.embedding_model, options.embedding_dim.to_string()],
                     )
                     .map_err(self.sql_error("write settings"))?;
-                Ok(())
+                Ok(options.embedding_model.clone())
             }
             _ => Err(Error::CatalogCorrupt {
                 path: self.path.clone(),
