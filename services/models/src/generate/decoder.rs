@@ -237,11 +237,23 @@ impl Sequence {
     }
 }
 
+/// The token embedding table. Kept quantized as the file has it when our own kernel holds it
+/// (a row is dequantized per token, with candle's arithmetic, so the values are the same): an
+/// f32 copy of the table was most of the memory of small models (113 MB for SmolLM2-135M,
+/// whose whole file is 100 MB) and 604 MB of a 3,072-wide model's.
+enum Embeddings {
+    /// Tied embeddings (SmolLM2, small Qwen2): the output projection's matrix, shared.
+    Output,
+    Own(Linear),
+    /// Types our kernels do not hold: dequantized once, as candle does.
+    Dense(Vec<f32>),
+}
+
 /// The decoder's weights; immutable once loaded, so shared between threads.
 pub(crate) struct Decoder {
     shape: Shape,
-    /// `[vocab, dim]`, dequantized once (as candle does) so that a lookup is a copy.
-    embeddings: Vec<f32>,
+    /// `[vocab, dim]`: where a token's embedding is read.
+    embeddings: Embeddings,
     layers: Vec<Layer>,
     final_norm: Vec<f32>,
     output: Linear,
@@ -347,14 +359,32 @@ impl Decoder {
         if embedding_dim != dim {
             candle_core::bail!("token_embd.weight has {embedding_dim} columns, not {dim}");
         }
-        let embeddings = token_embeddings
-            .dequantize(&device)?
-            .flatten_all()?
-            .to_vec1()?;
-        let output = match tensor("output.weight") {
-            Ok(output) => output,
+        // Our own kernels hold Q4_1 and Q8_0 (see `Linear::new`); any other type is dequantized.
+        let own_kernel = matches!(token_embeddings.dtype(), GgmlDType::Q4_1 | GgmlDType::Q8_0)
+            && has_fast_path();
+        let dense = |tensor: &QTensor| -> CandleResult<Embeddings> {
+            Ok(Embeddings::Dense(
+                tensor.dequantize(&device)?.flatten_all()?.to_vec1()?,
+            ))
+        };
+        let (embeddings, output) = match tensor("output.weight") {
+            Ok(output) => {
+                let embeddings = if own_kernel {
+                    Embeddings::Own(Linear::new(vec![token_embeddings])?)
+                } else {
+                    dense(&token_embeddings)?
+                };
+                (embeddings, Linear::new(vec![output])?)
+            }
             // Tied embeddings (SmolLM2, small Qwen2): the output matrix is the embedding table.
-            Err(_) => token_embeddings,
+            Err(_) => {
+                let embeddings = if own_kernel {
+                    Embeddings::Output
+                } else {
+                    dense(&token_embeddings)?
+                };
+                (embeddings, Linear::new(vec![token_embeddings])?)
+            }
         };
         let final_norm = vector(tensor("output_norm.weight")?)?;
 
@@ -408,7 +438,7 @@ impl Decoder {
             embeddings,
             layers,
             final_norm,
-            output: Linear::new(vec![output])?,
+            output,
             cos,
             sin,
         })
@@ -459,6 +489,29 @@ impl Decoder {
         self.run(sequences, &tokens)
     }
 
+    /// Appends token `token`'s embedding to `hidden`.
+    fn embed_token(&self, token: u32, hidden: &mut Vec<f32>) -> CandleResult<()> {
+        let outside =
+            || candle_core::Error::Msg(format!("token {token} is outside the vocabulary"));
+        let table = match &self.embeddings {
+            Embeddings::Dense(table) => {
+                let dim = self.shape.dim;
+                let row = token as usize * dim;
+                hidden.extend_from_slice(table.get(row..row + dim).ok_or_else(outside)?);
+                return Ok(());
+            }
+            Embeddings::Output => &self.output,
+            Embeddings::Own(table) => table,
+        };
+        let row = match table {
+            Linear::Q4_1(matrix) => matrix.row(token as usize),
+            Linear::Q8_0(matrix) => matrix.row(token as usize),
+            Linear::Candle(_) => None,
+        };
+        hidden.extend(row.ok_or_else(outside)?);
+        Ok(())
+    }
+
     /// Runs `tokens[i]` at the end of `sequences[i]` for every `i`, and returns the logits of
     /// each sequence's last token.
     fn run(
@@ -495,11 +548,7 @@ impl Decoder {
         let dim = self.shape.dim;
         let mut hidden = Vec::with_capacity(num_rows * dim);
         for &token in tokens.iter().flat_map(|tokens| tokens.iter()) {
-            let row = token as usize * dim;
-            let embedding = self.embeddings.get(row..row + dim).ok_or_else(|| {
-                candle_core::Error::Msg(format!("token {token} is outside the vocabulary"))
-            })?;
-            hidden.extend_from_slice(embedding);
+            self.embed_token(token, &mut hidden)?;
         }
 
         let qkv_width = self.shape.q_dim() + 2 * kv_dim;

@@ -53,6 +53,10 @@ pub trait BlockFormat: Send + Sync {
     /// scaled `sum`.
     fn dot_block(block: &[u8], values: &[i8], scale: f32, sum: f32) -> f32;
 
+    /// The block's 32 weights as f32 (in-memory form), with the arithmetic of candle's
+    /// `dequantize`, so a row read here equals that row of the dequantized tensor.
+    fn dequantize_block(block: &[u8], out: &mut [f32]);
+
     /// Unpacks a block. Only called from the `avx2,fma` functions below, into which it is
     /// inlined.
     #[cfg(target_arch = "x86_64")]
@@ -159,6 +163,29 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
 
     fn row_bytes(&self) -> usize {
         self.columns / BLOCK * F::BLOCK_BYTES
+    }
+
+    /// Row `index` as f32 values (a token's embedding when this is the embedding table), or
+    /// `None` past the last row.
+    pub fn row(&self, index: usize) -> Option<Vec<f32>> {
+        if index >= self.rows {
+            return None;
+        }
+        let start = index * self.row_bytes();
+        let blocks = self.data.get(start..start + self.row_bytes())?;
+        let mut values = vec![0.0_f32; self.columns];
+        for (block, out) in blocks
+            .chunks_exact(F::BLOCK_BYTES)
+            .zip(values.chunks_exact_mut(BLOCK))
+        {
+            F::dequantize_block(block, out);
+        }
+        Some(values)
+    }
+
+    /// Rows of the matrix.
+    pub fn rows(&self) -> usize {
+        self.rows
     }
 
     /// Checks that `input` is `num_rows` rows of `columns` and quantizes each row.
@@ -387,6 +414,14 @@ impl BlockFormat for Q4_1 {
         f32_at(block) * scale * integer_sum as f32 + f32_at(&block[4..]) * sum
     }
 
+    fn dequantize_block(block: &[u8], out: &mut [f32]) {
+        let (scale, minimum) = (f32_at(block), f32_at(&block[4..]));
+        for (j, &byte) in block[8..].iter().enumerate() {
+            out[j] = f32::from(byte & 0x0F) * scale + minimum;
+            out[j + BLOCK / 2] = f32::from(byte >> 4) * scale + minimum;
+        }
+    }
+
     /// The 32 weights as unsigned bytes 0..16, in value order.
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
@@ -441,6 +476,13 @@ impl BlockFormat for Q8_0 {
             .map(|(&weight, &value)| i32::from(weight as i8) * i32::from(value))
             .sum();
         f32_at(block) * scale * integer_sum as f32
+    }
+
+    fn dequantize_block(block: &[u8], out: &mut [f32]) {
+        let scale = f32_at(block);
+        for (out, &weight) in out.iter_mut().zip(&block[4..]) {
+            *out = f32::from(weight as i8) * scale;
+        }
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -776,6 +818,24 @@ mod tests {
                 "{actual} (avx2 {use_avx2})"
             );
         }
+    }
+
+    /// The embedding table is read one row at a time from the quantized matrix: each row must
+    /// be exactly that row of candle's dequantized tensor (the values the f32 table held).
+    #[test]
+    fn a_row_is_bit_for_bit_that_row_of_the_dequantized_tensor() {
+        let (rows, columns) = (9, 96);
+        let (data, dequantized) = random_q4_1(rows, columns);
+        let q4_1 = Q4_1Matrix::new(data, rows, columns).unwrap();
+        let (data, q8_dequantized) = random_matrix(rows, columns, GgmlDType::Q8_0);
+        let q8_0 = Q8_0Matrix::new(data, rows, columns).unwrap();
+        for row in 0..rows {
+            let expected = &dequantized[row * columns..(row + 1) * columns];
+            assert_eq!(q4_1.row(row).unwrap(), expected, "Q4_1 row {row}");
+            let expected = &q8_dequantized[row * columns..(row + 1) * columns];
+            assert_eq!(q8_0.row(row).unwrap(), expected, "Q8_0 row {row}");
+        }
+        assert!(q4_1.row(rows).is_none() && q8_0.row(rows).is_none());
     }
 
     #[test]
