@@ -10,11 +10,12 @@
 #                an empty folder it is the cold run instead, ~40 min)
 #   beir         vellum eval --beir on the whole SciFact corpus (~8 min)
 #   beir-floor   the CI test on a 500-document SciFact slice (~1 min)
-#   cuad         ingest of the 80 CUAD contract PDFs (~3.5 min)
+#   cuad         ingest of the 80 CUAD contract PDFs, then the embedder alone on its chunks
+#                (~7 min; ends `ingest ratio R`)
 #   hostile      the hostile batch with the hash embedder (~30 s)
 #   hostile-real the hostile batch with the real embedder (deploy/hostile-batch.sh, ~37 min)
 #   crash        the kill -9 harness (~70 s)
-#   embed        examples/embed_bench 32 1 stock32 (~3 min)
+#   embed        examples/embed_bench 32 1 onnx32 onnx1 stock32 (~5 min; ends `embed ratio R`)
 #   criterion    cargo bench: extract_chunk, embedder, fusion, audit append (~5 min)
 #   generation   deploy/llama-bench.sh: llama.cpp's llama-bench, then gen_bench (~10 min the
 #                first time, building llama.cpp)
@@ -24,6 +25,8 @@
 #   remote       deploy/remote-engine-test.sh (~10 min the first time, building llama-cpp-python)
 #   load         deploy/load-test.sh 600 45 5 (~12 min)
 #   audit-cost   examples/audit_cost 400 2 (~2 min)
+#   load-model   load time and peak RSS of the shipped GGUF and of a synthetic 2.7 GB one that
+#                deploy/synthetic-gguf.py writes (~3 min; needs 3 GB of disk in TMPDIR)
 # Not here: "Generation on a GPU" needs a machine with an NVIDIA GPU (deploy/build-cuda.sh
 # here, deploy/gpu-check.sh there); the worker start-up figures of "Cost of isolation" have no
 # script (see services/cli/src/commands.rs).
@@ -31,7 +34,7 @@ set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 all_sections=(ci beir beir-floor cuad hostile hostile-real crash embed criterion generation ttft
-  summary remote load audit-cost)
+  summary remote load audit-cost load-model)
 sections=("$@")
 [ ${#sections[@]} -gt 0 ] || sections=("${all_sections[@]}")
 for section in "${sections[@]}"; do
@@ -54,6 +57,18 @@ trap 'rm -rf "$work"' EXIT
 echo "== machine"
 lscpu | grep -E 'Model name|^CPU\(s\)|Flags' | sed 's/Flags:.*\(avx2\).*/Flags: ... avx2 .../'
 echo "commit $(git rev-parse --short HEAD), $(date -u +%Y-%m-%dT%H:%MZ)"
+
+bench_load_model() {
+  echo "== loading a GGUF: seconds and peak RSS (the shipped model, then a synthetic 2.7 GB one)"
+  local venv="$HOME/.cache/vellum/gguf-venv"
+  [ -x "$venv/bin/python" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install --quiet gguf numpy; }
+  local shipped="$VELLUM_MODELS_DIR/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
+  "$venv/bin/python" deploy/synthetic-gguf.py "$shipped" "$work/synthetic.gguf"
+  for model in "$shipped" "$work/synthetic.gguf"; do
+    /usr/bin/time -f "peak RSS %M KB, wall %e s" "$examples/load_bench" "$model" 4
+  done
+  rm -f "$work/synthetic.gguf"
+}
 
 bench_ci() {
   echo "== CI: .ci/run on a fresh clone"
@@ -86,6 +101,24 @@ print(f"files {s['num_files']}, indexed {s['num_indexed']}, quarantined {len(s['
       f"pages {s['num_pages']}, chunks {s['num_chunks']}, {s['seconds']:.1f} s: "
       f"{s['num_pages']/s['seconds']:.2f} pages/s, {s['num_chunks']/s['seconds']:.2f} chunks/s")
 PY
+  # The peer of ingest is the embedder alone on the same chunks (issue 20: ingest should reach
+  # 0.9x of it): the chunks as the catalog holds them, 512 per call (ingest passes a batch of
+  # 32 files at once; the embedder packs 2,048 tokens per forward pass either way).
+  python3 - "$work/cuad/catalog.sqlite" > "$work/cuad-chunks.jsonl" <<'PY'
+import json, sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+for (text,) in db.execute("SELECT c.text FROM chunks c JOIN documents d ON d.id = c.document_id "
+                          "WHERE d.state = 'ready' ORDER BY d.source_path, c.ordinal"):
+    print(json.dumps(text))
+PY
+  PASSAGES_FILE="$work/cuad-chunks.jsonl" "$examples/embed_bench" 512 | tee "$work/cuad-embed.txt"
+  python3 - "$work/cuad.json" "$work/cuad-embed.txt" <<'PY'
+import json, re, sys
+s = json.load(open(sys.argv[1]))
+embed_seconds = float(re.search(r"\(([\d.]+) s\)", open(sys.argv[2]).read()).group(1))
+print(f"embedder alone: {s['num_pages']/embed_seconds:.2f} pages/s ({embed_seconds:.1f} s)")
+print(f"ingest ratio {embed_seconds / s['seconds']:.2f}")
+PY
 }
 
 bench_hostile() {
@@ -104,8 +137,9 @@ bench_crash() {
 }
 
 bench_embed() {
-  echo "== embedder throughput (1,000 SciFact abstracts; batch 32, 1, candle's stock BERT)"
-  "$examples/embed_bench" 32 1 stock32
+  echo "== embedder throughput (1,000 SciFact abstracts; batch 32, 1, ONNX Runtime through"
+  echo "   fastembed at 32 and 1, candle's stock BERT)"
+  "$examples/embed_bench" 32 1 onnx32 onnx1 stock32
 }
 
 bench_criterion() {

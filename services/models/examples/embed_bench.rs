@@ -9,7 +9,9 @@
 //! Each backend's cosine to sentence-transformers' vectors (`reference/minilm-embeddings.json`)
 //! is printed, and at the end `embed ratio R`: our best passages/s over ONNX Runtime's best.
 //! The model folder comes from `VELLUM_MODELS_DIR` (default `<workspace>/models`), the corpus from
-//! `VELLUM_SHARED_DIR` (default `<workspace>/../shared`). `NUM_PASSAGES` overrides 1,000.
+//! `VELLUM_SHARED_DIR` (default `<workspace>/../shared`). `NUM_PASSAGES` overrides 1,000;
+//! `PASSAGES_FILE` (one JSON string per line, e.g. the chunks of an ingest that
+//! deploy/bench.sh dumped) replaces the SciFact abstracts, all of them.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -77,16 +79,22 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
         shared_dir.join("reference/minilm-embeddings.json"),
     )?)?;
 
-    let corpus = std::fs::read_to_string(shared_dir.join("corpora/beir-scifact/corpus.jsonl"))?;
     let mut passages = Vec::new();
-    for line in corpus.lines() {
-        let record: CorpusRecord = serde_json::from_str(line)?;
-        let num_words = record.text.split_whitespace().count();
-        if (100..=200).contains(&num_words) {
-            passages.push(record.text);
+    if let Some(path) = std::env::var_os("PASSAGES_FILE") {
+        for line in std::fs::read_to_string(path)?.lines() {
+            passages.push(serde_json::from_str::<String>(line)?);
         }
-        if passages.len() == num_passages {
-            break;
+    } else {
+        let corpus = std::fs::read_to_string(shared_dir.join("corpora/beir-scifact/corpus.jsonl"))?;
+        for line in corpus.lines() {
+            let record: CorpusRecord = serde_json::from_str(line)?;
+            let num_words = record.text.split_whitespace().count();
+            if (100..=200).contains(&num_words) {
+                passages.push(record.text);
+            }
+            if passages.len() == num_passages {
+                break;
+            }
         }
     }
     let passage_refs: Vec<&str> = passages.iter().map(String::as_str).collect();
