@@ -51,6 +51,12 @@ fn embedder() -> &'static Embedder {
     })
 }
 
+impl Reference {
+    fn texts(&self) -> Vec<&str> {
+        self.items.iter().map(|item| item.text.as_str()).collect()
+    }
+}
+
 fn reference() -> Reference {
     let path = shared_dir().join("reference/minilm-embeddings.json");
     let json = std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
@@ -73,11 +79,7 @@ fn embeddings_match_sentence_transformers() {
     let reference = reference();
     let embedder = embedder();
     assert_eq!(embedder.max_tokens(), reference.max_seq_length);
-    let texts: Vec<&str> = reference
-        .items
-        .iter()
-        .map(|item| item.text.as_str())
-        .collect();
+    let texts = reference.texts();
     let embeddings = embedder.embed(&texts).unwrap();
     assert_eq!(embeddings.len(), texts.len());
     let mut failures = Vec::new();
@@ -126,11 +128,7 @@ fn batch_membership_and_order_do_not_change_an_embedding() {
     let reference = reference();
     let embedder = embedder();
     // Texts of very different lengths, so the batch pads (or packs) a lot around short ones.
-    let mut texts: Vec<&str> = reference
-        .items
-        .iter()
-        .map(|item| item.text.as_str())
-        .collect();
+    let mut texts = reference.texts();
     texts.push("Short.");
     texts.reverse();
     let in_batch = embedder.embed(&texts).unwrap();
@@ -238,11 +236,7 @@ fn onnx_backend_matches_sentence_transformers_within_int8_error() {
     assert_eq!(embedder.backend(), "onnx");
     assert_eq!(embedder.model_name(), "onnx:all-MiniLM-L6-v2-onnx-int8");
     assert_eq!((embedder.dim(), embedder.max_tokens()), (384, 256));
-    let texts: Vec<&str> = reference
-        .items
-        .iter()
-        .map(|item| item.text.as_str())
-        .collect();
+    let texts = reference.texts();
     let embeddings = embedder.embed(&texts).unwrap();
     let native = self::embedder().embed(&texts).unwrap();
     let mut lowest: f32 = 1.0;

@@ -598,16 +598,23 @@ impl Store {
         name: &str,
         value: Option<&str>,
     ) -> Result<()> {
-        if !self
+        self.require_collection(collection)?;
+        self.catalog.set_collection_setting(collection, name, value)
+    }
+
+    /// Fails with [`Error::InvalidInput`] if no document was ever committed to `collection`.
+    fn require_collection(&self, collection: &str) -> Result<()> {
+        if self
             .list_collections()?
             .iter()
             .any(|(existing, _)| existing == collection)
         {
-            return Err(Error::InvalidInput {
+            Ok(())
+        } else {
+            Err(Error::InvalidInput {
                 detail: format!("there is no collection {collection:?}"),
-            });
+            })
         }
-        self.catalog.set_collection_setting(collection, name, value)
     }
 
     /// The embedder whose vectors `collection` holds (its `embedder` setting, else the one the
@@ -683,15 +690,7 @@ impl Store {
         embed: &mut PassageVectors<'_>,
         progress: &mut dyn FnMut(&ReembedProgress),
     ) -> Result<ReembedProgress> {
-        if !self
-            .list_collections()?
-            .iter()
-            .any(|(existing, _)| existing == collection)
-        {
-            return Err(Error::InvalidInput {
-                detail: format!("there is no collection {collection:?}"),
-            });
-        }
+        self.require_collection(collection)?;
         let running = self.options.embedding_model.clone();
         let previous = self.collection_embedder(collection)?;
         self.catalog.set_collection_setting(
