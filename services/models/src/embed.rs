@@ -163,16 +163,19 @@ impl Embedder {
         order.sort_by_key(|&text_idx| std::cmp::Reverse(token_ids[text_idx].len()));
 
         let mut embeddings = vec![Vec::new(); texts.len()];
-        if let Encoder::Onnx(encoder) = &self.encoder {
-            for batch in order.chunks(ONNX_BATCH) {
-                let batch_texts: Vec<&str> =
-                    batch.iter().map(|&text_idx| texts[text_idx]).collect();
-                for (&text_idx, embedding) in batch.iter().zip(encoder.embed(&batch_texts)?) {
-                    embeddings[text_idx] = embedding;
+        let encoder = match &self.encoder {
+            Encoder::Native(encoder) => encoder,
+            Encoder::Onnx(encoder) => {
+                for batch in order.chunks(ONNX_BATCH) {
+                    let batch_texts: Vec<&str> =
+                        batch.iter().map(|&text_idx| texts[text_idx]).collect();
+                    for (&text_idx, embedding) in batch.iter().zip(encoder.embed(&batch_texts)?) {
+                        embeddings[text_idx] = embedding;
+                    }
                 }
+                return Ok(embeddings);
             }
-            return Ok(embeddings);
-        }
+        };
         let mut remaining = order.as_slice();
         while !remaining.is_empty() {
             let mut num_seqs = 0;
@@ -191,7 +194,8 @@ impl Embedder {
                 .iter()
                 .map(|&text_idx| token_ids[text_idx].as_slice())
                 .collect();
-            for (&text_idx, embedding) in batch.iter().zip(self.embed_packed(&batch_ids)?) {
+            for (&text_idx, embedding) in batch.iter().zip(self.embed_packed(encoder, &batch_ids)?)
+            {
                 embeddings[text_idx] = embedding;
             }
         }
@@ -215,12 +219,7 @@ impl Embedder {
     }
 
     /// Embeds token sequences (with `[CLS]`/`[SEP]`) in one forward pass.
-    fn embed_packed(&self, batch_ids: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
-        let Encoder::Native(encoder) = &self.encoder else {
-            return Err(Error::Runtime(
-                "packed batches are the native backend's".into(),
-            ));
-        };
+    fn embed_packed(&self, encoder: &BertEncoder, batch_ids: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
         let seq_lens: Vec<usize> = batch_ids.iter().map(|ids| ids.len()).collect();
         let token_ids = batch_ids.concat();
         let hidden = encoder.forward(&token_ids, &seq_lens)?;
