@@ -1,7 +1,9 @@
 //! The decoder's quantized matrix products against candle's, on SmolLM2-135M's shapes with
 //! random weights: the tied output projection (49,152 × 576, Q8_0) for one token (generation),
 //! and a feed-forward projection (1,536 × 576) for one token and for a 64-token prompt chunk,
-//! as Q8_0 and Q4_1. Correctness is tested in `generate/qmatmul.rs` (SIMD against scalar,
+//! as Q8_0 and Q4_1; and one head of single-token attention over 550 cached positions (the
+//! scores' dot products and the weighted sum of values), the AVX2 helpers against the portable
+//! loops they replaced. Correctness is tested in `generate/qmatmul.rs` (SIMD against scalar,
 //! against the dequantized weights, and against candle).
 //!
 //! Run with `cargo bench -p vellum-models --bench kernels`.
@@ -9,7 +11,7 @@
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use vellum_models::kernels::{has_fast_path, Q4_1Matrix, Q8_0Matrix};
+use vellum_models::kernels::{add_scaled, dot_f32, has_fast_path, Q4_1Matrix, Q8_0Matrix};
 
 fn random(rows: usize, columns: usize) -> Tensor {
     Tensor::randn(0f32, 1.0, (rows, columns), &Device::Cpu).expect("randn")
@@ -60,5 +62,65 @@ fn bench_kernels(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_kernels);
+/// One query head against `positions` cached keys and values of 64 (SmolLM2's head size):
+/// scores, then their weighted sum of values (the softmax between them is left out: it is the
+/// same code either way).
+fn bench_attention(c: &mut Criterion) {
+    let (positions, head_dim) = (550, 64);
+    let values = |len: usize| -> Vec<f32> {
+        random(1, len)
+            .flatten_all()
+            .and_then(|t| t.to_vec1())
+            .expect("values")
+    };
+    let (query, keys, cached) = (
+        values(head_dim),
+        values(positions * head_dim),
+        values(positions * head_dim),
+    );
+    let mut group = c.benchmark_group("attention_one_head");
+    group.throughput(Throughput::Elements(positions as u64));
+    group.bench_function("vellum", |b| {
+        b.iter(|| {
+            let scores: Vec<f32> = keys
+                .chunks_exact(head_dim)
+                .map(|key| dot_f32(std::hint::black_box(&query), key))
+                .collect();
+            let mut out = vec![0.0_f32; head_dim];
+            for (&weight, value) in scores.iter().zip(cached.chunks_exact(head_dim)) {
+                add_scaled(&mut out, weight, value);
+            }
+            out
+        })
+    });
+    group.bench_function("portable_loops", |b| {
+        b.iter(|| {
+            let scores: Vec<f32> = keys
+                .chunks_exact(head_dim)
+                .map(|key| {
+                    let mut lanes = [0.0_f32; 8];
+                    for (a, b) in std::hint::black_box(&query)
+                        .chunks_exact(8)
+                        .zip(key.chunks_exact(8))
+                    {
+                        for ((lane, &x), &y) in lanes.iter_mut().zip(a).zip(b) {
+                            *lane += x * y;
+                        }
+                    }
+                    lanes.iter().sum::<f32>()
+                })
+                .collect();
+            let mut out = vec![0.0_f32; head_dim];
+            for (&weight, value) in scores.iter().zip(cached.chunks_exact(head_dim)) {
+                for (out, &value) in out.iter_mut().zip(value) {
+                    *out += weight * value;
+                }
+            }
+            out
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_kernels, bench_attention);
 criterion_main!(benches);

@@ -20,7 +20,7 @@ use candle_core::quantized::{ggml_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use rayon::prelude::*;
 
-use super::qmatmul::{has_fast_path, Q4_1Matrix, Q8_0Matrix};
+use super::qmatmul::{add_scaled, dot_f32, has_fast_path, Q4_1Matrix, Q8_0Matrix};
 use crate::embed::kernels::{exp, lane_sum, softmax_in_place};
 
 type CandleResult<T> = candle_core::Result<T>;
@@ -679,15 +679,13 @@ fn attend(
                 let mut scores: Vec<f32> = (0..num_positions)
                     .map(|position| {
                         let key = &cache.keys[position * kv_dim + kv_offset..][..head_dim];
-                        dot(query, key) * scale
+                        dot_f32(query, key) * scale
                     })
                     .collect();
                 softmax_in_place(&mut scores);
                 for (position, &weight) in scores.iter().enumerate() {
                     let value = &cache.values[position * kv_dim + kv_offset..][..head_dim];
-                    for (out, &value) in out.iter_mut().zip(value) {
-                        *out += weight * value;
-                    }
+                    add_scaled(out, weight, value);
                 }
             });
         return Ok(output);
@@ -761,26 +759,6 @@ fn rotate(head: &mut [f32], cos: &[f32], sin: &[f32], neox: bool) {
     }
 }
 
-/// Dot product in eight lanes (vectorises; see `lane_sum`).
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0_f32; 8];
-    let mut a_chunks = a.chunks_exact(8);
-    let mut b_chunks = b.chunks_exact(8);
-    for (a, b) in (&mut a_chunks).zip(&mut b_chunks) {
-        for ((lane, &x), &y) in lanes.iter_mut().zip(a).zip(b) {
-            *lane += x * y;
-        }
-    }
-    let tail: f32 = a_chunks
-        .remainder()
-        .iter()
-        .zip(b_chunks.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    lanes.iter().sum::<f32>() + tail
-}
-
 /// RMS-normalises each row of `rows` (rows of `weight.len()`) and scales by `weight`.
 fn rms_norm_rows(rows: &[f32], weight: &[f32], eps: f32) -> Vec<f32> {
     let mut output = Vec::with_capacity(rows.len());
@@ -836,12 +814,5 @@ mod tests {
         let silu = |x: f32| x / (1.0 + (-x).exp());
         assert!((activated[0] - silu(1.0) * 3.0).abs() < 1e-5);
         assert!((activated[1] - silu(-2.0) * 4.0).abs() < 1e-5);
-    }
-
-    #[test]
-    fn dot_handles_lengths_that_are_not_multiples_of_eight() {
-        let a: Vec<f32> = (0..13).map(|i| i as f32).collect();
-        let expected: f32 = a.iter().map(|x| x * x).sum();
-        assert_eq!(dot(&a, &a), expected);
     }
 }
