@@ -9,6 +9,18 @@ cd "$repo_root"
 
 export VELLUM_SHARED_DIR=${VELLUM_SHARED_DIR:-$repo_root/../shared}
 start=$(date +%s)
+# The remote-engine test's real server, llama-cpp-python, builds from source where its venv does
+# not exist yet (several minutes of both cores; seconds otherwise). Started now at the lowest
+# priority, it runs on what the cargo build below leaves idle (its serial stretches and links)
+# instead of after everything; the remote-engine test waits for it. Its own process group (set
+# -m), in this session, so `nice` holds against the build (autogroups are per session) and an
+# early exit stops the whole build.
+llama_log=$(mktemp)
+set -m
+nice -n 19 bash -c "source '$repo_root/deploy/llama-cpp-venv.sh'" </dev/null >"$llama_log" 2>&1 &
+llama_build=$!
+set +m
+trap 'kill -- -$llama_build 2>/dev/null || true; rm -f "$llama_log"' EXIT
 cargo fmt --all -- --check
 cargo build --release --locked --workspace --all-targets
 echo "test: build took $(( $(date +%s) - start )) s"
@@ -36,8 +48,15 @@ fi
 VELLUM_BIN="$CARGO_TARGET_DIR/release/vellum" bash "$repo_root/tests/browser/run.sh"
 echo "test: browser tests done after $(( $(date +%s) - start )) s"
 # The OpenAI-compatible client against a real engine (llama-cpp-python's server). The first
-# run on a machine builds llama-cpp-python from source (about 10 minutes on 2 cores); the venv
-# is cached in ~/.cache/vellum/llama-cpp-venv, so later runs take seconds.
+# run on a machine builds llama-cpp-python from source (started in the background above); the
+# venv is cached in ~/.cache/vellum/llama-cpp-venv, so later runs take seconds.
+if ! wait "$llama_build"; then
+  cat "$llama_log" >&2
+  echo "test: building llama-cpp-python failed (its log is above)" >&2
+  exit 1
+fi
+cat "$llama_log"
+echo "test: llama-cpp-python ready after $(( $(date +%s) - start )) s"
 bash "$repo_root/deploy/remote-engine-test.sh"
 
 # ---- Offline bundle and systemd unit (issue 19: deploy/bundle.sh, deploy/unit-check.sh) ----
