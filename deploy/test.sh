@@ -11,10 +11,10 @@ export VELLUM_SHARED_DIR=${VELLUM_SHARED_DIR:-$repo_root/../shared}
 start=$(date +%s)
 # The remote-engine test's real server, llama-cpp-python, builds from source where its venv does
 # not exist yet (several minutes of both cores; seconds otherwise). Started now at the lowest
-# priority, it runs on what the cargo build below leaves idle (its serial stretches and links)
-# instead of after everything; the remote-engine test waits for it. Its own process group (set
-# -m), in this session, so `nice` holds against the build (autogroups are per session) and an
-# early exit stops the whole build.
+# priority, it runs on what the tests below leave idle (a cold cargo build keeps both cores
+# busy: docs/benchmarks.md, "CI") instead of after everything; the remote-engine test waits for
+# it. Its own process group (set -m), in this session, so `nice` holds against the build and the
+# tests (autogroups are per session) and an early exit stops the whole build.
 llama_log=$(mktemp)
 set -m
 nice -n 19 bash -c "source '$repo_root/deploy/llama-cpp-venv.sh'" </dev/null >"$llama_log" 2>&1 &
