@@ -31,6 +31,11 @@ const BLOCK: usize = 32;
 const ROWS_PER_TASK: usize = 64;
 /// Input rows that share each unpacked weight block when many rows are multiplied (prompts).
 const TILE_ROWS: usize = 4;
+/// How far ahead of each weight row the generation kernel asks for its bytes (a page). One
+/// token streams every weight once (~100 MB for SmolLM2-135M), and on these VMs the hardware
+/// prefetcher alone left the kernel waiting on memory: generation went from ~75 to ~140
+/// tokens/s on two Intel Xeon vCPUs (docs/benchmarks.md, "Prefetching the weights").
+const PREFETCH_BYTES: usize = 4096;
 
 /// A block format of 32 weights: how to read one, scalar and with AVX2.
 pub trait BlockFormat: Send + Sync {
@@ -629,6 +634,12 @@ unsafe fn dot_rows_avx2<F: BlockFormat>(
         let scale = *input.scales.get_unchecked(index);
         let sum = *input.sums.get_unchecked(index);
         for row in 0..TILE_ROWS {
+            // A hint: it cannot fault, so addresses past the matrix's end are harmless.
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                rows[row]
+                    .wrapping_add(index * F::BLOCK_BYTES + PREFETCH_BYTES)
+                    .cast(),
+            );
             let block = block_at::<F>(rows[row], index);
             accumulators[row] = F::accumulate(
                 accumulators[row],
