@@ -267,16 +267,30 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
                 let first_row = task * ROWS_PER_TASK;
                 let task_rows = ROWS_PER_TASK.min(self.rows - first_row);
                 let num_grouped = task_rows / TILE_ROWS * TILE_ROWS;
-                let mut out = Vec::with_capacity(task_rows * quantized.len());
-                // The single-row kernels, row after row. (Unpacking each weight block once for
-                // four input rows, as prompts do, gives the same bits but measured slower here:
-                // the products, not the unpacking, are the cost.)
-                for input_row in &quantized {
-                    for group in 0..num_grouped / TILE_ROWS {
-                        out.extend(self.dot_rows(first_row + group * TILE_ROWS, input_row));
+                let mut out = vec![0.0_f32; task_rows * quantized.len()];
+                // Four answers at a time share each unpacked weight block (the prompt kernel,
+                // whose products add up in the single-row order: same bits); the rest, fewer
+                // than four, take the single-row kernels, row after row.
+                let num_tiled = quantized.len() / TILE_ROWS * TILE_ROWS;
+                let (tiled, rest) = quantized.split_at(num_tiled);
+                for (tile, inputs) in tiled.chunks_exact(TILE_ROWS).enumerate() {
+                    for offset in 0..task_rows {
+                        let dots = self.dot_tile(first_row + offset, inputs);
+                        for (index, dot) in dots.iter().enumerate() {
+                            out[(tile * TILE_ROWS + index) * task_rows + offset] = *dot;
+                        }
                     }
-                    for offset in num_grouped..task_rows {
-                        out.push(self.dot(first_row + offset, input_row));
+                }
+                for (index, input_row) in rest.iter().enumerate() {
+                    let out = &mut out[(num_tiled + index) * task_rows..][..task_rows];
+                    let (grouped, remainder) = out.split_at_mut(num_grouped);
+                    for (group, values) in grouped.chunks_exact_mut(TILE_ROWS).enumerate() {
+                        values.copy_from_slice(
+                            &self.dot_rows(first_row + group * TILE_ROWS, input_row),
+                        );
+                    }
+                    for (offset, value) in remainder.iter_mut().enumerate() {
+                        *value = self.dot(first_row + num_grouped + offset, input_row);
                     }
                 }
                 out
@@ -662,6 +676,9 @@ unsafe fn dot_tile_avx2<F: BlockFormat>(
     blocks: &[u8],
     inputs: &[QuantizedRow],
 ) -> [f32; TILE_ROWS] {
+    if let Ok(four) = <&[QuantizedRow; TILE_ROWS]>::try_from(inputs) {
+        return dot_four_inputs_avx2::<F>(blocks, four);
+    }
     let num_blocks = blocks.len() / F::BLOCK_BYTES;
     for input in inputs {
         check_input(input, num_blocks);
@@ -682,6 +699,50 @@ unsafe fn dot_tile_avx2<F: BlockFormat>(
                 *input.scales.get_unchecked(index),
                 *input.sums.get_unchecked(index),
                 extra,
+            );
+        }
+    }
+    std::array::from_fn(|row| horizontal_sum(accumulators[row]) + extras[row])
+}
+
+/// [`dot_tile_avx2`] for exactly four input rows, the common case of a prompt chunk: a fixed
+/// count lets the compiler keep the four accumulators and the rows' pointers in registers (the
+/// loop over a slice of up to four kept them on the stack, a store and a reload per block and
+/// row). Each product adds up in the same order as in [`dot_avx2`], so the bits are the same.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_four_inputs_avx2<F: BlockFormat>(
+    blocks: &[u8],
+    inputs: &[QuantizedRow; TILE_ROWS],
+) -> [f32; TILE_ROWS] {
+    let num_blocks = blocks.len() / F::BLOCK_BYTES;
+    for input in inputs {
+        check_input(input, num_blocks);
+    }
+    let values: [*const i8; TILE_ROWS] = std::array::from_fn(|row| inputs[row].values.as_ptr());
+    let scales: [*const f32; TILE_ROWS] = std::array::from_fn(|row| inputs[row].scales.as_ptr());
+    let sums: [*const f32; TILE_ROWS] = std::array::from_fn(|row| inputs[row].sums.as_ptr());
+    let mut accumulators = [std::arch::x86_64::_mm256_setzero_ps(); TILE_ROWS];
+    let mut extras = [0.0_f32; TILE_ROWS];
+    for index in 0..num_blocks {
+        // Answers batched in a generation step stream the weights from memory, as one does.
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            blocks
+                .as_ptr()
+                .wrapping_add(index * F::BLOCK_BYTES + PREFETCH_BYTES)
+                .cast(),
+        );
+        let block = block_at::<F>(blocks.as_ptr(), index);
+        let weights = F::unpack(block);
+        for row in 0..TILE_ROWS {
+            accumulators[row] = F::accumulate(
+                accumulators[row],
+                block,
+                weights,
+                std::arch::x86_64::_mm256_loadu_si256(values[row].add(index * BLOCK).cast()),
+                *scales[row].add(index),
+                *sums[row].add(index),
+                &mut extras[row],
             );
         }
     }
@@ -865,32 +926,35 @@ mod tests {
         for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
             let (data, _) = random_matrix(rows, columns, dtype);
             for use_avx2 in paths() {
-                let num_rows = 5;
-                let input = random_input(num_rows * columns);
-                let batched = match dtype {
-                    GgmlDType::Q4_1 => Q4_1Matrix::with_path(data.clone(), rows, columns, use_avx2)
-                        .and_then(|m| m.forward_each(&input, num_rows)),
-                    _ => Q8_0Matrix::with_path(data.clone(), rows, columns, use_avx2)
-                        .and_then(|m| m.forward_each(&input, num_rows)),
-                }
-                .expect("batched");
-                for (row, alone_input) in input.chunks_exact(columns).enumerate() {
-                    let alone = match dtype {
+                for num_rows in [2, 4, 5, 9] {
+                    let input = random_input(num_rows * columns);
+                    let batched = match dtype {
                         GgmlDType::Q4_1 => {
                             Q4_1Matrix::with_path(data.clone(), rows, columns, use_avx2)
-                                .and_then(|m| m.forward(alone_input, 1))
+                                .and_then(|m| m.forward_each(&input, num_rows))
                         }
                         _ => Q8_0Matrix::with_path(data.clone(), rows, columns, use_avx2)
-                            .and_then(|m| m.forward(alone_input, 1)),
+                            .and_then(|m| m.forward_each(&input, num_rows)),
                     }
-                    .expect("alone");
-                    let bits =
-                        |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(
-                        bits(&batched[row * rows..][..rows]),
-                        bits(&alone),
-                        "{dtype:?} row {row} (avx2 {use_avx2})"
-                    );
+                    .expect("batched");
+                    for (row, alone_input) in input.chunks_exact(columns).enumerate() {
+                        let alone = match dtype {
+                            GgmlDType::Q4_1 => {
+                                Q4_1Matrix::with_path(data.clone(), rows, columns, use_avx2)
+                                    .and_then(|m| m.forward(alone_input, 1))
+                            }
+                            _ => Q8_0Matrix::with_path(data.clone(), rows, columns, use_avx2)
+                                .and_then(|m| m.forward(alone_input, 1)),
+                        }
+                        .expect("alone");
+                        let bits =
+                            |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(
+                            bits(&batched[row * rows..][..rows]),
+                            bits(&alone),
+                            "{dtype:?} row {row} of {num_rows} (avx2 {use_avx2})"
+                        );
+                    }
                 }
             }
         }
