@@ -20,7 +20,7 @@ use candle_core::quantized::{ggml_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use rayon::prelude::*;
 
-use super::qmatmul::{add_scaled, dot_f32, has_fast_path, Q4_1Matrix, Q8_0Matrix};
+use super::qmatmul::{add_scaled, dot_f32, has_fast_path, q4_k_as_q4_1, Q4_1Matrix, Q8_0Matrix};
 use crate::embed::kernels::{exp, lane_sum, softmax_in_place};
 
 type CandleResult<T> = candle_core::Result<T>;
@@ -50,13 +50,43 @@ impl Shape {
 }
 
 /// Weight matrices that read the same input, run as one matmul when their storage types agree
-/// (their rows are then simply concatenated), else one after the other. Q4_1 and Q8_0 weights
-/// use [`Q4_1Matrix`] and [`Q8_0Matrix`] where the CPU has AVX2; everything else candle's
-/// quantized matmul.
+/// (their rows are then simply concatenated), else one after the other. Where the CPU has
+/// AVX2, Q4_1 and Q8_0 weights use [`Q4_1Matrix`] and [`Q8_0Matrix`], and so do the K-quants
+/// of Q4_K_M files, converted at load (see [`own_form`]); everything else candle's quantized
+/// matmul.
 enum Linear {
     Candle(Vec<QMatMul>),
     Q4_1(Q4_1Matrix),
     Q8_0(Q8_0Matrix),
+    /// Parts held in different forms (Q4_K_M keeps some value projections in Q6_K), each its
+    /// own matrix; their outputs side by side.
+    Split(Vec<Linear>),
+}
+
+/// The type whose kernel of ours runs a tensor of `dtype`: Q4_1 and Q8_0 as stored; Q4_K as
+/// Q4_1, value for value ([`q4_k_as_q4_1`]); Q6_K re-quantized to Q8_0 (8 bits per value
+/// against 6, one scale per 32 values against one per 16), as the loader converts Q5_0.
+fn own_form(dtype: GgmlDType) -> Option<GgmlDType> {
+    match dtype {
+        GgmlDType::Q4_1 | GgmlDType::Q4K => Some(GgmlDType::Q4_1),
+        GgmlDType::Q8_0 | GgmlDType::Q6K => Some(GgmlDType::Q8_0),
+        _ => None,
+    }
+}
+
+/// A tensor's blocks in the in-memory form of the kernel that runs it ([`own_form`]).
+fn own_blocks(tensor: &QTensor) -> CandleResult<Vec<u8>> {
+    match tensor.dtype() {
+        GgmlDType::Q4_1 => Ok(Q4_1Matrix::repacked(&tensor.data()?)),
+        GgmlDType::Q4K => q4_k_as_q4_1(&tensor.data()?).map_err(candle_core::Error::Msg),
+        GgmlDType::Q8_0 => Ok(Q8_0Matrix::repacked(&tensor.data()?)),
+        GgmlDType::Q6K => {
+            let values = tensor.dequantize(&Device::Cpu)?;
+            let requantized = QTensor::quantize(&values, GgmlDType::Q8_0)?;
+            Ok(Q8_0Matrix::repacked(&requantized.data()?))
+        }
+        other => candle_core::bail!("no kernel of ours reads {other:?}"),
+    }
 }
 
 impl Linear {
@@ -64,18 +94,34 @@ impl Linear {
         let same_type = tensors
             .windows(2)
             .all(|pair| pair[0].dtype() == pair[1].dtype());
-        let own_kernel = match tensors.first().map(QTensor::dtype) {
-            Some(dtype @ (GgmlDType::Q4_1 | GgmlDType::Q8_0)) if same_type && has_fast_path() => {
-                Some(dtype)
+        let forms: Vec<Option<GgmlDType>> = tensors
+            .iter()
+            .map(|tensor| own_form(tensor.dtype()))
+            .collect();
+        if has_fast_path() && !forms.is_empty() && forms.iter().all(Option::is_some) {
+            if forms.windows(2).any(|pair| pair[0] != pair[1]) {
+                return Ok(Linear::Split(
+                    tensors
+                        .into_iter()
+                        .map(|tensor| Linear::new(vec![tensor]))
+                        .collect::<CandleResult<_>>()?,
+                ));
             }
-            _ => None,
-        };
-        if let Some(dtype) = own_kernel {
-            let (bytes, rows, columns) = stacked(&tensors)?;
-            let matrix = if dtype == GgmlDType::Q4_1 {
-                Q4_1Matrix::new(bytes, rows, columns).map(Linear::Q4_1)
+            let (mut rows, mut columns, mut blocks) = (0, None, Vec::new());
+            for tensor in &tensors {
+                let (tensor_rows, tensor_columns) = tensor.shape().dims2()?;
+                if columns.is_some_and(|c| c != tensor_columns) {
+                    candle_core::bail!("fused projections disagree on their input size");
+                }
+                columns = Some(tensor_columns);
+                rows += tensor_rows;
+                blocks.extend(own_blocks(tensor)?);
+            }
+            let columns = columns.unwrap_or(0);
+            let matrix = if forms[0] == Some(GgmlDType::Q4_1) {
+                Q4_1Matrix::from_blocks(blocks, rows, columns).map(Linear::Q4_1)
             } else {
-                Q8_0Matrix::new(bytes, rows, columns).map(Linear::Q8_0)
+                Q8_0Matrix::from_blocks(blocks, rows, columns).map(Linear::Q8_0)
             };
             return matrix.map_err(candle_core::Error::Msg);
         }
@@ -123,6 +169,20 @@ impl Linear {
             }
             Linear::Q8_0(matrix) => {
                 return matrix.forward(input, rows).map_err(candle_core::Error::Msg)
+            }
+            Linear::Split(parts) => {
+                let outputs = parts
+                    .iter()
+                    .map(|part| part.apply(input, rows, in_dim, separate_rows))
+                    .collect::<CandleResult<Vec<_>>>()?;
+                let widths: Vec<usize> = outputs.iter().map(|out| out.len() / rows).collect();
+                let mut joined = Vec::with_capacity(outputs.iter().map(Vec::len).sum());
+                for row in 0..rows {
+                    for (out, width) in outputs.iter().zip(&widths) {
+                        joined.extend_from_slice(&out[row * width..][..*width]);
+                    }
+                }
+                return Ok(joined);
             }
             Linear::Candle(parts) => parts,
         };
@@ -506,7 +566,7 @@ impl Decoder {
         let row = match table {
             Linear::Q4_1(matrix) => matrix.row(token as usize),
             Linear::Q8_0(matrix) => matrix.row(token as usize),
-            Linear::Candle(_) => None,
+            Linear::Candle(_) | Linear::Split(_) => None,
         };
         hidden.extend(row.ok_or_else(outside)?);
         Ok(())
@@ -802,6 +862,77 @@ mod tests {
         rotate(&mut halves, &cos, &sin, true);
         assert!((halves[0] - 0.0).abs() < 1e-6 && (halves[2] - 1.0).abs() < 1e-6);
         assert_eq!((halves[1], halves[3]), (5.0, 7.0));
+    }
+
+    #[test]
+    fn k_quant_projections_run_through_our_kernels_and_match_candles() {
+        let device = Device::Cpu;
+        let columns = 512;
+        let weights = |rows: usize, dtype: GgmlDType| {
+            let values = Tensor::randn(0f32, 1.0, (rows, columns), &device).expect("randn");
+            QTensor::quantize(&values, dtype).expect("quantize")
+        };
+        // Q4_K_M's mix: a Q4_K part and a Q6_K part reading the same input.
+        let parts = [weights(40, GgmlDType::Q4K), weights(24, GgmlDType::Q6K)];
+        let copies = || {
+            parts
+                .iter()
+                .map(|part| {
+                    QTensor::quantize(&part.dequantize(&device).expect("values"), part.dtype())
+                        .expect("quantize")
+                })
+                .collect::<Vec<_>>()
+        };
+        let mixed = Linear::new(copies()).expect("linear");
+        let single = Linear::new(vec![copies().remove(0)]).expect("linear");
+        if has_fast_path() {
+            assert!(matches!(&mixed, Linear::Split(split) if matches!(
+                split.as_slice(),
+                [Linear::Q4_1(_), Linear::Q8_0(_)]
+            )));
+            assert!(matches!(single, Linear::Q4_1(_)));
+        }
+        for rows in [1, 5] {
+            let input = Tensor::randn(0f32, 1.0, (rows, columns), &device).expect("randn");
+            let values: Vec<f32> = input.flatten_all().and_then(|t| t.to_vec1()).expect("v");
+            let expected: Vec<Vec<f32>> = parts
+                .iter()
+                .map(|part| {
+                    let matmul = QMatMul::from_qtensor(
+                        QTensor::quantize(&part.dequantize(&device).expect("v"), part.dtype())
+                            .expect("quantize"),
+                    )
+                    .expect("matmul");
+                    matmul
+                        .forward(&input)
+                        .and_then(|t| t.flatten_all())
+                        .and_then(|t| t.to_vec1())
+                        .expect("forward")
+                })
+                .collect();
+            for separate_rows in [false, true] {
+                let actual = mixed
+                    .apply(&values, rows, columns, separate_rows)
+                    .expect("apply");
+                assert_eq!(actual.len(), rows * 64);
+                for row in 0..rows {
+                    let mut offset = 0;
+                    for part in &expected {
+                        let width = part.len() / rows;
+                        for column in 0..width {
+                            let (a, e) = (
+                                actual[row * 64 + offset + column],
+                                part[row * width + column],
+                            );
+                            // 8-bit activations per 32 (ours) against per 256 (candle's Q8_K),
+                            // and Q6_K re-quantized to Q8_0: close, not equal.
+                            assert!((a - e).abs() < 0.05 * (columns as f32).sqrt(), "{a} vs {e}");
+                        }
+                        offset += width;
+                    }
+                }
+            }
+        }
     }
 
     #[test]
