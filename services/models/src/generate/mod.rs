@@ -275,7 +275,8 @@ pub struct ModelIdentity {
     pub file_sha256: String,
     /// Hex SHA-256 of the chat template source in use.
     pub template_sha256: String,
-    /// True when slow tensor types were converted to Q8_0 at load (changes the arithmetic).
+    /// True when tensor types were converted to Q8_0 at load (the slow ones when asked; Q6_K
+    /// in Vellum's decoder): changes the arithmetic.
     pub requantized_to_q8_0: bool,
     /// Where it ran (`cpu`, `cuda:0`); GPU kernels sum in another order than CPU ones, so a
     /// replay on another device may differ. Empty in receipts written before this field.
@@ -440,6 +441,12 @@ impl GgufGenerator {
         };
         let requantized_to_q8_0 = content.tensor_infos.values().any(|info| {
             weights::converts_to_q8_0(&architecture, &content, &load_options, info.ggml_dtype)
+                || weights::decoder_requantizes(
+                    &architecture,
+                    &content,
+                    &load_options,
+                    info.ggml_dtype,
+                )
         });
         // The hash of the bytes the weights come from: read once more, but from the page cache
         // the loader just filled (~1 GB/s), and it makes every answer traceable to this file.

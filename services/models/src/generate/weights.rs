@@ -171,6 +171,21 @@ pub(crate) fn converts_to_q8_0(
     options.requantize && is_slow_on_cpu(dtype) && !decoder_reads_q4_1
 }
 
+/// Whether [`Decoder`] re-quantizes tensors of `dtype` to Q8_0 as it builds its matrices
+/// (Q6_K, which no kernel of ours reads as stored), so that receipts can say so.
+pub(crate) fn decoder_requantizes(
+    architecture: &str,
+    content: &Content,
+    options: &LoadOptions,
+    dtype: GgmlDType,
+) -> bool {
+    dtype == GgmlDType::Q6K
+        && options.own_decoder
+        && options.device.is_cpu()
+        && super::qmatmul::has_fast_path()
+        && Decoder::supports(architecture, content)
+}
+
 /// How to load a model.
 #[derive(Debug, Clone)]
 pub(crate) struct LoadOptions {
