@@ -72,7 +72,7 @@ pub trait BlockFormat: Send + Sync {
     /// with a minimum, its `minimum · sum` term to `extra`; `activations` are the block's 32
     /// signed 8-bit values. Inlined like [`Self::unpack`].
     #[cfg(target_arch = "x86_64")]
-    unsafe fn accumulate(
+    unsafe fn accumulate<P: Products>(
         accumulator: std::arch::x86_64::__m256,
         block: &[u8],
         weights: Self::Unpacked,
@@ -94,6 +94,9 @@ pub struct QuantizedMatrix<F: BlockFormat> {
     columns: usize,
     data: Vec<u8>,
     use_avx2: bool,
+    /// AVX-VNNI's products in the four-input kernel (prompts, batched steps); set with
+    /// `use_avx2` where the CPU has it.
+    use_vnni: bool,
     format: PhantomData<F>,
 }
 
@@ -109,6 +112,18 @@ struct QuantizedRow {
     /// Per block: `d · Σ q`, which multiplies the weight block's minimum (Q4_1).
     sums: Vec<f32>,
     values: Vec<i8>,
+}
+
+/// Whether this CPU has AVX-VNNI (the 256-bit form; AMD's Zen 2 and 3 have not).
+fn has_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avxvnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// Whether this CPU runs the fast path.
@@ -169,6 +184,7 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
             columns,
             data,
             use_avx2,
+            use_vnni: use_avx2 && has_vnni(),
             format: PhantomData,
         })
     }
@@ -339,7 +355,8 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
             let row_bytes = self.row_bytes();
             let blocks = &self.data[weight_row * row_bytes..][..row_bytes];
             // SAFETY: as in `dot`, for each of the four rows.
-            return unsafe { dot_tile_avx2::<F>(blocks, inputs) };
+            // (`use_vnni` is only set after the runtime check for AVX-VNNI as well.)
+            return unsafe { dot_tile_avx2::<F>(blocks, inputs, self.use_vnni) };
         }
         for (dot, input) in dots.iter_mut().zip(inputs) {
             *dot = self.dot(weight_row, input);
@@ -538,7 +555,7 @@ impl BlockFormat for Q4_1 {
 
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    unsafe fn accumulate(
+    unsafe fn accumulate<P: Products>(
         accumulator: std::arch::x86_64::__m256,
         block: &[u8],
         weights: Self::Unpacked,
@@ -549,7 +566,7 @@ impl BlockFormat for Q4_1 {
     ) -> std::arch::x86_64::__m256 {
         // u8 × i8 pairs summed to i16 (at most 2·15·127).
         *extra += f32_at(&block[4..]) * sum;
-        add_scaled_products(accumulator, weights, activations, f32_at(block) * scale)
+        P::add_scaled(accumulator, weights, activations, f32_at(block) * scale)
     }
 }
 
@@ -595,7 +612,7 @@ impl BlockFormat for Q8_0 {
 
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    unsafe fn accumulate(
+    unsafe fn accumulate<P: Products>(
         accumulator: std::arch::x86_64::__m256,
         block: &[u8],
         (weights, magnitudes): Self::Unpacked,
@@ -608,7 +625,7 @@ impl BlockFormat for Q8_0 {
         // |w| × sign(w)·a: pairs summed to i16 (at most 2·128·127 < 2¹⁵: a weight of -128
         // keeps its bits under `vpsignb` and reads as 128 unsigned, its magnitude; activations
         // stay within ±127).
-        add_scaled_products(
+        P::add_scaled(
             accumulator,
             magnitudes,
             _mm256_sign_epi8(activations, weights),
@@ -617,23 +634,68 @@ impl BlockFormat for Q8_0 {
     }
 }
 
-/// `accumulator + scale · Σ unsigned·signed`, the byte products summed in pairs to i16 (the
-/// caller bounds them), then pairs of those to i32, per lane. Inlined like `accumulate`.
+/// How a kernel multiplies 32 unsigned by 32 signed bytes and adds the scaled sums:
+/// `accumulator + scale · Σ unsigned·signed` per lane of four products. Every implementation
+/// gives the same integers (the formats bound the products so that no step saturates), so the
+/// same bits. Inlined into the `#[target_feature]` kernels below.
 #[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn add_scaled_products(
-    accumulator: std::arch::x86_64::__m256,
-    unsigned: std::arch::x86_64::__m256i,
-    signed: std::arch::x86_64::__m256i,
-    scale: f32,
-) -> std::arch::x86_64::__m256 {
-    use std::arch::x86_64::*;
-    let products = _mm256_madd_epi16(_mm256_maddubs_epi16(unsigned, signed), _mm256_set1_epi16(1));
-    _mm256_fmadd_ps(
-        _mm256_cvtepi32_ps(products),
-        _mm256_set1_ps(scale),
-        accumulator,
-    )
+pub trait Products {
+    /// # Safety
+    /// Only from a function compiled with the instructions this implementation uses.
+    unsafe fn add_scaled(
+        accumulator: std::arch::x86_64::__m256,
+        unsigned: std::arch::x86_64::__m256i,
+        signed: std::arch::x86_64::__m256i,
+        scale: f32,
+    ) -> std::arch::x86_64::__m256;
+}
+
+/// AVX2: byte products summed in pairs to i16 (`vpmaddubsw`; the caller bounds them), then
+/// pairs of those to i32 (`vpmaddwd` by ones).
+#[cfg(target_arch = "x86_64")]
+pub struct PairSums;
+
+/// AVX-VNNI: four byte products summed straight to i32 (`vpdpbusd`), one instruction for two.
+#[cfg(target_arch = "x86_64")]
+pub struct Vnni;
+
+#[cfg(target_arch = "x86_64")]
+impl Products for PairSums {
+    #[inline(always)]
+    unsafe fn add_scaled(
+        accumulator: std::arch::x86_64::__m256,
+        unsigned: std::arch::x86_64::__m256i,
+        signed: std::arch::x86_64::__m256i,
+        scale: f32,
+    ) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        let products =
+            _mm256_madd_epi16(_mm256_maddubs_epi16(unsigned, signed), _mm256_set1_epi16(1));
+        _mm256_fmadd_ps(
+            _mm256_cvtepi32_ps(products),
+            _mm256_set1_ps(scale),
+            accumulator,
+        )
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Products for Vnni {
+    #[inline(always)]
+    unsafe fn add_scaled(
+        accumulator: std::arch::x86_64::__m256,
+        unsigned: std::arch::x86_64::__m256i,
+        signed: std::arch::x86_64::__m256i,
+        scale: f32,
+    ) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        let products = _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), unsigned, signed);
+        _mm256_fmadd_ps(
+            _mm256_cvtepi32_ps(products),
+            _mm256_set1_ps(scale),
+            accumulator,
+        )
+    }
 }
 
 /// Adds up the eight lanes. Inlined into the `avx2,fma` functions below.
@@ -693,7 +755,7 @@ unsafe fn dot_avx2<F: BlockFormat>(blocks: &[u8], input: &QuantizedRow) -> f32 {
     let mut extra = 0.0_f32;
     for index in 0..num_blocks {
         let block = block_at::<F>(blocks.as_ptr(), index);
-        accumulator = F::accumulate(
+        accumulator = F::accumulate::<PairSums>(
             accumulator,
             block,
             F::unpack(block),
@@ -737,7 +799,7 @@ unsafe fn dot_rows_avx2<F: BlockFormat>(
                     .cast(),
             );
             let block = block_at::<F>(rows[row], index);
-            accumulators[row] = F::accumulate(
+            accumulators[row] = F::accumulate::<PairSums>(
                 accumulators[row],
                 block,
                 F::unpack(block),
@@ -757,8 +819,12 @@ unsafe fn dot_rows_avx2<F: BlockFormat>(
 unsafe fn dot_tile_avx2<F: BlockFormat>(
     blocks: &[u8],
     inputs: &[QuantizedRow],
+    use_vnni: bool,
 ) -> [f32; TILE_ROWS] {
     if let Ok(four) = <&[QuantizedRow; TILE_ROWS]>::try_from(inputs) {
+        if use_vnni {
+            return dot_four_inputs_vnni::<F>(blocks, four);
+        }
         return dot_four_inputs_avx2::<F>(blocks, four);
     }
     let num_blocks = blocks.len() / F::BLOCK_BYTES;
@@ -773,7 +839,7 @@ unsafe fn dot_tile_avx2<F: BlockFormat>(
         for ((accumulator, extra), input) in
             accumulators.iter_mut().zip(extras.iter_mut()).zip(inputs)
         {
-            *accumulator = F::accumulate(
+            *accumulator = F::accumulate::<PairSums>(
                 *accumulator,
                 block,
                 weights,
@@ -797,6 +863,27 @@ unsafe fn dot_four_inputs_avx2<F: BlockFormat>(
     blocks: &[u8],
     inputs: &[QuantizedRow; TILE_ROWS],
 ) -> [f32; TILE_ROWS] {
+    dot_four_inputs::<F, PairSums>(blocks, inputs)
+}
+
+/// [`dot_four_inputs_avx2`] with AVX-VNNI's products: the same bits, one instruction fewer per
+/// block and input (the prompt and batched paths are bound by these instructions).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avxvnni")]
+unsafe fn dot_four_inputs_vnni<F: BlockFormat>(
+    blocks: &[u8],
+    inputs: &[QuantizedRow; TILE_ROWS],
+) -> [f32; TILE_ROWS] {
+    dot_four_inputs::<F, Vnni>(blocks, inputs)
+}
+
+/// The body of the two functions above, inlined into each with its instruction set.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dot_four_inputs<F: BlockFormat, P: Products>(
+    blocks: &[u8],
+    inputs: &[QuantizedRow; TILE_ROWS],
+) -> [f32; TILE_ROWS] {
     let num_blocks = blocks.len() / F::BLOCK_BYTES;
     for input in inputs {
         check_input(input, num_blocks);
@@ -817,7 +904,7 @@ unsafe fn dot_four_inputs_avx2<F: BlockFormat>(
         let block = block_at::<F>(blocks.as_ptr(), index);
         let weights = F::unpack(block);
         for row in 0..TILE_ROWS {
-            accumulators[row] = F::accumulate(
+            accumulators[row] = F::accumulate::<P>(
                 accumulators[row],
                 block,
                 weights,
@@ -1171,6 +1258,46 @@ mod tests {
             }
         }
         assert!(q4_k_as_q4_1(&data[..100]).is_err());
+    }
+
+    #[test]
+    fn vnni_and_avx2_products_give_the_same_bits() {
+        if !has_fast_path() || !has_vnni() {
+            eprintln!("NOT TESTED HERE: this CPU has no AVX-VNNI, so its kernel cannot run");
+            return;
+        }
+        let (rows, columns) = (12, 96);
+        let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for num_rows in [4, 8, 9] {
+            let input = random_input(num_rows * columns);
+            let (q4_1, _) = random_matrix(rows, columns, GgmlDType::Q4_1);
+            let (q8_0, _) = random_matrix(rows, columns, GgmlDType::Q8_0);
+            let mut vnni = Q4_1Matrix::new(q4_1, rows, columns).expect("matrix");
+            assert!(vnni.use_vnni);
+            let with = (
+                vnni.forward(&input, num_rows),
+                vnni.forward_each(&input, num_rows),
+            );
+            vnni.use_vnni = false;
+            let without = (
+                vnni.forward(&input, num_rows),
+                vnni.forward_each(&input, num_rows),
+            );
+            assert_eq!(bits(&with.0.expect("f")), bits(&without.0.expect("f")));
+            assert_eq!(bits(&with.1.expect("f")), bits(&without.1.expect("f")));
+            let mut vnni = Q8_0Matrix::new(q8_0, rows, columns).expect("matrix");
+            let with = (
+                vnni.forward(&input, num_rows),
+                vnni.forward_each(&input, num_rows),
+            );
+            vnni.use_vnni = false;
+            let without = (
+                vnni.forward(&input, num_rows),
+                vnni.forward_each(&input, num_rows),
+            );
+            assert_eq!(bits(&with.0.expect("f")), bits(&without.0.expect("f")));
+            assert_eq!(bits(&with.1.expect("f")), bits(&without.1.expect("f")));
+        }
     }
 
     #[test]
