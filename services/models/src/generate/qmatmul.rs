@@ -640,14 +640,33 @@ impl BlockFormat for Q8_0 {
 /// same bits. Inlined into the `#[target_feature]` kernels below.
 #[cfg(target_arch = "x86_64")]
 pub trait Products {
+    /// `Σ unsigned·signed` of each lane's four byte pairs, as i32.
+    ///
     /// # Safety
     /// Only from a function compiled with the instructions this implementation uses.
+    unsafe fn products(
+        unsigned: std::arch::x86_64::__m256i,
+        signed: std::arch::x86_64::__m256i,
+    ) -> std::arch::x86_64::__m256i;
+
+    /// `accumulator + scale · products`.
+    ///
+    /// # Safety
+    /// As [`Self::products`], in a function with AVX2 and FMA.
+    #[inline(always)]
     unsafe fn add_scaled(
         accumulator: std::arch::x86_64::__m256,
         unsigned: std::arch::x86_64::__m256i,
         signed: std::arch::x86_64::__m256i,
         scale: f32,
-    ) -> std::arch::x86_64::__m256;
+    ) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        _mm256_fmadd_ps(
+            _mm256_cvtepi32_ps(Self::products(unsigned, signed)),
+            _mm256_set1_ps(scale),
+            accumulator,
+        )
+    }
 }
 
 /// AVX2: byte products summed in pairs to i16 (`vpmaddubsw`; the caller bounds them), then
@@ -662,38 +681,26 @@ pub struct Vnni;
 #[cfg(target_arch = "x86_64")]
 impl Products for PairSums {
     #[inline(always)]
-    unsafe fn add_scaled(
-        accumulator: std::arch::x86_64::__m256,
+    unsafe fn products(
         unsigned: std::arch::x86_64::__m256i,
         signed: std::arch::x86_64::__m256i,
-        scale: f32,
-    ) -> std::arch::x86_64::__m256 {
+    ) -> std::arch::x86_64::__m256i {
         use std::arch::x86_64::*;
-        let products =
-            _mm256_madd_epi16(_mm256_maddubs_epi16(unsigned, signed), _mm256_set1_epi16(1));
-        _mm256_fmadd_ps(
-            _mm256_cvtepi32_ps(products),
-            _mm256_set1_ps(scale),
-            accumulator,
-        )
+        _mm256_madd_epi16(_mm256_maddubs_epi16(unsigned, signed), _mm256_set1_epi16(1))
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 impl Products for Vnni {
     #[inline(always)]
-    unsafe fn add_scaled(
-        accumulator: std::arch::x86_64::__m256,
+    unsafe fn products(
         unsigned: std::arch::x86_64::__m256i,
         signed: std::arch::x86_64::__m256i,
-        scale: f32,
-    ) -> std::arch::x86_64::__m256 {
-        use std::arch::x86_64::*;
-        let products = _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), unsigned, signed);
-        _mm256_fmadd_ps(
-            _mm256_cvtepi32_ps(products),
-            _mm256_set1_ps(scale),
-            accumulator,
+    ) -> std::arch::x86_64::__m256i {
+        std::arch::x86_64::_mm256_dpbusd_avx_epi32(
+            std::arch::x86_64::_mm256_setzero_si256(),
+            unsigned,
+            signed,
         )
     }
 }
