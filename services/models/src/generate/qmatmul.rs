@@ -291,15 +291,24 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
                 let num_grouped = task_rows / TILE_ROWS * TILE_ROWS;
                 let mut out = vec![0.0_f32; task_rows * quantized.len()];
                 // Four answers at a time share each unpacked weight block (the prompt kernel,
-                // whose products add up in the single-row order: same bits); the rest, fewer
-                // than four, take the single-row kernels, row after row.
-                let num_tiled = quantized.len() / TILE_ROWS * TILE_ROWS;
+                // whose products add up in the single-row order: same bits), then a pair;
+                // a last single answer takes the single-row kernels.
+                let num_tiled = quantized.len() / 2 * 2;
                 let (tiled, rest) = quantized.split_at(num_tiled);
-                for (tile, inputs) in tiled.chunks_exact(TILE_ROWS).enumerate() {
+                let (fours, pair) = tiled.split_at(tiled.len() / TILE_ROWS * TILE_ROWS);
+                let tiles = fours
+                    .chunks_exact(TILE_ROWS)
+                    .chain(pair.chunks_exact(2))
+                    .scan(0, |start, inputs| {
+                        let first = *start;
+                        *start += inputs.len();
+                        Some((first, inputs))
+                    });
+                for (first_input, inputs) in tiles {
                     for offset in 0..task_rows {
                         let dots = self.dot_tile(first_row + offset, inputs);
-                        for (index, dot) in dots.iter().enumerate() {
-                            out[(tile * TILE_ROWS + index) * task_rows + offset] = *dot;
+                        for (index, dot) in dots.iter().take(inputs.len()).enumerate() {
+                            out[(first_input + index) * task_rows + offset] = *dot;
                         }
                     }
                 }
@@ -830,9 +839,17 @@ unsafe fn dot_tile_avx2<F: BlockFormat>(
 ) -> [f32; TILE_ROWS] {
     if let Ok(four) = <&[QuantizedRow; TILE_ROWS]>::try_from(inputs) {
         if use_vnni {
-            return dot_four_inputs_vnni::<F>(blocks, four);
+            return dot_four_inputs_vnni::<F, TILE_ROWS>(blocks, four);
         }
-        return dot_four_inputs_avx2::<F>(blocks, four);
+        return dot_four_inputs_avx2::<F, TILE_ROWS>(blocks, four);
+    }
+    if let Ok(two) = <&[QuantizedRow; 2]>::try_from(inputs) {
+        let [first, second] = if use_vnni {
+            dot_four_inputs_vnni::<F, 2>(blocks, two)
+        } else {
+            dot_four_inputs_avx2::<F, 2>(blocks, two)
+        };
+        return [first, second, 0.0, 0.0];
     }
     let num_blocks = blocks.len() / F::BLOCK_BYTES;
     for input in inputs {
@@ -866,40 +883,41 @@ unsafe fn dot_tile_avx2<F: BlockFormat>(
 /// row). Each product adds up in the same order as in [`dot_avx2`], so the bits are the same.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dot_four_inputs_avx2<F: BlockFormat>(
+unsafe fn dot_four_inputs_avx2<F: BlockFormat, const N: usize>(
     blocks: &[u8],
-    inputs: &[QuantizedRow; TILE_ROWS],
-) -> [f32; TILE_ROWS] {
-    dot_four_inputs::<F, PairSums>(blocks, inputs)
+    inputs: &[QuantizedRow; N],
+) -> [f32; N] {
+    dot_four_inputs::<F, PairSums, N>(blocks, inputs)
 }
 
 /// [`dot_four_inputs_avx2`] with AVX-VNNI's products: the same bits, one instruction fewer per
 /// block and input (the prompt and batched paths are bound by these instructions).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,avxvnni")]
-unsafe fn dot_four_inputs_vnni<F: BlockFormat>(
+unsafe fn dot_four_inputs_vnni<F: BlockFormat, const N: usize>(
     blocks: &[u8],
-    inputs: &[QuantizedRow; TILE_ROWS],
-) -> [f32; TILE_ROWS] {
-    dot_four_inputs::<F, Vnni>(blocks, inputs)
+    inputs: &[QuantizedRow; N],
+) -> [f32; N] {
+    dot_four_inputs::<F, Vnni, N>(blocks, inputs)
 }
 
-/// The body of the two functions above, inlined into each with its instruction set.
+/// The body of the two functions above, inlined into each with its instruction set; `N` is
+/// four, or two for a pair of answers left over in a batched step.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn dot_four_inputs<F: BlockFormat, P: Products>(
+unsafe fn dot_four_inputs<F: BlockFormat, P: Products, const N: usize>(
     blocks: &[u8],
-    inputs: &[QuantizedRow; TILE_ROWS],
-) -> [f32; TILE_ROWS] {
+    inputs: &[QuantizedRow; N],
+) -> [f32; N] {
     let num_blocks = blocks.len() / F::BLOCK_BYTES;
     for input in inputs {
         check_input(input, num_blocks);
     }
-    let values: [*const i8; TILE_ROWS] = std::array::from_fn(|row| inputs[row].values.as_ptr());
-    let scales: [*const f32; TILE_ROWS] = std::array::from_fn(|row| inputs[row].scales.as_ptr());
-    let sums: [*const f32; TILE_ROWS] = std::array::from_fn(|row| inputs[row].sums.as_ptr());
-    let mut accumulators = [std::arch::x86_64::_mm256_setzero_ps(); TILE_ROWS];
-    let mut extras = [0.0_f32; TILE_ROWS];
+    let values: [*const i8; N] = std::array::from_fn(|row| inputs[row].values.as_ptr());
+    let scales: [*const f32; N] = std::array::from_fn(|row| inputs[row].scales.as_ptr());
+    let sums: [*const f32; N] = std::array::from_fn(|row| inputs[row].sums.as_ptr());
+    let mut accumulators = [std::arch::x86_64::_mm256_setzero_ps(); N];
+    let mut extras = [0.0_f32; N];
     for index in 0..num_blocks {
         // Answers batched in a generation step stream the weights from memory, as one does.
         std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
@@ -910,7 +928,7 @@ unsafe fn dot_four_inputs<F: BlockFormat, P: Products>(
         );
         let block = block_at::<F>(blocks.as_ptr(), index);
         let weights = F::unpack(block);
-        for row in 0..TILE_ROWS {
+        for row in 0..N {
             accumulators[row] = F::accumulate::<P>(
                 accumulators[row],
                 block,
@@ -1102,7 +1120,7 @@ mod tests {
         for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
             let (data, _) = random_matrix(rows, columns, dtype);
             for use_avx2 in paths() {
-                for num_rows in [2, 4, 5, 9] {
+                for num_rows in [2, 3, 4, 5, 6, 9] {
                     let input = random_input(num_rows * columns);
                     let batched = match dtype {
                         GgmlDType::Q4_1 => {
@@ -1275,7 +1293,7 @@ mod tests {
         }
         let (rows, columns) = (12, 96);
         let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        for num_rows in [4, 8, 9] {
+        for num_rows in [2, 4, 6, 8, 9] {
             let input = random_input(num_rows * columns);
             let (q4_1, _) = random_matrix(rows, columns, GgmlDType::Q4_1);
             let (q8_0, _) = random_matrix(rows, columns, GgmlDType::Q8_0);
