@@ -877,10 +877,11 @@ unsafe fn dot_tile_avx2<F: BlockFormat>(
     std::array::from_fn(|row| horizontal_sum(accumulators[row]) + extras[row])
 }
 
-/// [`dot_tile_avx2`] for exactly four input rows, the common case of a prompt chunk: a fixed
-/// count lets the compiler keep the four accumulators and the rows' pointers in registers (the
-/// loop over a slice of up to four kept them on the stack, a store and a reload per block and
-/// row). Each product adds up in the same order as in [`dot_avx2`], so the bits are the same.
+/// [`dot_tile_avx2`] for exactly `N` input rows (four, the common case of a prompt chunk, or
+/// two): a fixed count lets the compiler keep the accumulators and the rows' pointers in
+/// registers (the loop over a slice of up to four kept them on the stack, a store and a reload
+/// per block and row). Each product adds up in the same order as in [`dot_avx2`], so the bits
+/// are the same.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_four_inputs_avx2<F: BlockFormat, const N: usize>(
