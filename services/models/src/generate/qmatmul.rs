@@ -293,27 +293,24 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
                 // Four answers at a time share each unpacked weight block (the prompt kernel,
                 // whose products add up in the single-row order: same bits), then a pair;
                 // a last single answer takes the single-row kernels.
-                let num_tiled = quantized.len() / 2 * 2;
-                let (tiled, rest) = quantized.split_at(num_tiled);
-                let (fours, pair) = tiled.split_at(tiled.len() / TILE_ROWS * TILE_ROWS);
-                let tiles = fours
-                    .chunks_exact(TILE_ROWS)
-                    .chain(pair.chunks_exact(2))
-                    .scan(0, |start, inputs| {
-                        let first = *start;
-                        *start += inputs.len();
-                        Some((first, inputs))
-                    });
-                for (first_input, inputs) in tiles {
+                let mut first_input = 0;
+                while first_input + 1 < quantized.len() {
+                    let width = if quantized.len() - first_input >= TILE_ROWS {
+                        TILE_ROWS
+                    } else {
+                        2
+                    };
+                    let inputs = &quantized[first_input..first_input + width];
                     for offset in 0..task_rows {
                         let dots = self.dot_tile(first_row + offset, inputs);
-                        for (index, dot) in dots.iter().take(inputs.len()).enumerate() {
+                        for (index, dot) in dots.iter().take(width).enumerate() {
                             out[(first_input + index) * task_rows + offset] = *dot;
                         }
                     }
+                    first_input += width;
                 }
-                for (index, input_row) in rest.iter().enumerate() {
-                    let out = &mut out[(num_tiled + index) * task_rows..][..task_rows];
+                for (index, input_row) in quantized[first_input..].iter().enumerate() {
+                    let out = &mut out[(first_input + index) * task_rows..][..task_rows];
                     let (grouped, remainder) = out.split_at_mut(num_grouped);
                     for (group, values) in grouped.chunks_exact_mut(TILE_ROWS).enumerate() {
                         values.copy_from_slice(
