@@ -15,7 +15,8 @@
 #   hostile      the hostile batch with the hash embedder (~30 s)
 #   hostile-real the hostile batch with the real embedder (deploy/hostile-batch.sh, ~37 min)
 #   crash        the kill -9 harness (~70 s)
-#   embed        examples/embed_bench 32 1 onnx32 onnx1 stock32 (~5 min; ends `embed ratio R`)
+#   embed        examples/embed_bench 32 1 int8_32 int8_1 onnx32 onnx4 onnx1 stock32 (~6 min; ends
+#                `embed ratio R`, then the ratio of each precision)
 #   criterion    cargo bench: extract_chunk, embedder, fusion, audit append (~5 min)
 #   generation   deploy/llama-bench.sh: llama.cpp's llama-bench, then gen_bench (~10 min the
 #                first time, building llama.cpp)
@@ -137,9 +138,9 @@ bench_crash() {
 }
 
 bench_embed() {
-  echo "== embedder throughput (1,000 SciFact abstracts; batch 32, 1, ONNX Runtime through"
-  echo "   fastembed at 32 and 1, candle's stock BERT)"
-  "$examples/embed_bench" 32 1 onnx32 onnx1 stock32
+  echo "== embedder throughput (1,000 SciFact abstracts; f32 and int8 at batch 32 and 1, ONNX"
+  echo "   Runtime through fastembed at 32, 4 and 1, candle's stock BERT)"
+  "$examples/embed_bench" 32 1 int8_32 int8_1 onnx32 onnx4 onnx1 stock32
 }
 
 bench_criterion() {

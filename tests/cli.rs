@@ -896,7 +896,8 @@ fn label_and_format_filters_narrow_every_mode() {
 /// A change of embedder (`--embedder onnx`: ONNX Runtime through fastembed, the int8 export):
 /// the collection embedded natively refuses vector searches with the new one and says how to
 /// re-embed; full-text search goes on; `vellum reembed` (audited) gives it the new vectors, which
-/// then find the clause, and the native embedder is refused in its turn.
+/// then find the clause, and the native embedder is refused in its turn; the same for the
+/// native encoder's int8 layers.
 #[test]
 fn a_collection_refuses_another_embedder_until_reembedded() {
     let tmp = tempfile::tempdir().expect("temp dir");
@@ -970,5 +971,27 @@ fn a_collection_refuses_another_embedder_until_reembedded() {
     assert_eq!(
         records[0]["detail"]["embedder"], "onnx:all-MiniLM-L6-v2-onnx-int8",
         "{records:#?}"
+    );
+
+    // Our own int8 layers are a third embedder: refused, then re-embedded, then found.
+    let int8 = ["--embedder", "native-int8"];
+    let refused = search(&int8, "vector");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("vellum reembed contracts"), "{stderr}");
+    let done = vellum_json(
+        &data_dir,
+        &["reembed", "contracts", "--embedder", "native-int8"],
+    );
+    assert_eq!(
+        done["previous"], "onnx:all-MiniLM-L6-v2-onnx-int8",
+        "{done}"
+    );
+    let mut args = vec!["search", clause, "--mode", "vector", "-k", "3", "--json"];
+    args.extend_from_slice(&int8);
+    let hits: Value = serde_json::from_str(&vellum_ok(&data_dir, &args)).expect("JSON");
+    assert!(
+        top_hits(&hits, 3).contains(&(JV_AGREEMENT.to_string(), 2)),
+        "int8 vectors: {hits}"
     );
 }

@@ -319,7 +319,11 @@ impl Context {
                 self.embedding_model.display()
             );
         }
-        Embedder::load(&self.embedding_model).with_context(|| {
+        let load = match self.embedder_backend {
+            EmbedderBackend::NativeInt8 => Embedder::load_int8,
+            EmbedderBackend::Native | EmbedderBackend::Onnx => Embedder::load,
+        };
+        load(&self.embedding_model).with_context(|| {
             format!(
                 "loading the embedding model {}",
                 self.embedding_model.display()

@@ -3,15 +3,20 @@
 //! and a feed-forward projection (1,536 × 576) for one token and for a 64-token prompt chunk,
 //! as Q8_0 and Q4_1; and one head of single-token attention over 550 cached positions (the
 //! scores' dot products and the weighted sum of values), the AVX2 helpers against the portable
-//! loops they replaced. Correctness is tested in `generate/qmatmul.rs` (SIMD against scalar,
-//! against the dequantized weights, and against candle).
+//! loops they replaced. And the embedder's int8 linear layer (MiniLM's feed-forward
+//! input, 384 -> 1,536, over 256 tokens) on each kernel this CPU runs against candle's f32
+//! matmul. Correctness is tested in `generate/qmatmul.rs` (SIMD against scalar, against the
+//! dequantized weights, and against candle) and `embed/int8.rs` (every kernel against scalar,
+//! bit for bit, and against the f32 product).
 //!
 //! Run with `cargo bench -p vellum-models --bench kernels`.
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use vellum_models::kernels::{add_scaled, dot_f32, has_fast_path, Q4_1Matrix, Q8_0Matrix};
+use vellum_models::kernels::{
+    add_scaled, dot_f32, has_fast_path, Int8Kernel, Int8Linear, Q4_1Matrix, Q8_0Matrix,
+};
 
 fn random(rows: usize, columns: usize) -> Tensor {
     Tensor::randn(0f32, 1.0, (rows, columns), &Device::Cpu).expect("randn")
@@ -122,5 +127,51 @@ fn bench_attention(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_kernels, bench_attention);
+/// The embedder's int8 linear layer against candle's f32 matmul (gemm), one MiniLM
+/// feed-forward input layer over 256 tokens: 151 M multiply-adds.
+fn bench_int8_linear(c: &mut Criterion) {
+    let (tokens, in_size, out_size) = (256, 384, 1_536);
+    let weights = random(out_size, in_size);
+    let weight_values: Vec<f32> = weights
+        .flatten_all()
+        .and_then(|t| t.to_vec1())
+        .expect("weights");
+    let transposed = weights.t().and_then(|t| t.contiguous()).expect("transpose");
+    let input = random(tokens, in_size);
+    let input_values: Vec<f32> = input
+        .flatten_all()
+        .and_then(|t| t.to_vec1())
+        .expect("input");
+    let mut group = c.benchmark_group("embedder_linear_256x384x1536");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(tokens as u64));
+    group.bench_function("f32_candle_matmul", |b| {
+        b.iter(|| {
+            std::hint::black_box(&input)
+                .matmul(&transposed)
+                .expect("matmul")
+        })
+    });
+    for kernel in [
+        Int8Kernel::Avx512Vnni,
+        Int8Kernel::Vnni,
+        Int8Kernel::Avx2,
+        Int8Kernel::Scalar,
+    ] {
+        if !kernel.runs_here() {
+            eprintln!("{}: not on this CPU, not measured", kernel.name());
+            continue;
+        }
+        let layer = Int8Linear::new(&weight_values, out_size, in_size)
+            .expect("layer")
+            .with_kernel(kernel);
+        group.bench_function(
+            format!("int8_{}", kernel.name().replace([' ', '-'], "_")),
+            |b| b.iter(|| layer.forward(std::hint::black_box(&input_values))),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_kernels, bench_attention, bench_int8_linear);
 criterion_main!(benches);

@@ -19,10 +19,11 @@ pub use generate::{
 };
 pub use registry::{list_models, sha256_file, ModelInfo, ModelKind};
 
-/// The decoder's quantized matrix products and attention helpers, for `benches/kernels.rs`;
-/// not an API.
+/// The decoder's quantized matrix products and attention helpers, and the embedder's int8
+/// linear layer, for `benches/kernels.rs`; not an API.
 #[doc(hidden)]
 pub mod kernels {
+    pub use crate::embed::int8::{Int8Linear, Kernel as Int8Kernel};
     pub use crate::generate::qmatmul::{
         add_scaled, dot_f32, has_fast_path, Q4_1Matrix, Q8_0Matrix,
     };

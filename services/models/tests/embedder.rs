@@ -279,3 +279,51 @@ fn onnx_backend_without_its_runtime_says_what_to_do() {
     };
     assert!(message.contains("fetch-models.sh"), "{message}");
 }
+
+/// Our own encoder with int8 linear layers (AVX-VNNI where the CPU has it, else AVX2).
+fn int8_embedder() -> &'static Embedder {
+    static EMBEDDER: OnceLock<Embedder> = OnceLock::new();
+    EMBEDDER.get_or_init(|| {
+        let dir = model_dir();
+        Embedder::load_int8(&dir).unwrap_or_else(|err| panic!("loading {}: {err}", dir.display()))
+    })
+}
+
+#[test]
+fn int8_layers_stay_within_a_hundredth_of_sentence_transformers() {
+    let reference = reference();
+    let embedder = int8_embedder();
+    assert_eq!(embedder.backend(), "native-int8");
+    assert_eq!(embedder.model_name(), "int8:all-MiniLM-L6-v2");
+    assert_eq!((embedder.dim(), embedder.max_tokens()), (384, 256));
+    let mut texts = reference.texts();
+    texts.push("Short.");
+    let embeddings = embedder.embed(&texts).unwrap();
+    let native = self::embedder().embed(&texts).unwrap();
+    let mut lowest: f32 = 1.0;
+    for ((item, embedding), native) in reference.items.iter().zip(&embeddings).zip(&native) {
+        let norm: f32 = embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+        let similarity = cosine(embedding, &item.embedding);
+        assert!(
+            similarity >= 0.99,
+            "{:?}: cosine {similarity} to the reference",
+            short(&item.text)
+        );
+        // Near the f32 vectors, not the same ones: a collection records which made it.
+        assert!(
+            cosine(embedding, native) < 0.99999,
+            "{:?}",
+            short(&item.text)
+        );
+        lowest = lowest.min(similarity);
+    }
+    eprintln!("int8 layers: lowest cosine to the reference {lowest:.4}");
+    // Each row is quantized on its own: a text's vector does not depend on its batch.
+    for (text, batched) in texts.iter().zip(&embeddings) {
+        let alone = embedder.embed(&[*text]).unwrap();
+        let similarity = cosine(&alone[0], batched);
+        assert!(similarity > 0.9999, "{:?}: {similarity}", short(text));
+    }
+    assert!(embedder.embed(&[]).unwrap().is_empty());
+}

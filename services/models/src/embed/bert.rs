@@ -17,6 +17,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::bert::{Config as BertConfig, HiddenAct};
 use rayon::prelude::*;
 
+use super::int8::Int8Linear;
 use super::kernels::{
     Activation, BiasActivation, BiasResidualLayerNorm, LayerNormParams, SoftmaxRows, SplitHeads,
 };
@@ -38,20 +39,58 @@ pub(crate) struct BertEncoder {
     head_dim: usize,
 }
 
-/// One transformer block. Weights are stored transposed (`[in, out]`) so each linear layer is a
-/// plain `x.matmul(w)`, with the bias added by the fused op that follows.
+/// How the linear layers' weights are held and multiplied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Precision {
+    /// f32, candle's matmul (gemm).
+    F32,
+    /// Weights quantized per column and inputs per block of 32 to 8 bits ([`Int8Linear`]).
+    Int8,
+}
+
+/// A linear layer's weight; the bias is added by the fused op that follows.
+enum Linear {
+    /// Stored transposed (`[in, out]`) so the layer is a plain `x.matmul(w)`.
+    F32(Tensor),
+    Int8(Int8Linear),
+}
+
+impl Linear {
+    /// From the weight as PyTorch stores it, `[out, in]`.
+    fn new(weight: Tensor, precision: Precision, path: &Path) -> Result<Linear> {
+        match precision {
+            Precision::F32 => Ok(Linear::F32(weight.t()?.contiguous()?)),
+            Precision::Int8 => {
+                let (out_size, in_size) = weight.dims2()?;
+                let values: Vec<f32> = weight.flatten_all()?.to_vec1()?;
+                Int8Linear::new(&values, out_size, in_size)
+                    .map(Linear::Int8)
+                    .map_err(|reason| weights_error(path, reason))
+            }
+        }
+    }
+
+    fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Linear::F32(weight) => input.matmul(weight)?,
+            Linear::Int8(weight) => input.apply_op1_no_bwd(weight)?,
+        })
+    }
+}
+
+/// One transformer block.
 struct EncoderLayer {
     /// Query, key and value side by side (`[hidden, 3 * hidden]`): one matmul instead of three.
     /// The query columns (and bias) are pre-multiplied by `1/sqrt(head_dim)`, which saves a pass
     /// over the attention scores (and is exact for the usual power-of-four head sizes).
-    qkv_weight: Tensor,
+    qkv_weight: Linear,
     qkv_bias: Vec<f32>,
-    attention_output_weight: Tensor,
+    attention_output_weight: Linear,
     attention_output_bias: Vec<f32>,
     attention_norm: LayerNormParams,
-    intermediate_weight: Tensor,
+    intermediate_weight: Linear,
     intermediate_bias: Vec<f32>,
-    output_weight: Tensor,
+    output_weight: Linear,
     output_bias: Vec<f32>,
     output_norm: LayerNormParams,
 }
@@ -93,9 +132,15 @@ impl Weights<'_> {
         })
     }
 
-    /// Returns the weight of a linear layer transposed to `[in, out]`, contiguous.
-    fn linear_weight(&self, name: &str, in_size: usize, out_size: usize) -> Result<Tensor> {
-        Ok(self.get(name, &[out_size, in_size])?.t()?.contiguous()?)
+    /// Returns the weight of a linear layer in `precision`.
+    fn linear_weight(
+        &self,
+        name: &str,
+        in_size: usize,
+        out_size: usize,
+        precision: Precision,
+    ) -> Result<Linear> {
+        Linear::new(self.get(name, &[out_size, in_size])?, precision, self.path)
     }
 }
 
@@ -108,11 +153,12 @@ fn weights_error(path: &Path, reason: String) -> Error {
 
 impl BertEncoder {
     /// Builds the encoder from the bytes of `model.safetensors` (read from `weights_path`, named
-    /// in errors) and the parsed `config.json`.
+    /// in errors) and the parsed `config.json`, its linear layers in `precision`.
     pub(crate) fn load(
         safetensors: &[u8],
         weights_path: &Path,
         config: &BertConfig,
+        precision: Precision,
     ) -> Result<BertEncoder> {
         let hidden_size = config.hidden_size;
         let num_heads = config.num_attention_heads;
@@ -152,16 +198,19 @@ impl BertEncoder {
             let prefix = format!("encoder.layer.{layer_idx}");
             let attention = format!("{prefix}.attention.self");
             let square = [hidden_size, hidden_size];
-            let qkv_weight = Tensor::cat(
-                &[
-                    (weights.get(&format!("{attention}.query.weight"), &square)? * query_scale)?,
-                    weights.get(&format!("{attention}.key.weight"), &square)?,
-                    weights.get(&format!("{attention}.value.weight"), &square)?,
-                ],
-                0,
-            )?
-            .t()?
-            .contiguous()?;
+            let qkv_weight = Linear::new(
+                Tensor::cat(
+                    &[
+                        (weights.get(&format!("{attention}.query.weight"), &square)?
+                            * query_scale)?,
+                        weights.get(&format!("{attention}.key.weight"), &square)?,
+                        weights.get(&format!("{attention}.value.weight"), &square)?,
+                    ],
+                    0,
+                )?,
+                precision,
+                weights_path,
+            )?;
             let mut qkv_bias = Vec::with_capacity(3 * hidden_size);
             for (name, scale) in [("query", query_scale), ("key", 1.0), ("value", 1.0)] {
                 let bias = weights.vec(&format!("{attention}.{name}.bias"), &[hidden_size])?;
@@ -174,6 +223,7 @@ impl BertEncoder {
                     &format!("{prefix}.attention.output.dense.weight"),
                     hidden_size,
                     hidden_size,
+                    precision,
                 )?,
                 attention_output_bias: weights.vec(
                     &format!("{prefix}.attention.output.dense.bias"),
@@ -188,6 +238,7 @@ impl BertEncoder {
                     &format!("{prefix}.intermediate.dense.weight"),
                     hidden_size,
                     intermediate_size,
+                    precision,
                 )?,
                 intermediate_bias: weights.vec(
                     &format!("{prefix}.intermediate.dense.bias"),
@@ -197,6 +248,7 @@ impl BertEncoder {
                     &format!("{prefix}.output.dense.weight"),
                     intermediate_size,
                     hidden_size,
+                    precision,
                 )?,
                 output_bias: weights.vec(&format!("{prefix}.output.dense.bias"), &[hidden_size])?,
                 output_norm: weights.layer_norm(
@@ -298,10 +350,10 @@ impl BertEncoder {
         hidden: &Tensor,
         seq_lens: &[usize],
     ) -> Result<Tensor> {
-        let qkv = hidden.matmul(&layer.qkv_weight)?;
+        let qkv = layer.qkv_weight.forward(hidden)?;
         let context = self.attention(&qkv, &layer.qkv_bias, seq_lens)?;
 
-        let attention_output = context.matmul(&layer.attention_output_weight)?;
+        let attention_output = layer.attention_output_weight.forward(&context)?;
         attention_output.inplace_op2(
             hidden,
             &BiasResidualLayerNorm {
@@ -310,13 +362,13 @@ impl BertEncoder {
             },
         )?;
 
-        let intermediate = attention_output.matmul(&layer.intermediate_weight)?;
+        let intermediate = layer.intermediate_weight.forward(&attention_output)?;
         intermediate.inplace_op1(&BiasActivation {
             bias: &layer.intermediate_bias,
             activation: self.activation,
         })?;
 
-        let output = intermediate.matmul(&layer.output_weight)?;
+        let output = layer.output_weight.forward(&intermediate)?;
         output.inplace_op2(
             &attention_output,
             &BiasResidualLayerNorm {
