@@ -11,7 +11,7 @@
 #   beir         vellum eval --beir on the whole SciFact corpus (~8 min)
 #   beir-floor   the CI test on a 500-document SciFact slice (~1 min)
 #   cuad         ingest of the 80 CUAD contract PDFs, then the embedder alone on its chunks
-#                (~7 min; ends `ingest ratio R`)
+#                (~7 min; ends `ingest ratio R`; VELLUM_EMBEDDER=native-int8 runs both in int8)
 #   hostile      the hostile batch with the hash embedder (~30 s)
 #   hostile-real the hostile batch with the real embedder (deploy/hostile-batch.sh, ~37 min)
 #   crash        the kill -9 harness (~70 s)
@@ -112,7 +112,10 @@ for (text,) in db.execute("SELECT c.text FROM chunks c JOIN documents d ON d.id 
                           "WHERE d.state = 'ready' ORDER BY d.source_path, c.ordinal"):
     print(json.dumps(text))
 PY
-  PASSAGES_FILE="$work/cuad-chunks.jsonl" "$examples/embed_bench" 512 | tee "$work/cuad-embed.txt"
+  # The same precision as the ingest (`VELLUM_EMBEDDER=native-int8` runs both in int8).
+  local run=512
+  [ "${VELLUM_EMBEDDER:-native}" = native-int8 ] && run=int8_512
+  PASSAGES_FILE="$work/cuad-chunks.jsonl" "$examples/embed_bench" "$run" | tee "$work/cuad-embed.txt"
   python3 - "$work/cuad.json" "$work/cuad-embed.txt" <<'PY'
 import json, re, sys
 s = json.load(open(sys.argv[1]))

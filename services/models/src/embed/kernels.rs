@@ -285,7 +285,9 @@ pub(crate) fn softmax_in_place(row: &mut [f32]) {
     let mut chunks = row.chunks_exact(8);
     for chunk in &mut chunks {
         for (lane, &value) in lanes.iter_mut().zip(chunk) {
-            *lane = lane.max(value);
+            // A comparison, not `f32::max`: its NaN rule kept this loop scalar (`vmaxss`),
+            // a third of the softmax's time; this one becomes `vmaxps`.
+            *lane = if value > *lane { value } else { *lane };
         }
     }
     let max = chunks
