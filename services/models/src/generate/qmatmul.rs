@@ -16,7 +16,8 @@
 //! The AVX2 path is chosen at run time (`is_x86_feature_detected!`); the scalar path gives the
 //! same result up to float rounding and is what the tests compare against.
 
-// SIMD intrinsics need `unsafe`; this is the only module of the workspace allowed to use it.
+// SIMD intrinsics need `unsafe`; this module and the embedder's `embed/int8.rs` are the only
+// ones of the workspace allowed to use it.
 // Every unsafe call is a `#[target_feature]` function reached only after the runtime check,
 // reading slices whose lengths are checked first.
 #![allow(unsafe_code)]
