@@ -133,29 +133,16 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
         if let Some(batch_size) = run.strip_prefix("int8_") {
             let batch_size: usize = batch_size.parse()?;
             if int8.is_none() {
-                let started = Instant::now();
-                let loaded = Embedder::load_int8(&model_dir)?;
-                eprintln!(
-                    "loaded {} in {:.2?}",
-                    loaded.model_name(),
-                    started.elapsed()
-                );
-                loaded.embed(&passage_refs[..passage_refs.len().min(8)])?;
-                let (min, mean) = reference_cosine(&loaded, &reference)?;
-                println!(
-                    "{}: cosine to the reference min {min:.4} mean {mean:.4}",
-                    loaded.model_name()
-                );
-                int8 = Some(loaded);
+                int8 = Some(load_reported(
+                    || Embedder::load_int8(&model_dir),
+                    &passage_refs,
+                    &reference,
+                )?);
             }
             let Some(int8) = int8.as_ref() else {
                 continue;
             };
-            let started = Instant::now();
-            for batch in passage_refs.chunks(batch_size.max(1)) {
-                int8.embed(batch)?;
-            }
-            let seconds = started.elapsed().as_secs_f64();
+            let seconds = time_batches(int8, &passage_refs, batch_size)?;
             let rate = passage_refs.len() as f64 / seconds;
             best_int8 = best_int8.max(rate);
             println!("Embedder int8 batch {batch_size:>3}: {rate:.1} passages/s ({seconds:.1} s)");
@@ -164,35 +151,20 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
         if let Some(batch_size) = run.strip_prefix("onnx") {
             let batch_size: usize = batch_size.parse()?;
             if onnx.is_none() {
-                let started = Instant::now();
-                let loaded = Embedder::load_onnx(
-                    &model_dir,
-                    &OnnxFiles {
-                        model: models_dir.join("all-MiniLM-L6-v2-onnx-int8/model.onnx"),
-                        runtime: models_dir.join("onnxruntime"),
-                    },
-                )?;
-                eprintln!(
-                    "loaded {} in {:.2?}",
-                    loaded.model_name(),
-                    started.elapsed()
-                );
-                loaded.embed(&passage_refs[..passage_refs.len().min(8)])?;
-                let (min, mean) = reference_cosine(&loaded, &reference)?;
-                println!(
-                    "{}: cosine to the reference min {min:.4} mean {mean:.4}",
-                    loaded.model_name()
-                );
-                onnx = Some(loaded);
+                let files = OnnxFiles {
+                    model: models_dir.join("all-MiniLM-L6-v2-onnx-int8/model.onnx"),
+                    runtime: models_dir.join("onnxruntime"),
+                };
+                onnx = Some(load_reported(
+                    || Embedder::load_onnx(&model_dir, &files),
+                    &passage_refs,
+                    &reference,
+                )?);
             }
             let Some(onnx) = onnx.as_ref() else {
                 continue;
             };
-            let started = Instant::now();
-            for batch in passage_refs.chunks(batch_size.max(1)) {
-                onnx.embed(batch)?;
-            }
-            let rate = passage_refs.len() as f64 / started.elapsed().as_secs_f64();
+            let rate = passage_refs.len() as f64 / time_batches(onnx, &passage_refs, batch_size)?;
             best_onnx = best_onnx.max(rate);
             println!("ONNX Runtime (fastembed) batch {batch_size:>3}: {rate:.1} passages/s");
             continue;
@@ -207,11 +179,7 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
             continue;
         }
         let batch_size: usize = run.parse()?;
-        let started = Instant::now();
-        for batch in passage_refs.chunks(batch_size.max(1)) {
-            embedder.embed(batch)?;
-        }
-        let seconds = started.elapsed().as_secs_f64();
+        let seconds = time_batches(&embedder, &passage_refs, batch_size)?;
         let rate = passage_refs.len() as f64 / seconds;
         best_native = best_native.max(rate);
         println!("Embedder batch {batch_size:>3}: {rate:.1} passages/s ({seconds:.1} s)");
@@ -229,6 +197,42 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
         }
     }
     Ok(())
+}
+
+/// Loads an embedder with `load`, warms it up on a few passages and prints its load time and
+/// its cosine to the reference vectors.
+fn load_reported(
+    load: impl FnOnce() -> vellum_models::Result<Embedder>,
+    passages: &[&str],
+    reference: &Reference,
+) -> Result<Embedder, Box<dyn Error + Send + Sync>> {
+    let started = Instant::now();
+    let loaded = load()?;
+    eprintln!(
+        "loaded {} in {:.2?}",
+        loaded.model_name(),
+        started.elapsed()
+    );
+    loaded.embed(&passages[..passages.len().min(8)])?;
+    let (min, mean) = reference_cosine(&loaded, reference)?;
+    println!(
+        "{}: cosine to the reference min {min:.4} mean {mean:.4}",
+        loaded.model_name()
+    );
+    Ok(loaded)
+}
+
+/// Seconds `embedder` takes for `passages`, `batch_size` texts per call.
+fn time_batches(
+    embedder: &Embedder,
+    passages: &[&str],
+    batch_size: usize,
+) -> Result<f64, Box<dyn Error + Send + Sync>> {
+    let started = Instant::now();
+    for batch in passages.chunks(batch_size.max(1)) {
+        embedder.embed(batch)?;
+    }
+    Ok(started.elapsed().as_secs_f64())
 }
 
 /// Embeds `passages` with candle-transformers' `BertModel`, `batch_size` per forward pass padded

@@ -229,16 +229,16 @@ fn onnx_embedder() -> &'static Embedder {
     })
 }
 
-#[test]
-fn onnx_backend_matches_sentence_transformers_within_int8_error() {
-    let reference = reference();
-    let embedder = onnx_embedder();
-    assert_eq!(embedder.backend(), "onnx");
-    assert_eq!(embedder.model_name(), "onnx:all-MiniLM-L6-v2-onnx-int8");
-    assert_eq!((embedder.dim(), embedder.max_tokens()), (384, 256));
-    let texts = reference.texts();
-    let embeddings = embedder.embed(&texts).unwrap();
-    let native = self::embedder().embed(&texts).unwrap();
+/// Embeds `texts` (the reference's, then any extra) with an int8 `embedder` and checks each
+/// reference text's vector: unit length, cosine >= 0.99 to sentence-transformers', and not the
+/// native f32 vector (close, but another embedder's: a collection records which made it).
+fn embed_near_reference_not_native(
+    embedder: &Embedder,
+    reference: &Reference,
+    texts: &[&str],
+) -> Vec<Vec<f32>> {
+    let embeddings = embedder.embed(texts).unwrap();
+    let native = self::embedder().embed(texts).unwrap();
     let mut lowest: f32 = 1.0;
     for ((item, embedding), native) in reference.items.iter().zip(&embeddings).zip(&native) {
         let norm: f32 = embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -249,8 +249,6 @@ fn onnx_backend_matches_sentence_transformers_within_int8_error() {
             "{:?}: cosine {similarity} to the reference",
             short(&item.text)
         );
-        // int8 weights: close to the native vectors, but not the same vectors (which is why
-        // a collection records the embedder that made it).
         assert!(
             cosine(embedding, native) < 0.99999,
             "{:?}",
@@ -258,7 +256,22 @@ fn onnx_backend_matches_sentence_transformers_within_int8_error() {
         );
         lowest = lowest.min(similarity);
     }
-    eprintln!("onnx backend: lowest cosine to the reference {lowest:.4}");
+    eprintln!(
+        "{}: lowest cosine to the reference {lowest:.4}",
+        embedder.model_name()
+    );
+    embeddings
+}
+
+#[test]
+fn onnx_backend_matches_sentence_transformers_within_int8_error() {
+    let reference = reference();
+    let embedder = onnx_embedder();
+    assert_eq!(embedder.backend(), "onnx");
+    assert_eq!(embedder.model_name(), "onnx:all-MiniLM-L6-v2-onnx-int8");
+    assert_eq!((embedder.dim(), embedder.max_tokens()), (384, 256));
+    let texts = reference.texts();
+    let embeddings = embed_near_reference_not_native(embedder, &reference, &texts);
     // Batching (padding) does not change a text's vector beyond float noise.
     let alone = embedder.embed(&[texts[3]]).unwrap();
     assert!(cosine(&alone[0], &embeddings[3]) > 0.9999);
@@ -298,27 +311,7 @@ fn int8_layers_stay_within_a_hundredth_of_sentence_transformers() {
     assert_eq!((embedder.dim(), embedder.max_tokens()), (384, 256));
     let mut texts = reference.texts();
     texts.push("Short.");
-    let embeddings = embedder.embed(&texts).unwrap();
-    let native = self::embedder().embed(&texts).unwrap();
-    let mut lowest: f32 = 1.0;
-    for ((item, embedding), native) in reference.items.iter().zip(&embeddings).zip(&native) {
-        let norm: f32 = embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
-        assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
-        let similarity = cosine(embedding, &item.embedding);
-        assert!(
-            similarity >= 0.99,
-            "{:?}: cosine {similarity} to the reference",
-            short(&item.text)
-        );
-        // Near the f32 vectors, not the same ones: a collection records which made it.
-        assert!(
-            cosine(embedding, native) < 0.99999,
-            "{:?}",
-            short(&item.text)
-        );
-        lowest = lowest.min(similarity);
-    }
-    eprintln!("int8 layers: lowest cosine to the reference {lowest:.4}");
+    let embeddings = embed_near_reference_not_native(embedder, &reference, &texts);
     // Each row is quantized on its own: a text's vector does not depend on its batch.
     for (text, batched) in texts.iter().zip(&embeddings) {
         let alone = embedder.embed(&[*text]).unwrap();

@@ -1,7 +1,8 @@
 //! Int8 matrix products for the encoder's linear layers (`Embedder::load_int8`).
 //!
 //! Why: 73 % of an f32 embedding is gemm's FMA kernel, and an FMA does 8 multiply-adds per
-//! instruction; AVX-VNNI's `vpdpbusd` does 32 (8 lanes of four byte products summed to i32).
+//! instruction; AVX-VNNI's `vpdpbusd` does 32 (8 lanes of four byte products summed to i32),
+//! AVX-512 VNNI's 64 (docs/benchmarks.md, "Our own int8 layers": 4x candle's f32 matmul).
 //!
 //! How the numbers are kept: each weight column (an output feature) is quantized to `i8` with
 //! its own scale; each input row is quantized per block of [`BLOCK`] values with its own scale,
@@ -9,9 +10,10 @@
 //! features. The products of a block are exact `i32` sums; they are scaled and added in `f32`.
 //! `vpdpbusd` multiplies unsigned by signed bytes, so inputs are stored as `q + 128` and the
 //! weights' share of that offset (`128 · Σ w` per block and column) is taken off each block's
-//! sum. On a CPU without AVX-VNNI an AVX2 kernel computes the same sums exactly (byte pairs
-//! widened to i16, `vpmaddwd`); both follow the scalar reference's order of operations, so all
-//! three give the same bits (tests below).
+//! sum. The fastest kernel the CPU has runs: AVX-512 VNNI (a 16-column panel per vector),
+//! AVX-VNNI (8 columns), or on a CPU with neither AVX2, which computes the same sums exactly
+//! (byte pairs widened to i16, `vpmaddwd`; no faster than f32). All follow the scalar
+//! reference's order of operations per column, so all four give the same bits (tests below).
 
 // The SIMD kernels are `unsafe` (intrinsics behind a runtime feature check, raw pointers inside
 // asserted bounds); the rest of the crate stays under the workspace's `unsafe_code = "deny"`.
