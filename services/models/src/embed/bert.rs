@@ -393,7 +393,15 @@ impl BertEncoder {
             num_heads: self.num_heads,
             head_dim: self.head_dim,
         };
-        // Sequences in parallel; the matmuls inside may split further when a core is idle.
+        // Sequences in parallel; with fewer sequences than twice the threads (one query, a
+        // batch of one) also groups of heads, so that every core has work.
+        let head_groups = if seq_lens.len() >= 2 * rayon::current_num_threads() {
+            1
+        } else {
+            self.num_heads.min(4)
+        };
+        let heads_per_group = self.num_heads.div_ceil(head_groups);
+        let group_starts: Vec<usize> = (0..self.num_heads).step_by(heads_per_group).collect();
         let contexts = seq_starts
             .par_iter()
             .zip(seq_lens)
@@ -401,11 +409,18 @@ impl BertEncoder {
                 let heads = qkv
                     .narrow(0, seq_start, seq_len)?
                     .apply_op1_no_bwd(&split_heads)?;
-                let (query, key, value) = (heads.get(0)?, heads.get(1)?, heads.get(2)?);
-                let scores = query.matmul(&key.t()?)?;
-                scores.inplace_op1(&SoftmaxRows)?;
-                scores
-                    .matmul(&value)?
+                let groups = group_starts
+                    .par_iter()
+                    .map(|&first| -> candle_core::Result<Tensor> {
+                        let group =
+                            heads.narrow(1, first, heads_per_group.min(self.num_heads - first))?;
+                        let (query, key, value) = (group.get(0)?, group.get(1)?, group.get(2)?);
+                        let scores = query.matmul(&key.t()?)?;
+                        scores.inplace_op1(&SoftmaxRows)?;
+                        scores.matmul(&value)
+                    })
+                    .collect::<candle_core::Result<Vec<Tensor>>>()?;
+                Tensor::cat(&groups, 0)?
                     .transpose(0, 1)?
                     .contiguous()?
                     .reshape((seq_len, self.hidden_size))
