@@ -47,19 +47,10 @@ pub enum Kernel {
 impl Kernel {
     /// The fastest kernel this CPU runs.
     pub fn detect() -> Kernel {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni") {
-                    return Kernel::Avx512Vnni;
-                }
-                if is_x86_feature_detected!("avxvnni") {
-                    return Kernel::Vnni;
-                }
-                return Kernel::Avx2;
-            }
-        }
-        Kernel::Scalar
+        [Kernel::Avx512Vnni, Kernel::Vnni, Kernel::Avx2]
+            .into_iter()
+            .find(|kernel| kernel.runs_here())
+            .unwrap_or(Kernel::Scalar)
     }
 
     /// Whether this CPU has what `self` uses.
