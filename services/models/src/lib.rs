@@ -25,6 +25,6 @@ pub use registry::{list_models, sha256_file, ModelInfo, ModelKind};
 pub mod kernels {
     pub use crate::embed::int8::{Int8Linear, Kernel as Int8Kernel};
     pub use crate::generate::qmatmul::{
-        add_scaled, dot_f32, has_fast_path, Q4_1Matrix, Q8_0Matrix,
+        add_scaled, dot_f32, has_fast_path, Q4_1Matrix, Q8_0Matrix, QuantKernel,
     };
 }

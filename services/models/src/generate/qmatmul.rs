@@ -1,25 +1,30 @@
-//! Matrix products with Q4_1 and Q8_0 weights, read as the GGUF stores them, for the decoder.
+//! Matrix products with Q4_1 and Q8_0 weights for the decoder, in panels of 16 weight rows.
 //!
-//! Why: candle 0.11 has only a scalar kernel for Q4_1 (the default model's format), so the
-//! loader used to convert Q4_1 to Q8_0, which candle runs with AVX2. That made generation
-//! memory-bound on twice the bytes: one token reads every weight once, 143 MB as Q8_0 against
-//! 76 MB as Q4_1 for SmolLM2-135M. This is llama.cpp's scheme: each activation row is quantized
-//! to 8 bits per block of 32 (a scale and the scaled sum of the block, "Q8_1"), and a block's
-//! dot product is `d4·d8·Σ q4·q8 + m4·s8`, with the integer sum done by AVX2's
-//! `vpmaddubsw`/`vpmaddwd`. Q8_0 (the default model's tied output projection, Q8_0 files, and
-//! the Q5_0/Q5_1 tensors the loader converts) uses the same products, `d·d8·Σ q·q8`, where
-//! candle's kernel multiplies one activation row at a time: here a prompt's rows go four at a
-//! time against each weight block and a token's product splits the weight rows four by four
-//! across threads, as for Q4_1. Q4_K (Q4_K_M files) comes in as Q4_1 blocks, value for value
-//! ([`q4_k_as_q4_1`]).
+//! Why: candle 0.11 has only a scalar kernel for Q4_1 (the default model's format) and
+//! multiplies one activation row at a time. This is llama.cpp's arithmetic: each activation row
+//! is quantized to 8 bits per block of 32 (a scale, and the scaled sum of the block, "Q8_1"),
+//! and a block's dot product is `dw·dx·Σ qw·qx (+ mw·sx for Q4_1's minimum)`, the sum exact in
+//! integers. The layout is ours: at load, each block of 32 columns of 16 consecutive weight
+//! rows is interleaved so that one 64-byte vector holds four consecutive weights of each of the
+//! 16 rows ([`Q4_1::pack`], [`Q8_0::pack`]). One `vpdpbusd` then adds four byte products to
+//! each of 16 rows' sums, with the four activations broadcast, and no horizontal sums are
+//! left to do: the same scheme as the embedder's int8 layers (`embed/int8.rs`), which run at
+//! about eight times the multiply-adds per cycle of the row-at-a-time kernels this replaced
+//! (docs/benchmarks.md, "Decoder products in panels of 16 rows").
 //!
-//! The AVX2 path is chosen at run time (`is_x86_feature_detected!`); the scalar path gives the
-//! same result up to float rounding and is what the tests compare against.
+//! Every (weight row, activation row) result has the same arithmetic whatever else is computed
+//! beside it: per block, the exact integer sum, then `acc = fma(sum, dw·dx, acc)` in block
+//! order (and `extra = fma(mw, sx, extra)`; the result `acc + extra`). So every kernel (AVX-512
+//! VNNI, AVX-VNNI, AVX2, scalar) gives the same bits, a row of a batched generation step is bit
+//! for bit that row alone, and a prompt's rows do not depend on the chunk they came in.
+//!
+//! The kernel is chosen at run time ([`QuantKernel::detect`]); Q4_K (Q4_K_M files) comes in as
+//! Q4_1 blocks, value for value ([`q4_k_as_q4_1`]).
 
 // SIMD intrinsics need `unsafe`; this module and the embedder's `embed/int8.rs` are the only
 // ones of the workspace allowed to use it.
-// Every unsafe call is a `#[target_feature]` function reached only after the runtime check,
-// reading slices whose lengths are checked first.
+// Every unsafe call is a `#[target_feature]` function reached only after the runtime check
+// (`QuantKernel::runs_here`), reading panels and rows whose lengths are checked first.
 #![allow(unsafe_code)]
 
 use std::marker::PhantomData;
@@ -29,59 +34,107 @@ use rayon::prelude::*;
 
 /// Values per block (weights and the 8-bit activations).
 const BLOCK: usize = 32;
-/// Weight rows per parallel task when one activation row is multiplied (generation).
-const ROWS_PER_TASK: usize = 64;
-/// Input rows that share each unpacked weight block when many rows are multiplied (prompts).
-const TILE_ROWS: usize = 4;
-/// How far ahead of each weight row the generation kernel asks for its bytes (a page). One
-/// token streams every weight once (~100 MB for SmolLM2-135M), and on these VMs the hardware
-/// prefetcher alone left the kernel waiting on memory: generation went from ~75 to ~140
-/// tokens/s on two Intel Xeon vCPUs (docs/benchmarks.md, "Prefetching the weights").
+/// Weight rows per panel: one 512-bit vector of 32-bit sums.
+const PANEL: usize = 16;
+/// Panels per parallel task when few activation rows are multiplied (generation steps).
+const PANELS_PER_TASK: usize = 4;
+/// Activation rows that share each panel block's weights in registers.
+const GROUP: usize = 4;
+/// More activation rows than this split across threads by rows (a prompt chunk), fewer by
+/// panels (a generation step, one row per answer).
+const FEW_ROWS: usize = 8;
+/// How far ahead of its position a kernel asks for weight bytes (a page). One token streams
+/// every weight once (~100 MB for SmolLM2-135M), and on these VMs the hardware prefetcher
+/// alone left the kernel waiting on memory: generation went from ~75 to ~140 tokens/s on two
+/// Intel Xeon vCPUs (docs/benchmarks.md, "Prefetching the weights").
 const PREFETCH_BYTES: usize = 4096;
 
-/// A block format of 32 weights: how to read one, scalar and with AVX2.
+/// The instructions that multiply: the fastest of these that the CPU has runs, and all give
+/// the same bits (the integer sums are exact, the float steps the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuantKernel {
+    /// Plain Rust: the reference the others are tested against.
+    Scalar,
+    /// AVX2 and FMA: `vpmaddubsw`/`vpmaddwd`, eight rows at a time.
+    Avx2,
+    /// AVX-VNNI (256-bit `vpdpbusd`), eight rows at a time.
+    Vnni,
+    /// AVX-512 VNNI: sixteen rows at a time.
+    Avx512Vnni,
+}
+
+impl QuantKernel {
+    /// Every kernel, fastest first.
+    pub const ALL: [QuantKernel; 4] = [
+        QuantKernel::Avx512Vnni,
+        QuantKernel::Vnni,
+        QuantKernel::Avx2,
+        QuantKernel::Scalar,
+    ];
+
+    /// Whether this CPU has the instructions.
+    pub fn runs_here(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            match self {
+                QuantKernel::Scalar => true,
+                QuantKernel::Avx2 => avx2,
+                QuantKernel::Vnni => avx2 && is_x86_feature_detected!("avxvnni"),
+                QuantKernel::Avx512Vnni => {
+                    avx2 && is_x86_feature_detected!("avx512f")
+                        && is_x86_feature_detected!("avx512vnni")
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == QuantKernel::Scalar
+        }
+    }
+
+    /// The fastest kernel this CPU runs.
+    pub fn detect() -> QuantKernel {
+        QuantKernel::ALL
+            .into_iter()
+            .find(|kernel| kernel.runs_here())
+            .unwrap_or(QuantKernel::Scalar)
+    }
+}
+
+/// Whether this CPU runs a SIMD kernel (the decoder uses candle's products where it does not).
+pub fn has_fast_path() -> bool {
+    QuantKernel::Avx2.runs_here()
+}
+
+/// A block format of 32 weights: its file and row-major in-memory forms, and its panel form.
 pub trait BlockFormat: Send + Sync {
     /// The GGML type's name, for errors.
     const NAME: &'static str;
+    /// Whether blocks carry a minimum (Q4_1), added as `minimum · Σ activations`.
+    const HAS_MINIMUM: bool;
     /// Bytes per block in a GGUF file.
     const FILE_BLOCK_BYTES: usize;
-    /// Bytes per block as held in memory ([`Self::repack`]).
+    /// Bytes per block in the row-major in-memory form ([`Self::repack`]): the scale (and
+    /// minimum) widened to f32.
     const BLOCK_BYTES: usize;
-    /// A block's weights made ready for [`Self::accumulate`] (with AVX2).
-    #[cfg(target_arch = "x86_64")]
-    type Unpacked: Copy;
+    /// Bytes of one panel block: a block of 32 columns of 16 rows ([`Self::pack`]).
+    const PANEL_BLOCK_BYTES: usize;
+    /// Byte offset of the weights in a panel block, after 16 scales (and 16 minimums).
+    const WEIGHTS_AT: usize;
 
     /// Appends one block as read from the file in its in-memory form.
-    fn repack(file_block: &[u8], out: &mut Vec<u8>) {
-        out.extend_from_slice(file_block);
-    }
+    fn repack(file_block: &[u8], out: &mut Vec<u8>);
 
-    /// `Σ weight·activation` of one block, from the activations' 8-bit `values`, `scale` and
-    /// scaled `sum`.
-    fn dot_block(block: &[u8], values: &[i8], scale: f32, sum: f32) -> f32;
+    /// Writes row `row` (of 16) of a panel block from that row's in-memory block. Rows never
+    /// written (past a matrix's last row) stay as the panel block was zeroed ([`Self::EMPTY`]).
+    fn pack(block: &[u8], row: usize, panel_block: &mut [u8]);
 
-    /// The block's 32 weights as f32 (in-memory form), with the arithmetic of candle's
-    /// `dequantize`, so a row read here equals that row of the dequantized tensor.
-    fn dequantize_block(block: &[u8], out: &mut [f32]);
+    /// The weight byte of a zero weight in a panel block.
+    const EMPTY: u8;
 
-    /// Unpacks a block. Only called from the `avx2,fma` functions below, into which it is
-    /// inlined.
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn unpack(block: &[u8]) -> Self::Unpacked;
-
-    /// Adds one block's `Σ weight·activation` to `accumulator` (eight lanes) and, for formats
-    /// with a minimum, its `minimum · sum` term to `extra`; `activations` are the block's 32
-    /// signed 8-bit values. Inlined like [`Self::unpack`].
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn accumulate<P: Products>(
-        accumulator: std::arch::x86_64::__m256,
-        block: &[u8],
-        weights: Self::Unpacked,
-        activations: std::arch::x86_64::__m256i,
-        scale: f32,
-        sum: f32,
-        extra: &mut f32,
-    ) -> std::arch::x86_64::__m256;
+    /// The quantized weight `k` (0..32) of `row` in a panel block, as an integer.
+    fn weight(panel_block: &[u8], row: usize, k: usize) -> i32;
 }
 
 /// Q4_1: f16 scale, f16 minimum, 16 bytes of nibbles (low nibbles are values 0..16).
@@ -89,15 +142,13 @@ pub struct Q4_1;
 /// Q8_0: f16 scale, 32 signed bytes.
 pub struct Q8_0;
 
-/// A `[rows, columns]` matrix of `F` blocks, row-major, exactly as in the GGUF file.
+/// A `[rows, columns]` matrix of `F` blocks, in panels of 16 rows.
 pub struct QuantizedMatrix<F: BlockFormat> {
     rows: usize,
     columns: usize,
-    data: Vec<u8>,
-    use_avx2: bool,
-    /// AVX-VNNI's products in the four-input kernel (prompts, batched steps); set with
-    /// `use_avx2` where the CPU has it.
-    use_vnni: bool,
+    /// Panel after panel; each panel its blocks in column order.
+    panels: Vec<u8>,
+    kernel: QuantKernel,
     format: PhantomData<F>,
 }
 
@@ -112,54 +163,31 @@ struct QuantizedRow {
     scales: Vec<f32>,
     /// Per block: `d · Σ q`, which multiplies the weight block's minimum (Q4_1).
     sums: Vec<f32>,
+    /// Per block: `−128 · Σ q`, which undoes the +128 of Q8_0's stored weights.
+    offsets: Vec<i32>,
     values: Vec<i8>,
 }
 
-/// Whether this CPU has AVX-VNNI (the 256-bit form; AMD's Zen 2 and 3 have not).
-fn has_vnni() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avxvnni")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Whether this CPU runs the fast path.
-pub fn has_fast_path() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 impl<F: BlockFormat> QuantizedMatrix<F> {
-    /// Wraps `data` (blocks of `rows` rows of `columns` values).
+    /// Wraps `data` (blocks as in the file, `rows` rows of `columns` values).
     pub fn new(data: Vec<u8>, rows: usize, columns: usize) -> Result<Self, String> {
-        Self::with_path(data, rows, columns, has_fast_path())
+        Self::with_kernel(data, rows, columns, QuantKernel::detect())
     }
 
-    fn with_path(
+    /// [`Self::new`] with a given kernel (benchmarks and tests compare them); an error where
+    /// this CPU cannot run it.
+    pub fn with_kernel(
         data: Vec<u8>,
         rows: usize,
         columns: usize,
-        use_avx2: bool,
+        kernel: QuantKernel,
     ) -> Result<Self, String> {
         check_shape::<F>(&data, rows, columns, F::FILE_BLOCK_BYTES)?;
-        Self::from_repacked(Self::repacked(&data), rows, columns, use_avx2)
+        Self::from_repacked(Self::repacked(&data), rows, columns, kernel)
     }
 
-    /// The file's blocks (`F::FILE_BLOCK_BYTES` each) in their in-memory form.
+    /// The file's blocks (`F::FILE_BLOCK_BYTES` each) in their row-major in-memory form.
     pub fn repacked(file_blocks: &[u8]) -> Vec<u8> {
-        if F::FILE_BLOCK_BYTES == F::BLOCK_BYTES {
-            return file_blocks.to_vec();
-        }
         let mut repacked =
             Vec::with_capacity(file_blocks.len() / F::FILE_BLOCK_BYTES * F::BLOCK_BYTES);
         for block in file_blocks.chunks_exact(F::FILE_BLOCK_BYTES) {
@@ -168,46 +196,80 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
         repacked
     }
 
-    /// Wraps blocks already in their in-memory form ([`Self::repacked`], [`q4_k_as_q4_1`]).
+    /// Wraps blocks in their row-major in-memory form ([`Self::repacked`], [`q4_k_as_q4_1`]).
     pub fn from_blocks(data: Vec<u8>, rows: usize, columns: usize) -> Result<Self, String> {
-        Self::from_repacked(data, rows, columns, has_fast_path())
+        Self::from_repacked(data, rows, columns, QuantKernel::detect())
     }
 
     fn from_repacked(
         data: Vec<u8>,
         rows: usize,
         columns: usize,
-        use_avx2: bool,
+        kernel: QuantKernel,
     ) -> Result<Self, String> {
         check_shape::<F>(&data, rows, columns, F::BLOCK_BYTES)?;
+        if !kernel.runs_here() {
+            return Err(format!("this CPU cannot run the {kernel:?} kernel"));
+        }
+        let num_blocks = columns / BLOCK;
+        let num_panels = rows.div_ceil(PANEL);
+        let panel_bytes = num_blocks * F::PANEL_BLOCK_BYTES;
+        let mut panels = vec![0_u8; num_panels * panel_bytes];
+        for (panel_index, panel) in panels.chunks_exact_mut(panel_bytes).enumerate() {
+            for panel_block in panel.chunks_exact_mut(F::PANEL_BLOCK_BYTES) {
+                panel_block[F::WEIGHTS_AT..].fill(F::EMPTY);
+            }
+            for row in 0..PANEL.min(rows - panel_index * PANEL) {
+                let row_start = (panel_index * PANEL + row) * num_blocks * F::BLOCK_BYTES;
+                let blocks = &data[row_start..][..num_blocks * F::BLOCK_BYTES];
+                for (block, panel_block) in blocks
+                    .chunks_exact(F::BLOCK_BYTES)
+                    .zip(panel.chunks_exact_mut(F::PANEL_BLOCK_BYTES))
+                {
+                    F::pack(block, row, panel_block);
+                }
+            }
+        }
         Ok(QuantizedMatrix {
             rows,
             columns,
-            data,
-            use_avx2,
-            use_vnni: use_avx2 && has_vnni(),
+            panels,
+            kernel,
             format: PhantomData,
         })
     }
 
-    fn row_bytes(&self) -> usize {
-        self.columns / BLOCK * F::BLOCK_BYTES
+    fn num_blocks(&self) -> usize {
+        self.columns / BLOCK
+    }
+
+    fn panel_bytes(&self) -> usize {
+        self.num_blocks() * F::PANEL_BLOCK_BYTES
+    }
+
+    fn panel(&self, index: usize) -> &[u8] {
+        &self.panels[index * self.panel_bytes()..][..self.panel_bytes()]
     }
 
     /// Row `index` as f32 values (a token's embedding when this is the embedding table), or
-    /// `None` past the last row.
+    /// `None` past the last row: `q · scale (+ minimum)`, candle's `dequantize` arithmetic, so a
+    /// row read here equals that row of the dequantized tensor.
     pub fn row(&self, index: usize) -> Option<Vec<f32>> {
         if index >= self.rows {
             return None;
         }
-        let start = index * self.row_bytes();
-        let blocks = self.data.get(start..start + self.row_bytes())?;
-        let mut values = vec![0.0_f32; self.columns];
-        for (block, out) in blocks
-            .chunks_exact(F::BLOCK_BYTES)
-            .zip(values.chunks_exact_mut(BLOCK))
-        {
-            F::dequantize_block(block, out);
+        let (panel, row) = (index / PANEL, index % PANEL);
+        let mut values = Vec::with_capacity(self.columns);
+        for block in self.panel(panel).chunks_exact(F::PANEL_BLOCK_BYTES) {
+            let scale = f32_at(&block[4 * row..]);
+            for k in 0..BLOCK {
+                let q = F::weight(block, row, k) as f32;
+                values.push(if F::HAS_MINIMUM {
+                    q * scale + f32_at(&block[4 * (PANEL + row)..])
+                } else {
+                    q * scale
+                });
+            }
         }
         Some(values)
     }
@@ -230,158 +292,164 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
     }
 
     /// Multiplies `num_rows` input rows (`input`, row-major, `columns` wide) by the matrix's
-    /// transpose: returns `[num_rows, rows]`.
+    /// transpose: returns `[num_rows, rows]`. Each row's result is bit for bit what it would be
+    /// alone (see the module's comment).
     pub fn forward(&self, input: &[f32], num_rows: usize) -> Result<Vec<f32>, String> {
         let quantized = self.quantize_rows(input, num_rows)?;
         let mut output = vec![0.0_f32; num_rows * self.rows];
-        if let [single] = quantized.as_slice() {
-            // Generation: one row, the weight rows split across threads.
+        let num_panels = self.rows.div_ceil(PANEL);
+        if num_rows > FEW_ROWS {
+            // A prompt chunk: the rows split across threads, each share against every panel
+            // (a panel's weights stay in the first-level cache while its rows pass over it).
+            let share = num_rows
+                .div_ceil(rayon::current_num_threads())
+                .next_multiple_of(GROUP)
+                .clamp(GROUP, 8 * GROUP);
             output
-                .par_chunks_mut(ROWS_PER_TASK)
+                .par_chunks_mut(share * self.rows)
+                .zip(quantized.par_chunks(share))
+                .for_each(|(out, inputs)| {
+                    for panel in 0..num_panels {
+                        self.panel_rows(panel, inputs, out);
+                    }
+                });
+        } else if num_rows == 1 {
+            // Generation, one answer: the panels split across threads.
+            output
+                .par_chunks_mut(PANELS_PER_TASK * PANEL)
                 .enumerate()
                 .for_each(|(task, out)| {
-                    let first_row = task * ROWS_PER_TASK;
-                    let num_grouped = out.len() / TILE_ROWS * TILE_ROWS;
-                    let (grouped, rest) = out.split_at_mut(num_grouped);
-                    for (group, values) in grouped.chunks_exact_mut(TILE_ROWS).enumerate() {
-                        let dots = self.dot_rows(first_row + group * TILE_ROWS, single);
-                        values.copy_from_slice(&dots);
-                    }
-                    for (offset, value) in rest.iter_mut().enumerate() {
-                        *value = self.dot(first_row + num_grouped + offset, single);
+                    let first = task * PANELS_PER_TASK;
+                    for panel in first..(first + PANELS_PER_TASK).min(num_panels) {
+                        let rows = &mut out[(panel - first) * PANEL..];
+                        self.panel_rows_strided(panel, &quantized, rows, PANEL);
                     }
                 });
         } else {
-            // A prompt chunk: groups of 4 input rows across threads, each group against the
-            // whole matrix (which stays in cache for the small models this serves); each
-            // weight block is unpacked once per group, not once per row.
-            output
-                .par_chunks_mut(TILE_ROWS * self.rows)
-                .zip(quantized.par_chunks(TILE_ROWS))
-                .for_each(|(out, rows)| {
-                    for weight_row in 0..self.rows {
-                        let dots = self.dot_tile(weight_row, rows);
-                        for (index, dot) in dots.iter().take(rows.len()).enumerate() {
-                            out[index * self.rows + weight_row] = *dot;
-                        }
-                    }
-                });
-        }
-        Ok(output)
-    }
-
-    /// Multiplies `num_rows` input rows as [`Self::forward`] multiplies a single row, each row's
-    /// result bit for bit what it would be alone: the rows of a batched generation step are
-    /// separate answers, and an answer must not depend on what else ran beside it (a receipt's
-    /// replay runs it alone). The weight rows split across threads as for one row, and each
-    /// task's weights stay in cache while every input row passes over them, so a step of four
-    /// answers reads the weights from memory once, not four times.
-    pub fn forward_each(&self, input: &[f32], num_rows: usize) -> Result<Vec<f32>, String> {
-        if num_rows <= 1 {
-            return self.forward(input, num_rows);
-        }
-        let quantized = self.quantize_rows(input, num_rows)?;
-        // Task-major: task t holds, for each input row, that row's outputs of weight rows
-        // t·ROWS_PER_TASK.., put in place below.
-        let num_tasks = self.rows.div_ceil(ROWS_PER_TASK);
-        let partials: Vec<Vec<f32>> = (0..num_tasks)
-            .into_par_iter()
-            .map(|task| {
-                let first_row = task * ROWS_PER_TASK;
-                let task_rows = ROWS_PER_TASK.min(self.rows - first_row);
-                let num_grouped = task_rows / TILE_ROWS * TILE_ROWS;
-                let mut out = vec![0.0_f32; task_rows * quantized.len()];
-                // Four answers at a time share each unpacked weight block (the prompt kernel,
-                // whose products add up in the single-row order: same bits), then a pair;
-                // a last single answer takes the single-row kernels.
-                let mut first_input = 0;
-                while first_input + 1 < quantized.len() {
-                    let width = if quantized.len() - first_input >= TILE_ROWS {
-                        TILE_ROWS
-                    } else {
-                        2
-                    };
-                    let inputs = &quantized[first_input..first_input + width];
-                    for offset in 0..task_rows {
-                        let dots = self.dot_tile(first_row + offset, inputs);
-                        for (index, dot) in dots.iter().take(width).enumerate() {
-                            out[(first_input + index) * task_rows + offset] = *dot;
-                        }
-                    }
-                    first_input += width;
-                }
-                for (index, input_row) in quantized[first_input..].iter().enumerate() {
-                    let out = &mut out[(first_input + index) * task_rows..][..task_rows];
-                    let (grouped, remainder) = out.split_at_mut(num_grouped);
-                    for (group, values) in grouped.chunks_exact_mut(TILE_ROWS).enumerate() {
-                        values.copy_from_slice(
-                            &self.dot_rows(first_row + group * TILE_ROWS, input_row),
+            // A batched generation step, one row per answer: the panels split across threads
+            // and every answer passes over each panel, so the weights are read from memory
+            // once a step, not once an answer. Each task fills its own buffer, put in place
+            // below.
+            let num_tasks = num_panels.div_ceil(PANELS_PER_TASK);
+            let partials: Vec<Vec<f32>> = (0..num_tasks)
+                .into_par_iter()
+                .map(|task| {
+                    let first = task * PANELS_PER_TASK;
+                    let task_rows = (PANELS_PER_TASK * PANEL).min(self.rows - first * PANEL);
+                    let mut out = vec![0.0_f32; num_rows * task_rows];
+                    for panel in first..(first + PANELS_PER_TASK).min(num_panels) {
+                        self.panel_rows_strided(
+                            panel,
+                            &quantized,
+                            &mut out[(panel - first) * PANEL..],
+                            task_rows,
                         );
                     }
-                    for (offset, value) in remainder.iter_mut().enumerate() {
-                        *value = self.dot(first_row + num_grouped + offset, input_row);
-                    }
+                    out
+                })
+                .collect();
+            for (task, values) in partials.iter().enumerate() {
+                let first_row = task * PANELS_PER_TASK * PANEL;
+                let task_rows = values.len() / num_rows;
+                for (input_row, row_values) in values.chunks_exact(task_rows).enumerate() {
+                    output[input_row * self.rows + first_row..][..task_rows]
+                        .copy_from_slice(row_values);
                 }
-                out
-            })
-            .collect();
-        let mut output = vec![0.0_f32; num_rows * self.rows];
-        for (task, values) in partials.iter().enumerate() {
-            let first_row = task * ROWS_PER_TASK;
-            let task_rows = ROWS_PER_TASK.min(self.rows - first_row);
-            for (input_row, row_values) in values.chunks_exact(task_rows).enumerate() {
-                output[input_row * self.rows + first_row..][..task_rows]
-                    .copy_from_slice(row_values);
             }
         }
         Ok(output)
     }
 
-    /// Dot products of [`TILE_ROWS`] consecutive weight rows with one input row: four
-    /// independent accumulation chains, and each activation block loaded once.
-    fn dot_rows(&self, first_row: usize, input: &QuantizedRow) -> [f32; TILE_ROWS] {
-        #[cfg(target_arch = "x86_64")]
-        if self.use_avx2 && input.values.len() == self.columns {
-            let row_bytes = self.row_bytes();
-            let blocks = &self.data[first_row * row_bytes..][..TILE_ROWS * row_bytes];
-            // SAFETY: as in `dot`; `blocks` holds exactly four rows.
-            return unsafe { dot_rows_avx2::<F>(blocks, row_bytes, input) };
-        }
-        std::array::from_fn(|offset| self.dot(first_row + offset, input))
+    /// [`Self::forward`], named for the decoder's batched generation steps: the rows are
+    /// separate answers, and an answer must not depend on what else ran beside it (a receipt's
+    /// replay runs it alone). Every product here has that property.
+    pub fn forward_each(&self, input: &[f32], num_rows: usize) -> Result<Vec<f32>, String> {
+        self.forward(input, num_rows)
     }
 
-    /// Dot products of one weight row with up to [`TILE_ROWS`] input rows (the first
-    /// `inputs.len()` values are set).
-    fn dot_tile(&self, weight_row: usize, inputs: &[QuantizedRow]) -> [f32; TILE_ROWS] {
-        let mut dots = [0.0_f32; TILE_ROWS];
+    /// Panel `panel`'s results for each of `inputs`, into `out` (`[inputs.len(), rows]`).
+    fn panel_rows(&self, panel: usize, inputs: &[QuantizedRow], out: &mut [f32]) {
+        self.panel_rows_strided(panel, inputs, &mut out[panel * PANEL..], self.rows);
+    }
+
+    /// Panel `panel`'s results for each of `inputs`: input `i`'s 16 values (fewer in a last,
+    /// partial panel) go to `out[i * stride..]`.
+    fn panel_rows_strided(
+        &self,
+        panel: usize,
+        inputs: &[QuantizedRow],
+        out: &mut [f32],
+        stride: usize,
+    ) {
+        let valid = PANEL.min(self.rows - panel * PANEL);
+        let weights = self.panel(panel);
+        let mut first = 0;
+        while first < inputs.len() {
+            let width = match inputs.len() - first {
+                n if n >= GROUP => GROUP,
+                n if n >= 2 => 2,
+                _ => 1,
+            };
+            let group = &inputs[first..first + width];
+            let mut results = [[0.0_f32; PANEL]; GROUP];
+            match width {
+                GROUP => self.panel_group::<GROUP>(weights, group, &mut results),
+                2 => self.panel_group::<2>(weights, group, &mut results),
+                _ => self.panel_group::<1>(weights, group, &mut results),
+            }
+            for (index, values) in results.iter().take(width).enumerate() {
+                out[(first + index) * stride..][..valid].copy_from_slice(&values[..valid]);
+            }
+            first += width;
+        }
+    }
+
+    /// One panel against exactly `N` inputs, with this matrix's kernel.
+    fn panel_group<const N: usize>(
+        &self,
+        weights: &[u8],
+        inputs: &[QuantizedRow],
+        results: &mut [[f32; PANEL]; GROUP],
+    ) {
+        let num_blocks = self.num_blocks();
+        assert!(
+            weights.len() >= num_blocks * F::PANEL_BLOCK_BYTES
+                && inputs.len() == N
+                && N <= GROUP
+                && inputs.iter().all(|input| input.fits(num_blocks)),
+            "a panel or an input row of the wrong size"
+        );
+        let inputs: [&QuantizedRow; N] = std::array::from_fn(|index| &inputs[index]);
         #[cfg(target_arch = "x86_64")]
-        if self.use_avx2
-            && inputs.len() <= TILE_ROWS
-            && inputs.iter().all(|row| row.values.len() == self.columns)
         {
-            let row_bytes = self.row_bytes();
-            let blocks = &self.data[weight_row * row_bytes..][..row_bytes];
-            // SAFETY: as in `dot`, for each of the four rows.
-            // (`use_vnni` is only set after the runtime check for AVX-VNNI as well.)
-            return unsafe { dot_tile_avx2::<F>(blocks, inputs, self.use_vnni) };
+            // SAFETY: the matrix was only built with a kernel that `runs_here`, and the sizes
+            // of the panel and of every input row were checked above.
+            let simd: Option<[[f32; PANEL]; N]> = unsafe {
+                match self.kernel {
+                    QuantKernel::Avx512Vnni => Some(panel_avx512::<F, N>(weights, inputs)),
+                    QuantKernel::Vnni => Some(panel_vnni::<F, N>(weights, inputs)),
+                    QuantKernel::Avx2 => Some(panel_avx2::<F, N>(weights, inputs)),
+                    QuantKernel::Scalar => None,
+                }
+            };
+            if let Some(simd) = simd {
+                results[..N].copy_from_slice(&simd);
+                return;
+            }
         }
-        for (dot, input) in dots.iter_mut().zip(inputs) {
-            *dot = self.dot(weight_row, input);
+        for (result, input) in results.iter_mut().zip(inputs) {
+            *result = panel_scalar::<F>(weights, num_blocks, input);
         }
-        dots
     }
+}
 
-    fn dot(&self, weight_row: usize, input: &QuantizedRow) -> f32 {
-        let row_bytes = self.row_bytes();
-        let blocks = &self.data[weight_row * row_bytes..][..row_bytes];
-        #[cfg(target_arch = "x86_64")]
-        if self.use_avx2 && input.values.len() == self.columns {
-            // SAFETY: `use_avx2` is only set after the runtime check for AVX2 and FMA, and
-            // `blocks` and `input` hold exactly `columns / 32` blocks each (checked above and
-            // by construction in `quantize_row`).
-            return unsafe { dot_avx2::<F>(blocks, input) };
-        }
-        dot_scalar::<F>(blocks, input)
+impl QuantizedRow {
+    /// Whether the row holds `num_blocks` blocks (values, scales, sums, offsets).
+    fn fits(&self, num_blocks: usize) -> bool {
+        self.values.len() >= num_blocks * BLOCK
+            && self.scales.len() >= num_blocks
+            && self.sums.len() >= num_blocks
+            && self.offsets.len() >= num_blocks
     }
 }
 
@@ -468,6 +536,7 @@ fn quantize_row(row: &[f32]) -> QuantizedRow {
     let mut quantized = QuantizedRow {
         scales: Vec::with_capacity(num_blocks),
         sums: Vec::with_capacity(num_blocks),
+        offsets: Vec::with_capacity(num_blocks),
         values: Vec::with_capacity(row.len()),
     };
     for block in row.chunks_exact(BLOCK) {
@@ -489,41 +558,30 @@ fn quantize_row(row: &[f32]) -> QuantizedRow {
         quantized
             .sums
             .push((f16::from_f32(sum as f32) * scale).to_f32());
+        quantized.offsets.push(-128 * sum);
     }
     quantized
 }
 
-fn f32_at(block: &[u8]) -> f32 {
-    f32::from_le_bytes([block[0], block[1], block[2], block[3]])
+fn f32_at(bytes: &[u8]) -> f32 {
+    f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
 }
 
 fn f16_at(block: &[u8], offset: usize) -> f32 {
     f16::from_le_bytes([block[offset], block[offset + 1]]).to_f32()
 }
 
-fn dot_scalar<F: BlockFormat>(blocks: &[u8], input: &QuantizedRow) -> f32 {
-    blocks
-        .chunks_exact(F::BLOCK_BYTES)
-        .enumerate()
-        .map(|(index, block)| {
-            F::dot_block(
-                block,
-                &input.values[index * BLOCK..][..BLOCK],
-                input.scales[index],
-                input.sums[index],
-            )
-        })
-        .sum()
-}
-
 impl BlockFormat for Q4_1 {
     const NAME: &'static str = "Q4_1";
+    const HAS_MINIMUM: bool = true;
     const FILE_BLOCK_BYTES: usize = 20;
-    /// Scale and minimum widened to f32 once, at load (24 bytes a block instead of 20):
-    /// converting two f16 values on every read cost more than the extra bytes.
     const BLOCK_BYTES: usize = 24;
-    #[cfg(target_arch = "x86_64")]
-    type Unpacked = std::arch::x86_64::__m256i;
+    /// 16 scales, 16 minimums, then four 64-byte groups: byte `4·row + i` of group `g` holds
+    /// the row's weight `4g + i` in its low nibble and `16 + 4g + i` in its high nibble (the
+    /// in-memory block's byte `4g + i`, as it is).
+    const PANEL_BLOCK_BYTES: usize = 2 * 4 * PANEL + 4 * 64;
+    const WEIGHTS_AT: usize = 2 * 4 * PANEL;
+    const EMPTY: u8 = 0;
 
     fn repack(file_block: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(&f16_at(file_block, 0).to_le_bytes());
@@ -531,185 +589,339 @@ impl BlockFormat for Q4_1 {
         out.extend_from_slice(&file_block[4..]);
     }
 
-    fn dot_block(block: &[u8], values: &[i8], scale: f32, sum: f32) -> f32 {
-        let mut integer_sum = 0_i32;
-        for (j, &byte) in block[8..].iter().enumerate() {
-            integer_sum += i32::from(byte & 0x0F) * i32::from(values[j]);
-            integer_sum += i32::from(byte >> 4) * i32::from(values[j + 16]);
-        }
-        f32_at(block) * scale * integer_sum as f32 + f32_at(&block[4..]) * sum
-    }
-
-    fn dequantize_block(block: &[u8], out: &mut [f32]) {
-        let (scale, minimum) = (f32_at(block), f32_at(&block[4..]));
-        for (j, &byte) in block[8..].iter().enumerate() {
-            out[j] = f32::from(byte & 0x0F) * scale + minimum;
-            out[j + BLOCK / 2] = f32::from(byte >> 4) * scale + minimum;
+    fn pack(block: &[u8], row: usize, panel_block: &mut [u8]) {
+        panel_block[4 * row..][..4].copy_from_slice(&block[..4]);
+        panel_block[4 * (PANEL + row)..][..4].copy_from_slice(&block[4..8]);
+        for group in 0..4 {
+            panel_block[Self::WEIGHTS_AT + 64 * group + 4 * row..][..4]
+                .copy_from_slice(&block[8 + 4 * group..][..4]);
         }
     }
 
-    /// The 32 weights as unsigned bytes 0..16, in value order.
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    unsafe fn unpack(block: &[u8]) -> Self::Unpacked {
-        use std::arch::x86_64::*;
-        let packed = _mm_loadu_si128(block[8..Self::BLOCK_BYTES].as_ptr().cast());
-        _mm256_and_si256(
-            _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed),
-            _mm256_set1_epi8(0x0F),
-        )
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    unsafe fn accumulate<P: Products>(
-        accumulator: std::arch::x86_64::__m256,
-        block: &[u8],
-        weights: Self::Unpacked,
-        activations: std::arch::x86_64::__m256i,
-        scale: f32,
-        sum: f32,
-        extra: &mut f32,
-    ) -> std::arch::x86_64::__m256 {
-        // u8 × i8 pairs summed to i16 (at most 2·15·127).
-        *extra += f32_at(&block[4..]) * sum;
-        P::add_scaled(accumulator, weights, activations, f32_at(block) * scale)
+    fn weight(panel_block: &[u8], row: usize, k: usize) -> i32 {
+        let j = k % 16;
+        let byte = panel_block[Self::WEIGHTS_AT + 64 * (j / 4) + 4 * row + j % 4];
+        i32::from(if k < 16 { byte & 0x0F } else { byte >> 4 })
     }
 }
 
 impl BlockFormat for Q8_0 {
     const NAME: &'static str = "Q8_0";
+    const HAS_MINIMUM: bool = false;
     const FILE_BLOCK_BYTES: usize = 34;
-    /// The f16 scale widened to f32 once, at load: with only one 32-byte product per block,
-    /// converting it on every read cost more than the product.
     const BLOCK_BYTES: usize = 36;
-    /// The weights, and their absolute values (`vpmaddubsw` multiplies unsigned by signed
-    /// bytes, so the weights' signs move onto the activations, as ggml does).
-    #[cfg(target_arch = "x86_64")]
-    type Unpacked = (std::arch::x86_64::__m256i, std::arch::x86_64::__m256i);
+    /// 16 scales, then eight 64-byte groups: byte `4·row + i` of group `g` holds the row's
+    /// weight `4g + i` plus 128, as an unsigned byte (`vpdpbusd` multiplies unsigned by signed
+    /// bytes; the activation row's `−128 · Σ q` undoes the shift).
+    const PANEL_BLOCK_BYTES: usize = 4 * PANEL + 8 * 64;
+    const WEIGHTS_AT: usize = 4 * PANEL;
+    const EMPTY: u8 = 0x80;
 
     fn repack(file_block: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(&f16_at(file_block, 0).to_le_bytes());
         out.extend_from_slice(&file_block[2..]);
     }
 
-    fn dot_block(block: &[u8], values: &[i8], scale: f32, _sum: f32) -> f32 {
-        let integer_sum: i32 = block[4..]
-            .iter()
-            .zip(values)
-            .map(|(&weight, &value)| i32::from(weight as i8) * i32::from(value))
-            .sum();
-        f32_at(block) * scale * integer_sum as f32
-    }
-
-    fn dequantize_block(block: &[u8], out: &mut [f32]) {
-        let scale = f32_at(block);
-        for (out, &weight) in out.iter_mut().zip(&block[4..]) {
-            *out = f32::from(weight as i8) * scale;
+    fn pack(block: &[u8], row: usize, panel_block: &mut [u8]) {
+        panel_block[4 * row..][..4].copy_from_slice(&block[..4]);
+        for group in 0..8 {
+            let target = &mut panel_block[Self::WEIGHTS_AT + 64 * group + 4 * row..][..4];
+            for (byte, &weight) in target.iter_mut().zip(&block[4 + 4 * group..][..4]) {
+                *byte = weight ^ 0x80;
+            }
         }
     }
 
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    unsafe fn unpack(block: &[u8]) -> Self::Unpacked {
-        use std::arch::x86_64::*;
-        let weights = _mm256_loadu_si256(block[4..Self::BLOCK_BYTES].as_ptr().cast());
-        (weights, _mm256_sign_epi8(weights, weights))
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    unsafe fn accumulate<P: Products>(
-        accumulator: std::arch::x86_64::__m256,
-        block: &[u8],
-        (weights, magnitudes): Self::Unpacked,
-        activations: std::arch::x86_64::__m256i,
-        scale: f32,
-        _sum: f32,
-        _extra: &mut f32,
-    ) -> std::arch::x86_64::__m256 {
-        use std::arch::x86_64::*;
-        // |w| × sign(w)·a: pairs summed to i16 (at most 2·128·127 < 2¹⁵: a weight of -128
-        // keeps its bits under `vpsignb` and reads as 128 unsigned, its magnitude; activations
-        // stay within ±127).
-        P::add_scaled(
-            accumulator,
-            magnitudes,
-            _mm256_sign_epi8(activations, weights),
-            f32_at(block) * scale,
-        )
+    fn weight(panel_block: &[u8], row: usize, k: usize) -> i32 {
+        let byte = panel_block[Self::WEIGHTS_AT + 64 * (k / 4) + 4 * row + k % 4];
+        i32::from((byte ^ 0x80) as i8)
     }
 }
 
-/// How a kernel multiplies 32 unsigned by 32 signed bytes and adds the scaled sums:
-/// `accumulator + scale · Σ unsigned·signed` per lane of four products. Every implementation
-/// gives the same integers (the formats bound the products so that no step saturates), so the
-/// same bits. Inlined into the `#[target_feature]` kernels below.
+/// The reference arithmetic, one panel against one input row: per block the exact integer
+/// sum, then `fma(sum, dw·dx, acc)` (and `fma(mw, sx, extra)`); `acc + extra`.
+fn panel_scalar<F: BlockFormat>(
+    weights: &[u8],
+    num_blocks: usize,
+    input: &QuantizedRow,
+) -> [f32; PANEL] {
+    std::array::from_fn(|row| {
+        let (mut acc, mut extra) = (0.0_f32, 0.0_f32);
+        for (index, block) in weights
+            .chunks_exact(F::PANEL_BLOCK_BYTES)
+            .take(num_blocks)
+            .enumerate()
+        {
+            let values = &input.values[index * BLOCK..][..BLOCK];
+            let sum: i32 = values
+                .iter()
+                .enumerate()
+                .map(|(k, &value)| F::weight(block, row, k) * i32::from(value))
+                .sum();
+            let scale = f32_at(&block[4 * row..]) * input.scales[index];
+            acc = (sum as f32).mul_add(scale, acc);
+            if F::HAS_MINIMUM {
+                extra = f32_at(&block[4 * (PANEL + row)..]).mul_add(input.sums[index], extra);
+            }
+        }
+        if F::HAS_MINIMUM {
+            acc + extra
+        } else {
+            acc
+        }
+    })
+}
+
+// The SIMD kernels below read the panel and the input rows through raw pointers: the caller
+// (`panel_group`) has checked that the panel holds `num_blocks` blocks and that every input
+// row holds as many, and each kernel stays within those.
+
+/// The pointers of `N` input rows.
 #[cfg(target_arch = "x86_64")]
-pub trait Products {
-    /// `Σ unsigned·signed` of each lane's four byte pairs, as i32.
+struct Rows<const N: usize> {
+    values: [*const i8; N],
+    scales: [*const f32; N],
+    sums: [*const f32; N],
+    offsets: [*const i32; N],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<const N: usize> Rows<N> {
+    #[inline(always)]
+    fn new(inputs: [&QuantizedRow; N]) -> Self {
+        Rows {
+            values: std::array::from_fn(|n| inputs[n].values.as_ptr()),
+            scales: std::array::from_fn(|n| inputs[n].scales.as_ptr()),
+            sums: std::array::from_fn(|n| inputs[n].sums.as_ptr()),
+            offsets: std::array::from_fn(|n| inputs[n].offsets.as_ptr()),
+        }
+    }
+
+    /// Activations `4·group..4·group + 4` of block `block` of row `n`, as one 32-bit value.
     ///
-    /// # Safety
-    /// Only from a function compiled with the instructions this implementation uses.
-    unsafe fn products(
-        unsigned: std::arch::x86_64::__m256i,
-        signed: std::arch::x86_64::__m256i,
-    ) -> std::arch::x86_64::__m256i;
-
-    /// `accumulator + scale · products`.
-    ///
-    /// # Safety
-    /// As [`Self::products`], in a function with AVX2 and FMA.
+    /// SAFETY: the row holds more than `block` blocks.
     #[inline(always)]
-    unsafe fn add_scaled(
-        accumulator: std::arch::x86_64::__m256,
-        unsigned: std::arch::x86_64::__m256i,
-        signed: std::arch::x86_64::__m256i,
-        scale: f32,
-    ) -> std::arch::x86_64::__m256 {
-        use std::arch::x86_64::*;
-        _mm256_fmadd_ps(
-            _mm256_cvtepi32_ps(Self::products(unsigned, signed)),
-            _mm256_set1_ps(scale),
-            accumulator,
-        )
+    unsafe fn four(&self, n: usize, block: usize, group: usize) -> i32 {
+        self.values[n]
+            .add(block * BLOCK + 4 * group)
+            .cast::<i32>()
+            .read_unaligned()
     }
 }
 
-/// AVX2: byte products summed in pairs to i16 (`vpmaddubsw`; the caller bounds them), then
-/// pairs of those to i32 (`vpmaddwd` by ones).
+/// Asks for the panel block `PREFETCH_BYTES` ahead, line by line (a hint: it cannot fault).
 #[cfg(target_arch = "x86_64")]
-pub struct PairSums;
-
-/// AVX-VNNI: four byte products summed straight to i32 (`vpdpbusd`), one instruction for two.
-#[cfg(target_arch = "x86_64")]
-pub struct Vnni;
-
-#[cfg(target_arch = "x86_64")]
-impl Products for PairSums {
-    #[inline(always)]
-    unsafe fn products(
-        unsigned: std::arch::x86_64::__m256i,
-        signed: std::arch::x86_64::__m256i,
-    ) -> std::arch::x86_64::__m256i {
-        use std::arch::x86_64::*;
-        _mm256_madd_epi16(_mm256_maddubs_epi16(unsigned, signed), _mm256_set1_epi16(1))
+#[inline(always)]
+unsafe fn prefetch_ahead<F: BlockFormat>(block: *const u8) {
+    let mut line = 0;
+    while line < F::PANEL_BLOCK_BYTES {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            block.wrapping_add(PREFETCH_BYTES + line).cast(),
+        );
+        line += 64;
     }
 }
 
+/// AVX-512 VNNI: the 16 rows in one vector, `vpdpbusd` on 64 bytes.
 #[cfg(target_arch = "x86_64")]
-impl Products for Vnni {
-    #[inline(always)]
-    unsafe fn products(
-        unsigned: std::arch::x86_64::__m256i,
-        signed: std::arch::x86_64::__m256i,
-    ) -> std::arch::x86_64::__m256i {
-        std::arch::x86_64::_mm256_dpbusd_avx_epi32(
-            std::arch::x86_64::_mm256_setzero_si256(),
-            unsigned,
-            signed,
-        )
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vnni")]
+unsafe fn panel_avx512<F: BlockFormat, const N: usize>(
+    weights: &[u8],
+    inputs: [&QuantizedRow; N],
+) -> [[f32; PANEL]; N] {
+    use std::arch::x86_64::*;
+    let num_blocks = weights.len() / F::PANEL_BLOCK_BYTES;
+    let rows = Rows::new(inputs);
+    let nibbles = _mm512_set1_epi8(0x0F);
+    let mut acc = [_mm512_setzero_ps(); N];
+    let mut extra = [_mm512_setzero_ps(); N];
+    for b in 0..num_blocks {
+        let block = weights.as_ptr().add(b * F::PANEL_BLOCK_BYTES);
+        prefetch_ahead::<F>(block);
+        macro_rules! group_at {
+            ($g:expr) => {
+                _mm512_loadu_si512(block.add(F::WEIGHTS_AT + 64 * $g).cast())
+            };
+        }
+        let mut sums = [_mm512_setzero_si512(); N];
+        if !F::HAS_MINIMUM {
+            for n in 0..N {
+                sums[n] = _mm512_set1_epi32(*rows.offsets[n].add(b));
+            }
+        }
+        if F::HAS_MINIMUM {
+            for g in 0..4 {
+                let packed = group_at!(g);
+                let low = _mm512_and_si512(packed, nibbles);
+                let high = _mm512_and_si512(_mm512_srli_epi16(packed, 4), nibbles);
+                for n in 0..N {
+                    let x = _mm512_set1_epi32(rows.four(n, b, g));
+                    sums[n] = _mm512_dpbusd_epi32(sums[n], low, x);
+                    let x = _mm512_set1_epi32(rows.four(n, b, g + 4));
+                    sums[n] = _mm512_dpbusd_epi32(sums[n], high, x);
+                }
+            }
+        } else {
+            for g in 0..8 {
+                let w = group_at!(g);
+                for n in 0..N {
+                    sums[n] =
+                        _mm512_dpbusd_epi32(sums[n], w, _mm512_set1_epi32(rows.four(n, b, g)));
+                }
+            }
+        }
+        let scales = _mm512_loadu_ps(block.cast());
+        let minimums = _mm512_loadu_ps(block.add(4 * PANEL).cast());
+        for n in 0..N {
+            let scale = _mm512_mul_ps(scales, _mm512_set1_ps(*rows.scales[n].add(b)));
+            acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums[n]), scale, acc[n]);
+            if F::HAS_MINIMUM {
+                let sum = _mm512_set1_ps(*rows.sums[n].add(b));
+                extra[n] = _mm512_fmadd_ps(minimums, sum, extra[n]);
+            }
+        }
     }
+    let mut out = [[0.0_f32; PANEL]; N];
+    for n in 0..N {
+        let result = if F::HAS_MINIMUM {
+            _mm512_add_ps(acc[n], extra[n])
+        } else {
+            acc[n]
+        };
+        _mm512_storeu_ps(out[n].as_mut_ptr(), result);
+    }
+    out
+}
+
+/// 256-bit kernels: each half of the panel (8 rows) in turn.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avxvnni")]
+unsafe fn panel_vnni<F: BlockFormat, const N: usize>(
+    weights: &[u8],
+    inputs: [&QuantizedRow; N],
+) -> [[f32; PANEL]; N] {
+    panel_256::<F, true, N>(weights, inputs)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn panel_avx2<F: BlockFormat, const N: usize>(
+    weights: &[u8],
+    inputs: [&QuantizedRow; N],
+) -> [[f32; PANEL]; N] {
+    panel_256::<F, false, N>(weights, inputs)
+}
+
+/// The body of [`panel_vnni`] (`VNNI`: `vpdpbusd`) and [`panel_avx2`] (`vpmaddubsw` and
+/// `vpmaddwd`, whose 16-bit pair sums must not saturate: Q4_1's unsigned nibbles times signed
+/// activations, at most 2·15·127 a pair and eight pairs summed (30,480); Q8_0's weights
+/// magnitudes times the activations with the weights' signs, at most 2·128·127). The same
+/// integers either way.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn panel_256<F: BlockFormat, const VNNI: bool, const N: usize>(
+    weights: &[u8],
+    inputs: [&QuantizedRow; N],
+) -> [[f32; PANEL]; N] {
+    use std::arch::x86_64::*;
+    let num_blocks = weights.len() / F::PANEL_BLOCK_BYTES;
+    let rows = Rows::new(inputs);
+    let nibbles = _mm256_set1_epi8(0x0F);
+    let shift = _mm256_set1_epi8(-128);
+    let ones = _mm256_set1_epi16(1);
+    let mut out = [[0.0_f32; PANEL]; N];
+    for half in 0..2 {
+        let offset = 32 * half;
+        let mut acc = [_mm256_setzero_ps(); N];
+        let mut extra = [_mm256_setzero_ps(); N];
+        for b in 0..num_blocks {
+            let block = weights.as_ptr().add(b * F::PANEL_BLOCK_BYTES);
+            if half == 0 {
+                prefetch_ahead::<F>(block);
+            }
+            macro_rules! group_at {
+                ($g:expr) => {
+                    _mm256_loadu_si256(block.add(F::WEIGHTS_AT + 64 * $g + offset).cast())
+                };
+            }
+            macro_rules! x {
+                ($n:expr, $g:expr) => {
+                    _mm256_set1_epi32(rows.four($n, b, $g))
+                };
+            }
+            let mut sums = [_mm256_setzero_si256(); N];
+            if F::HAS_MINIMUM {
+                let mut pairs = [_mm256_setzero_si256(); N];
+                for g in 0..4 {
+                    let packed = group_at!(g);
+                    let low = _mm256_and_si256(packed, nibbles);
+                    let high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nibbles);
+                    for n in 0..N {
+                        if VNNI {
+                            sums[n] = _mm256_dpbusd_avx_epi32(sums[n], low, x!(n, g));
+                            sums[n] = _mm256_dpbusd_avx_epi32(sums[n], high, x!(n, g + 4));
+                        } else {
+                            pairs[n] = _mm256_add_epi16(
+                                pairs[n],
+                                _mm256_add_epi16(
+                                    _mm256_maddubs_epi16(low, x!(n, g)),
+                                    _mm256_maddubs_epi16(high, x!(n, g + 4)),
+                                ),
+                            );
+                        }
+                    }
+                }
+                if !VNNI {
+                    for n in 0..N {
+                        sums[n] = _mm256_madd_epi16(pairs[n], ones);
+                    }
+                }
+            } else {
+                if VNNI {
+                    for n in 0..N {
+                        sums[n] = _mm256_set1_epi32(*rows.offsets[n].add(b));
+                    }
+                }
+                for g in 0..8 {
+                    let stored = group_at!(g);
+                    if VNNI {
+                        for n in 0..N {
+                            sums[n] = _mm256_dpbusd_avx_epi32(sums[n], stored, x!(n, g));
+                        }
+                    } else {
+                        let signed = _mm256_xor_si256(stored, shift);
+                        let magnitudes = _mm256_abs_epi8(signed);
+                        for n in 0..N {
+                            let pairs = _mm256_maddubs_epi16(
+                                magnitudes,
+                                _mm256_sign_epi8(x!(n, g), signed),
+                            );
+                            sums[n] = _mm256_add_epi32(sums[n], _mm256_madd_epi16(pairs, ones));
+                        }
+                    }
+                }
+            }
+            let scales = _mm256_loadu_ps(block.add(offset).cast());
+            let minimums = _mm256_loadu_ps(block.add(4 * PANEL + offset).cast());
+            for n in 0..N {
+                let scale = _mm256_mul_ps(scales, _mm256_set1_ps(*rows.scales[n].add(b)));
+                acc[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[n]), scale, acc[n]);
+                if F::HAS_MINIMUM {
+                    let sum = _mm256_set1_ps(*rows.sums[n].add(b));
+                    extra[n] = _mm256_fmadd_ps(minimums, sum, extra[n]);
+                }
+            }
+        }
+        for n in 0..N {
+            let result = if F::HAS_MINIMUM {
+                _mm256_add_ps(acc[n], extra[n])
+            } else {
+                acc[n]
+            };
+            _mm256_storeu_ps(out[n].as_mut_ptr().add(8 * half), result);
+        }
+    }
+    out
 }
 
 /// Adds up the eight lanes. Inlined into the `avx2,fma` functions below.
@@ -723,223 +935,6 @@ unsafe fn horizontal_sum(accumulator: std::arch::x86_64::__m256) -> f32 {
     );
     let pairs = _mm_add_ps(halves, _mm_movehl_ps(halves, halves));
     _mm_cvtss_f32(_mm_add_ss(pairs, _mm_shuffle_ps(pairs, pairs, 1)))
-}
-
-// The kernels below read blocks, activations, scales and sums through raw pointers: slice
-// indexing in their inner loops cost a bounds check per block and row, and spilled registers,
-// about as many instructions as the products themselves. Each checks every length once,
-// before its loop, and then stays within it.
-
-/// Checks that `input` holds `num_blocks` blocks (values, scales, sums).
-#[cfg(target_arch = "x86_64")]
-fn check_input(input: &QuantizedRow, num_blocks: usize) {
-    assert!(
-        input.values.len() >= num_blocks * BLOCK
-            && input.scales.len() >= num_blocks
-            && input.sums.len() >= num_blocks,
-        "an input row shorter than the weight rows"
-    );
-}
-
-/// The `index`-th block of `blocks` (a row's blocks from `base`), as a slice of exactly
-/// `F::BLOCK_BYTES`, so that the format's fixed offsets need no checks.
-///
-/// SAFETY: the caller guarantees that `base` points at `index + 1` or more blocks.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn block_at<'a, F: BlockFormat>(base: *const u8, index: usize) -> &'a [u8] {
-    std::slice::from_raw_parts(base.add(index * F::BLOCK_BYTES), F::BLOCK_BYTES)
-}
-
-/// Loads the 32 activations of block `index`.
-///
-/// SAFETY: the caller checked the row with [`check_input`] for more than `index` blocks.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn activations_at(input: &QuantizedRow, index: usize) -> std::arch::x86_64::__m256i {
-    std::arch::x86_64::_mm256_loadu_si256(input.values.as_ptr().add(index * BLOCK).cast())
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_avx2<F: BlockFormat>(blocks: &[u8], input: &QuantizedRow) -> f32 {
-    let num_blocks = blocks.len() / F::BLOCK_BYTES;
-    check_input(input, num_blocks);
-    let mut accumulator = std::arch::x86_64::_mm256_setzero_ps();
-    let mut extra = 0.0_f32;
-    for index in 0..num_blocks {
-        let block = block_at::<F>(blocks.as_ptr(), index);
-        accumulator = F::accumulate::<PairSums>(
-            accumulator,
-            block,
-            F::unpack(block),
-            activations_at(input, index),
-            *input.scales.get_unchecked(index),
-            *input.sums.get_unchecked(index),
-            &mut extra,
-        );
-    }
-    horizontal_sum(accumulator) + extra
-}
-
-/// [`dot_avx2`] for four weight rows (`row_bytes` apart) and one input row: four independent
-/// accumulation chains, and each activation block loaded once.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_rows_avx2<F: BlockFormat>(
-    blocks: &[u8],
-    row_bytes: usize,
-    input: &QuantizedRow,
-) -> [f32; TILE_ROWS] {
-    let num_blocks = row_bytes / F::BLOCK_BYTES;
-    assert!(
-        blocks.len() >= TILE_ROWS * row_bytes,
-        "fewer than four weight rows"
-    );
-    check_input(input, num_blocks);
-    let rows: [*const u8; TILE_ROWS] =
-        std::array::from_fn(|row| blocks.as_ptr().add(row * row_bytes));
-    let mut accumulators = [std::arch::x86_64::_mm256_setzero_ps(); TILE_ROWS];
-    let mut extras = [0.0_f32; TILE_ROWS];
-    for index in 0..num_blocks {
-        let activations = activations_at(input, index);
-        let scale = *input.scales.get_unchecked(index);
-        let sum = *input.sums.get_unchecked(index);
-        for row in 0..TILE_ROWS {
-            // A hint: it cannot fault, so addresses past the matrix's end are harmless.
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                rows[row]
-                    .wrapping_add(index * F::BLOCK_BYTES + PREFETCH_BYTES)
-                    .cast(),
-            );
-            let block = block_at::<F>(rows[row], index);
-            accumulators[row] = F::accumulate::<PairSums>(
-                accumulators[row],
-                block,
-                F::unpack(block),
-                activations,
-                scale,
-                sum,
-                &mut extras[row],
-            );
-        }
-    }
-    std::array::from_fn(|row| horizontal_sum(accumulators[row]) + extras[row])
-}
-
-/// [`dot_avx2`] for up to four input rows at once: each weight block is unpacked once.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_tile_avx2<F: BlockFormat>(
-    blocks: &[u8],
-    inputs: &[QuantizedRow],
-    use_vnni: bool,
-) -> [f32; TILE_ROWS] {
-    if let Ok(four) = <&[QuantizedRow; TILE_ROWS]>::try_from(inputs) {
-        if use_vnni {
-            return dot_four_inputs_vnni::<F, TILE_ROWS>(blocks, four);
-        }
-        return dot_four_inputs_avx2::<F, TILE_ROWS>(blocks, four);
-    }
-    if let Ok(two) = <&[QuantizedRow; 2]>::try_from(inputs) {
-        let [first, second] = if use_vnni {
-            dot_four_inputs_vnni::<F, 2>(blocks, two)
-        } else {
-            dot_four_inputs_avx2::<F, 2>(blocks, two)
-        };
-        return [first, second, 0.0, 0.0];
-    }
-    let num_blocks = blocks.len() / F::BLOCK_BYTES;
-    for input in inputs {
-        check_input(input, num_blocks);
-    }
-    let mut accumulators = [std::arch::x86_64::_mm256_setzero_ps(); TILE_ROWS];
-    let mut extras = [0.0_f32; TILE_ROWS];
-    for index in 0..num_blocks {
-        let block = block_at::<F>(blocks.as_ptr(), index);
-        let weights = F::unpack(block);
-        for ((accumulator, extra), input) in
-            accumulators.iter_mut().zip(extras.iter_mut()).zip(inputs)
-        {
-            *accumulator = F::accumulate::<PairSums>(
-                *accumulator,
-                block,
-                weights,
-                activations_at(input, index),
-                *input.scales.get_unchecked(index),
-                *input.sums.get_unchecked(index),
-                extra,
-            );
-        }
-    }
-    std::array::from_fn(|row| horizontal_sum(accumulators[row]) + extras[row])
-}
-
-/// [`dot_tile_avx2`] for exactly `N` input rows (four, the common case of a prompt chunk, or
-/// two): a fixed count lets the compiler keep the accumulators and the rows' pointers in
-/// registers (the loop over a slice of up to four kept them on the stack, a store and a reload
-/// per block and row). Each product adds up in the same order as in [`dot_avx2`], so the bits
-/// are the same.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_four_inputs_avx2<F: BlockFormat, const N: usize>(
-    blocks: &[u8],
-    inputs: &[QuantizedRow; N],
-) -> [f32; N] {
-    dot_four_inputs::<F, PairSums, N>(blocks, inputs)
-}
-
-/// [`dot_four_inputs_avx2`] with AVX-VNNI's products: the same bits, one instruction fewer per
-/// block and input (the prompt and batched paths are bound by these instructions).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,avxvnni")]
-unsafe fn dot_four_inputs_vnni<F: BlockFormat, const N: usize>(
-    blocks: &[u8],
-    inputs: &[QuantizedRow; N],
-) -> [f32; N] {
-    dot_four_inputs::<F, Vnni, N>(blocks, inputs)
-}
-
-/// The body of the two functions above, inlined into each with its instruction set; `N` is
-/// four, or two for a pair of answers left over in a batched step.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn dot_four_inputs<F: BlockFormat, P: Products, const N: usize>(
-    blocks: &[u8],
-    inputs: &[QuantizedRow; N],
-) -> [f32; N] {
-    let num_blocks = blocks.len() / F::BLOCK_BYTES;
-    for input in inputs {
-        check_input(input, num_blocks);
-    }
-    let values: [*const i8; N] = std::array::from_fn(|row| inputs[row].values.as_ptr());
-    let scales: [*const f32; N] = std::array::from_fn(|row| inputs[row].scales.as_ptr());
-    let sums: [*const f32; N] = std::array::from_fn(|row| inputs[row].sums.as_ptr());
-    let mut accumulators = [std::arch::x86_64::_mm256_setzero_ps(); N];
-    let mut extras = [0.0_f32; N];
-    for index in 0..num_blocks {
-        // Answers batched in a generation step stream the weights from memory, as one does.
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            blocks
-                .as_ptr()
-                .wrapping_add(index * F::BLOCK_BYTES + PREFETCH_BYTES)
-                .cast(),
-        );
-        let block = block_at::<F>(blocks.as_ptr(), index);
-        let weights = F::unpack(block);
-        for row in 0..N {
-            accumulators[row] = F::accumulate::<P>(
-                accumulators[row],
-                block,
-                weights,
-                std::arch::x86_64::_mm256_loadu_si256(values[row].add(index * BLOCK).cast()),
-                *scales[row].add(index),
-                *sums[row].add(index),
-                &mut extras[row],
-            );
-        }
-    }
-    std::array::from_fn(|row| horizontal_sum(accumulators[row]) + extras[row])
 }
 
 /// `Σ a·b` of two f32 slices of equal length, with AVX2 and FMA where the CPU has them (the
@@ -1046,17 +1041,40 @@ mod tests {
             .expect("input")
     }
 
-    /// The AVX2 path where this CPU has it, and the scalar one always.
-    fn paths() -> Vec<bool> {
-        if has_fast_path() {
-            vec![false, true]
-        } else {
-            vec![false]
-        }
+    /// Every kernel this CPU runs (the scalar one always), saying loudly which it cannot.
+    fn kernels() -> Vec<QuantKernel> {
+        QuantKernel::ALL
+            .into_iter()
+            .filter(|kernel| {
+                let runs = kernel.runs_here();
+                if !runs {
+                    eprintln!("NOT TESTED HERE: this CPU cannot run the {kernel:?} kernel");
+                }
+                runs
+            })
+            .collect()
     }
 
-    fn random_q4_1(rows: usize, columns: usize) -> (Vec<u8>, Vec<f32>) {
-        random_matrix(rows, columns, GgmlDType::Q4_1)
+    /// `forward` of a Q4_1 or Q8_0 matrix given as file blocks.
+    fn product(
+        dtype: GgmlDType,
+        data: &[u8],
+        (rows, columns): (usize, usize),
+        kernel: QuantKernel,
+        input: &[f32],
+        num_rows: usize,
+    ) -> Vec<f32> {
+        match dtype {
+            GgmlDType::Q4_1 => Q4_1Matrix::with_kernel(data.to_vec(), rows, columns, kernel)
+                .and_then(|m| m.forward(input, num_rows)),
+            _ => Q8_0Matrix::with_kernel(data.to_vec(), rows, columns, kernel)
+                .and_then(|m| m.forward(input, num_rows)),
+        }
+        .expect("forward")
+    }
+
+    fn bits(values: &[f32]) -> Vec<u32> {
+        values.iter().map(|v| v.to_bits()).collect()
     }
 
     fn reference(weights: &[f32], input: &[f32], rows: usize, columns: usize) -> Vec<f32> {
@@ -1090,62 +1108,26 @@ mod tests {
     }
 
     #[test]
-    fn products_match_the_dequantized_weights_on_both_paths() {
+    fn products_match_the_dequantized_weights_on_every_kernel() {
+        // 70 rows: four whole panels and a partial one.
         let (rows, columns) = (70, 96);
-        let (data, dequantized) = random_q4_1(rows, columns);
-        for num_rows in [1, 5, 8] {
-            let input = random_input(num_rows * columns);
-            let expected = reference(&dequantized, &input, rows, columns);
-            for use_avx2 in paths() {
-                let matrix =
-                    Q4_1Matrix::with_path(data.clone(), rows, columns, use_avx2).expect("matrix");
-                let actual = matrix.forward(&input, num_rows).expect("forward");
-                assert_eq!(actual.len(), expected.len());
-                // 8-bit activations: each term is off by up to half a step (1/254 of its
-                // block's largest input), so the error of a row grows like √columns; a fault
-                // (nibble order, scale, minimum) is off by the size of the result itself.
-                let tolerance = 0.05 * (columns as f32).sqrt();
-                for (a, e) in actual.iter().zip(&expected) {
-                    assert!((a - e).abs() < tolerance, "{a} vs {e} (avx2 {use_avx2})");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn each_row_of_a_batch_is_bit_for_bit_its_product_alone() {
-        // 150 weight rows: two full tasks and a partial one that ends in a row outside a tile.
-        let (rows, columns) = (150, 96);
         for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
-            let (data, _) = random_matrix(rows, columns, dtype);
-            for use_avx2 in paths() {
-                for num_rows in [2, 3, 4, 5, 6, 9] {
-                    let input = random_input(num_rows * columns);
-                    let batched = match dtype {
-                        GgmlDType::Q4_1 => {
-                            Q4_1Matrix::with_path(data.clone(), rows, columns, use_avx2)
-                                .and_then(|m| m.forward_each(&input, num_rows))
-                        }
-                        _ => Q8_0Matrix::with_path(data.clone(), rows, columns, use_avx2)
-                            .and_then(|m| m.forward_each(&input, num_rows)),
-                    }
-                    .expect("batched");
-                    for (row, alone_input) in input.chunks_exact(columns).enumerate() {
-                        let alone = match dtype {
-                            GgmlDType::Q4_1 => {
-                                Q4_1Matrix::with_path(data.clone(), rows, columns, use_avx2)
-                                    .and_then(|m| m.forward(alone_input, 1))
-                            }
-                            _ => Q8_0Matrix::with_path(data.clone(), rows, columns, use_avx2)
-                                .and_then(|m| m.forward(alone_input, 1)),
-                        }
-                        .expect("alone");
-                        let bits =
-                            |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                        assert_eq!(
-                            bits(&batched[row * rows..][..rows]),
-                            bits(&alone),
-                            "{dtype:?} row {row} of {num_rows} (avx2 {use_avx2})"
+            let (data, dequantized) = random_matrix(rows, columns, dtype);
+            // One row (generation), a few (a batched step), many (a prompt chunk).
+            for num_rows in [1, 5, 8, 13] {
+                let input = random_input(num_rows * columns);
+                let expected = reference(&dequantized, &input, rows, columns);
+                for kernel in kernels() {
+                    let actual = product(dtype, &data, (rows, columns), kernel, &input, num_rows);
+                    assert_eq!(actual.len(), expected.len());
+                    // 8-bit activations: each term is off by up to half a step (1/254 of its
+                    // block's largest input), so the error of a row grows like √columns; a
+                    // fault (nibble order, scale, minimum) is off by the size of the result.
+                    let tolerance = 0.05 * (columns as f32).sqrt();
+                    for (a, e) in actual.iter().zip(&expected) {
+                        assert!(
+                            (a - e).abs() < tolerance,
+                            "{dtype:?} {a} vs {e} ({kernel:?})"
                         );
                     }
                 }
@@ -1154,26 +1136,58 @@ mod tests {
     }
 
     #[test]
-    fn simd_and_scalar_paths_agree_closely() {
-        if !has_fast_path() {
-            return;
-        }
-        let (rows, columns) = (33, 576);
-        let (data, _) = random_q4_1(rows, columns);
-        let input = random_input(columns);
-        let scalar = Q4_1Matrix::with_path(data.clone(), rows, columns, false)
-            .and_then(|m| m.forward(&input, 1))
-            .expect("scalar");
-        let simd = Q4_1Matrix::with_path(data, rows, columns, true)
-            .and_then(|m| m.forward(&input, 1))
-            .expect("simd");
-        for (s, v) in scalar.iter().zip(&simd) {
-            assert!((s - v).abs() <= 1e-4 * (1.0 + s.abs()), "{s} vs {v}");
+    fn every_kernel_gives_the_scalar_kernels_bits() {
+        // 40 rows: two whole panels and half of one; 320 columns: ten blocks.
+        let (rows, columns) = (40, 320);
+        for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+            let (data, _) = random_matrix(rows, columns, dtype);
+            for num_rows in [1, 2, 3, 4, 7, 9, 13, 40] {
+                let input = random_input(num_rows * columns);
+                let scalar = product(
+                    dtype,
+                    &data,
+                    (rows, columns),
+                    QuantKernel::Scalar,
+                    &input,
+                    num_rows,
+                );
+                for kernel in kernels() {
+                    let simd = product(dtype, &data, (rows, columns), kernel, &input, num_rows);
+                    assert_eq!(
+                        bits(&simd),
+                        bits(&scalar),
+                        "{dtype:?}, {num_rows} rows, {kernel:?}"
+                    );
+                }
+            }
         }
     }
 
     #[test]
-    fn q8_0_products_match_the_dequantized_weights_and_candle_on_both_paths() {
+    fn each_row_of_a_batch_is_bit_for_bit_its_product_alone() {
+        // 150 weight rows: two full tasks and a partial one that ends in a partial panel.
+        let (rows, columns) = (150, 96);
+        for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+            let (data, _) = random_matrix(rows, columns, dtype);
+            for kernel in kernels() {
+                for num_rows in [2, 3, 4, 5, 6, 9, 13] {
+                    let input = random_input(num_rows * columns);
+                    let batched = product(dtype, &data, (rows, columns), kernel, &input, num_rows);
+                    for (row, alone_input) in input.chunks_exact(columns).enumerate() {
+                        let alone = product(dtype, &data, (rows, columns), kernel, alone_input, 1);
+                        assert_eq!(
+                            bits(&batched[row * rows..][..rows]),
+                            bits(&alone),
+                            "{dtype:?} row {row} of {num_rows} ({kernel:?})"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn q8_0_products_match_the_dequantized_weights_and_candle_on_every_kernel() {
         let (rows, columns) = (70, 576);
         let (data, dequantized) = random_matrix(rows, columns, GgmlDType::Q8_0);
         let candle = candle_core::quantized::QMatMul::from_qtensor(
@@ -1186,7 +1200,7 @@ mod tests {
             .expect("qtensor"),
         )
         .expect("qmatmul");
-        for num_rows in [1, 5, 8] {
+        for num_rows in [1, 5, 8, 12] {
             let input = random_input(num_rows * columns);
             let expected = reference(&dequantized, &input, rows, columns);
             let from_candle: Vec<f32> = {
@@ -1198,14 +1212,19 @@ mod tests {
                     .and_then(|t| t.to_vec1())
                     .expect("candle")
             };
-            for use_avx2 in paths() {
-                let matrix =
-                    Q8_0Matrix::with_path(data.clone(), rows, columns, use_avx2).expect("matrix");
-                let actual = matrix.forward(&input, num_rows).expect("forward");
+            for kernel in kernels() {
+                let actual = product(
+                    GgmlDType::Q8_0,
+                    &data,
+                    (rows, columns),
+                    kernel,
+                    &input,
+                    num_rows,
+                );
                 assert_eq!(actual.len(), expected.len());
                 let tolerance = 0.05 * (columns as f32).sqrt();
                 for ((a, e), c) in actual.iter().zip(&expected).zip(&from_candle) {
-                    assert!((a - e).abs() < tolerance, "{a} vs {e} (avx2 {use_avx2})");
+                    assert!((a - e).abs() < tolerance, "{a} vs {e} ({kernel:?})");
                     // The same 8-bit activations and integer sums as candle's Q8_0 kernel:
                     // only the order of the float additions differs.
                     assert!((a - c).abs() <= 1e-3 * (1.0 + c.abs()), "{a} vs candle {c}");
@@ -1221,13 +1240,14 @@ mod tests {
         let mut block = f16::from_f32(1.0).to_le_bytes().to_vec();
         block.extend((0..32).map(|i| if i % 2 == 0 { 0x80_u8 } else { 0x7F }));
         let expected = 16.0 * -128.0 + 16.0 * 127.0;
-        for use_avx2 in paths() {
-            let matrix = Q8_0Matrix::with_path(block.clone(), 1, 32, use_avx2).expect("matrix");
-            let actual = matrix.forward(&[1.0; 32], 1).expect("forward")[0];
-            assert!(
-                (actual - expected).abs() < 0.1,
-                "{actual} (avx2 {use_avx2})"
-            );
+        for kernel in kernels() {
+            for num_rows in [1, 2, 4, 9] {
+                let input = vec![1.0; 32 * num_rows];
+                let actual = product(GgmlDType::Q8_0, &block, (1, 32), kernel, &input, num_rows);
+                for value in actual {
+                    assert!((value - expected).abs() < 0.1, "{value} ({kernel:?})");
+                }
+            }
         }
     }
 
@@ -1235,16 +1255,24 @@ mod tests {
     /// be exactly that row of candle's dequantized tensor (the values the f32 table held).
     #[test]
     fn a_row_is_bit_for_bit_that_row_of_the_dequantized_tensor() {
-        let (rows, columns) = (9, 96);
-        let (data, dequantized) = random_q4_1(rows, columns);
+        let (rows, columns) = (19, 96);
+        let (data, dequantized) = random_matrix(rows, columns, GgmlDType::Q4_1);
         let q4_1 = Q4_1Matrix::new(data, rows, columns).unwrap();
         let (data, q8_dequantized) = random_matrix(rows, columns, GgmlDType::Q8_0);
         let q8_0 = Q8_0Matrix::new(data, rows, columns).unwrap();
         for row in 0..rows {
             let expected = &dequantized[row * columns..(row + 1) * columns];
-            assert_eq!(q4_1.row(row).unwrap(), expected, "Q4_1 row {row}");
+            assert_eq!(
+                bits(&q4_1.row(row).unwrap()),
+                bits(expected),
+                "Q4_1 row {row}"
+            );
             let expected = &q8_dequantized[row * columns..(row + 1) * columns];
-            assert_eq!(q8_0.row(row).unwrap(), expected, "Q8_0 row {row}");
+            assert_eq!(
+                bits(&q8_0.row(row).unwrap()),
+                bits(expected),
+                "Q8_0 row {row}"
+            );
         }
         assert!(q4_1.row(rows).is_none() && q8_0.row(rows).is_none());
     }
@@ -1260,68 +1288,24 @@ mod tests {
         for row in 0..rows {
             let ours = matrix.row(row).expect("row");
             let candles = &dequantized[row * columns..][..columns];
-            assert_eq!(
-                ours.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                candles.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                "row {row}"
-            );
+            assert_eq!(bits(&ours), bits(candles), "row {row}");
         }
-        // And the products, on both paths, against the dequantized weights.
-        for num_rows in [1, 4, 6] {
+        // And the products, on every kernel, against the dequantized weights.
+        for num_rows in [1, 4, 6, 10] {
             let input = random_input(num_rows * columns);
             let expected = reference(&dequantized, &input, rows, columns);
-            for use_avx2 in paths() {
+            for kernel in kernels() {
                 let blocks = q4_k_as_q4_1(&data).expect("convert");
                 let matrix =
-                    Q4_1Matrix::from_repacked(blocks, rows, columns, use_avx2).expect("matrix");
+                    Q4_1Matrix::from_repacked(blocks, rows, columns, kernel).expect("matrix");
                 let actual = matrix.forward(&input, num_rows).expect("forward");
                 let tolerance = 0.05 * (columns as f32).sqrt();
                 for (a, e) in actual.iter().zip(&expected) {
-                    assert!((a - e).abs() < tolerance, "{a} vs {e} (avx2 {use_avx2})");
+                    assert!((a - e).abs() < tolerance, "{a} vs {e} ({kernel:?})");
                 }
             }
         }
         assert!(q4_k_as_q4_1(&data[..100]).is_err());
-    }
-
-    #[test]
-    fn vnni_and_avx2_products_give_the_same_bits() {
-        if !has_fast_path() || !has_vnni() {
-            eprintln!("NOT TESTED HERE: this CPU has no AVX-VNNI, so its kernel cannot run");
-            return;
-        }
-        let (rows, columns) = (12, 96);
-        let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        for num_rows in [2, 4, 6, 8, 9] {
-            let input = random_input(num_rows * columns);
-            let (q4_1, _) = random_matrix(rows, columns, GgmlDType::Q4_1);
-            let (q8_0, _) = random_matrix(rows, columns, GgmlDType::Q8_0);
-            let mut vnni = Q4_1Matrix::new(q4_1, rows, columns).expect("matrix");
-            assert!(vnni.use_vnni);
-            let with = (
-                vnni.forward(&input, num_rows),
-                vnni.forward_each(&input, num_rows),
-            );
-            vnni.use_vnni = false;
-            let without = (
-                vnni.forward(&input, num_rows),
-                vnni.forward_each(&input, num_rows),
-            );
-            assert_eq!(bits(&with.0.expect("f")), bits(&without.0.expect("f")));
-            assert_eq!(bits(&with.1.expect("f")), bits(&without.1.expect("f")));
-            let mut vnni = Q8_0Matrix::new(q8_0, rows, columns).expect("matrix");
-            let with = (
-                vnni.forward(&input, num_rows),
-                vnni.forward_each(&input, num_rows),
-            );
-            vnni.use_vnni = false;
-            let without = (
-                vnni.forward(&input, num_rows),
-                vnni.forward_each(&input, num_rows),
-            );
-            assert_eq!(bits(&with.0.expect("f")), bits(&without.0.expect("f")));
-            assert_eq!(bits(&with.1.expect("f")), bits(&without.1.expect("f")));
-        }
     }
 
     #[test]
