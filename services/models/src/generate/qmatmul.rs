@@ -537,20 +537,33 @@ fn quantize_row(row: &[f32]) -> QuantizedRow {
         scales: Vec::with_capacity(num_blocks),
         sums: Vec::with_capacity(num_blocks),
         offsets: Vec::with_capacity(num_blocks),
-        values: Vec::with_capacity(row.len()),
+        values: vec![0; num_blocks * BLOCK],
     };
-    for block in row.chunks_exact(BLOCK) {
-        let max_abs = block
+    // Written over fixed-size blocks, without `f32::max` (whose NaN rule is a branch), so that
+    // LLVM vectorizes it: quantizing took 8 % of a batched generation step as a scalar loop.
+    for (block, values) in row
+        .chunks_exact(BLOCK)
+        .zip(quantized.values.chunks_exact_mut(BLOCK))
+    {
+        // Eight lanes, then across them: the largest magnitude whatever the order.
+        let mut lanes = [0.0_f32; 8];
+        for eight in block.chunks_exact(8) {
+            for (lane, value) in lanes.iter_mut().zip(eight) {
+                let magnitude = value.abs();
+                if magnitude > *lane {
+                    *lane = magnitude;
+                }
+            }
+        }
+        let max_abs = lanes
             .iter()
-            .fold(0.0_f32, |max, value| max.max(value.abs()));
+            .fold(0.0_f32, |max, &lane| if lane > max { lane } else { max });
         let scale = max_abs / 127.0;
         let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-        let mut sum = 0_i32;
-        for &value in block {
-            let q = (value * inverse).round() as i8;
-            sum += i32::from(q);
-            quantized.values.push(q);
+        for (q, &value) in values.iter_mut().zip(block) {
+            *q = (value * inverse).round() as i8;
         }
+        let sum: i32 = values.iter().map(|&q| i32::from(q)).sum();
         // Stored rounded to f16, as ggml's Q8_1 blocks (and candle's) hold them, so that
         // results match llama.cpp's and candle's products, not just approximate them.
         let scale = f16::from_f32(scale);
@@ -1306,6 +1319,34 @@ mod tests {
             }
         }
         assert!(q4_k_as_q4_1(&data[..100]).is_err());
+    }
+
+    #[test]
+    fn quantized_rows_are_llama_cpps_q8_1_blocks() {
+        // Random values, exact ties (±63.5 of a step: rounded away from zero, as `roundf`),
+        // zeros, and a block of all zeros.
+        let mut row = random_input(4 * BLOCK);
+        // (The largest magnitude 127: a scale of exactly 1.)
+        row[3] = 63.5;
+        row[4] = -127.0;
+        row[5] = -63.5;
+        row[2 * BLOCK..3 * BLOCK].fill(0.0);
+        let quantized = quantize_row(&row);
+        for (index, block) in row.chunks_exact(BLOCK).enumerate() {
+            let max_abs = block.iter().fold(0.0_f32, |max, v| max.max(v.abs()));
+            let scale = max_abs / 127.0;
+            let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+            let values: Vec<i8> = block.iter().map(|v| (v * inverse).round() as i8).collect();
+            let sum: i32 = values.iter().map(|&q| i32::from(q)).sum();
+            assert_eq!(
+                &quantized.values[index * BLOCK..][..BLOCK],
+                values.as_slice()
+            );
+            assert_eq!(quantized.scales[index], f16::from_f32(scale).to_f32());
+            assert_eq!(quantized.offsets[index], -128 * sum);
+        }
+        assert_eq!(quantized.values[3], 64);
+        assert_eq!(quantized.values[5], -64);
     }
 
     #[test]
