@@ -1,7 +1,7 @@
 //! The decoder's quantized matrix products against candle's, on SmolLM2-135M's shapes with
 //! random weights: the tied output projection (49,152 × 576, Q8_0) for one token (generation),
 //! and a feed-forward projection (1,536 × 576) for one token and for a 64-token prompt chunk,
-//! as Q8_0 and Q4_1; and one head of single-token attention over 550 cached positions (the
+//! as Q8_0 and Q4_1, on the detected kernel and on each other one this CPU runs; and one head of single-token attention over 550 cached positions (the
 //! scores' dot products and the weighted sum of values), the AVX2 helpers against the portable
 //! loops they replaced. And the embedder's int8 linear layer (MiniLM's feed-forward
 //! input, 384 -> 1,536, over 256 tokens) on each kernel this CPU runs against candle's f32
@@ -15,7 +15,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use vellum_models::kernels::{
-    add_scaled, dot_f32, has_fast_path, Int8Kernel, Int8Linear, Q4_1Matrix, Q8_0Matrix,
+    add_scaled, dot_f32, has_fast_path, Int8Kernel, Int8Linear, Q4_1Matrix, Q8_0Matrix, QuantKernel,
 };
 
 fn random(rows: usize, columns: usize) -> Tensor {
@@ -46,18 +46,34 @@ fn bench_kernels(c: &mut Criterion) {
             .expect("input");
         let candle = QMatMul::from_qtensor(weights).expect("qmatmul");
         group.throughput(Throughput::Elements((rows * tokens) as u64));
-        match dtype {
-            GgmlDType::Q8_0 => {
-                let ours = Q8_0Matrix::new(data, rows, columns).expect("matrix");
-                group.bench_function(format!("{name}/vellum"), |b| {
-                    b.iter(|| ours.forward(std::hint::black_box(&input_values), tokens))
-                });
-            }
-            _ => {
-                let ours = Q4_1Matrix::new(data, rows, columns).expect("matrix");
-                group.bench_function(format!("{name}/vellum"), |b| {
-                    b.iter(|| ours.forward(std::hint::black_box(&input_values), tokens))
-                });
+        // The detected kernel as `vellum`; the feed-forward cases also on every other kernel
+        // this CPU runs (the same bits, at their own speeds).
+        let others: Vec<QuantKernel> = if name.starts_with("ffn") {
+            QuantKernel::ALL
+                .into_iter()
+                .filter(|kernel| kernel.runs_here() && *kernel != QuantKernel::detect())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let kernels = std::iter::once(("vellum".to_string(), QuantKernel::detect()))
+            .chain(others.into_iter().map(|k| (format!("vellum_{k:?}"), k)));
+        for (label, kernel) in kernels {
+            match dtype {
+                GgmlDType::Q8_0 => {
+                    let ours = Q8_0Matrix::with_kernel(data.clone(), rows, columns, kernel)
+                        .expect("matrix");
+                    group.bench_function(format!("{name}/{label}"), |b| {
+                        b.iter(|| ours.forward(std::hint::black_box(&input_values), tokens))
+                    });
+                }
+                _ => {
+                    let ours = Q4_1Matrix::with_kernel(data.clone(), rows, columns, kernel)
+                        .expect("matrix");
+                    group.bench_function(format!("{name}/{label}"), |b| {
+                        b.iter(|| ours.forward(std::hint::black_box(&input_values), tokens))
+                    });
+                }
             }
         }
         group.bench_function(format!("{name}/candle"), |b| {
