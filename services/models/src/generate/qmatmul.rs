@@ -736,6 +736,8 @@ unsafe fn prefetch_ahead<F: BlockFormat>(block: *const u8) {
 }
 
 /// AVX-512 VNNI: the 16 rows in one vector, `vpdpbusd` on 64 bytes.
+// `n` indexes several arrays at once (sums, accumulators, the rows' pointers).
+#[allow(clippy::needless_range_loop)]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vnni")]
 unsafe fn panel_avx512<F: BlockFormat, const N: usize>(
@@ -830,6 +832,8 @@ unsafe fn panel_avx2<F: BlockFormat, const N: usize>(
 /// activations, at most 2·15·127 a pair and eight pairs summed (30,480); Q8_0's weights
 /// magnitudes times the activations with the weights' signs, at most 2·128·127). The same
 /// integers either way.
+// `n` indexes several arrays at once (sums, accumulators, the rows' pointers).
+#[allow(clippy::needless_range_loop)]
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn panel_256<F: BlockFormat, const VNNI: bool, const N: usize>(
