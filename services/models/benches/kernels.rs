@@ -15,7 +15,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use vellum_models::kernels::{
-    add_scaled, dot_f32, has_fast_path, Int8Kernel, Int8Linear, Q4_1Matrix, Q8_0Matrix, QuantKernel,
+    add_scaled, dot_f32, has_fast_path, Int8Linear, Kernel, Q4_1Matrix, Q8_0Matrix,
 };
 
 fn random(rows: usize, columns: usize) -> Tensor {
@@ -48,15 +48,15 @@ fn bench_kernels(c: &mut Criterion) {
         group.throughput(Throughput::Elements((rows * tokens) as u64));
         // The detected kernel as `vellum`; the feed-forward cases also on every other kernel
         // this CPU runs (the same bits, at their own speeds).
-        let others: Vec<QuantKernel> = if name.starts_with("ffn") {
-            QuantKernel::ALL
+        let others: Vec<Kernel> = if name.starts_with("ffn") {
+            Kernel::ALL
                 .into_iter()
-                .filter(|kernel| kernel.runs_here() && *kernel != QuantKernel::detect())
+                .filter(|kernel| kernel.runs_here() && *kernel != Kernel::detect())
                 .collect()
         } else {
             Vec::new()
         };
-        let kernels = std::iter::once(("vellum".to_string(), QuantKernel::detect()))
+        let kernels = std::iter::once(("vellum".to_string(), Kernel::detect()))
             .chain(others.into_iter().map(|k| (format!("vellum_{k:?}"), k)));
         for (label, kernel) in kernels {
             match dtype {
@@ -168,12 +168,7 @@ fn bench_int8_linear(c: &mut Criterion) {
                 .expect("matmul")
         })
     });
-    for kernel in [
-        Int8Kernel::Avx512Vnni,
-        Int8Kernel::Vnni,
-        Int8Kernel::Avx2,
-        Int8Kernel::Scalar,
-    ] {
+    for kernel in Kernel::ALL {
         if !kernel.runs_here() {
             eprintln!("{}: not on this CPU, not measured", kernel.name());
             continue;

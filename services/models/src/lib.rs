@@ -10,6 +10,7 @@ mod embed;
 mod error;
 mod generate;
 mod registry;
+mod simd;
 
 pub use embed::{Embedder, OnnxFiles};
 pub use error::{Error, Result};
@@ -23,8 +24,9 @@ pub use registry::{list_models, sha256_file, ModelInfo, ModelKind};
 /// linear layer, for `benches/kernels.rs`; not an API.
 #[doc(hidden)]
 pub mod kernels {
-    pub use crate::embed::int8::{Int8Linear, Kernel as Int8Kernel};
+    pub use crate::embed::int8::Int8Linear;
     pub use crate::generate::qmatmul::{
-        add_scaled, dot_f32, has_fast_path, Q4_1Matrix, Q8_0Matrix, QuantKernel,
+        add_scaled, dot_f32, has_fast_path, Q4_1Matrix, Q8_0Matrix,
     };
+    pub use crate::simd::Kernel;
 }

@@ -33,57 +33,7 @@ const ROWS_PER_TASK: usize = 64;
 /// Offset that makes a signed quantized input an unsigned byte.
 const OFFSET: i32 = 128;
 
-/// Which kernel computes the products.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kernel {
-    Scalar,
-    Avx2,
-    Vnni,
-    /// AVX-512 VNNI: `vpdpbusd` on 512-bit vectors, a whole panel per instruction, two panels
-    /// per tile.
-    Avx512Vnni,
-}
-
-impl Kernel {
-    /// The fastest kernel this CPU runs.
-    pub fn detect() -> Kernel {
-        [Kernel::Avx512Vnni, Kernel::Vnni, Kernel::Avx2]
-            .into_iter()
-            .find(|kernel| kernel.runs_here())
-            .unwrap_or(Kernel::Scalar)
-    }
-
-    /// Whether this CPU has what `self` uses.
-    pub fn runs_here(self) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-            match self {
-                Kernel::Scalar => true,
-                Kernel::Avx2 => avx2,
-                Kernel::Vnni => avx2 && is_x86_feature_detected!("avxvnni"),
-                Kernel::Avx512Vnni => {
-                    avx2 && is_x86_feature_detected!("avx512f")
-                        && is_x86_feature_detected!("avx512vnni")
-                }
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            self == Kernel::Scalar
-        }
-    }
-
-    /// What runs, for logs and the benchmark.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kernel::Scalar => "scalar",
-            Kernel::Avx2 => "AVX2",
-            Kernel::Vnni => "AVX-VNNI",
-            Kernel::Avx512Vnni => "AVX-512 VNNI",
-        }
-    }
-}
+pub use crate::simd::Kernel;
 
 /// A linear layer's weight (`y = x · Wᵀ`, bias left to the fused op that follows), quantized.
 pub struct Int8Linear {

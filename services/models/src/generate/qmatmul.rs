@@ -18,13 +18,13 @@
 //! VNNI, AVX-VNNI, AVX2, scalar) gives the same bits, a row of a batched generation step is bit
 //! for bit that row alone, and a prompt's rows do not depend on the chunk they came in.
 //!
-//! The kernel is chosen at run time ([`QuantKernel::detect`]); Q4_K (Q4_K_M files) comes in as
+//! The kernel is chosen at run time ([`Kernel::detect`]); Q4_K (Q4_K_M files) comes in as
 //! Q4_1 blocks, value for value ([`q4_k_as_q4_1`]).
 
 // SIMD intrinsics need `unsafe`; this module and the embedder's `embed/int8.rs` are the only
 // ones of the workspace allowed to use it.
 // Every unsafe call is a `#[target_feature]` function reached only after the runtime check
-// (`QuantKernel::runs_here`), reading panels and rows whose lengths are checked first.
+// (`Kernel::runs_here`), reading panels and rows whose lengths are checked first.
 #![allow(unsafe_code)]
 
 use std::marker::PhantomData;
@@ -49,62 +49,11 @@ const FEW_ROWS: usize = 8;
 /// Intel Xeon vCPUs (docs/benchmarks.md, "Prefetching the weights").
 const PREFETCH_BYTES: usize = 4096;
 
-/// The instructions that multiply: the fastest of these that the CPU has runs, and all give
-/// the same bits (the integer sums are exact, the float steps the same).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuantKernel {
-    /// Plain Rust: the reference the others are tested against.
-    Scalar,
-    /// AVX2 and FMA: `vpmaddubsw`/`vpmaddwd`, eight rows at a time.
-    Avx2,
-    /// AVX-VNNI (256-bit `vpdpbusd`), eight rows at a time.
-    Vnni,
-    /// AVX-512 VNNI: sixteen rows at a time.
-    Avx512Vnni,
-}
-
-impl QuantKernel {
-    /// Every kernel, fastest first.
-    pub const ALL: [QuantKernel; 4] = [
-        QuantKernel::Avx512Vnni,
-        QuantKernel::Vnni,
-        QuantKernel::Avx2,
-        QuantKernel::Scalar,
-    ];
-
-    /// Whether this CPU has the instructions.
-    pub fn runs_here(self) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-            match self {
-                QuantKernel::Scalar => true,
-                QuantKernel::Avx2 => avx2,
-                QuantKernel::Vnni => avx2 && is_x86_feature_detected!("avxvnni"),
-                QuantKernel::Avx512Vnni => {
-                    avx2 && is_x86_feature_detected!("avx512f")
-                        && is_x86_feature_detected!("avx512vnni")
-                }
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            self == QuantKernel::Scalar
-        }
-    }
-
-    /// The fastest kernel this CPU runs.
-    pub fn detect() -> QuantKernel {
-        QuantKernel::ALL
-            .into_iter()
-            .find(|kernel| kernel.runs_here())
-            .unwrap_or(QuantKernel::Scalar)
-    }
-}
+pub use crate::simd::Kernel;
 
 /// Whether this CPU runs a SIMD kernel (the decoder uses candle's products where it does not).
 pub fn has_fast_path() -> bool {
-    QuantKernel::Avx2.runs_here()
+    Kernel::Avx2.runs_here()
 }
 
 /// A block format of 32 weights: its file and row-major in-memory forms, and its panel form.
@@ -148,7 +97,7 @@ pub struct QuantizedMatrix<F: BlockFormat> {
     columns: usize,
     /// Panel after panel; each panel its blocks in column order.
     panels: Vec<u8>,
-    kernel: QuantKernel,
+    kernel: Kernel,
     format: PhantomData<F>,
 }
 
@@ -171,7 +120,7 @@ struct QuantizedRow {
 impl<F: BlockFormat> QuantizedMatrix<F> {
     /// Wraps `data` (blocks as in the file, `rows` rows of `columns` values).
     pub fn new(data: Vec<u8>, rows: usize, columns: usize) -> Result<Self, String> {
-        Self::with_kernel(data, rows, columns, QuantKernel::detect())
+        Self::with_kernel(data, rows, columns, Kernel::detect())
     }
 
     /// [`Self::new`] with a given kernel (benchmarks and tests compare them); an error where
@@ -180,7 +129,7 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
         data: Vec<u8>,
         rows: usize,
         columns: usize,
-        kernel: QuantKernel,
+        kernel: Kernel,
     ) -> Result<Self, String> {
         check_shape::<F>(&data, rows, columns, F::FILE_BLOCK_BYTES)?;
         Self::from_repacked(Self::repacked(&data), rows, columns, kernel)
@@ -198,14 +147,14 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
 
     /// Wraps blocks in their row-major in-memory form ([`Self::repacked`], [`q4_k_as_q4_1`]).
     pub fn from_blocks(data: Vec<u8>, rows: usize, columns: usize) -> Result<Self, String> {
-        Self::from_repacked(data, rows, columns, QuantKernel::detect())
+        Self::from_repacked(data, rows, columns, Kernel::detect())
     }
 
     fn from_repacked(
         data: Vec<u8>,
         rows: usize,
         columns: usize,
-        kernel: QuantKernel,
+        kernel: Kernel,
     ) -> Result<Self, String> {
         check_shape::<F>(&data, rows, columns, F::BLOCK_BYTES)?;
         if !kernel.runs_here() {
@@ -426,10 +375,10 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
             // of the panel and of every input row were checked above.
             let simd: Option<[[f32; PANEL]; N]> = unsafe {
                 match self.kernel {
-                    QuantKernel::Avx512Vnni => Some(panel_avx512::<F, N>(weights, inputs)),
-                    QuantKernel::Vnni => Some(panel_vnni::<F, N>(weights, inputs)),
-                    QuantKernel::Avx2 => Some(panel_avx2::<F, N>(weights, inputs)),
-                    QuantKernel::Scalar => None,
+                    Kernel::Avx512Vnni => Some(panel_avx512::<F, N>(weights, inputs)),
+                    Kernel::Vnni => Some(panel_vnni::<F, N>(weights, inputs)),
+                    Kernel::Avx2 => Some(panel_avx2::<F, N>(weights, inputs)),
+                    Kernel::Scalar => None,
                 }
             };
             if let Some(simd) = simd {
@@ -1059,8 +1008,8 @@ mod tests {
     }
 
     /// Every kernel this CPU runs (the scalar one always), saying loudly which it cannot.
-    fn kernels() -> Vec<QuantKernel> {
-        QuantKernel::ALL
+    fn kernels() -> Vec<Kernel> {
+        Kernel::ALL
             .into_iter()
             .filter(|kernel| {
                 let runs = kernel.runs_here();
@@ -1077,7 +1026,7 @@ mod tests {
         dtype: GgmlDType,
         data: &[u8],
         (rows, columns): (usize, usize),
-        kernel: QuantKernel,
+        kernel: Kernel,
         input: &[f32],
         num_rows: usize,
     ) -> Vec<f32> {
@@ -1164,7 +1113,7 @@ mod tests {
                     dtype,
                     &data,
                     (rows, columns),
-                    QuantKernel::Scalar,
+                    Kernel::Scalar,
                     &input,
                     num_rows,
                 );
