@@ -43,6 +43,11 @@ const GROUP: usize = 4;
 /// More activation rows than this split across threads by rows (a prompt chunk), fewer by
 /// panels (a generation step, one row per answer).
 const FEW_ROWS: usize = 8;
+/// From this many activation rows on, quantizing them and placing a batched step's results
+/// run on every thread: prompts ran ~20 % faster so and eight answers at once ~13 %; with two
+/// or four answers the extra fork-joins cost as much as they saved (`gen_bench`,
+/// `batch_bench`, docs/benchmarks.md).
+const PARALLEL_ROWS: usize = 8;
 /// How far ahead of its position a kernel asks for weight bytes (a page). One token streams
 /// every weight once (~100 MB for SmolLM2-135M), and on these VMs the hardware prefetcher
 /// alone left the kernel waiting on memory: generation went from ~75 to ~140 tokens/s on two
@@ -237,7 +242,15 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
                 self.columns
             ));
         }
-        Ok(input.chunks_exact(self.columns).map(quantize_row).collect())
+        if num_rows < PARALLEL_ROWS {
+            return Ok(input.chunks_exact(self.columns).map(quantize_row).collect());
+        }
+        // Many rows (answers of a batched step, a prompt chunk) on every thread: on the
+        // caller's thread alone this was a serial part of each product that grew with the rows.
+        Ok(input
+            .par_chunks_exact(self.columns)
+            .map(quantize_row)
+            .collect())
     }
 
     /// Multiplies `num_rows` input rows (`input`, row-major, `columns` wide) by the matrix's
@@ -297,13 +310,18 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
                     out
                 })
                 .collect();
-            for (task, values) in partials.iter().enumerate() {
-                let first_row = task * PANELS_PER_TASK * PANEL;
-                let task_rows = values.len() / num_rows;
-                for (input_row, row_values) in values.chunks_exact(task_rows).enumerate() {
-                    output[input_row * self.rows + first_row..][..task_rows]
-                        .copy_from_slice(row_values);
+            let place = |(input_row, out): (usize, &mut [f32])| {
+                for (task, values) in partials.iter().enumerate() {
+                    let first_row = task * PANELS_PER_TASK * PANEL;
+                    let task_rows = values.len() / num_rows;
+                    out[first_row..][..task_rows]
+                        .copy_from_slice(&values[input_row * task_rows..][..task_rows]);
                 }
+            };
+            if num_rows < PARALLEL_ROWS {
+                output.chunks_mut(self.rows).enumerate().for_each(place);
+            } else {
+                output.par_chunks_mut(self.rows).enumerate().for_each(place);
             }
         }
         Ok(output)
