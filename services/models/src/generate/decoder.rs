@@ -821,23 +821,53 @@ fn rotate(head: &mut [f32], cos: &[f32], sin: &[f32], neox: bool) {
 
 /// RMS-normalises each row of `rows` (rows of `weight.len()`) and scales by `weight`.
 fn rms_norm_rows(rows: &[f32], weight: &[f32], eps: f32) -> Vec<f32> {
-    let mut output = Vec::with_capacity(rows.len());
-    for row in rows.chunks_exact(weight.len()) {
+    let mut output = vec![0.0_f32; rows.len()];
+    let norm = |(out, row): (&mut [f32], &[f32])| {
         let mean_square = lane_sum(row, |x| x * x) / row.len() as f32;
         let inverse = 1.0 / (mean_square + eps).sqrt();
-        output.extend(row.iter().zip(weight).map(|(&x, &w)| x * inverse * w));
-    }
+        for ((out, &x), &w) in out.iter_mut().zip(row).zip(weight) {
+            *out = x * inverse * w;
+        }
+    };
+    by_rows(&mut output, rows, weight.len(), weight.len(), norm);
     output
 }
 
 /// `silu(gate) * up` for rows laid out as `[gate (width) | up (width)]`.
 fn silu_gate(gate_up: &[f32], width: usize) -> Vec<f32> {
-    let mut output = Vec::with_capacity(gate_up.len() / 2);
-    for row in gate_up.chunks_exact(2 * width) {
+    let mut output = vec![0.0_f32; gate_up.len() / 2];
+    let gate = |(out, row): (&mut [f32], &[f32])| {
         let (gate, up) = row.split_at(width);
-        output.extend(gate.iter().zip(up).map(|(&g, &u)| g / (1.0 + exp(-g)) * u));
-    }
+        for ((out, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+            *out = g / (1.0 + exp(-g)) * u;
+        }
+    };
+    by_rows(&mut output, gate_up, width, 2 * width, gate);
     output
+}
+
+/// Runs `f` on each (output row, input row) pair; on every thread for a prompt chunk's many
+/// rows (one thread did a chunk's norms and gates in turn while the other waited), on this
+/// one for a few. Each row's values are the same either way.
+fn by_rows(
+    output: &mut [f32],
+    input: &[f32],
+    out_width: usize,
+    in_width: usize,
+    f: impl Fn((&mut [f32], &[f32])) + Sync + Send,
+) {
+    const MANY_ROWS: usize = 8;
+    if input.len() / in_width >= MANY_ROWS {
+        output
+            .par_chunks_exact_mut(out_width)
+            .zip(input.par_chunks_exact(in_width))
+            .for_each(f);
+    } else {
+        output
+            .chunks_exact_mut(out_width)
+            .zip(input.chunks_exact(in_width))
+            .for_each(f);
+    }
 }
 
 fn add_in_place(target: &mut [f32], addend: &[f32]) {
