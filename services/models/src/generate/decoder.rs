@@ -143,27 +143,12 @@ impl Linear {
         ))
     }
 
-    /// `input` holds `rows` rows of `in_dim`; returns the rows of all parts side by side. With
-    /// `separate_rows` (the rows are different answers), each row's result is bit for bit what
-    /// it would be alone. candle's quantized matmul computes each row on its own anyway.
-    fn apply(
-        &self,
-        input: &[f32],
-        rows: usize,
-        in_dim: usize,
-        separate_rows: bool,
-    ) -> CandleResult<Vec<f32>> {
+    /// `input` holds `rows` rows of `in_dim`; returns the rows of all parts side by side. Each
+    /// row's result is bit for bit what it would be alone (the rows of a batched step are
+    /// different answers): our products have one arithmetic per row whatever runs beside it,
+    /// and candle's quantized matmul computes each row on its own anyway.
+    fn apply(&self, input: &[f32], rows: usize, in_dim: usize) -> CandleResult<Vec<f32>> {
         let parts = match self {
-            Linear::Q4_1(matrix) if separate_rows => {
-                return matrix
-                    .forward_each(input, rows)
-                    .map_err(candle_core::Error::Msg)
-            }
-            Linear::Q8_0(matrix) if separate_rows => {
-                return matrix
-                    .forward_each(input, rows)
-                    .map_err(candle_core::Error::Msg)
-            }
             Linear::Q4_1(matrix) => {
                 return matrix.forward(input, rows).map_err(candle_core::Error::Msg)
             }
@@ -173,7 +158,7 @@ impl Linear {
             Linear::Split(parts) => {
                 let outputs = parts
                     .iter()
-                    .map(|part| part.apply(input, rows, in_dim, separate_rows))
+                    .map(|part| part.apply(input, rows, in_dim))
                     .collect::<CandleResult<Vec<_>>>()?;
                 let widths: Vec<usize> = outputs.iter().map(|out| out.len() / rows).collect();
                 let mut joined = Vec::with_capacity(outputs.iter().map(Vec::len).sum());
@@ -602,8 +587,6 @@ impl Decoder {
                 );
             }
         }
-        // Several sequences: each row of a matmul is a separate answer (see `Linear::apply`).
-        let separate_rows = sequences.len() > 1;
         let num_rows: usize = tokens.iter().map(|tokens| tokens.len()).sum();
         let dim = self.shape.dim;
         let mut hidden = Vec::with_capacity(num_rows * dim);
@@ -614,7 +597,7 @@ impl Decoder {
         let qkv_width = self.shape.q_dim() + 2 * kv_dim;
         for (index, layer) in self.layers.iter().enumerate() {
             let normed = rms_norm_rows(&hidden, &layer.attention_norm, self.shape.norm_eps);
-            let mut qkv = layer.qkv.apply(&normed, num_rows, dim, separate_rows)?;
+            let mut qkv = layer.qkv.apply(&normed, num_rows, dim)?;
             if qkv.len() != num_rows * qkv_width {
                 candle_core::bail!(
                     "projection output has {} values, expected {}",
@@ -647,21 +630,18 @@ impl Decoder {
                 })
                 .collect::<CandleResult<Vec<_>>>()?;
             let attention = attended.concat();
-            let projected = layer.attention_output.apply(
-                &attention,
-                num_rows,
-                self.shape.q_dim(),
-                separate_rows,
-            )?;
+            let projected =
+                layer
+                    .attention_output
+                    .apply(&attention, num_rows, self.shape.q_dim())?;
             add_in_place(&mut hidden, &projected);
 
             let normed = rms_norm_rows(&hidden, &layer.ffn_norm, self.shape.norm_eps);
-            let gate_up = layer.gate_up.apply(&normed, num_rows, dim, separate_rows)?;
+            let gate_up = layer.gate_up.apply(&normed, num_rows, dim)?;
             let activated = silu_gate(&gate_up, self.shape.feed_forward);
-            let down =
-                layer
-                    .down
-                    .apply(&activated, num_rows, self.shape.feed_forward, separate_rows)?;
+            let down = layer
+                .down
+                .apply(&activated, num_rows, self.shape.feed_forward)?;
             add_in_place(&mut hidden, &down);
         }
 
@@ -673,9 +653,7 @@ impl Decoder {
             last_rows.extend_from_slice(&hidden[(row_end - 1) * dim..row_end * dim]);
         }
         let normed = rms_norm_rows(&last_rows, &self.final_norm, self.shape.norm_eps);
-        let logits = self
-            .output
-            .apply(&normed, sequences.len(), dim, separate_rows)?;
+        let logits = self.output.apply(&normed, sequences.len(), dim)?;
         let vocab_size = logits.len() / sequences.len();
         Ok(logits
             .chunks_exact(vocab_size)
@@ -940,26 +918,22 @@ mod tests {
                         .expect("forward")
                 })
                 .collect();
-            for separate_rows in [false, true] {
-                let actual = mixed
-                    .apply(&values, rows, columns, separate_rows)
-                    .expect("apply");
-                assert_eq!(actual.len(), rows * 64);
-                for row in 0..rows {
-                    let mut offset = 0;
-                    for part in &expected {
-                        let width = part.len() / rows;
-                        for column in 0..width {
-                            let (a, e) = (
-                                actual[row * 64 + offset + column],
-                                part[row * width + column],
-                            );
-                            // 8-bit activations per 32 (ours) against per 256 (candle's Q8_K),
-                            // and Q6_K re-quantized to Q8_0: close, not equal.
-                            assert!((a - e).abs() < 0.05 * (columns as f32).sqrt(), "{a} vs {e}");
-                        }
-                        offset += width;
+            let actual = mixed.apply(&values, rows, columns).expect("apply");
+            assert_eq!(actual.len(), rows * 64);
+            for row in 0..rows {
+                let mut offset = 0;
+                for part in &expected {
+                    let width = part.len() / rows;
+                    for column in 0..width {
+                        let (a, e) = (
+                            actual[row * 64 + offset + column],
+                            part[row * width + column],
+                        );
+                        // 8-bit activations per 32 (ours) against per 256 (candle's Q8_K),
+                        // and Q6_K re-quantized to Q8_0: close, not equal.
+                        assert!((a - e).abs() < 0.05 * (columns as f32).sqrt(), "{a} vs {e}");
                     }
+                    offset += width;
                 }
             }
         }

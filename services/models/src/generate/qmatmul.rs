@@ -327,13 +327,6 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
         Ok(output)
     }
 
-    /// [`Self::forward`], named for the decoder's batched generation steps: the rows are
-    /// separate answers, and an answer must not depend on what else ran beside it (a receipt's
-    /// replay runs it alone). Every product here has that property.
-    pub fn forward_each(&self, input: &[f32], num_rows: usize) -> Result<Vec<f32>, String> {
-        self.forward(input, num_rows)
-    }
-
     /// Panel `panel`'s results for each of `inputs`, into `out` (`[inputs.len(), rows]`).
     fn panel_rows(&self, panel: usize, inputs: &[QuantizedRow], out: &mut [f32]) {
         self.panel_rows_strided(panel, inputs, &mut out[panel * PANEL..], self.rows);
