@@ -5,7 +5,8 @@
 //!
 //! Run with `cargo run --release -p vellum-models --example batch_bench -- [MODEL.gguf]` (the
 //! default model as in `gen_bench`). `RUNS` sets the runs per concurrency (2; the best is
-//! kept). Ends with one line per concurrency, `batch N ratio R`, R the aggregate rate over the
+//! kept); `AT_ONCE` the concurrencies (`1,2,4,8`; the first is the peer, e.g. `1,4` to profile
+//! one). Ends with one line per concurrency, `batch N ratio R`, R the aggregate rate over the
 //! single-stream rate measured in the same run.
 
 use std::error::Error;
@@ -41,6 +42,16 @@ fn main() -> Result<(), Box<dyn Error>> {
         Ok(value) => value.parse()?,
         Err(_) => 2,
     };
+    let at_once: Vec<usize> = match std::env::var("AT_ONCE") {
+        Ok(list) => list
+            .split(',')
+            .map(|value| value.trim().parse::<usize>())
+            .collect::<Result<_, _>>()?,
+        Err(_) => vec![1, 2, 4, 8],
+    };
+    if at_once.iter().any(|&n| n == 0 || n > TOPICS.len()) {
+        return Err(format!("AT_ONCE takes 1 to {} generations", TOPICS.len()).into());
+    }
     let generator = GgufGenerator::load(&model_path)?;
     println!(
         "{}: up to {} generations share a step",
@@ -55,7 +66,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     generate(&generator, &params, TOPICS[0])?;
 
     let mut rates = Vec::new();
-    for concurrency in [1, 2, 4, 8] {
+    for concurrency in at_once {
         let mut best = (0.0_f64, 0, 0.0_f64);
         for _ in 0..runs {
             let start = Instant::now();

@@ -369,8 +369,12 @@ fn text(err: candle_core::Error) -> String {
 
 /// Runs `work`, turning an error or a panic into a message: a model fault fails the jobs it
 /// touched, never the worker (which would leave every later caller without an answer).
-fn catch<T>(work: impl FnOnce() -> candle_core::Result<T>) -> Result<T, String> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+fn catch<T: Send>(work: impl FnOnce() -> candle_core::Result<T> + Send) -> Result<T, String> {
+    // The work runs on a thread of the pool that its products fork onto: from this thread,
+    // each of a step's ~150 parallel operations was handed to the pool and waited for, while
+    // the pool's threads spun between them.
+    let on_pool = || rayon::scope(|_| work());
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(on_pool)) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(err)) => Err(err.to_string()),
         Err(panic) => Err(panic
