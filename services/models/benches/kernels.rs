@@ -15,7 +15,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use vellum_models::kernels::{
-    add_scaled, dot_f32, has_fast_path, Int8Linear, Kernel, Q4_1Matrix, Q8_0Matrix,
+    attention_scores, has_fast_path, weighted_rows, Int8Linear, Kernel, Q4_1Matrix, Q8_0Matrix,
 };
 
 fn random(rows: usize, columns: usize) -> Tensor {
@@ -31,6 +31,7 @@ fn bench_kernels(c: &mut Criterion) {
         ("ffn_q8_0", GgmlDType::Q8_0, 1_536, 1),
         ("ffn_q8_0_prompt64", GgmlDType::Q8_0, 1_536, 64),
         ("ffn_q4_1", GgmlDType::Q4_1, 1_536, 1),
+        ("ffn_q4_1_batch4", GgmlDType::Q4_1, 1_536, 4),
         ("ffn_q4_1_prompt64", GgmlDType::Q4_1, 1_536, 64),
     ];
     let columns = 576;
@@ -103,14 +104,16 @@ fn bench_attention(c: &mut Criterion) {
     group.throughput(Throughput::Elements(positions as u64));
     group.bench_function("vellum", |b| {
         b.iter(|| {
-            let scores: Vec<f32> = keys
-                .chunks_exact(head_dim)
-                .map(|key| dot_f32(std::hint::black_box(&query), key))
-                .collect();
+            let mut scores = vec![0.0_f32; positions];
+            attention_scores(
+                std::hint::black_box(&query),
+                &keys,
+                head_dim,
+                1.0,
+                &mut scores,
+            );
             let mut out = vec![0.0_f32; head_dim];
-            for (&weight, value) in scores.iter().zip(cached.chunks_exact(head_dim)) {
-                add_scaled(&mut out, weight, value);
-            }
+            weighted_rows(&scores, &cached, head_dim, &mut out);
             out
         })
     });

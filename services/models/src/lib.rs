@@ -26,7 +26,7 @@ pub use registry::{list_models, sha256_file, ModelInfo, ModelKind};
 pub mod kernels {
     pub use crate::embed::int8::Int8Linear;
     pub use crate::generate::qmatmul::{
-        add_scaled, dot_f32, has_fast_path, Q4_1Matrix, Q8_0Matrix,
+        attention_scores, has_fast_path, weighted_rows, Q4_1Matrix, Q8_0Matrix,
     };
     pub use crate::simd::Kernel;
 }

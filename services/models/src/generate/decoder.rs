@@ -20,7 +20,9 @@ use candle_core::quantized::{ggml_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use rayon::prelude::*;
 
-use super::qmatmul::{add_scaled, dot_f32, has_fast_path, q4_k_as_q4_1, Q4_1Matrix, Q8_0Matrix};
+use super::qmatmul::{
+    attention_scores, has_fast_path, q4_k_as_q4_1, weighted_rows, Q4_1Matrix, Q8_0Matrix,
+};
 use crate::embed::kernels::{exp, lane_sum, softmax_in_place};
 
 type CandleResult<T> = candle_core::Result<T>;
@@ -605,7 +607,7 @@ impl Decoder {
                     num_rows * qkv_width
                 );
             }
-            // Each sequence attends over its own cache; sequences in parallel.
+            // Each sequence attends over its own cache.
             let mut parts = Vec::with_capacity(sequences.len());
             let mut rest = qkv.as_mut_slice();
             for (sequence, tokens) in sequences.iter_mut().zip(tokens) {
@@ -614,22 +616,36 @@ impl Decoder {
                 let start = sequence.len();
                 parts.push((&mut sequence.cache[index], part, start, tokens.len()));
             }
-            let attended = parts
-                .par_iter_mut()
-                .map(|(cache, part, start, num_tokens)| {
-                    attend(
-                        &self.shape,
-                        &self.cos,
-                        &self.sin,
-                        layer,
-                        cache,
-                        part,
-                        *start,
-                        *num_tokens,
-                    )
-                })
-                .collect::<CandleResult<Vec<_>>>()?;
-            let attention = attended.concat();
+            let attention = if num_rows == parts.len() {
+                // One new token each (a generation step): the heads of every sequence are
+                // one set of tasks; a task per sequence, each forking over its heads, left
+                // the threads waiting on one another for work this small.
+                for (cache, part, start, _) in parts.iter_mut() {
+                    self.append_positions(layer, cache, part, *start)?;
+                }
+                let (q_dim, head_dim) = (self.shape.q_dim(), self.shape.head_dim);
+                let heads_per_row = q_dim / head_dim;
+                let mut attention = vec![0.0_f32; num_rows * q_dim];
+                attention
+                    .par_chunks_exact_mut(head_dim)
+                    .enumerate()
+                    .for_each(|(task, out)| {
+                        let (row, head) = (task / heads_per_row, task % heads_per_row);
+                        let (cache, part, start, _) = &parts[row];
+                        let query = &part[head * head_dim..][..head_dim];
+                        attend_head(&self.shape, cache, query, out, head, start + 1);
+                    });
+                attention
+            } else {
+                let attended = parts
+                    .par_iter_mut()
+                    .map(|(cache, part, start, num_tokens)| {
+                        self.append_positions(layer, cache, part, *start)?;
+                        attend_chunk(&self.shape, cache, part, *start, *num_tokens)
+                    })
+                    .collect::<CandleResult<Vec<_>>>()?;
+                attended.concat()
+            };
             let projected =
                 layer
                     .attention_output
@@ -662,16 +678,70 @@ impl Decoder {
     }
 }
 
-/// Adds the biases, applies rotary embeddings, appends keys and values to the cache, and
-/// returns the attention output `[num_tokens, q_dim]` of the new positions.
-#[allow(clippy::too_many_arguments)]
-fn attend(
+impl Decoder {
+    /// Adds the biases to `qkv`'s rows (new positions `start..`), applies rotary embeddings
+    /// to their queries and keys, and appends their keys and values to `cache`.
+    fn append_positions(
+        &self,
+        layer: &Layer,
+        cache: &mut LayerCache,
+        qkv: &mut [f32],
+        start: usize,
+    ) -> CandleResult<()> {
+        let shape = &self.shape;
+        let (q_dim, kv_dim, head_dim) = (shape.q_dim(), shape.kv_dim(), shape.head_dim);
+        let row_len = q_dim + 2 * kv_dim;
+        if !qkv.len().is_multiple_of(row_len) {
+            candle_core::bail!(
+                "projection output has {} values, not rows of {row_len}",
+                qkv.len()
+            );
+        }
+        let half = head_dim / 2;
+        for (offset, row) in qkv.chunks_exact_mut(row_len).enumerate() {
+            if let Some(bias) = &layer.qkv_bias {
+                add_in_place(row, bias);
+            }
+            let position = start + offset;
+            let table = position * half..(position + 1) * half;
+            let (cos, sin) = (&self.cos[table.clone()], &self.sin[table]);
+            let (query_key, value) = row.split_at_mut(q_dim + kv_dim);
+            for head in query_key.chunks_exact_mut(head_dim) {
+                rotate(head, cos, sin, shape.rope_neox);
+            }
+            cache.keys.extend_from_slice(&query_key[q_dim..]);
+            cache.values.extend_from_slice(value);
+        }
+        Ok(())
+    }
+}
+
+/// One new token's attention for query head `head` over the first `num_positions` positions
+/// of `cache` (its own included), into `out` (`head_dim` values).
+fn attend_head(
     shape: &Shape,
-    cos: &[f32],
-    sin: &[f32],
-    layer: &Layer,
-    cache: &mut LayerCache,
-    qkv: &mut [f32],
+    cache: &LayerCache,
+    query: &[f32],
+    out: &mut [f32],
+    head: usize,
+    num_positions: usize,
+) {
+    let (kv_dim, head_dim) = (shape.kv_dim(), shape.head_dim);
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    let group = shape.num_heads / shape.num_kv_heads;
+    let kv_offset = (head / group) * head_dim;
+    let mut scores = vec![0.0_f32; num_positions];
+    attention_scores(query, &cache.keys[kv_offset..], kv_dim, scale, &mut scores);
+    softmax_in_place(&mut scores);
+    weighted_rows(&scores, &cache.values[kv_offset..], kv_dim, out);
+}
+
+/// The attention output `[num_tokens, q_dim]` of positions `start..start + num_tokens`, whose
+/// keys and values `cache` already holds ([`Decoder::append_positions`]).
+fn attend_chunk(
+    shape: &Shape,
+    cache: &LayerCache,
+    qkv: &[f32],
     start: usize,
     num_tokens: usize,
 ) -> CandleResult<Vec<f32>> {
@@ -684,23 +754,6 @@ fn attend(
             num_tokens * row_len
         );
     }
-    let half = head_dim / 2;
-    for (offset, row) in qkv.chunks_exact_mut(row_len).enumerate() {
-        if let Some(bias) = &layer.qkv_bias {
-            add_in_place(row, bias);
-        }
-        let position = start + offset;
-        let table = position * half..(position + 1) * half;
-        let (cos, sin) = (&cos[table.clone()], &sin[table]);
-        let (query_key, value) = row.split_at_mut(q_dim + kv_dim);
-        for head in query_key.chunks_exact_mut(head_dim) {
-            rotate(head, cos, sin, shape.rope_neox);
-        }
-        cache.keys.extend_from_slice(&query_key[q_dim..]);
-        cache.values.extend_from_slice(value);
-    }
-
-    let cache: &LayerCache = cache;
     let num_positions = start + num_tokens;
     let scale = 1.0 / (head_dim as f32).sqrt();
     let group = shape.num_heads / shape.num_kv_heads;
@@ -713,18 +766,7 @@ fn attend(
             .zip(query.par_chunks_exact(head_dim))
             .enumerate()
             .for_each(|(head, (out, query))| {
-                let kv_offset = (head / group) * head_dim;
-                let mut scores: Vec<f32> = (0..num_positions)
-                    .map(|position| {
-                        let key = &cache.keys[position * kv_dim + kv_offset..][..head_dim];
-                        dot_f32(query, key) * scale
-                    })
-                    .collect();
-                softmax_in_place(&mut scores);
-                for (position, &weight) in scores.iter().enumerate() {
-                    let value = &cache.values[position * kv_dim + kv_offset..][..head_dim];
-                    add_scaled(out, weight, value);
-                }
+                attend_head(shape, cache, query, out, head, num_positions);
             });
         return Ok(output);
     }

@@ -520,8 +520,14 @@ fn quantize_row(row: &[f32]) -> QuantizedRow {
             .fold(0.0_f32, |max, &lane| if lane > max { lane } else { max });
         let scale = max_abs / 127.0;
         let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+        // The rounded values are whole numbers in -127..=127 (a NaN is taken as 0, as `as i8`
+        // takes it); adding 1.5·2²³ puts such a number in the low bits of the sum's mantissa,
+        // exactly. `as i8` from f32 compiled to a scalar conversion and clamp per value.
+        const MAGIC: f32 = 12_582_912.0;
         for (q, &value) in values.iter_mut().zip(block) {
-            *q = (value * inverse).round() as i8;
+            let rounded = (value * inverse).round();
+            let rounded = if rounded.is_nan() { 0.0 } else { rounded };
+            *q = ((rounded + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32) as i8;
         }
         let sum: i32 = values.iter().map(|&q| i32::from(q)).sum();
         // Stored rounded to f16, as ggml's Q8_1 blocks (and candle's) hold them, so that
@@ -901,95 +907,156 @@ unsafe fn panel_256<F: BlockFormat, const VNNI: bool, const N: usize>(
     out
 }
 
-/// Adds up the eight lanes. Inlined into the `avx2,fma` functions below.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn horizontal_sum(accumulator: std::arch::x86_64::__m256) -> f32 {
-    use std::arch::x86_64::*;
-    let halves = _mm_add_ps(
-        _mm256_castps256_ps128(accumulator),
-        _mm256_extractf128_ps(accumulator, 1),
-    );
-    let pairs = _mm_add_ps(halves, _mm_movehl_ps(halves, halves));
-    _mm_cvtss_f32(_mm_add_ss(pairs, _mm_shuffle_ps(pairs, pairs, 1)))
-}
-
-/// `Σ a·b` of two f32 slices of equal length, with AVX2 and FMA where the CPU has them (the
-/// decoder's attention scores: LLVM left the portable loop scalar there, a fifth of a token's
-/// time at 500 cached positions).
-pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    let len = a.len().min(b.len());
+/// One new token's attention scores over a cache: `scores[p] = scale · Σ query·key_p`, key `p`
+/// the `query.len()` values at `keys[p · stride..]`. Four positions at a time where the CPU
+/// has AVX2 and FMA (a dot product per position with its own horizontal sum spent more on
+/// the sum than on the products: with `weighted_rows`, half the attention's time). Every
+/// position's score has the same arithmetic wherever it falls.
+pub fn attention_scores(
+    query: &[f32],
+    keys: &[f32],
+    stride: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
+    let dim = query.len();
+    if let Some(last) = scores.len().checked_sub(1) {
+        assert!(
+            dim <= stride && last * stride + dim <= keys.len(),
+            "attention keys shorter than their positions"
+        );
+    }
     #[cfg(target_arch = "x86_64")]
     if has_fast_path() {
-        // SAFETY: AVX2 and FMA checked just above; both slices hold `len` values.
-        return unsafe { dot_f32_avx2(&a[..len], &b[..len]) };
+        // SAFETY: AVX2 and FMA checked just above; every key lies inside `keys` (asserted).
+        return unsafe { attention_scores_avx2(query, keys, stride, scale, scores) };
     }
-    a[..len].iter().zip(&b[..len]).map(|(x, y)| x * y).sum()
+    for (position, score) in scores.iter_mut().enumerate() {
+        let key = &keys[position * stride..][..dim];
+        *score = scale * query.iter().zip(key).map(|(q, k)| q * k).sum::<f32>();
+    }
 }
 
-/// `out += weight · values` (the attention's weighted sum of values), with AVX2 and FMA where
-/// the CPU has them.
-pub fn add_scaled(out: &mut [f32], weight: f32, values: &[f32]) {
-    let len = out.len().min(values.len());
+/// `out = Σ_p weights[p] · value_p`, value `p` the `out.len()` values at `values[p · stride..]`
+/// (the attention's weighted sum), positions in order; the sums stay in registers where the
+/// CPU has AVX2 and FMA.
+pub fn weighted_rows(weights: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
+    let dim = out.len();
+    if let Some(last) = weights.len().checked_sub(1) {
+        assert!(
+            dim <= stride && last * stride + dim <= values.len(),
+            "attention values shorter than their positions"
+        );
+    }
     #[cfg(target_arch = "x86_64")]
     if has_fast_path() {
-        // SAFETY: as in `dot_f32`.
-        return unsafe { add_scaled_avx2(&mut out[..len], weight, &values[..len]) };
+        // SAFETY: as in `attention_scores`.
+        return unsafe { weighted_rows_avx2(weights, values, stride, out) };
     }
-    for (out, &value) in out[..len].iter_mut().zip(&values[..len]) {
-        *out += weight * value;
+    out.fill(0.0);
+    for (position, &weight) in weights.iter().enumerate() {
+        let value = &values[position * stride..][..dim];
+        for (out, &value) in out.iter_mut().zip(value) {
+            *out += weight * value;
+        }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dot_f32_avx2(a: &[f32], b: &[f32]) -> f32 {
+unsafe fn attention_scores_avx2(
+    query: &[f32],
+    keys: &[f32],
+    stride: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
     use std::arch::x86_64::*;
-    let len = a.len().min(b.len());
-    let whole = len / 16 * 16;
-    let (mut first, mut second) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    let mut index = 0;
-    while index < whole {
-        first = _mm256_fmadd_ps(
-            _mm256_loadu_ps(a.as_ptr().add(index)),
-            _mm256_loadu_ps(b.as_ptr().add(index)),
-            first,
+    let (dim, num_positions) = (query.len(), scores.len());
+    let whole = dim / 8 * 8;
+    let scale = _mm_set1_ps(scale);
+    let mut first = 0;
+    while first < num_positions {
+        // Four positions; past the last one, the last one again (results dropped), so that
+        // every position goes through this same sum.
+        let key: [*const f32; 4] = std::array::from_fn(|lane| {
+            keys.as_ptr()
+                .add((first + lane).min(num_positions - 1) * stride)
+        });
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut d = 0;
+        while d < whole {
+            let q = _mm256_loadu_ps(query.as_ptr().add(d));
+            for lane in 0..4 {
+                acc[lane] = _mm256_fmadd_ps(q, _mm256_loadu_ps(key[lane].add(d)), acc[lane]);
+            }
+            d += 8;
+        }
+        // Lane sums of the four accumulators side by side: [Σ0, Σ1, Σ2, Σ3].
+        let pairs = _mm256_hadd_ps(
+            _mm256_hadd_ps(acc[0], acc[1]),
+            _mm256_hadd_ps(acc[2], acc[3]),
         );
-        second = _mm256_fmadd_ps(
-            _mm256_loadu_ps(a.as_ptr().add(index + 8)),
-            _mm256_loadu_ps(b.as_ptr().add(index + 8)),
-            second,
+        let mut sums = [0.0_f32; 4];
+        _mm_storeu_ps(
+            sums.as_mut_ptr(),
+            _mm_add_ps(
+                _mm256_castps256_ps128(pairs),
+                _mm256_extractf128_ps(pairs, 1),
+            ),
         );
-        index += 16;
+        for (lane, sum) in sums.iter_mut().enumerate() {
+            for d in whole..dim {
+                *sum += *query.get_unchecked(d) * *key[lane].add(d);
+            }
+        }
+        let mut scaled = [0.0_f32; 4];
+        _mm_storeu_ps(
+            scaled.as_mut_ptr(),
+            _mm_mul_ps(_mm_loadu_ps(sums.as_ptr()), scale),
+        );
+        let count = (num_positions - first).min(4);
+        scores[first..first + count].copy_from_slice(&scaled[..count]);
+        first += 4;
     }
-    let tail: f32 = a[whole..len]
-        .iter()
-        .zip(&b[whole..len])
-        .map(|(x, y)| x * y)
-        .sum();
-    horizontal_sum(_mm256_add_ps(first, second)) + tail
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn add_scaled_avx2(out: &mut [f32], weight: f32, values: &[f32]) {
+unsafe fn weighted_rows_avx2(weights: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
     use std::arch::x86_64::*;
-    let len = out.len().min(values.len());
-    let whole = len / 8 * 8;
-    let weights = _mm256_set1_ps(weight);
-    let mut index = 0;
-    while index < whole {
-        let target = out.as_mut_ptr().add(index);
-        let sum = _mm256_fmadd_ps(
-            weights,
-            _mm256_loadu_ps(values.as_ptr().add(index)),
-            _mm256_loadu_ps(target),
-        );
-        _mm256_storeu_ps(target, sum);
-        index += 8;
+    /// Values summed per pass over the positions: eight 8-lane sums in registers.
+    const SLAB: usize = 64;
+    let dim = out.len();
+    let mut start = 0;
+    while start + SLAB <= dim {
+        let mut acc = [_mm256_setzero_ps(); SLAB / 8];
+        for (position, &weight) in weights.iter().enumerate() {
+            let weight = _mm256_set1_ps(weight);
+            let value = values.as_ptr().add(position * stride + start);
+            for (index, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm256_fmadd_ps(weight, _mm256_loadu_ps(value.add(8 * index)), *acc);
+            }
+        }
+        for (index, acc) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.as_mut_ptr().add(start + 8 * index), *acc);
+        }
+        start += SLAB;
     }
-    for (out, &value) in out[whole..len].iter_mut().zip(&values[whole..len]) {
-        *out += weight * value;
+    while start + 8 <= dim {
+        let mut acc = _mm256_setzero_ps();
+        for (position, &weight) in weights.iter().enumerate() {
+            let value = values.as_ptr().add(position * stride + start);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(weight), _mm256_loadu_ps(value), acc);
+        }
+        _mm256_storeu_ps(out.as_mut_ptr().add(start), acc);
+        start += 8;
+    }
+    for (offset, out) in out.iter_mut().enumerate().skip(start) {
+        *out = 0.0;
+        for (position, &weight) in weights.iter().enumerate() {
+            *out = weight.mul_add(*values.as_ptr().add(position * stride + offset), *out);
+        }
     }
 }
 
@@ -1070,16 +1137,36 @@ mod tests {
     }
 
     #[test]
-    fn f32_dot_and_scaled_add_match_plain_loops() {
-        for len in [0, 5, 8, 16, 64, 67] {
-            let a = random_input(len);
-            let b = random_input(len);
-            let expected: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            assert!((dot_f32(&a, &b) - expected).abs() < 1e-4, "dot of {len}");
-            let mut out = b.clone();
-            add_scaled(&mut out, 0.75, &a);
-            for ((out, x), y) in out.iter().zip(&a).zip(&b) {
-                assert!((out - (y + 0.75 * x)).abs() < 1e-6, "scaled add of {len}");
+    fn attention_scores_and_weighted_rows_match_plain_loops() {
+        // Head widths with and without a whole 64-value slab and an 8-value tail; position
+        // counts around the groups of four.
+        for dim in [5, 8, 64, 80, 67] {
+            let stride = dim + 24;
+            for num_positions in [0, 1, 3, 4, 5, 9] {
+                let keys = random_input(num_positions.max(1) * stride);
+                let query = random_input(dim);
+                let mut scores = vec![f32::NAN; num_positions];
+                attention_scores(&query, &keys, stride, 0.125, &mut scores);
+                for (position, score) in scores.iter().enumerate() {
+                    let key = &keys[position * stride..][..dim];
+                    let expected: f32 = query.iter().zip(key).map(|(q, k)| q * k).sum();
+                    assert!(
+                        (score - 0.125 * expected).abs() < 1e-5,
+                        "score {position} of {num_positions}, width {dim}"
+                    );
+                }
+                let weights = random_input(num_positions);
+                let mut out = vec![f32::NAN; dim];
+                weighted_rows(&weights, &keys, stride, &mut out);
+                for (index, out) in out.iter().enumerate() {
+                    let expected: f32 = (0..num_positions)
+                        .map(|position| weights[position] * keys[position * stride + index])
+                        .sum();
+                    assert!(
+                        (out - expected).abs() < 1e-4,
+                        "value {index} of {num_positions}, width {dim}"
+                    );
+                }
             }
         }
     }
@@ -1311,6 +1398,14 @@ mod tests {
         }
         assert_eq!(quantized.values[3], 64);
         assert_eq!(quantized.values[5], -64);
+
+        // A broken activation (NaN, infinity) quantizes as `as i8` takes it, to zeros.
+        let mut broken = vec![0.5_f32; 2 * BLOCK];
+        broken[1] = f32::NAN;
+        broken[BLOCK + 7] = f32::INFINITY;
+        let quantized = quantize_row(&broken);
+        assert_eq!(quantized.values[1], 0);
+        assert!(quantized.values[BLOCK..].iter().all(|&q| q == 0));
     }
 
     #[test]
