@@ -72,23 +72,36 @@ pub trait BlockFormat: Send + Sync {
     /// Bytes per block in the row-major in-memory form ([`Self::repack`]): the scale (and
     /// minimum) widened to f32.
     const BLOCK_BYTES: usize;
-    /// Bytes of one panel block: a block of 32 columns of 16 rows ([`Self::pack`]).
-    const PANEL_BLOCK_BYTES: usize;
-    /// Byte offset of the weights in a panel block, after 16 scales (and 16 minimums).
-    const WEIGHTS_AT: usize;
+    /// Factors per block and row: the scale (and the minimum), the first f32 values of an
+    /// in-memory block; a panel block starts with each factor of its 16 rows.
+    const FACTORS: usize;
+    /// Bytes of a panel block's weights (after the factors): 32 columns of 16 rows.
+    const WEIGHT_BYTES: usize;
 
     /// Appends one block as read from the file in its in-memory form.
     fn repack(file_block: &[u8], out: &mut Vec<u8>);
 
-    /// Writes row `row` (of 16) of a panel block from that row's in-memory block. Rows never
-    /// written (past a matrix's last row) stay as the panel block was zeroed ([`Self::EMPTY`]).
-    fn pack(block: &[u8], row: usize, panel_block: &mut [u8]);
+    /// Writes row `row` (of 16) of a panel block's weights (`weights`, the bytes after the
+    /// factors) from that row's in-memory block. Rows never written (past a matrix's last row)
+    /// stay as the weights were filled ([`Self::EMPTY`]).
+    fn pack(block: &[u8], row: usize, weights: &mut [u8]);
 
     /// The weight byte of a zero weight in a panel block.
     const EMPTY: u8;
 
-    /// The quantized weight `k` (0..32) of `row` in a panel block, as an integer.
-    fn weight(panel_block: &[u8], row: usize, k: usize) -> i32;
+    /// The quantized weight `k` (0..32) of `row` in a panel block's weights, as an integer.
+    fn weight(weights: &[u8], row: usize, k: usize) -> i32;
+}
+
+/// Byte offset of the weights in a panel block of `F`: after the factors of its 16 rows, as
+/// f16 (`half`) or f32.
+const fn weights_at<F: BlockFormat>(half: bool) -> usize {
+    F::FACTORS * PANEL * if half { 2 } else { 4 }
+}
+
+/// Bytes of one panel block of `F` (see [`weights_at`]).
+const fn panel_block_bytes<F: BlockFormat>(half: bool) -> usize {
+    weights_at::<F>(half) + F::WEIGHT_BYTES
 }
 
 /// Q4_1: f16 scale, f16 minimum, 16 bytes of nibbles (low nibbles are values 0..16).
@@ -102,6 +115,10 @@ pub struct QuantizedMatrix<F: BlockFormat> {
     columns: usize,
     /// Panel after panel; each panel its blocks in column order.
     panels: Vec<u8>,
+    /// Whether the panels hold the factors as f16: where every one is an f16 value (a Q4_1 or
+    /// Q8_0 file's own), so that nothing changes but the bytes read per token (Q4_1 20 per
+    /// 32 weights instead of 24). Factors made from K-quants (`d·scale`) stay f32.
+    half: bool,
     kernel: Kernel,
     format: PhantomData<F>,
 }
@@ -161,26 +178,55 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
         columns: usize,
         kernel: Kernel,
     ) -> Result<Self, String> {
-        check_shape::<F>(&data, rows, columns, F::BLOCK_BYTES)?;
+        let half = data.chunks_exact(F::BLOCK_BYTES).all(|block| {
+            (0..F::FACTORS).all(|factor| {
+                let value = f32_at(&block[4 * factor..]);
+                f16::from_f32(value).to_f32().to_bits() == value.to_bits()
+            })
+        });
+        Self::packed(&data, rows, columns, kernel, half)
+    }
+
+    /// Rearranges in-memory blocks into panels, the factors as f16 where `half`.
+    fn packed(
+        data: &[u8],
+        rows: usize,
+        columns: usize,
+        kernel: Kernel,
+        half: bool,
+    ) -> Result<Self, String> {
+        check_shape::<F>(data, rows, columns, F::BLOCK_BYTES)?;
         if !kernel.runs_here() {
             return Err(format!("this CPU cannot run the {kernel:?} kernel"));
         }
+        let (weights_at, block_bytes) = (weights_at::<F>(half), panel_block_bytes::<F>(half));
         let num_blocks = columns / BLOCK;
         let num_panels = rows.div_ceil(PANEL);
-        let panel_bytes = num_blocks * F::PANEL_BLOCK_BYTES;
+        let panel_bytes = num_blocks * block_bytes;
         let mut panels = vec![0_u8; num_panels * panel_bytes];
         for (panel_index, panel) in panels.chunks_exact_mut(panel_bytes).enumerate() {
-            for panel_block in panel.chunks_exact_mut(F::PANEL_BLOCK_BYTES) {
-                panel_block[F::WEIGHTS_AT..].fill(F::EMPTY);
+            for panel_block in panel.chunks_exact_mut(block_bytes) {
+                panel_block[weights_at..].fill(F::EMPTY);
             }
             for row in 0..PANEL.min(rows - panel_index * PANEL) {
                 let row_start = (panel_index * PANEL + row) * num_blocks * F::BLOCK_BYTES;
                 let blocks = &data[row_start..][..num_blocks * F::BLOCK_BYTES];
                 for (block, panel_block) in blocks
                     .chunks_exact(F::BLOCK_BYTES)
-                    .zip(panel.chunks_exact_mut(F::PANEL_BLOCK_BYTES))
+                    .zip(panel.chunks_exact_mut(block_bytes))
                 {
-                    F::pack(block, row, panel_block);
+                    let (factors, weights) = panel_block.split_at_mut(weights_at);
+                    for factor in 0..F::FACTORS {
+                        let value = &block[4 * factor..][..4];
+                        let slot = factor * PANEL + row;
+                        if half {
+                            let value = f16::from_f32(f32_at(value)).to_le_bytes();
+                            factors[2 * slot..][..2].copy_from_slice(&value);
+                        } else {
+                            factors[4 * slot..][..4].copy_from_slice(value);
+                        }
+                    }
+                    F::pack(block, row, weights);
                 }
             }
         }
@@ -188,9 +234,24 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
             rows,
             columns,
             panels,
+            half,
             kernel,
             format: PhantomData,
         })
+    }
+
+    /// Factor `factor` (0: scale, 1: minimum) of row `row` in a panel block.
+    fn factor(&self, panel_block: &[u8], factor: usize, row: usize) -> f32 {
+        let slot = factor * PANEL + row;
+        if self.half {
+            f16_at(panel_block, 2 * slot)
+        } else {
+            f32_at(&panel_block[4 * slot..])
+        }
+    }
+
+    fn block_bytes(&self) -> usize {
+        panel_block_bytes::<F>(self.half)
     }
 
     fn num_blocks(&self) -> usize {
@@ -198,7 +259,7 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
     }
 
     fn panel_bytes(&self) -> usize {
-        self.num_blocks() * F::PANEL_BLOCK_BYTES
+        self.num_blocks() * self.block_bytes()
     }
 
     fn panel(&self, index: usize) -> &[u8] {
@@ -214,12 +275,13 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
         }
         let (panel, row) = (index / PANEL, index % PANEL);
         let mut values = Vec::with_capacity(self.columns);
-        for block in self.panel(panel).chunks_exact(F::PANEL_BLOCK_BYTES) {
-            let scale = f32_at(&block[4 * row..]);
+        let weights_at = weights_at::<F>(self.half);
+        for block in self.panel(panel).chunks_exact(self.block_bytes()) {
+            let scale = self.factor(block, 0, row);
             for k in 0..BLOCK {
-                let q = F::weight(block, row, k) as f32;
+                let q = F::weight(&block[weights_at..], row, k) as f32;
                 values.push(if F::HAS_MINIMUM {
-                    q * scale + f32_at(&block[4 * (PANEL + row)..])
+                    q * scale + self.factor(block, 1, row)
                 } else {
                     q * scale
                 });
@@ -373,7 +435,7 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
     ) {
         let num_blocks = self.num_blocks();
         assert!(
-            weights.len() >= num_blocks * F::PANEL_BLOCK_BYTES
+            weights.len() >= num_blocks * self.block_bytes()
                 && inputs.len() == N
                 && N <= GROUP
                 && inputs.iter().all(|input| input.fits(num_blocks)),
@@ -385,11 +447,16 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
             // SAFETY: the matrix was only built with a kernel that `runs_here`, and the sizes
             // of the panel and of every input row were checked above.
             let simd: Option<[[f32; PANEL]; N]> = unsafe {
-                match self.kernel {
-                    Kernel::Avx512Vnni => Some(panel_avx512::<F, N>(weights, inputs)),
-                    Kernel::Vnni => Some(panel_vnni::<F, N>(weights, inputs)),
-                    Kernel::Avx2 => Some(panel_avx2::<F, N>(weights, inputs)),
-                    Kernel::Scalar => None,
+                match (self.kernel, self.half) {
+                    (Kernel::Avx512Vnni, true) => Some(panel_avx512::<F, N, true>(weights, inputs)),
+                    (Kernel::Avx512Vnni, false) => {
+                        Some(panel_avx512::<F, N, false>(weights, inputs))
+                    }
+                    (Kernel::Vnni, true) => Some(panel_vnni::<F, N, true>(weights, inputs)),
+                    (Kernel::Vnni, false) => Some(panel_vnni::<F, N, false>(weights, inputs)),
+                    (Kernel::Avx2, true) => Some(panel_avx2::<F, N, true>(weights, inputs)),
+                    (Kernel::Avx2, false) => Some(panel_avx2::<F, N, false>(weights, inputs)),
+                    (Kernel::Scalar, _) => None,
                 }
             };
             if let Some(simd) = simd {
@@ -398,8 +465,46 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
             }
         }
         for (result, input) in results.iter_mut().zip(inputs) {
-            *result = panel_scalar::<F>(weights, num_blocks, input);
+            *result = self.panel_scalar(weights, num_blocks, input);
         }
+    }
+}
+
+impl<F: BlockFormat> QuantizedMatrix<F> {
+    /// The reference arithmetic, one panel against one input row: per block the exact integer
+    /// sum, then `fma(sum, dw·dx, acc)` (and `fma(mw, sx, extra)`); `acc + extra`.
+    fn panel_scalar(
+        &self,
+        weights: &[u8],
+        num_blocks: usize,
+        input: &QuantizedRow,
+    ) -> [f32; PANEL] {
+        let weights_at = weights_at::<F>(self.half);
+        std::array::from_fn(|row| {
+            let (mut acc, mut extra) = (0.0_f32, 0.0_f32);
+            for (index, block) in weights
+                .chunks_exact(self.block_bytes())
+                .take(num_blocks)
+                .enumerate()
+            {
+                let values = &input.values[index * BLOCK..][..BLOCK];
+                let sum: i32 = values
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &value)| F::weight(&block[weights_at..], row, k) * i32::from(value))
+                    .sum();
+                let scale = self.factor(block, 0, row) * input.scales[index];
+                acc = (sum as f32).mul_add(scale, acc);
+                if F::HAS_MINIMUM {
+                    extra = self.factor(block, 1, row).mul_add(input.sums[index], extra);
+                }
+            }
+            if F::HAS_MINIMUM {
+                acc + extra
+            } else {
+                acc
+            }
+        })
     }
 }
 
@@ -558,8 +663,8 @@ impl BlockFormat for Q4_1 {
     /// 16 scales, 16 minimums, then four 64-byte groups: byte `4·row + i` of group `g` holds
     /// the row's weight `4g + i` in its low nibble and `16 + 4g + i` in its high nibble (the
     /// in-memory block's byte `4g + i`, as it is).
-    const PANEL_BLOCK_BYTES: usize = 2 * 4 * PANEL + 4 * 64;
-    const WEIGHTS_AT: usize = 2 * 4 * PANEL;
+    const FACTORS: usize = 2;
+    const WEIGHT_BYTES: usize = 4 * 64;
     const EMPTY: u8 = 0;
 
     fn repack(file_block: &[u8], out: &mut Vec<u8>) {
@@ -568,18 +673,15 @@ impl BlockFormat for Q4_1 {
         out.extend_from_slice(&file_block[4..]);
     }
 
-    fn pack(block: &[u8], row: usize, panel_block: &mut [u8]) {
-        panel_block[4 * row..][..4].copy_from_slice(&block[..4]);
-        panel_block[4 * (PANEL + row)..][..4].copy_from_slice(&block[4..8]);
+    fn pack(block: &[u8], row: usize, weights: &mut [u8]) {
         for group in 0..4 {
-            panel_block[Self::WEIGHTS_AT + 64 * group + 4 * row..][..4]
-                .copy_from_slice(&block[8 + 4 * group..][..4]);
+            weights[64 * group + 4 * row..][..4].copy_from_slice(&block[8 + 4 * group..][..4]);
         }
     }
 
-    fn weight(panel_block: &[u8], row: usize, k: usize) -> i32 {
+    fn weight(weights: &[u8], row: usize, k: usize) -> i32 {
         let j = k % 16;
-        let byte = panel_block[Self::WEIGHTS_AT + 64 * (j / 4) + 4 * row + j % 4];
+        let byte = weights[64 * (j / 4) + 4 * row + j % 4];
         i32::from(if k < 16 { byte & 0x0F } else { byte >> 4 })
     }
 }
@@ -592,8 +694,8 @@ impl BlockFormat for Q8_0 {
     /// 16 scales, then eight 64-byte groups: byte `4·row + i` of group `g` holds the row's
     /// weight `4g + i` plus 128, as an unsigned byte (`vpdpbusd` multiplies unsigned by signed
     /// bytes; the activation row's `−128 · Σ q` undoes the shift).
-    const PANEL_BLOCK_BYTES: usize = 4 * PANEL + 8 * 64;
-    const WEIGHTS_AT: usize = 4 * PANEL;
+    const FACTORS: usize = 1;
+    const WEIGHT_BYTES: usize = 8 * 64;
     const EMPTY: u8 = 0x80;
 
     fn repack(file_block: &[u8], out: &mut Vec<u8>) {
@@ -601,54 +703,19 @@ impl BlockFormat for Q8_0 {
         out.extend_from_slice(&file_block[2..]);
     }
 
-    fn pack(block: &[u8], row: usize, panel_block: &mut [u8]) {
-        panel_block[4 * row..][..4].copy_from_slice(&block[..4]);
+    fn pack(block: &[u8], row: usize, weights: &mut [u8]) {
         for group in 0..8 {
-            let target = &mut panel_block[Self::WEIGHTS_AT + 64 * group + 4 * row..][..4];
+            let target = &mut weights[64 * group + 4 * row..][..4];
             for (byte, &weight) in target.iter_mut().zip(&block[4 + 4 * group..][..4]) {
                 *byte = weight ^ 0x80;
             }
         }
     }
 
-    fn weight(panel_block: &[u8], row: usize, k: usize) -> i32 {
-        let byte = panel_block[Self::WEIGHTS_AT + 64 * (k / 4) + 4 * row + k % 4];
+    fn weight(weights: &[u8], row: usize, k: usize) -> i32 {
+        let byte = weights[64 * (k / 4) + 4 * row + k % 4];
         i32::from((byte ^ 0x80) as i8)
     }
-}
-
-/// The reference arithmetic, one panel against one input row: per block the exact integer
-/// sum, then `fma(sum, dw·dx, acc)` (and `fma(mw, sx, extra)`); `acc + extra`.
-fn panel_scalar<F: BlockFormat>(
-    weights: &[u8],
-    num_blocks: usize,
-    input: &QuantizedRow,
-) -> [f32; PANEL] {
-    std::array::from_fn(|row| {
-        let (mut acc, mut extra) = (0.0_f32, 0.0_f32);
-        for (index, block) in weights
-            .chunks_exact(F::PANEL_BLOCK_BYTES)
-            .take(num_blocks)
-            .enumerate()
-        {
-            let values = &input.values[index * BLOCK..][..BLOCK];
-            let sum: i32 = values
-                .iter()
-                .enumerate()
-                .map(|(k, &value)| F::weight(block, row, k) * i32::from(value))
-                .sum();
-            let scale = f32_at(&block[4 * row..]) * input.scales[index];
-            acc = (sum as f32).mul_add(scale, acc);
-            if F::HAS_MINIMUM {
-                extra = f32_at(&block[4 * (PANEL + row)..]).mul_add(input.sums[index], extra);
-            }
-        }
-        if F::HAS_MINIMUM {
-            acc + extra
-        } else {
-            acc
-        }
-    })
 }
 
 // The SIMD kernels below read the panel and the input rows through raw pointers: the caller
@@ -691,9 +758,9 @@ impl<const N: usize> Rows<N> {
 /// Asks for the panel block `PREFETCH_BYTES` ahead, line by line (a hint: it cannot fault).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn prefetch_ahead<F: BlockFormat>(block: *const u8) {
+unsafe fn prefetch_ahead(block: *const u8, block_bytes: usize) {
     let mut line = 0;
-    while line < F::PANEL_BLOCK_BYTES {
+    while line < block_bytes {
         std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
             block.wrapping_add(PREFETCH_BYTES + line).cast(),
         );
@@ -706,22 +773,23 @@ unsafe fn prefetch_ahead<F: BlockFormat>(block: *const u8) {
 #[allow(clippy::needless_range_loop)]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vnni")]
-unsafe fn panel_avx512<F: BlockFormat, const N: usize>(
+unsafe fn panel_avx512<F: BlockFormat, const N: usize, const HALF: bool>(
     weights: &[u8],
     inputs: [&QuantizedRow; N],
 ) -> [[f32; PANEL]; N] {
     use std::arch::x86_64::*;
-    let num_blocks = weights.len() / F::PANEL_BLOCK_BYTES;
+    let (weights_at, block_bytes) = (weights_at::<F>(HALF), panel_block_bytes::<F>(HALF));
+    let num_blocks = weights.len() / block_bytes;
     let rows = Rows::new(inputs);
     let nibbles = _mm512_set1_epi8(0x0F);
     let mut acc = [_mm512_setzero_ps(); N];
     let mut extra = [_mm512_setzero_ps(); N];
     for b in 0..num_blocks {
-        let block = weights.as_ptr().add(b * F::PANEL_BLOCK_BYTES);
-        prefetch_ahead::<F>(block);
+        let block = weights.as_ptr().add(b * block_bytes);
+        prefetch_ahead(block, block_bytes);
         macro_rules! group_at {
             ($g:expr) => {
-                _mm512_loadu_si512(block.add(F::WEIGHTS_AT + 64 * $g).cast())
+                _mm512_loadu_si512(block.add(weights_at + 64 * $g).cast())
             };
         }
         let mut sums = [_mm512_setzero_si512(); N];
@@ -751,8 +819,20 @@ unsafe fn panel_avx512<F: BlockFormat, const N: usize>(
                 }
             }
         }
-        let scales = _mm512_loadu_ps(block.cast());
-        let minimums = _mm512_loadu_ps(block.add(4 * PANEL).cast());
+        // Factors as f16 widen exactly: the same f32 values either way.
+        let factors = |factor: usize| {
+            if HALF {
+                _mm512_cvtph_ps(_mm256_loadu_si256(block.add(2 * PANEL * factor).cast()))
+            } else {
+                _mm512_loadu_ps(block.add(4 * PANEL * factor).cast())
+            }
+        };
+        let scales = factors(0);
+        let minimums = if F::HAS_MINIMUM {
+            factors(1)
+        } else {
+            _mm512_setzero_ps()
+        };
         for n in 0..N {
             let scale = _mm512_mul_ps(scales, _mm512_set1_ps(*rows.scales[n].add(b)));
             acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums[n]), scale, acc[n]);
@@ -777,20 +857,20 @@ unsafe fn panel_avx512<F: BlockFormat, const N: usize>(
 /// 256-bit kernels: each half of the panel (8 rows) in turn.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,avxvnni")]
-unsafe fn panel_vnni<F: BlockFormat, const N: usize>(
+unsafe fn panel_vnni<F: BlockFormat, const N: usize, const HALF: bool>(
     weights: &[u8],
     inputs: [&QuantizedRow; N],
 ) -> [[f32; PANEL]; N] {
-    panel_256::<F, true, N>(weights, inputs)
+    panel_256::<F, true, N, HALF>(weights, inputs)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn panel_avx2<F: BlockFormat, const N: usize>(
+unsafe fn panel_avx2<F: BlockFormat, const N: usize, const HALF: bool>(
     weights: &[u8],
     inputs: [&QuantizedRow; N],
 ) -> [[f32; PANEL]; N] {
-    panel_256::<F, false, N>(weights, inputs)
+    panel_256::<F, false, N, HALF>(weights, inputs)
 }
 
 /// The body of [`panel_vnni`] (`VNNI`: `vpdpbusd`) and [`panel_avx2`] (`vpmaddubsw` and
@@ -802,12 +882,13 @@ unsafe fn panel_avx2<F: BlockFormat, const N: usize>(
 #[allow(clippy::needless_range_loop)]
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn panel_256<F: BlockFormat, const VNNI: bool, const N: usize>(
+unsafe fn panel_256<F: BlockFormat, const VNNI: bool, const N: usize, const HALF: bool>(
     weights: &[u8],
     inputs: [&QuantizedRow; N],
 ) -> [[f32; PANEL]; N] {
     use std::arch::x86_64::*;
-    let num_blocks = weights.len() / F::PANEL_BLOCK_BYTES;
+    let (weights_at, block_bytes) = (weights_at::<F>(HALF), panel_block_bytes::<F>(HALF));
+    let num_blocks = weights.len() / block_bytes;
     let rows = Rows::new(inputs);
     let nibbles = _mm256_set1_epi8(0x0F);
     let shift = _mm256_set1_epi8(-128);
@@ -818,13 +899,13 @@ unsafe fn panel_256<F: BlockFormat, const VNNI: bool, const N: usize>(
         let mut acc = [_mm256_setzero_ps(); N];
         let mut extra = [_mm256_setzero_ps(); N];
         for b in 0..num_blocks {
-            let block = weights.as_ptr().add(b * F::PANEL_BLOCK_BYTES);
+            let block = weights.as_ptr().add(b * block_bytes);
             if half == 0 {
-                prefetch_ahead::<F>(block);
+                prefetch_ahead(block, block_bytes);
             }
             macro_rules! group_at {
                 ($g:expr) => {
-                    _mm256_loadu_si256(block.add(F::WEIGHTS_AT + 64 * $g + offset).cast())
+                    _mm256_loadu_si256(block.add(weights_at + 64 * $g + offset).cast())
                 };
             }
             macro_rules! x {
@@ -884,8 +965,21 @@ unsafe fn panel_256<F: BlockFormat, const VNNI: bool, const N: usize>(
                     }
                 }
             }
-            let scales = _mm256_loadu_ps(block.add(offset).cast());
-            let minimums = _mm256_loadu_ps(block.add(4 * PANEL + offset).cast());
+            // This half's eight factors (f16 ones widen exactly).
+            let factors = |factor: usize| {
+                let slot = factor * PANEL + 8 * half;
+                if HALF {
+                    _mm256_cvtph_ps(_mm_loadu_si128(block.add(2 * slot).cast()))
+                } else {
+                    _mm256_loadu_ps(block.add(4 * slot).cast())
+                }
+            };
+            let scales = factors(0);
+            let minimums = if F::HAS_MINIMUM {
+                factors(1)
+            } else {
+                _mm256_setzero_ps()
+            };
             for n in 0..N {
                 let scale = _mm256_mul_ps(scales, _mm256_set1_ps(*rows.scales[n].add(b)));
                 acc[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[n]), scale, acc[n]);
@@ -1201,30 +1295,79 @@ mod tests {
 
     #[test]
     fn every_kernel_gives_the_scalar_kernels_bits() {
-        // 40 rows: two whole panels and half of one; 320 columns: ten blocks.
+        // 40 rows: two whole panels and half of one; 320 columns: ten blocks. Both panel
+        // layouts (factors as f16, as a Q4_1 or Q8_0 file's are; as f32, as K-quants' are):
+        // the same values, so the same bits.
         let (rows, columns) = (40, 320);
         for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
             let (data, _) = random_matrix(rows, columns, dtype);
             for num_rows in [1, 2, 3, 4, 7, 9, 13, 40] {
                 let input = random_input(num_rows * columns);
-                let scalar = product(
-                    dtype,
-                    &data,
-                    (rows, columns),
-                    Kernel::Scalar,
-                    &input,
-                    num_rows,
-                );
-                for kernel in kernels() {
-                    let simd = product(dtype, &data, (rows, columns), kernel, &input, num_rows);
-                    assert_eq!(
-                        bits(&simd),
-                        bits(&scalar),
-                        "{dtype:?}, {num_rows} rows, {kernel:?}"
-                    );
+                let scalar = product_in(dtype, &data, (rows, columns), Kernel::Scalar, true)
+                    .forward(&input, num_rows)
+                    .expect("forward");
+                for half in [true, false] {
+                    for kernel in kernels() {
+                        let simd = product_in(dtype, &data, (rows, columns), kernel, half)
+                            .forward(&input, num_rows)
+                            .expect("forward");
+                        assert_eq!(
+                            bits(&simd),
+                            bits(&scalar),
+                            "{dtype:?}, {num_rows} rows, {kernel:?}, f16 factors {half}"
+                        );
+                    }
                 }
             }
         }
+    }
+
+    /// A Q4_1 or Q8_0 matrix (file blocks) packed with f16 factors (`half`) or f32 ones, as a
+    /// boxed product.
+    fn product_in(
+        dtype: GgmlDType,
+        data: &[u8],
+        (rows, columns): (usize, usize),
+        kernel: Kernel,
+        half: bool,
+    ) -> Box<dyn Product> {
+        match dtype {
+            GgmlDType::Q4_1 => Box::new(
+                Q4_1Matrix::packed(&Q4_1Matrix::repacked(data), rows, columns, kernel, half)
+                    .expect("matrix"),
+            ),
+            _ => Box::new(
+                Q8_0Matrix::packed(&Q8_0Matrix::repacked(data), rows, columns, kernel, half)
+                    .expect("matrix"),
+            ),
+        }
+    }
+
+    trait Product {
+        fn forward(&self, input: &[f32], num_rows: usize) -> Result<Vec<f32>, String>;
+    }
+
+    impl<F: BlockFormat> Product for QuantizedMatrix<F> {
+        fn forward(&self, input: &[f32], num_rows: usize) -> Result<Vec<f32>, String> {
+            QuantizedMatrix::forward(self, input, num_rows)
+        }
+    }
+
+    #[test]
+    fn file_factors_are_packed_as_f16_and_k_quant_factors_as_f32() {
+        let (rows, columns) = (20, 64);
+        for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+            let (data, _) = random_matrix(rows, columns, dtype);
+            let half = match dtype {
+                GgmlDType::Q4_1 => Q4_1Matrix::new(data, rows, columns).map(|m| m.half),
+                _ => Q8_0Matrix::new(data, rows, columns).map(|m| m.half),
+            };
+            assert_eq!(half, Ok(true), "{dtype:?}");
+        }
+        let (data, _) = random_matrix(rows, 256, GgmlDType::Q4K);
+        let blocks = q4_k_as_q4_1(&data).expect("q4_k");
+        let matrix = Q4_1Matrix::from_blocks(blocks, rows, 256).expect("matrix");
+        assert!(!matrix.half, "d·scale of a Q4_K block is not an f16 value");
     }
 
     #[test]
