@@ -68,9 +68,12 @@ for type in $types; do
   fi
   echo "== $type: $(basename "$model")"
   "$bench" -m "$model" -t 2 -p 512 -n 128 -r 3 -o json > "$work/llama.json"
+  # llama-bench's tg128 starts from an empty cache: Vellum's peer figure is generation after a
+  # one-sentence prompt (~40 cached tokens), run right after it.
+  SHORT_PROMPT=1 ONLY_VELLUM=1 RUNS=3 "$CARGO_TARGET_DIR/release/examples/gen_bench" "$model" \
+    | tee "$work/vellum-short.txt"
   ONLY_VELLUM=1 RUNS=3 "$CARGO_TARGET_DIR/release/examples/gen_bench" "$model" | tee "$work/vellum.txt"
-  # gen_bench generates after its prompt; llama-bench's tg128 starts from an empty cache, where
-  # attention is cheaper. The same 128 tokens after as many cached tokens as that prompt:
+  # The long prompt's generation against llama.cpp's after as many cached tokens:
   depth=$(sed -n 's/.*run 0: prompt \([0-9]*\) tokens.*/\1/p' "$work/vellum.txt")
   "$bench" -m "$model" -t 2 -p 0 -n 128 -d "${depth:-480}" -r 3 -o json > "$work/llama-depth.json"
   "$venv/bin/python" deploy/peer/llama_cpp_tool.py greedy "$model" \
@@ -80,6 +83,6 @@ for type in $types; do
   cat "$work/gaps.txt"
   gap=$(sed -n 's/^worst logit gap \([0-9.]*\).*/\1/p' "$work/gaps.txt")
   rows+=("$(python3 deploy/peer/ratios.py row "$type" "$work/llama.json" "$work/llama-depth.json" \
-    "$work/vellum.txt" "${gap:-failed}")")
+    "$work/vellum.txt" "$work/vellum-short.txt" "${gap:-failed}")")
 done
 python3 deploy/peer/ratios.py report "${rows[@]}"
