@@ -792,7 +792,11 @@ unsafe fn panel_avx512<F: BlockFormat, const N: usize, const HALF: bool>(
                 _mm512_loadu_si512(block.add(weights_at + 64 * $g).cast())
             };
         }
+        // Two sums per input row, added at the end (integers: the same total in any order):
+        // one chain of eight dependent `vpdpbusd` per block and row kept the kernel waiting on
+        // their latency.
         let mut sums = [_mm512_setzero_si512(); N];
+        let mut others = [_mm512_setzero_si512(); N];
         if !F::HAS_MINIMUM {
             for n in 0..N {
                 sums[n] = _mm512_set1_epi32(*rows.offsets[n].add(b));
@@ -807,17 +811,24 @@ unsafe fn panel_avx512<F: BlockFormat, const N: usize, const HALF: bool>(
                     let x = _mm512_set1_epi32(rows.four(n, b, g));
                     sums[n] = _mm512_dpbusd_epi32(sums[n], low, x);
                     let x = _mm512_set1_epi32(rows.four(n, b, g + 4));
-                    sums[n] = _mm512_dpbusd_epi32(sums[n], high, x);
+                    others[n] = _mm512_dpbusd_epi32(others[n], high, x);
                 }
             }
         } else {
             for g in 0..8 {
                 let w = group_at!(g);
                 for n in 0..N {
-                    sums[n] =
-                        _mm512_dpbusd_epi32(sums[n], w, _mm512_set1_epi32(rows.four(n, b, g)));
+                    let x = _mm512_set1_epi32(rows.four(n, b, g));
+                    if g % 2 == 0 {
+                        sums[n] = _mm512_dpbusd_epi32(sums[n], w, x);
+                    } else {
+                        others[n] = _mm512_dpbusd_epi32(others[n], w, x);
+                    }
                 }
             }
+        }
+        for n in 0..N {
+            sums[n] = _mm512_add_epi32(sums[n], others[n]);
         }
         // Factors as f16 widen exactly: the same f32 values either way.
         let factors = |factor: usize| {
@@ -913,7 +924,9 @@ unsafe fn panel_256<F: BlockFormat, const VNNI: bool, const N: usize, const HALF
                     _mm256_set1_epi32(rows.four($n, b, $g))
                 };
             }
+            // With VNNI, two sums per input row as in `panel_avx512`.
             let mut sums = [_mm256_setzero_si256(); N];
+            let mut others = [_mm256_setzero_si256(); N];
             if F::HAS_MINIMUM {
                 let mut pairs = [_mm256_setzero_si256(); N];
                 for g in 0..4 {
@@ -923,7 +936,7 @@ unsafe fn panel_256<F: BlockFormat, const VNNI: bool, const N: usize, const HALF
                     for n in 0..N {
                         if VNNI {
                             sums[n] = _mm256_dpbusd_avx_epi32(sums[n], low, x!(n, g));
-                            sums[n] = _mm256_dpbusd_avx_epi32(sums[n], high, x!(n, g + 4));
+                            others[n] = _mm256_dpbusd_avx_epi32(others[n], high, x!(n, g + 4));
                         } else {
                             pairs[n] = _mm256_add_epi16(
                                 pairs[n],
@@ -950,7 +963,11 @@ unsafe fn panel_256<F: BlockFormat, const VNNI: bool, const N: usize, const HALF
                     let stored = group_at!(g);
                     if VNNI {
                         for n in 0..N {
-                            sums[n] = _mm256_dpbusd_avx_epi32(sums[n], stored, x!(n, g));
+                            if g % 2 == 0 {
+                                sums[n] = _mm256_dpbusd_avx_epi32(sums[n], stored, x!(n, g));
+                            } else {
+                                others[n] = _mm256_dpbusd_avx_epi32(others[n], stored, x!(n, g));
+                            }
                         }
                     } else {
                         let signed = _mm256_xor_si256(stored, shift);
@@ -963,6 +980,11 @@ unsafe fn panel_256<F: BlockFormat, const VNNI: bool, const N: usize, const HALF
                             sums[n] = _mm256_add_epi32(sums[n], _mm256_madd_epi16(pairs, ones));
                         }
                     }
+                }
+            }
+            if VNNI {
+                for n in 0..N {
+                    sums[n] = _mm256_add_epi32(sums[n], others[n]);
                 }
             }
             // This half's eight factors (f16 ones widen exactly).
