@@ -77,7 +77,15 @@ impl Batcher {
     pub(crate) fn start(decoder: Arc<Decoder>, end_ids: Vec<u32>) -> std::io::Result<Batcher> {
         let (jobs, incoming) = mpsc::channel();
         let largest_batch = Arc::new(AtomicUsize::new(0));
-        let worker = Worker::new(decoder, end_ids, incoming, Arc::clone(&largest_batch));
+        // The generation's own threads, one per core: its steps and their parallel operations
+        // run there, so that each step is handed over once, and searches (the embedder, on
+        // rayon's global pool) are scheduled beside them by the OS rather than queued behind
+        // whole steps.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .thread_name(|index| format!("vellum-decode-{index}"))
+            .build()
+            .map_err(std::io::Error::other)?;
+        let worker = Worker::new(decoder, end_ids, incoming, Arc::clone(&largest_batch), pool);
         std::thread::Builder::new()
             .name("vellum-generate".into())
             .spawn(move || worker.run())?;
@@ -134,6 +142,7 @@ struct Worker {
     /// The last shared system turn's keys and values.
     system_prompt: Option<Sequence>,
     largest_batch: Arc<AtomicUsize>,
+    pool: rayon::ThreadPool,
 }
 
 impl Worker {
@@ -142,8 +151,10 @@ impl Worker {
         end_ids: Vec<u32>,
         incoming: Receiver<Job>,
         largest_batch: Arc<AtomicUsize>,
+        pool: rayon::ThreadPool,
     ) -> Worker {
         Worker {
+            pool,
             largest_batch,
             decoder,
             end_ids,
@@ -250,8 +261,11 @@ impl Worker {
         chunks.remove(0);
         let is_last = chunks.is_empty();
         let tokens = &running.job.prompt[chunk.clone()];
-        let ran = catch(|| decoder.forward(&mut running.sequence, tokens, chunk.start))
-            .and_then(|logits| logits.squeeze(0).and_then(|l| l.to_vec1()).map_err(text));
+        let pool = &self.pool;
+        let ran = catch(pool, || {
+            decoder.forward(&mut running.sequence, tokens, chunk.start)
+        })
+        .and_then(|logits| logits.squeeze(0).and_then(|l| l.to_vec1()).map_err(text));
         let logits = match ran {
             Ok(logits) => logits,
             Err(message) => {
@@ -296,7 +310,7 @@ impl Worker {
         self.largest_batch
             .fetch_max(indices.len(), Ordering::Relaxed);
         let decoder = Arc::clone(&self.decoder);
-        let stepped = catch(|| decoder.step(&mut sequences, &tokens));
+        let stepped = catch(&self.pool, || decoder.step(&mut sequences, &tokens));
         drop(sequences);
         let mut done = Vec::new();
         match stepped {
@@ -369,11 +383,14 @@ fn text(err: candle_core::Error) -> String {
 
 /// Runs `work`, turning an error or a panic into a message: a model fault fails the jobs it
 /// touched, never the worker (which would leave every later caller without an answer).
-fn catch<T: Send>(work: impl FnOnce() -> candle_core::Result<T> + Send) -> Result<T, String> {
+fn catch<T: Send>(
+    pool: &rayon::ThreadPool,
+    work: impl FnOnce() -> candle_core::Result<T> + Send,
+) -> Result<T, String> {
     // The work runs on a thread of the pool that its products fork onto: from this thread,
     // each of a step's ~150 parallel operations was handed to the pool and waited for, while
     // the pool's threads spun between them.
-    let on_pool = || rayon::scope(|_| work());
+    let on_pool = || pool.install(work);
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(on_pool)) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(err)) => Err(err.to_string()),
@@ -385,5 +402,33 @@ fn catch<T: Send>(work: impl FnOnce() -> candle_core::Result<T> + Send) -> Resul
                 || "the model failed".to_string(),
                 |detail| format!("the model failed: {detail}"),
             )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_on_the_pool_becomes_a_message_and_the_pool_goes_on() {
+        let pool = rayon::ThreadPoolBuilder::new().build().expect("pool");
+        let failed = catch(&pool, || -> candle_core::Result<u32> {
+            panic!("a broken kernel")
+        });
+        assert_eq!(failed, Err("the model failed: a broken kernel".to_string()));
+        // The pool still runs work afterwards, its parallel operations included.
+        let sum = catch(&pool, || {
+            use rayon::prelude::*;
+            Ok((0..1000_u32).into_par_iter().sum::<u32>())
+        });
+        assert_eq!(sum, Ok(499_500));
+        let error = catch(&pool, || -> candle_core::Result<u32> {
+            candle_core::bail!("no tokens")
+        });
+        // (candle appends a backtrace where RUST_BACKTRACE asks for one.)
+        assert!(
+            error.as_ref().is_err_and(|message| message.starts_with("no tokens")),
+            "{error:?}"
+        );
     }
 }
