@@ -427,7 +427,9 @@ mod tests {
         });
         // (candle appends a backtrace where RUST_BACKTRACE asks for one.)
         assert!(
-            error.as_ref().is_err_and(|message| message.starts_with("no tokens")),
+            error
+                .as_ref()
+                .is_err_and(|message| message.starts_with("no tokens")),
             "{error:?}"
         );
     }
