@@ -737,7 +737,8 @@ fn attend_head(
 }
 
 /// The attention output `[num_tokens, q_dim]` of positions `start..start + num_tokens`, whose
-/// keys and values `cache` already holds ([`Decoder::append_positions`]).
+/// keys and values `cache` already holds ([`Decoder::append_positions`]): a prompt chunk (a
+/// step's single new tokens go through [`attend_head`], see `Decoder::run`).
 fn attend_chunk(
     shape: &Shape,
     cache: &LayerCache,
@@ -758,19 +759,6 @@ fn attend_chunk(
     let scale = 1.0 / (head_dim as f32).sqrt();
     let group = shape.num_heads / shape.num_kv_heads;
     let mut output = vec![0.0_f32; num_tokens * q_dim];
-    if num_tokens == 1 {
-        // One new token: each head reads the cache directly, heads in parallel.
-        let query = &qkv[..q_dim];
-        output
-            .par_chunks_exact_mut(head_dim)
-            .zip(query.par_chunks_exact(head_dim))
-            .enumerate()
-            .for_each(|(head, (out, query))| {
-                attend_head(shape, cache, query, out, head, num_positions);
-            });
-        return Ok(output);
-    }
-
     // A prompt chunk: per key/value head, scores = Q·Kᵀ and Q·V as matrix products.
     for kv_head in 0..shape.num_kv_heads {
         let kv_offset = kv_head * head_dim;

@@ -1325,14 +1325,12 @@ mod tests {
             let (data, _) = random_matrix(rows, columns, dtype);
             for num_rows in [1, 2, 3, 4, 7, 9, 13, 40] {
                 let input = random_input(num_rows * columns);
-                let scalar = product_in(dtype, &data, (rows, columns), Kernel::Scalar, true)
-                    .forward(&input, num_rows)
-                    .expect("forward");
+                let shape = (rows, columns);
+                let scalar =
+                    product_in(dtype, &data, shape, Kernel::Scalar, true, &input, num_rows);
                 for half in [true, false] {
                     for kernel in kernels() {
-                        let simd = product_in(dtype, &data, (rows, columns), kernel, half)
-                            .forward(&input, num_rows)
-                            .expect("forward");
+                        let simd = product_in(dtype, &data, shape, kernel, half, &input, num_rows);
                         assert_eq!(
                             bits(&simd),
                             bits(&scalar),
@@ -1344,35 +1342,26 @@ mod tests {
         }
     }
 
-    /// A Q4_1 or Q8_0 matrix (file blocks) packed with f16 factors (`half`) or f32 ones, as a
-    /// boxed product.
+    /// `forward` of a Q4_1 or Q8_0 matrix (file blocks) packed with f16 factors (`half`) or
+    /// f32 ones.
     fn product_in(
         dtype: GgmlDType,
         data: &[u8],
         (rows, columns): (usize, usize),
         kernel: Kernel,
         half: bool,
-    ) -> Box<dyn Product> {
+        input: &[f32],
+        num_rows: usize,
+    ) -> Vec<f32> {
         match dtype {
-            GgmlDType::Q4_1 => Box::new(
+            GgmlDType::Q4_1 => {
                 Q4_1Matrix::packed(&Q4_1Matrix::repacked(data), rows, columns, kernel, half)
-                    .expect("matrix"),
-            ),
-            _ => Box::new(
-                Q8_0Matrix::packed(&Q8_0Matrix::repacked(data), rows, columns, kernel, half)
-                    .expect("matrix"),
-            ),
+                    .and_then(|m| m.forward(input, num_rows))
+            }
+            _ => Q8_0Matrix::packed(&Q8_0Matrix::repacked(data), rows, columns, kernel, half)
+                .and_then(|m| m.forward(input, num_rows)),
         }
-    }
-
-    trait Product {
-        fn forward(&self, input: &[f32], num_rows: usize) -> Result<Vec<f32>, String>;
-    }
-
-    impl<F: BlockFormat> Product for QuantizedMatrix<F> {
-        fn forward(&self, input: &[f32], num_rows: usize) -> Result<Vec<f32>, String> {
-            QuantizedMatrix::forward(self, input, num_rows)
-        }
+        .expect("forward")
     }
 
     #[test]
