@@ -24,10 +24,8 @@ use std::sync::mpsc::{self, Receiver, RecvError, Sender};
 use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
-use candle_transformers::generation::LogitsProcessor;
-
 use super::decoder::{Decoder, Sequence};
+use super::sampler::Sampler;
 use super::{CancelFlag, StopReason, PROMPT_CHUNK_TOKENS};
 
 /// Sequences generating at once. The service admits at most this many generations; more would
@@ -43,7 +41,7 @@ pub(crate) struct Job {
     /// Reuse (and keep) the system turn's keys and values across jobs.
     pub(crate) share_system_prompt: bool,
     pub(crate) max_new_tokens: usize,
-    pub(crate) sampler: LogitsProcessor,
+    pub(crate) sampler: Sampler,
     pub(crate) cancel: CancelFlag,
     pub(crate) events: Sender<Event>,
 }
@@ -340,10 +338,7 @@ impl Worker {
     /// same order of checks as a generation alone: end of text, the token limit, cancellation.
     fn sample(&mut self, index: usize, logits: Vec<f32>) -> Outcome {
         let running = &mut self.running[index];
-        let num_logits = logits.len();
-        let sampled = Tensor::from_vec(logits, num_logits, &Device::Cpu)
-            .and_then(|logits| running.job.sampler.sample(&logits))
-            .map_err(text);
+        let sampled = running.job.sampler.sample(logits).map_err(text);
         let token = match sampled {
             Ok(token) => token,
             Err(message) => {

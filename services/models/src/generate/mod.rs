@@ -11,6 +11,7 @@ mod batch;
 mod decoder;
 pub(crate) mod qmatmul;
 mod remote;
+mod sampler;
 mod stream;
 mod template;
 mod tokenizer;
@@ -669,9 +670,9 @@ impl GgufGenerator {
         }
         let temperature = (params.temperature > 0.0).then_some(params.temperature);
         let top_p = temperature.and(params.top_p);
-        let mut sampler = LogitsProcessor::new(params.seed, temperature, top_p);
         let mut stream = TextStream::new(&params.stop, self.tokenizer.strips_leading_space());
         if let Some(batcher) = &self.batcher {
+            let sampler = sampler::Sampler::new(params.seed, temperature, top_p);
             let (events, received) = std::sync::mpsc::channel();
             batcher
                 .submit(batch::Job {
@@ -718,6 +719,7 @@ impl GgufGenerator {
         let prompt_seconds = prompt_start.elapsed().as_secs_f64();
 
         let generation_start = Instant::now();
+        let mut sampler = LogitsProcessor::new(params.seed, temperature, top_p);
         let mut num_generated_tokens = 0;
         let stop_reason = loop {
             let token = sampler.sample(&logits)?;
