@@ -36,8 +36,9 @@ use rayon::prelude::*;
 const BLOCK: usize = 32;
 /// Weight rows per panel: one 512-bit vector of 32-bit sums.
 const PANEL: usize = 16;
-/// Panels per parallel task when few activation rows are multiplied (generation steps).
-const PANELS_PER_TASK: usize = 4;
+/// At most this many panels per parallel task when few activation rows are multiplied
+/// (generation steps); see [`panels_per_task`].
+const PANELS_PER_TASK: usize = 8;
 /// Activation rows that share each panel block's weights in registers.
 const GROUP: usize = 4;
 /// More activation rows than this split across threads by rows (a prompt chunk), fewer by
@@ -339,12 +340,13 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
                 });
         } else if num_rows == 1 {
             // Generation, one answer: the panels split across threads.
+            let per_task = panels_per_task(num_panels, rayon::current_num_threads());
             output
-                .par_chunks_mut(PANELS_PER_TASK * PANEL)
+                .par_chunks_mut(per_task * PANEL)
                 .enumerate()
                 .for_each(|(task, out)| {
-                    let first = task * PANELS_PER_TASK;
-                    for panel in first..(first + PANELS_PER_TASK).min(num_panels) {
+                    let first = task * per_task;
+                    for panel in first..(first + per_task).min(num_panels) {
                         let rows = &mut out[(panel - first) * PANEL..];
                         self.panel_rows_strided(panel, &quantized, rows, PANEL);
                     }
@@ -354,14 +356,15 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
             // and every answer passes over each panel, so the weights are read from memory
             // once a step, not once an answer. Each task fills its own buffer, put in place
             // below.
-            let num_tasks = num_panels.div_ceil(PANELS_PER_TASK);
+            let per_task = panels_per_task(num_panels, rayon::current_num_threads());
+            let num_tasks = num_panels.div_ceil(per_task);
             let partials: Vec<Vec<f32>> = (0..num_tasks)
                 .into_par_iter()
                 .map(|task| {
-                    let first = task * PANELS_PER_TASK;
-                    let task_rows = (PANELS_PER_TASK * PANEL).min(self.rows - first * PANEL);
+                    let first = task * per_task;
+                    let task_rows = (per_task * PANEL).min(self.rows - first * PANEL);
                     let mut out = vec![0.0_f32; num_rows * task_rows];
-                    for panel in first..(first + PANELS_PER_TASK).min(num_panels) {
+                    for panel in first..(first + per_task).min(num_panels) {
                         self.panel_rows_strided(
                             panel,
                             &quantized,
@@ -374,7 +377,7 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
                 .collect();
             let place = |(input_row, out): (usize, &mut [f32])| {
                 for (task, values) in partials.iter().enumerate() {
-                    let first_row = task * PANELS_PER_TASK * PANEL;
+                    let first_row = task * per_task * PANEL;
                     let task_rows = values.len() / num_rows;
                     out[first_row..][..task_rows]
                         .copy_from_slice(&values[input_row * task_rows..][..task_rows]);
@@ -468,6 +471,19 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
             *result = self.panel_scalar(weights, num_blocks, input);
         }
     }
+}
+
+/// Panels per task of a generation step's product: at most [`PANELS_PER_TASK`], the most
+/// that leaves no thread with more panels than another would have in an even split (dealing
+/// the tasks out in turn). A 576-row projection (36 panels) in tasks of four was nine tasks
+/// for two threads, one of them doing five while the other waited; now six tasks of six.
+fn panels_per_task(num_panels: usize, threads: usize) -> usize {
+    let threads = threads.max(1);
+    let busiest = |per_task: usize| num_panels.div_ceil(per_task).div_ceil(threads) * per_task;
+    (1..=PANELS_PER_TASK)
+        .rev()
+        .min_by_key(|&per_task| busiest(per_task))
+        .unwrap_or(1)
 }
 
 impl<F: BlockFormat> QuantizedMatrix<F> {
@@ -1560,6 +1576,34 @@ mod tests {
         let quantized = quantize_row(&broken);
         assert_eq!(quantized.values[1], 0);
         assert!(quantized.values[BLOCK..].iter().all(|&q| q == 0));
+    }
+
+    #[test]
+    fn generation_tasks_leave_no_thread_more_panels_than_an_even_split() {
+        // SmolLM2's projections on two threads: 576 rows (36 panels), 960 (60), 3,072 (192),
+        // the 49,152-row output (3,072); then shapes that do not divide.
+        for (panels, threads, expected) in [(36, 2, 6), (60, 2, 6), (192, 2, 8), (3072, 2, 8)] {
+            assert_eq!(
+                panels_per_task(panels, threads),
+                expected,
+                "{panels} panels"
+            );
+        }
+        // Never a busier thread than the fixed tasks of four panels it replaced.
+        for panels in 1..200 {
+            for threads in 1..9 {
+                let per_task = panels_per_task(panels, threads);
+                assert!((1..=PANELS_PER_TASK).contains(&per_task));
+                let busiest = |per_task: usize| {
+                    panels.div_ceil(per_task).div_ceil(threads) * per_task.min(panels)
+                };
+                assert!(
+                    busiest(per_task) <= busiest(4),
+                    "{panels} panels on {threads} threads"
+                );
+            }
+        }
+        assert_eq!(panels_per_task(5, 0), 5);
     }
 
     #[test]
