@@ -194,10 +194,11 @@ impl Worker {
         let cached = self.system_prompt.as_ref().filter(|cached| {
             job.share_system_prompt && prefix > 0 && cached.tokens() == &job.prompt[..prefix]
         });
-        let (sequence, start) = match cached {
+        let (mut sequence, start) = match cached {
             Some(cached) => (cached.clone(), prefix),
             None => (self.decoder.new_sequence(), 0),
         };
+        sequence.reserve((job.prompt.len() - start).saturating_add(job.max_new_tokens));
         // The system turn is always a chunk (or chunks) of its own, cached or not, so the rest
         // of the prompt meets the same chunk boundaries either way.
         let mut chunks = Vec::new();

@@ -273,6 +273,18 @@ impl Sequence {
         kept
     }
 
+    /// Makes room for `positions` more positions in every layer's keys and values at once:
+    /// grown a token at a time, each layer's cache was reallocated and copied at every
+    /// doubling, on the decoder's pool while its other thread waited.
+    pub(crate) fn reserve(&mut self, positions: usize) {
+        let values = positions.saturating_mul(self.kv_dim);
+        for cache in &mut self.cache {
+            cache.keys.reserve(values);
+            cache.values.reserve(values);
+        }
+        self.tokens.reserve(positions);
+    }
+
     /// Drops every cached position from `positions` on.
     pub(crate) fn truncate(&mut self, positions: usize) {
         let positions = positions.min(self.len());
