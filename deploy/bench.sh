@@ -27,7 +27,8 @@
 #   load         deploy/load-test.sh 600 45 5 (~12 min)
 #   audit-cost   examples/audit_cost 400 2 (~2 min)
 #   load-model   load time and peak RSS of the shipped GGUF and of a synthetic 2.7 GB one that
-#                deploy/synthetic-gguf.py writes (~3 min; needs 3 GB of disk in TMPDIR)
+#                deploy/synthetic-gguf.py writes, without and with a panel cache file (~4 min;
+#                needs 6 GB of disk in TMPDIR)
 # Not here: "Generation on a GPU" needs a machine with an NVIDIA GPU (deploy/build-cuda.sh
 # here, deploy/gpu-check.sh there); the worker start-up figures of "Cost of isolation" have no
 # script (see services/cli/src/commands.rs).
@@ -67,7 +68,13 @@ bench_load_model() {
   "$venv/bin/python" deploy/synthetic-gguf.py "$shipped" "$work/synthetic.gguf"
   for model in "$shipped" "$work/synthetic.gguf"; do
     /usr/bin/time -f "peak RSS %M KB, wall %e s" "$examples/load_bench" "$model" 4
+    # With a panel cache folder: the first load writes the file, the second maps it.
+    for run in write map; do
+      PANEL_CACHE="$work/panels" /usr/bin/time -f "peak RSS %M KB, wall %e s ($run)" \
+        "$examples/load_bench" "$model" 4
+    done
   done
+  rm -rf "$work/panels"
   rm -f "$work/synthetic.gguf"
 }
 

@@ -85,6 +85,11 @@ pub struct GlobalArgs {
     /// vellum built with `--features cuda`).
     #[arg(long, global = true, env = "VELLUM_DEVICE", default_value = "cpu")]
     pub device: GenerationDevice,
+    /// Do not keep the local GGUF's weights in the kernels' layout under DATA_DIR/panel-cache
+    /// (a file the size of the model, written by the first load and memory-mapped by later
+    /// ones: faster loads, the weights in the page cache instead of the process's memory).
+    #[arg(long, global = true, env = "VELLUM_NO_PANEL_CACHE")]
+    pub no_panel_cache: bool,
     /// Generate with an OpenAI-compatible server instead of the local GGUF: its base URL with
     /// the API version, e.g. https://10.0.0.5:8443/v1 (llama.cpp server, vLLM, Ollama, LM Studio,
     /// MLC LLM, Triton's OpenAI frontend, mlx_lm.server); plain http:// only to this machine,

@@ -32,6 +32,8 @@ pub struct Context {
     pub generation_model: PathBuf,
     /// Where the local GGUF model runs.
     pub device: GenerationDevice,
+    /// Where the local GGUF's panel cache file goes (`None`: `--no-panel-cache`).
+    pub panel_cache: Option<PathBuf>,
     /// Set when generation goes to an OpenAI-compatible server.
     pub remote: Option<RemoteConfig>,
     pub json: bool,
@@ -217,6 +219,7 @@ impl Context {
             },
             generation_model: under_models(&global.generation_model),
             device: global.device,
+            panel_cache: (!global.no_panel_cache).then(|| global.data_dir.join("panel-cache")),
             remote: global.remote_url.as_ref().map(|url| {
                 let mut config = RemoteConfig::new(url.clone(), global.remote_model.clone());
                 config.api_key = global.remote_api_key.clone();
@@ -344,14 +347,18 @@ impl Context {
                 self.generation_model.display()
             );
         }
-        let generator =
-            GgufGenerator::load_on(&self.generation_model, self.device).with_context(|| {
-                format!(
-                    "loading the generation model {} on {}",
-                    self.generation_model.display(),
-                    self.device
-                )
-            })?;
+        let generator = GgufGenerator::load_cached(
+            &self.generation_model,
+            self.device,
+            self.panel_cache.as_deref(),
+        )
+        .with_context(|| {
+            format!(
+                "loading the generation model {} on {}",
+                self.generation_model.display(),
+                self.device
+            )
+        })?;
         Ok(Box::new(generator))
     }
 

@@ -510,3 +510,74 @@ fn a_cancelled_generation_stops_within_one_step() {
         generation.num_generated_tokens
     );
 }
+
+#[test]
+fn a_panel_cache_file_is_written_once_then_mapped_and_the_model_answers_the_same() {
+    use vellum_models::GenerationDevice;
+    let folder = tempfile::tempdir().unwrap_or_else(|err| panic!("tempdir: {err}"));
+    let load = || {
+        GgufGenerator::load_cached(&smollm2_path(), GenerationDevice::Cpu, Some(folder.path()))
+            .unwrap_or_else(|err| panic!("load: {err}"))
+    };
+    let panel_files = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(folder.path())
+            .unwrap_or_else(|err| panic!("read_dir: {err}"))
+            .map(|entry| entry.unwrap_or_else(|err| panic!("entry: {err}")).path())
+            .collect()
+    };
+    let prompt = "The tenant shall pay the rent on the first day of each month.";
+    let expected = " The landlord shall keep the building in good repair.";
+    let answers = |generator: &GgufGenerator| {
+        let (generation, _) = generate_collecting(generator, prompt, &greedy(32));
+        let gaps = generator
+            .continuation_logit_gaps(prompt, expected)
+            .unwrap_or_else(|err| panic!("gaps: {err}"));
+        let bits: Vec<u32> = gaps.iter().map(|gap| gap.to_bits()).collect();
+        (generation.text, bits)
+    };
+    let plain = answers(smollm2());
+
+    // The first load rearranges the weights and writes the file; the next maps it.
+    let first = load();
+    assert!(!first.weights_mapped(), "no file yet, nothing to map");
+    let files = panel_files();
+    assert_eq!(
+        files.len(),
+        1,
+        "one panel cache file, no temporary left: {files:?}"
+    );
+    let sha256 = first.identity().file_sha256;
+    let name = files[0]
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    assert!(
+        name.starts_with(sha256.as_str()) && name.ends_with(".panels"),
+        "{name}"
+    );
+    assert_eq!(answers(&first), plain);
+    drop(first);
+    let mapped = load();
+    assert!(mapped.weights_mapped(), "the second load maps the file");
+    assert_eq!(
+        answers(&mapped),
+        plain,
+        "the same text and logits from mapped panels"
+    );
+    drop(mapped);
+
+    // A damaged file (one byte of the panels changed) is not used: the load rebuilds the
+    // panels, answers as before, and writes the file anew.
+    let mut bytes = std::fs::read(&files[0]).unwrap_or_else(|err| panic!("read: {err}"));
+    bytes[1_000_000] ^= 0x10;
+    std::fs::write(&files[0], &bytes).unwrap_or_else(|err| panic!("write: {err}"));
+    let rebuilt = load();
+    assert!(
+        !rebuilt.weights_mapped(),
+        "a damaged file must not be mapped"
+    );
+    assert_eq!(answers(&rebuilt), plain);
+    drop(rebuilt);
+    assert!(load().weights_mapped(), "the rewritten file maps again");
+    assert_eq!(panel_files().len(), 1);
+}

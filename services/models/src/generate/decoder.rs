@@ -20,6 +20,7 @@ use candle_core::quantized::{ggml_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use rayon::prelude::*;
 
+use super::panel_cache::{MappedPanels, PanelCache, PanelWriter};
 use super::qmatmul::{
     attention_scores, has_fast_path, q4_k_as_q4_1, weighted_rows, Q4_1Matrix, Q8_0Matrix,
 };
@@ -145,6 +146,60 @@ impl Linear {
         ))
     }
 
+    /// The linear layer of tensors `names` read from a panel cache file, without reading the
+    /// tensors: the same structure [`Self::new`] gives them (one matrix of the fused tensors,
+    /// or a split where their types differ). `None` where the file does not hold all of it or
+    /// our kernels would not run it.
+    fn from_cache(mapped: &MappedPanels, content: &Content, names: &[&str]) -> Option<Linear> {
+        if !has_fast_path() || names.is_empty() {
+            return None;
+        }
+        let infos: Vec<_> = names
+            .iter()
+            .map(|name| content.tensor_infos.get(*name))
+            .collect::<Option<_>>()?;
+        let forms: Vec<GgmlDType> = infos
+            .iter()
+            .map(|info| own_form(info.ggml_dtype))
+            .collect::<Option<_>>()?;
+        if forms.windows(2).any(|pair| pair[0] != pair[1]) {
+            return names
+                .iter()
+                .map(|name| Linear::from_cache(mapped, content, &[name]))
+                .collect::<Option<_>>()
+                .map(Linear::Split);
+        }
+        let (mut rows, mut columns) = (0, None);
+        for info in &infos {
+            let (tensor_rows, tensor_columns) = info.shape.dims2().ok()?;
+            if columns.is_some_and(|c| c != tensor_columns) {
+                return None;
+            }
+            columns = Some(tensor_columns);
+            rows += tensor_rows;
+        }
+        let (key, columns) = (names.join("+"), columns?);
+        match forms[0] {
+            GgmlDType::Q4_1 => mapped.matrix(&key, rows, columns).map(Linear::Q4_1),
+            _ => mapped.matrix(&key, rows, columns).map(Linear::Q8_0),
+        }
+    }
+
+    /// Appends this layer's matrices (those our kernels hold) to a panel cache file, under the
+    /// names of the tensors they were made of.
+    fn write_to(&self, writer: &mut PanelWriter, names: &[&str]) -> std::io::Result<()> {
+        match self {
+            Linear::Q4_1(matrix) => writer.add(&names.join("+"), matrix),
+            Linear::Q8_0(matrix) => writer.add(&names.join("+"), matrix),
+            Linear::Split(parts) if parts.len() == names.len() => parts
+                .iter()
+                .zip(names)
+                .try_for_each(|(part, name)| part.write_to(writer, &[name])),
+            Linear::Split(_) => Err(std::io::Error::other("a split layer of unnamed parts")),
+            Linear::Candle(_) => Ok(()),
+        }
+    }
+
     /// `input` holds `rows` rows of `in_dim`; returns the rows of all parts side by side. Each
     /// row's result is bit for bit what it would be alone (the rows of a batched step are
     /// different answers): our products have one arithmetic per row whatever runs beside it,
@@ -204,6 +259,48 @@ fn stacked(tensors: &[QTensor]) -> CandleResult<(Vec<u8>, usize, usize)> {
         bytes.extend_from_slice(&tensor.data()?);
     }
     Ok((bytes, rows, columns.unwrap_or(0)))
+}
+
+/// Reads a GGUF's tensors for [`Decoder::load`], and the linear layers from a panel cache file
+/// where one checks out (the tensors then stay unread), or writes one as it builds them.
+struct Loader<'a, R> {
+    content: &'a Content,
+    reader: &'a mut R,
+    device: Device,
+    mapped: Option<MappedPanels>,
+    writer: Option<PanelWriter>,
+    /// Linear layers read from the panel cache file.
+    num_mapped: usize,
+}
+
+impl<R: std::io::Read + std::io::Seek> Loader<'_, R> {
+    fn tensor(&mut self, name: &str) -> CandleResult<QTensor> {
+        self.content.tensor(self.reader, name, &self.device)
+    }
+
+    /// The linear layer of tensors `names` (fused side by side where several).
+    fn linear(&mut self, names: &[&str]) -> CandleResult<Linear> {
+        let cached = self
+            .mapped
+            .as_ref()
+            .and_then(|mapped| Linear::from_cache(mapped, self.content, names));
+        if let Some(linear) = cached {
+            self.num_mapped += 1;
+            return Ok(linear);
+        }
+        let tensors = names
+            .iter()
+            .map(|name| self.tensor(name))
+            .collect::<CandleResult<Vec<_>>>()?;
+        let linear = Linear::new(tensors)?;
+        if let Some(writer) = self.writer.as_mut() {
+            if let Err(err) = linear.write_to(writer, names) {
+                tracing::warn!(error = %err, "cannot write the panel cache file");
+                self.writer = None;
+            }
+        }
+        Ok(linear)
+    }
 }
 
 struct Layer {
@@ -319,6 +416,8 @@ pub(crate) struct Decoder {
     /// Rotary tables, `[position][head_dim / 2]`.
     cos: Vec<f32>,
     sin: Vec<f32>,
+    /// Whether the linear layers were read from a panel cache file.
+    weights_mapped: bool,
 }
 
 /// Metadata reader for one architecture's keys.
@@ -366,12 +465,15 @@ impl Decoder {
         matches!(architecture, "llama" | "qwen2") && is_dense && rope_covers_heads
     }
 
-    /// Loads the weights; `max_positions` bounds the sequence length (prompt plus answer).
+    /// Loads the weights; `max_positions` bounds the sequence length (prompt plus answer). With
+    /// `panels`, the linear layers come from that panel cache file where it checks out, and
+    /// are written to a new one where it does not.
     pub(crate) fn load<R: std::io::Read + std::io::Seek>(
         architecture: &str,
         content: &Content,
         reader: &mut R,
         max_positions: usize,
+        panels: Option<&PanelCache>,
     ) -> CandleResult<Decoder> {
         let device = Device::Cpu;
         let metadata = Metadata {
@@ -409,71 +511,97 @@ impl Decoder {
             max_positions,
         };
 
-        let mut tensor = |name: &str| content.tensor(reader, name, &device);
+        let mapped = panels.and_then(PanelCache::open);
+        let writer = match (&mapped, panels) {
+            (None, Some(panels)) if has_fast_path() => panels.writer(),
+            _ => None,
+        };
+        let mut loader = Loader {
+            content,
+            reader,
+            device: device.clone(),
+            mapped,
+            writer,
+            num_mapped: 0,
+        };
         let vector = |tensor: QTensor| -> CandleResult<Vec<f32>> {
             tensor.dequantize(&device)?.flatten_all()?.to_vec1()
         };
-        let token_embeddings = tensor("token_embd.weight")?;
-        let (_, embedding_dim) = token_embeddings.shape().dims2()?;
+        const EMBEDDINGS: &str = "token_embd.weight";
+        let Some(embeddings_info) = content.tensor_infos.get(EMBEDDINGS) else {
+            candle_core::bail!("no {EMBEDDINGS} tensor");
+        };
+        let (_, embedding_dim) = embeddings_info.shape.dims2()?;
         if embedding_dim != dim {
-            candle_core::bail!("token_embd.weight has {embedding_dim} columns, not {dim}");
+            candle_core::bail!("{EMBEDDINGS} has {embedding_dim} columns, not {dim}");
         }
         // Our own kernels hold Q4_1 and Q8_0 (see `Linear::new`); any other type is dequantized.
-        let own_kernel = matches!(token_embeddings.dtype(), GgmlDType::Q4_1 | GgmlDType::Q8_0)
-            && has_fast_path();
-        let dense = |tensor: &QTensor| -> CandleResult<Embeddings> {
+        let own_kernel = matches!(
+            embeddings_info.ggml_dtype,
+            GgmlDType::Q4_1 | GgmlDType::Q8_0
+        ) && has_fast_path();
+        let dense = |tensor: QTensor| -> CandleResult<Embeddings> {
             Ok(Embeddings::Dense(
                 tensor.dequantize(&device)?.flatten_all()?.to_vec1()?,
             ))
         };
-        let (embeddings, output) = match tensor("output.weight") {
-            Ok(output) => {
-                let embeddings = if own_kernel {
-                    Embeddings::Own(Linear::new(vec![token_embeddings])?)
-                } else {
-                    dense(&token_embeddings)?
-                };
-                (embeddings, Linear::new(vec![output])?)
-            }
+        let (embeddings, output) = if content.tensor_infos.contains_key("output.weight") {
+            let embeddings = if own_kernel {
+                Embeddings::Own(loader.linear(&[EMBEDDINGS])?)
+            } else {
+                dense(loader.tensor(EMBEDDINGS)?)?
+            };
+            (embeddings, loader.linear(&["output.weight"])?)
+        } else {
             // Tied embeddings (SmolLM2, small Qwen2): the output matrix is the embedding table.
-            Err(_) => {
-                let embeddings = if own_kernel {
-                    Embeddings::Output
-                } else {
-                    dense(&token_embeddings)?
-                };
-                (embeddings, Linear::new(vec![token_embeddings])?)
-            }
+            let embeddings = if own_kernel {
+                Embeddings::Output
+            } else {
+                dense(loader.tensor(EMBEDDINGS)?)?
+            };
+            (embeddings, loader.linear(&[EMBEDDINGS])?)
         };
-        let final_norm = vector(tensor("output_norm.weight")?)?;
+        let final_norm = vector(loader.tensor("output_norm.weight")?)?;
 
         let mut layers = Vec::with_capacity(num_layers);
         for index in 0..num_layers {
             let name = |suffix: &str| format!("blk.{index}.{suffix}");
             let qkv_bias = if architecture == "qwen2" {
-                let mut bias = vector(tensor(&name("attn_q.bias"))?)?;
-                bias.extend(vector(tensor(&name("attn_k.bias"))?)?);
-                bias.extend(vector(tensor(&name("attn_v.bias"))?)?);
+                let mut bias = vector(loader.tensor(&name("attn_q.bias"))?)?;
+                bias.extend(vector(loader.tensor(&name("attn_k.bias"))?)?);
+                bias.extend(vector(loader.tensor(&name("attn_v.bias"))?)?);
                 Some(bias)
             } else {
                 None
             };
+            let names = |suffixes: &[&str]| -> Vec<String> {
+                suffixes.iter().map(|suffix| name(suffix)).collect()
+            };
+            let mut linear = |suffixes: &[&str]| {
+                let names = names(suffixes);
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                loader.linear(&names)
+            };
+            let qkv = linear(&["attn_q.weight", "attn_k.weight", "attn_v.weight"])?;
+            let attention_output = linear(&["attn_output.weight"])?;
+            let gate_up = linear(&["ffn_gate.weight", "ffn_up.weight"])?;
+            let down = linear(&["ffn_down.weight"])?;
             layers.push(Layer {
-                attention_norm: vector(tensor(&name("attn_norm.weight"))?)?,
-                qkv: Linear::new(vec![
-                    tensor(&name("attn_q.weight"))?,
-                    tensor(&name("attn_k.weight"))?,
-                    tensor(&name("attn_v.weight"))?,
-                ])?,
+                attention_norm: vector(loader.tensor(&name("attn_norm.weight"))?)?,
+                qkv,
                 qkv_bias,
-                attention_output: Linear::new(vec![tensor(&name("attn_output.weight"))?])?,
-                ffn_norm: vector(tensor(&name("ffn_norm.weight"))?)?,
-                gate_up: Linear::new(vec![
-                    tensor(&name("ffn_gate.weight"))?,
-                    tensor(&name("ffn_up.weight"))?,
-                ])?,
-                down: Linear::new(vec![tensor(&name("ffn_down.weight"))?])?,
+                attention_output,
+                ffn_norm: vector(loader.tensor(&name("ffn_norm.weight"))?)?,
+                gate_up,
+                down,
             });
+        }
+        let weights_mapped = loader.num_mapped > 0;
+        if let Some(writer) = loader.writer.take() {
+            match writer.finish() {
+                Ok(path) => tracing::info!(path = %path.display(), "panel cache file written"),
+                Err(err) => tracing::warn!(error = %err, "cannot write the panel cache file"),
+            }
         }
 
         // The same f32 arithmetic as candle's tables, so both implementations agree.
@@ -500,10 +628,16 @@ impl Decoder {
             output,
             cos,
             sin,
+            weights_mapped,
         })
     }
 
     /// A new, empty sequence for this model.
+    /// Whether the linear layers were read from a panel cache file (mapped), not rearranged.
+    pub(crate) fn weights_mapped(&self) -> bool {
+        self.weights_mapped
+    }
+
     pub(crate) fn new_sequence(&self) -> Sequence {
         Sequence {
             cache: vec![LayerCache::default(); self.layers.len()],

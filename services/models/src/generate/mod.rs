@@ -9,6 +9,7 @@
 
 mod batch;
 mod decoder;
+mod panel_cache;
 pub(crate) mod qmatmul;
 mod remote;
 mod sampler;
@@ -336,6 +337,8 @@ pub struct GgufGenerator {
     model: Mutex<ModelWeights>,
     /// Generations, batched, where the model runs on Vellum's own decoder.
     batcher: Option<batch::Batcher>,
+    /// The decoder's weights came from a panel cache file.
+    weights_mapped: bool,
 }
 
 impl std::fmt::Debug for GgufGenerator {
@@ -367,16 +370,33 @@ impl GgufGenerator {
     /// comparing the two (tests, benchmarks).
     #[doc(hidden)]
     pub fn load_with(path: &Path, requantize: bool, own_decoder: bool) -> Result<GgufGenerator> {
-        Self::load_full(path, requantize, own_decoder, GenerationDevice::Cpu)
+        Self::load_full(path, requantize, own_decoder, GenerationDevice::Cpu, None)
     }
 
     /// Loads a GGUF model file to run on `device`: on the CPU as [`Self::load`] does; on a
     /// GPU with candle's CUDA kernels, tensors as written.
     pub fn load_on(path: &Path, device: GenerationDevice) -> Result<GgufGenerator> {
+        Self::load_cached(path, device, None)
+    }
+
+    /// [`Self::load_on`], and on the CPU with Vellum's decoder, its weights from a panel cache
+    /// file in `panel_cache` (a folder): memory-mapped from the file an earlier load of the
+    /// same model wrote there, or rearranged from the GGUF and written there for the next load
+    /// (`generate/panel_cache.rs`). A folder that cannot take the file only costs the speed-up.
+    pub fn load_cached(
+        path: &Path,
+        device: GenerationDevice,
+        panel_cache: Option<&Path>,
+    ) -> Result<GgufGenerator> {
         match device {
-            GenerationDevice::Cpu => Self::load(path),
-            GenerationDevice::Cuda(_) => Self::load_full(path, false, false, device),
+            GenerationDevice::Cpu => Self::load_full(path, true, true, device, panel_cache),
+            GenerationDevice::Cuda(_) => Self::load_full(path, false, false, device, None),
         }
+    }
+
+    /// Whether the decoder's weights were memory-mapped from a panel cache file at load.
+    pub fn weights_mapped(&self) -> bool {
+        self.weights_mapped
     }
 
     fn load_full(
@@ -384,6 +404,7 @@ impl GgufGenerator {
         requantize: bool,
         own_decoder: bool,
         device: GenerationDevice,
+        panel_cache: Option<&Path>,
     ) -> Result<GgufGenerator> {
         // Before reading a byte of the model: a missing GPU is a configuration error.
         let candle_device = device.open()?;
@@ -439,6 +460,7 @@ impl GgufGenerator {
             own_decoder,
             max_positions: context_length,
             device: candle_device.clone(),
+            panels: None,
         };
         let requantized_to_q8_0 = content.tensor_infos.values().any(|info| {
             weights::converts_to_q8_0(&architecture, &content, &load_options, info.ggml_dtype)
@@ -452,6 +474,13 @@ impl GgufGenerator {
         // The hash of the bytes the weights come from: read once more, but from the page cache
         // the loader just filled (~1 GB/s), and it makes every answer traceable to this file.
         let file_sha256 = crate::registry::sha256_file(path)?;
+        let load_options = weights::LoadOptions {
+            panels: panel_cache.map(|folder| {
+                let options = if requantize { "q8-0" } else { "as-stored" };
+                panel_cache::PanelCache::new(folder, &file_sha256, options)
+            }),
+            ..load_options
+        };
 
         // candle's loaders bail on missing tensors and metadata, but a corrupt file could still
         // hit a panic inside them; a model file must never bring the service down.
@@ -498,6 +527,7 @@ impl GgufGenerator {
             requantized_to_q8_0,
             device: device.to_string(),
         };
+        let weights_mapped = model.weights_mapped();
         let batcher = match &model {
             ModelWeights::Decoder { decoder, .. } => Some(
                 batch::Batcher::start(decoder.clone(), tokenizer.end_of_generation_ids()).map_err(
@@ -518,6 +548,7 @@ impl GgufGenerator {
             device: candle_device,
             model: Mutex::new(model),
             batcher,
+            weights_mapped,
         })
     }
 

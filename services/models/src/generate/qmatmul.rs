@@ -115,13 +115,36 @@ pub struct QuantizedMatrix<F: BlockFormat> {
     rows: usize,
     columns: usize,
     /// Panel after panel; each panel its blocks in column order.
-    panels: Vec<u8>,
+    panels: Panels,
     /// Whether the panels hold the factors as f16: where every one is an f16 value (a Q4_1 or
     /// Q8_0 file's own), so that nothing changes but the bytes read per token (Q4_1 20 per
     /// 32 weights instead of 24). Factors made from K-quants (`d·scale`) stay f32.
     half: bool,
     kernel: Kernel,
     format: PhantomData<F>,
+}
+
+/// A matrix's panels: rearranged at load, or mapped from a panel cache file written by an
+/// earlier load of the same model (`generate/panel_cache.rs`), the kernels reading them as
+/// stored there.
+enum Panels {
+    Built(Vec<u8>),
+    Mapped {
+        map: std::sync::Arc<memmap2::Mmap>,
+        start: usize,
+        len: usize,
+    },
+}
+
+impl std::ops::Deref for Panels {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Panels::Built(bytes) => bytes,
+            Panels::Mapped { map, start, len } => &map[*start..][..*len],
+        }
+    }
 }
 
 /// Q4_1 weights.
@@ -234,11 +257,55 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
         Ok(QuantizedMatrix {
             rows,
             columns,
-            panels,
+            panels: Panels::Built(panels),
             half,
             kernel,
             format: PhantomData,
         })
+    }
+
+    /// The panels of a `[rows, columns]` matrix as [`Self::panel_bytes_and_layout`] gave them,
+    /// mapped from a panel cache file (`map[start..start + len]`): an error where the length is
+    /// not that of such panels, or where the bytes lie outside the map.
+    pub(crate) fn mapped(
+        map: std::sync::Arc<memmap2::Mmap>,
+        start: usize,
+        len: usize,
+        rows: usize,
+        columns: usize,
+        half: bool,
+    ) -> Result<Self, String> {
+        let kernel = Kernel::detect();
+        if !columns.is_multiple_of(BLOCK) || rows == 0 {
+            return Err(format!(
+                "a {rows} x {columns} matrix does not split into blocks"
+            ));
+        }
+        let expected = rows.div_ceil(PANEL) * (columns / BLOCK) * panel_block_bytes::<F>(half);
+        if len != expected || start.checked_add(len).is_none_or(|end| end > map.len()) {
+            return Err(format!(
+                "{len} bytes at {start} are not the panels of a {rows} x {columns} {} matrix",
+                F::NAME
+            ));
+        }
+        Ok(QuantizedMatrix {
+            rows,
+            columns,
+            panels: Panels::Mapped { map, start, len },
+            half,
+            kernel,
+            format: PhantomData,
+        })
+    }
+
+    /// The panels' bytes and whether their factors are f16: what a panel cache file keeps.
+    pub(crate) fn panel_bytes_and_layout(&self) -> (&[u8], bool) {
+        (&self.panels, self.half)
+    }
+
+    /// Columns of the matrix.
+    pub(crate) fn columns(&self) -> usize {
+        self.columns
     }
 
     /// Factor `factor` (0: scale, 1: minimum) of row `row` in a panel block.

@@ -12,6 +12,7 @@ use candle_transformers::models::{quantized_llama, quantized_phi3, quantized_qwe
 use std::sync::Arc;
 
 use super::decoder::{Decoder, Sequence};
+use super::panel_cache::PanelCache;
 
 /// The architectures `general.architecture` may name.
 pub(crate) const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "qwen2", "phi3"];
@@ -51,6 +52,11 @@ impl ModelWeights {
             ModelWeights::Qwen2(model) => model.forward(input, index_pos),
             ModelWeights::Phi3(model) => model.forward(input, index_pos),
         }
+    }
+
+    /// Whether the linear layers were read from a panel cache file.
+    pub(crate) fn weights_mapped(&self) -> bool {
+        matches!(self, ModelWeights::Decoder { decoder, .. } if decoder.weights_mapped())
     }
 
     /// Keeps the cached positions when they hold the first `prefix` tokens of `prompt`, and
@@ -197,6 +203,8 @@ pub(crate) struct LoadOptions {
     pub(crate) max_positions: usize,
     /// Where the tensors go: the CPU, or a GPU (then candle's implementations run).
     pub(crate) device: Device,
+    /// The panel cache file of this model and these options, for [`Decoder`]'s layers.
+    pub(crate) panels: Option<PanelCache>,
 }
 
 /// Stacked expert tensors as llama.cpp writes Mixtral-style models today
@@ -279,15 +287,21 @@ fn build<R: Read + Seek>(
     options: &LoadOptions,
 ) -> candle_core::Result<ModelWeights> {
     if options.own_decoder && device.is_cpu() && Decoder::supports(architecture, &content) {
-        return Decoder::load(architecture, &content, reader, options.max_positions).map(
-            |decoder| {
-                let sequence = decoder.new_sequence();
-                ModelWeights::Decoder {
-                    decoder: Arc::new(decoder),
-                    sequence,
-                }
-            },
-        );
+        let panels = options.panels.as_ref();
+        return Decoder::load(
+            architecture,
+            &content,
+            reader,
+            options.max_positions,
+            panels,
+        )
+        .map(|decoder| {
+            let sequence = decoder.new_sequence();
+            ModelWeights::Decoder {
+                decoder: Arc::new(decoder),
+                sequence,
+            }
+        });
     }
     match architecture {
         "llama" => quantized_llama::ModelWeights::from_gguf(content, reader, device)
