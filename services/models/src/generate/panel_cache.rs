@@ -196,10 +196,7 @@ impl PanelCache {
 /// parallel.
 fn pieces_sha256(data: &[u8]) -> String {
     use rayon::prelude::*;
-    let digests: Vec<_> = data
-        .par_chunks(PIECE)
-        .map(|piece| Sha256::digest(piece))
-        .collect();
+    let digests: Vec<_> = data.par_chunks(PIECE).map(Sha256::digest).collect();
     let mut hasher = Sha256::new();
     for digest in &digests {
         hasher.update(digest);
@@ -289,7 +286,7 @@ impl PanelWriter {
             let (now, later) = rest.split_at(rest.len().min(PIECE - into_piece));
             self.piece.update(now);
             self.offset += now.len() as u64;
-            if self.offset % PIECE as u64 == 0 {
+            if self.offset.is_multiple_of(PIECE as u64) {
                 let piece = std::mem::take(&mut self.piece).finalize();
                 self.pieces.update(piece);
             }
@@ -323,7 +320,7 @@ impl PanelWriter {
 
     /// Writes the footer, flushes the file to disk and gives it its name; returns its path.
     pub(crate) fn finish(mut self) -> std::io::Result<PathBuf> {
-        if self.offset % PIECE as u64 != 0 {
+        if !self.offset.is_multiple_of(PIECE as u64) {
             let piece = std::mem::take(&mut self.piece).finalize();
             self.pieces.update(piece);
         }
