@@ -41,6 +41,10 @@ const KIND: &str = "vellum-panels";
 const FORMAT_VERSION: u32 = 1;
 /// Each matrix starts at a multiple of this (a cache line).
 const ALIGN: u64 = 64;
+/// Panel cache files a folder keeps: the one just written and the most recently used other
+/// (a model and the one it replaced, or two in turn); older ones are removed when a new one
+/// is written, so that upgrading a model does not leave its predecessors' copies behind.
+const KEEP_FILES: usize = 2;
 /// The panels are hashed in pieces of this many bytes, each on its own thread at load, and
 /// the footer holds the SHA-256 of the pieces' digests: one SHA-256 over 2.7 GB took ~1.5 s
 /// on one core of a two-core machine.
@@ -107,7 +111,17 @@ impl PanelCache {
             return None;
         }
         match self.open_checked(&path) {
-            Ok(mapped) => Some(mapped),
+            Ok(mapped) => {
+                // Its modification time says when it was last used (see `prune`).
+                let touched = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .and_then(|file| file.set_modified(std::time::SystemTime::now()));
+                if let Err(err) = touched {
+                    tracing::debug!(error = %err, "cannot mark the panel cache file as used");
+                }
+                Some(mapped)
+            }
             Err(reason) => {
                 tracing::warn!(
                     path = %path.display(),
@@ -339,8 +353,35 @@ impl PanelWriter {
         std::fs::rename(&self.temporary, &self.path)?;
         if let Some(folder) = self.path.parent() {
             File::open(folder)?.sync_all()?;
+            prune(folder, KEEP_FILES);
         }
         Ok(self.path.clone())
+    }
+}
+
+/// Removes all but the `keep` most recently used (modified) panel cache files in `folder`.
+/// Failures only log: the files are derived data.
+fn prune(folder: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "panels"))
+        .filter_map(|path| {
+            let modified = path.metadata().and_then(|meta| meta.modified()).ok()?;
+            Some((modified, path))
+        })
+        .collect();
+    files.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
+    for (_, path) in files.into_iter().skip(keep) {
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!(path = %path.display(), "old panel cache file removed"),
+            Err(err) => {
+                tracing::warn!(path = %path.display(), error = %err, "cannot remove an old panel cache file")
+            }
+        }
     }
 }
 
@@ -363,4 +404,50 @@ fn create_private_folder(folder: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(folder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_keeps_the_most_recently_used_panel_files_and_nothing_else_goes() {
+        let folder = tempfile::tempdir().expect("tempdir");
+        let now = std::time::SystemTime::now();
+        let hours = |h: u64| now - std::time::Duration::from_secs(3600 * h);
+        // Four panel files last used 1, 5, 30 and 2 hours ago, and files of other kinds.
+        for (name, age) in [("a.v1.panels", 1), ("b.v1.panels", 5), ("c.v1.panels", 30)] {
+            let file = File::create(folder.path().join(name)).expect("create");
+            file.set_modified(hours(age)).expect("mtime");
+        }
+        File::create(folder.path().join("d.v1.panels"))
+            .and_then(|file| file.set_modified(hours(2)))
+            .expect("d");
+        for other in ["notes.txt", ".x.panels.123.tmp"] {
+            File::create(folder.path().join(other))
+                .and_then(|file| file.set_modified(hours(99)))
+                .expect("other");
+        }
+        prune(folder.path(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(folder.path())
+            .expect("read_dir")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".x.panels.123.tmp",
+                "a.v1.panels",
+                "d.v1.panels",
+                "notes.txt"
+            ]
+        );
+    }
 }
