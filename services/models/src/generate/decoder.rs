@@ -110,17 +110,11 @@ impl Linear {
                         .collect::<CandleResult<_>>()?,
                 ));
             }
-            let (mut rows, mut columns, mut blocks) = (0, None, Vec::new());
+            let (rows, columns) = fused_shape(tensors.iter().map(|tensor| tensor.shape()))?;
+            let mut blocks = Vec::new();
             for tensor in &tensors {
-                let (tensor_rows, tensor_columns) = tensor.shape().dims2()?;
-                if columns.is_some_and(|c| c != tensor_columns) {
-                    candle_core::bail!("fused projections disagree on their input size");
-                }
-                columns = Some(tensor_columns);
-                rows += tensor_rows;
                 blocks.extend(own_blocks(tensor)?);
             }
-            let columns = columns.unwrap_or(0);
             let matrix = if forms[0] == Some(GgmlDType::Q4_1) {
                 Q4_1Matrix::from_blocks(blocks, rows, columns).map(Linear::Q4_1)
             } else {
@@ -169,16 +163,8 @@ impl Linear {
                 .collect::<Option<_>>()
                 .map(Linear::Split);
         }
-        let (mut rows, mut columns) = (0, None);
-        for info in &infos {
-            let (tensor_rows, tensor_columns) = info.shape.dims2().ok()?;
-            if columns.is_some_and(|c| c != tensor_columns) {
-                return None;
-            }
-            columns = Some(tensor_columns);
-            rows += tensor_rows;
-        }
-        let (key, columns) = (names.join("+"), columns?);
+        let (rows, columns) = fused_shape(infos.iter().map(|info| &info.shape)).ok()?;
+        let key = names.join("+");
         match forms[0] {
             GgmlDType::Q4_1 => mapped.matrix(&key, rows, columns).map(Linear::Q4_1),
             _ => mapped.matrix(&key, rows, columns).map(Linear::Q8_0),
@@ -246,19 +232,29 @@ impl Linear {
 /// The blocks of `tensors` (all of one type and input width) one after the other, as one
 /// `[rows, columns]` matrix: its bytes, rows and columns.
 fn stacked(tensors: &[QTensor]) -> CandleResult<(Vec<u8>, usize, usize)> {
-    let mut rows = 0;
-    let mut columns = None;
+    let (rows, columns) = fused_shape(tensors.iter().map(|tensor| tensor.shape()))?;
     let mut bytes = Vec::new();
     for tensor in tensors {
-        let (tensor_rows, tensor_columns) = tensor.shape().dims2()?;
-        if columns.is_some_and(|c| c != tensor_columns) {
-            candle_core::bail!("fused projections disagree on their input size");
-        }
-        columns = Some(tensor_columns);
-        rows += tensor_rows;
         bytes.extend_from_slice(&tensor.data()?);
     }
-    Ok((bytes, rows, columns.unwrap_or(0)))
+    Ok((bytes, rows, columns))
+}
+
+/// The `[rows, columns]` of matrices of `shapes` fused side by side (their rows one after the
+/// other): an error where they disagree on the input size (columns) or are not matrices.
+fn fused_shape<'a>(
+    shapes: impl Iterator<Item = &'a candle_core::Shape>,
+) -> CandleResult<(usize, usize)> {
+    let (mut rows, mut columns) = (0, None);
+    for shape in shapes {
+        let (shape_rows, shape_columns) = shape.dims2()?;
+        if columns.is_some_and(|c| c != shape_columns) {
+            candle_core::bail!("fused projections disagree on their input size");
+        }
+        columns = Some(shape_columns);
+        rows += shape_rows;
+    }
+    Ok((rows, columns.unwrap_or(0)))
 }
 
 /// Reads a GGUF's tensors for [`Decoder::load`], and the linear layers from a panel cache file
@@ -269,8 +265,8 @@ struct Loader<'a, R> {
     device: Device,
     mapped: Option<MappedPanels>,
     writer: Option<PanelWriter>,
-    /// Linear layers read from the panel cache file.
-    num_mapped: usize,
+    /// Whether any linear layer was read from the panel cache file.
+    any_mapped: bool,
 }
 
 impl<R: std::io::Read + std::io::Seek> Loader<'_, R> {
@@ -285,7 +281,7 @@ impl<R: std::io::Read + std::io::Seek> Loader<'_, R> {
             .as_ref()
             .and_then(|mapped| Linear::from_cache(mapped, self.content, names));
         if let Some(linear) = cached {
-            self.num_mapped += 1;
+            self.any_mapped = true;
             return Ok(linear);
         }
         let tensors = names
@@ -522,7 +518,7 @@ impl Decoder {
             device: device.clone(),
             mapped,
             writer,
-            num_mapped: 0,
+            any_mapped: false,
         };
         let vector = |tensor: QTensor| -> CandleResult<Vec<f32>> {
             tensor.dequantize(&device)?.flatten_all()?.to_vec1()
@@ -596,7 +592,7 @@ impl Decoder {
                 down,
             });
         }
-        let weights_mapped = loader.num_mapped > 0;
+        let weights_mapped = loader.any_mapped;
         if let Some(writer) = loader.writer.take() {
             match writer.finish() {
                 Ok(path) => tracing::info!(path = %path.display(), "panel cache file written"),
@@ -632,12 +628,12 @@ impl Decoder {
         })
     }
 
-    /// A new, empty sequence for this model.
     /// Whether the linear layers were read from a panel cache file (mapped), not rearranged.
     pub(crate) fn weights_mapped(&self) -> bool {
         self.weights_mapped
     }
 
+    /// A new, empty sequence for this model.
     pub(crate) fn new_sequence(&self) -> Sequence {
         Sequence {
             cache: vec![LayerCache::default(); self.layers.len()],

@@ -337,8 +337,6 @@ pub struct GgufGenerator {
     model: Mutex<ModelWeights>,
     /// Generations, batched, where the model runs on Vellum's own decoder.
     batcher: Option<batch::Batcher>,
-    /// The decoder's weights came from a panel cache file.
-    weights_mapped: bool,
 }
 
 impl std::fmt::Debug for GgufGenerator {
@@ -396,7 +394,10 @@ impl GgufGenerator {
 
     /// Whether the decoder's weights were memory-mapped from a panel cache file at load.
     pub fn weights_mapped(&self) -> bool {
-        self.weights_mapped
+        self.model
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .weights_mapped()
     }
 
     fn load_full(
@@ -455,12 +456,18 @@ impl GgufGenerator {
             ChatTemplate::new(&template_source, tokenizer.bos_text(), tokenizer.eos_text())
                 .map_err(|err| model_file_error(format!("tokenizer.chat_template: {err}")))?;
 
+        // The hash of the file's bytes: it makes every answer traceable to this file, and it
+        // names the file's panel cache.
+        let file_sha256 = crate::registry::sha256_file(path)?;
         let load_options = weights::LoadOptions {
             requantize,
             own_decoder,
             max_positions: context_length,
             device: candle_device.clone(),
-            panels: None,
+            panels: panel_cache.map(|folder| {
+                let options = if requantize { "q8-0" } else { "as-stored" };
+                panel_cache::PanelCache::new(folder, &file_sha256, options)
+            }),
         };
         let requantized_to_q8_0 = content.tensor_infos.values().any(|info| {
             weights::converts_to_q8_0(&architecture, &content, &load_options, info.ggml_dtype)
@@ -471,16 +478,6 @@ impl GgufGenerator {
                     info.ggml_dtype,
                 )
         });
-        // The hash of the bytes the weights come from: read once more, but from the page cache
-        // the loader just filled (~1 GB/s), and it makes every answer traceable to this file.
-        let file_sha256 = crate::registry::sha256_file(path)?;
-        let load_options = weights::LoadOptions {
-            panels: panel_cache.map(|folder| {
-                let options = if requantize { "q8-0" } else { "as-stored" };
-                panel_cache::PanelCache::new(folder, &file_sha256, options)
-            }),
-            ..load_options
-        };
 
         // candle's loaders bail on missing tensors and metadata, but a corrupt file could still
         // hit a panic inside them; a model file must never bring the service down.
@@ -527,7 +524,6 @@ impl GgufGenerator {
             requantized_to_q8_0,
             device: device.to_string(),
         };
-        let weights_mapped = model.weights_mapped();
         let batcher = match &model {
             ModelWeights::Decoder { decoder, .. } => Some(
                 batch::Batcher::start(decoder.clone(), tokenizer.end_of_generation_ids()).map_err(
@@ -548,7 +544,6 @@ impl GgufGenerator {
             device: candle_device,
             model: Mutex::new(model),
             batcher,
-            weights_mapped,
         })
     }
 

@@ -111,17 +111,7 @@ impl PanelCache {
             return None;
         }
         match self.open_checked(&path) {
-            Ok(mapped) => {
-                // Its modification time says when it was last used (see `prune`).
-                let touched = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&path)
-                    .and_then(|file| file.set_modified(std::time::SystemTime::now()));
-                if let Err(err) = touched {
-                    tracing::debug!(error = %err, "cannot mark the panel cache file as used");
-                }
-                Some(mapped)
-            }
+            Ok(mapped) => Some(mapped),
             Err(reason) => {
                 tracing::warn!(
                     path = %path.display(),
@@ -175,6 +165,10 @@ impl PanelCache {
         let data = map.get(..data_end).ok_or("shorter than its footer says")?;
         if pieces_sha256(data) != footer.pieces_sha256 {
             return Err("its panels do not match their SHA-256 (a damaged file)".to_string());
+        }
+        // Its modification time says when it was last used (see `prune`).
+        if let Err(err) = file.set_modified(std::time::SystemTime::now()) {
+            tracing::debug!(error = %err, "cannot mark the panel cache file as used");
         }
         let mut entries = HashMap::new();
         for entry in footer.matrices {
