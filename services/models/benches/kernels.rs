@@ -1,12 +1,15 @@
 //! The decoder's quantized matrix products against candle's, on SmolLM2-135M's shapes with
 //! random weights: the tied output projection (49,152 × 576, Q8_0) for one token (generation),
 //! and a feed-forward projection (1,536 × 576) for one token and for a 64-token prompt chunk,
-//! as Q8_0 and Q4_1, on the detected kernel and on each other one this CPU runs; and one head of single-token attention over 550 cached positions (the
-//! scores' dot products and the weighted sum of values), the AVX2 helpers against the portable
-//! loops they replaced. And the embedder's int8 linear layer (MiniLM's feed-forward
+//! //! as Q8_0 and Q4_1, on the detected kernel and on each other one this CPU runs; and one head
+//! of single-token attention over 550 cached positions (the scores' dot products and the
+//! weighted sum of values), the AVX2 helpers against the portable loops they replaced, and
+//! the three query heads of one SmolLM2 key/value head (keys and values `[position][192]`, as
+//! the cache holds them), one at a time against grouped. And the embedder's int8 linear layer (MiniLM's feed-forward
 //! input, 384 -> 1,536, over 256 tokens) on each kernel this CPU runs against candle's f32
 //! matmul. Correctness is tested in `generate/qmatmul.rs` (SIMD against scalar, against the
-//! dequantized weights, and against candle) and `embed/int8.rs` (every kernel against scalar,
+//! dequantized weights, and against candle), `generate/attention.rs` (grouped heads bit for
+//! bit against each head alone) and `embed/int8.rs` (every kernel against scalar,
 //! bit for bit, and against the f32 product).
 //!
 //! Run with `cargo bench -p vellum-models --bench kernels`.
@@ -15,7 +18,8 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use vellum_models::kernels::{
-    attention_scores, has_fast_path, weighted_rows, Int8Linear, Kernel, Q4_1Matrix, Q8_0Matrix,
+    attention_scores, group_attention_scores, group_weighted_rows, has_fast_path, weighted_rows,
+    Int8Linear, Kernel, Q4_1Matrix, Q8_0Matrix,
 };
 
 fn random(rows: usize, columns: usize) -> Tensor {
@@ -140,6 +144,38 @@ fn bench_attention(c: &mut Criterion) {
                     *out += weight * value;
                 }
             }
+            out
+        })
+    });
+    group.finish();
+
+    // Three query heads sharing one key/value head of three, as a generation step runs them.
+    let (heads, kv_dim) = (3, 192);
+    let queries = values(heads * head_dim);
+    let (keys, cached) = (values(positions * kv_dim), values(positions * kv_dim));
+    let mut group = c.benchmark_group("attention_kv_group");
+    group.throughput(Throughput::Elements((heads * positions) as u64));
+    group.bench_function("head_by_head", |b| {
+        b.iter(|| {
+            let mut out = vec![0.0_f32; heads * head_dim];
+            for (query, out) in std::hint::black_box(&queries)
+                .chunks_exact(head_dim)
+                .zip(out.chunks_exact_mut(head_dim))
+            {
+                let mut scores = vec![0.0_f32; positions];
+                attention_scores(query, &keys, kv_dim, 1.0, &mut scores);
+                weighted_rows(&scores, &cached, kv_dim, out);
+            }
+            out
+        })
+    });
+    group.bench_function("grouped", |b| {
+        b.iter(|| {
+            let mut scores = vec![0.0_f32; heads * positions];
+            let queries = std::hint::black_box(&queries);
+            group_attention_scores(queries, head_dim, &keys, kv_dim, 1.0, &mut scores);
+            let mut out = vec![0.0_f32; heads * head_dim];
+            group_weighted_rows(&scores, &cached, kv_dim, head_dim, &mut out);
             out
         })
     });

@@ -20,10 +20,9 @@ use candle_core::quantized::{ggml_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use rayon::prelude::*;
 
+use super::attention::{group_attention_scores, group_weighted_rows};
 use super::panel_cache::{MappedPanels, PanelCache, PanelWriter};
-use super::qmatmul::{
-    attention_scores, has_fast_path, q4_k_as_q4_1, weighted_rows, Q4_1Matrix, Q8_0Matrix,
-};
+use super::qmatmul::{has_fast_path, q4_k_as_q4_1, Q4_1Matrix, Q8_0Matrix};
 use crate::embed::kernels::{exp, lane_sum, softmax_in_place};
 
 type CandleResult<T> = candle_core::Result<T>;
@@ -761,22 +760,38 @@ impl Decoder {
             let attention = if num_rows == parts.len() {
                 // One new token each (a generation step): the heads of every sequence are
                 // one set of tasks; a task per sequence, each forking over its heads, left
-                // the threads waiting on one another for work this small.
+                // the threads waiting on one another for work this small. A task takes the
+                // query heads of one key/value head, which then reads its keys and values
+                // once for all of them; half of them when that leaves a thread idle (one
+                // answer: SmolLM2's three groups on two threads). Each head's result is the
+                // same whatever its task.
                 for (cache, part, start, _) in parts.iter_mut() {
                     self.append_positions(layer, cache, part, *start)?;
                 }
                 let (q_dim, head_dim) = (self.shape.q_dim(), self.shape.head_dim);
-                let heads_per_row = q_dim / head_dim;
+                let group = self.shape.num_heads / self.shape.num_kv_heads;
+                let heads_per_task =
+                    if num_rows * self.shape.num_kv_heads >= 2 * rayon::current_num_threads() {
+                        group
+                    } else {
+                        group.div_ceil(2)
+                    };
                 let mut attention = vec![0.0_f32; num_rows * q_dim];
-                attention
-                    .par_chunks_exact_mut(head_dim)
-                    .enumerate()
-                    .for_each(|(task, out)| {
-                        let (row, head) = (task / heads_per_row, task % heads_per_row);
-                        let (cache, part, start, _) = &parts[row];
-                        let query = &part[head * head_dim..][..head_dim];
-                        attend_head(&self.shape, cache, query, out, head, start + 1);
-                    });
+                let mut tasks = Vec::with_capacity(num_rows * self.shape.num_heads);
+                for (row, mut rest) in attention.chunks_exact_mut(q_dim).enumerate() {
+                    let mut head = 0;
+                    while head < self.shape.num_heads {
+                        let end = (head + heads_per_task).min((head / group + 1) * group);
+                        let (out, tail) = rest.split_at_mut((end - head) * head_dim);
+                        tasks.push((row, head, out));
+                        (rest, head) = (tail, end);
+                    }
+                }
+                tasks.into_par_iter().for_each(|(row, head, out)| {
+                    let (cache, part, start, _) = &parts[row];
+                    let queries = &part[head * head_dim..][..out.len()];
+                    attend_heads(&self.shape, cache, queries, out, head, start + 1);
+                });
                 attention
             } else {
                 let attended = parts
@@ -858,29 +873,34 @@ impl Decoder {
     }
 }
 
-/// One new token's attention for query head `head` over the first `num_positions` positions
-/// of `cache` (its own included), into `out` (`head_dim` values).
-fn attend_head(
+/// One new token's attention for the query heads `first_head..` of one key/value head
+/// (`queries` and `out` hold `out.len() / head_dim` heads) over the first `num_positions`
+/// positions of `cache` (its own included).
+fn attend_heads(
     shape: &Shape,
     cache: &LayerCache,
-    query: &[f32],
+    queries: &[f32],
     out: &mut [f32],
-    head: usize,
+    first_head: usize,
     num_positions: usize,
 ) {
     let (kv_dim, head_dim) = (shape.kv_dim(), shape.head_dim);
     let scale = 1.0 / (head_dim as f32).sqrt();
     let group = shape.num_heads / shape.num_kv_heads;
-    let kv_offset = (head / group) * head_dim;
-    let mut scores = vec![0.0_f32; num_positions];
-    attention_scores(query, &cache.keys[kv_offset..], kv_dim, scale, &mut scores);
-    softmax_in_place(&mut scores);
-    weighted_rows(&scores, &cache.values[kv_offset..], kv_dim, out);
+    let kv_offset = (first_head / group) * head_dim;
+    let heads = out.len() / head_dim;
+    let mut scores = vec![0.0_f32; heads * num_positions];
+    let keys = &cache.keys[kv_offset..];
+    group_attention_scores(queries, head_dim, keys, kv_dim, scale, &mut scores);
+    for row in scores.chunks_exact_mut(num_positions) {
+        softmax_in_place(row);
+    }
+    group_weighted_rows(&scores, &cache.values[kv_offset..], kv_dim, head_dim, out);
 }
 
 /// The attention output `[num_tokens, q_dim]` of positions `start..start + num_tokens`, whose
 /// keys and values `cache` already holds ([`Decoder::append_positions`]): a prompt chunk (a
-/// step's single new tokens go through [`attend_head`], see `Decoder::run`).
+/// step's single new tokens go through [`attend_heads`], see `Decoder::run`).
 fn attend_chunk(
     shape: &Shape,
     cache: &LayerCache,

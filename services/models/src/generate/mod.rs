@@ -7,6 +7,7 @@
 //! behind a mutex. Every generation starts from an empty KV cache, or from the shared system
 //! prompt's (see [`GenerationParams::share_system_prompt`]).
 
+pub(crate) mod attention;
 mod batch;
 mod decoder;
 mod panel_cache;

@@ -21,8 +21,8 @@
 //! The kernel is chosen at run time ([`Kernel::detect`]); Q4_K (Q4_K_M files) comes in as
 //! Q4_1 blocks, value for value ([`q4_k_as_q4_1`]).
 
-// SIMD intrinsics need `unsafe`; this module and the embedder's `embed/int8.rs` are the only
-// ones of the workspace allowed to use it.
+// SIMD intrinsics need `unsafe`; this module, `attention.rs` and the embedder's `embed/int8.rs`
+// are the only ones of the workspace allowed to use them (`panel_cache.rs` maps a file).
 // Every unsafe call is a `#[target_feature]` function reached only after the runtime check
 // (`Kernel::runs_here`), reading panels and rows whose lengths are checked first.
 #![allow(unsafe_code)]
@@ -1202,159 +1202,6 @@ unsafe fn panel_256<F: BlockFormat, const VNNI: bool, const N: usize, const HALF
     out
 }
 
-/// One new token's attention scores over a cache: `scores[p] = scale · Σ query·key_p`, key `p`
-/// the `query.len()` values at `keys[p · stride..]`. Four positions at a time where the CPU
-/// has AVX2 and FMA (a dot product per position with its own horizontal sum spent more on
-/// the sum than on the products: with `weighted_rows`, half the attention's time). Every
-/// position's score has the same arithmetic wherever it falls.
-pub fn attention_scores(
-    query: &[f32],
-    keys: &[f32],
-    stride: usize,
-    scale: f32,
-    scores: &mut [f32],
-) {
-    let dim = query.len();
-    if let Some(last) = scores.len().checked_sub(1) {
-        assert!(
-            dim <= stride && last * stride + dim <= keys.len(),
-            "attention keys shorter than their positions"
-        );
-    }
-    #[cfg(target_arch = "x86_64")]
-    if has_fast_path() {
-        // SAFETY: AVX2 and FMA checked just above; every key lies inside `keys` (asserted).
-        return unsafe { attention_scores_avx2(query, keys, stride, scale, scores) };
-    }
-    for (position, score) in scores.iter_mut().enumerate() {
-        let key = &keys[position * stride..][..dim];
-        *score = scale * query.iter().zip(key).map(|(q, k)| q * k).sum::<f32>();
-    }
-}
-
-/// `out = Σ_p weights[p] · value_p`, value `p` the `out.len()` values at `values[p · stride..]`
-/// (the attention's weighted sum), positions in order; the sums stay in registers where the
-/// CPU has AVX2 and FMA.
-pub fn weighted_rows(weights: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
-    let dim = out.len();
-    if let Some(last) = weights.len().checked_sub(1) {
-        assert!(
-            dim <= stride && last * stride + dim <= values.len(),
-            "attention values shorter than their positions"
-        );
-    }
-    #[cfg(target_arch = "x86_64")]
-    if has_fast_path() {
-        // SAFETY: as in `attention_scores`.
-        return unsafe { weighted_rows_avx2(weights, values, stride, out) };
-    }
-    out.fill(0.0);
-    for (position, &weight) in weights.iter().enumerate() {
-        let value = &values[position * stride..][..dim];
-        for (out, &value) in out.iter_mut().zip(value) {
-            *out += weight * value;
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn attention_scores_avx2(
-    query: &[f32],
-    keys: &[f32],
-    stride: usize,
-    scale: f32,
-    scores: &mut [f32],
-) {
-    use std::arch::x86_64::*;
-    let (dim, num_positions) = (query.len(), scores.len());
-    let whole = dim / 8 * 8;
-    let scale = _mm_set1_ps(scale);
-    let mut first = 0;
-    while first < num_positions {
-        // Four positions; past the last one, the last one again (results dropped), so that
-        // every position goes through this same sum.
-        let key: [*const f32; 4] = std::array::from_fn(|lane| {
-            keys.as_ptr()
-                .add((first + lane).min(num_positions - 1) * stride)
-        });
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut d = 0;
-        while d < whole {
-            let q = _mm256_loadu_ps(query.as_ptr().add(d));
-            for lane in 0..4 {
-                acc[lane] = _mm256_fmadd_ps(q, _mm256_loadu_ps(key[lane].add(d)), acc[lane]);
-            }
-            d += 8;
-        }
-        // Lane sums of the four accumulators side by side: [Σ0, Σ1, Σ2, Σ3].
-        let pairs = _mm256_hadd_ps(
-            _mm256_hadd_ps(acc[0], acc[1]),
-            _mm256_hadd_ps(acc[2], acc[3]),
-        );
-        let mut sums = [0.0_f32; 4];
-        _mm_storeu_ps(
-            sums.as_mut_ptr(),
-            _mm_add_ps(
-                _mm256_castps256_ps128(pairs),
-                _mm256_extractf128_ps(pairs, 1),
-            ),
-        );
-        for (lane, sum) in sums.iter_mut().enumerate() {
-            for d in whole..dim {
-                *sum += *query.get_unchecked(d) * *key[lane].add(d);
-            }
-        }
-        let mut scaled = [0.0_f32; 4];
-        _mm_storeu_ps(
-            scaled.as_mut_ptr(),
-            _mm_mul_ps(_mm_loadu_ps(sums.as_ptr()), scale),
-        );
-        let count = (num_positions - first).min(4);
-        scores[first..first + count].copy_from_slice(&scaled[..count]);
-        first += 4;
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn weighted_rows_avx2(weights: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
-    use std::arch::x86_64::*;
-    /// Values summed per pass over the positions: eight 8-lane sums in registers.
-    const SLAB: usize = 64;
-    let dim = out.len();
-    let mut start = 0;
-    while start + SLAB <= dim {
-        let mut acc = [_mm256_setzero_ps(); SLAB / 8];
-        for (position, &weight) in weights.iter().enumerate() {
-            let weight = _mm256_set1_ps(weight);
-            let value = values.as_ptr().add(position * stride + start);
-            for (index, acc) in acc.iter_mut().enumerate() {
-                *acc = _mm256_fmadd_ps(weight, _mm256_loadu_ps(value.add(8 * index)), *acc);
-            }
-        }
-        for (index, acc) in acc.iter().enumerate() {
-            _mm256_storeu_ps(out.as_mut_ptr().add(start + 8 * index), *acc);
-        }
-        start += SLAB;
-    }
-    while start + 8 <= dim {
-        let mut acc = _mm256_setzero_ps();
-        for (position, &weight) in weights.iter().enumerate() {
-            let value = values.as_ptr().add(position * stride + start);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(weight), _mm256_loadu_ps(value), acc);
-        }
-        _mm256_storeu_ps(out.as_mut_ptr().add(start), acc);
-        start += 8;
-    }
-    for (offset, out) in out.iter_mut().enumerate().skip(start) {
-        *out = 0.0;
-        for (position, &weight) in weights.iter().enumerate() {
-            *out = weight.mul_add(*values.as_ptr().add(position * stride + offset), *out);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use candle_core::quantized::{GgmlDType, QTensor};
@@ -1429,41 +1276,6 @@ mod tests {
                 })
             })
             .collect()
-    }
-
-    #[test]
-    fn attention_scores_and_weighted_rows_match_plain_loops() {
-        // Head widths with and without a whole 64-value slab and an 8-value tail; position
-        // counts around the groups of four.
-        for dim in [5, 8, 64, 80, 67] {
-            let stride = dim + 24;
-            for num_positions in [0, 1, 3, 4, 5, 9] {
-                let keys = random_input(num_positions.max(1) * stride);
-                let query = random_input(dim);
-                let mut scores = vec![f32::NAN; num_positions];
-                attention_scores(&query, &keys, stride, 0.125, &mut scores);
-                for (position, score) in scores.iter().enumerate() {
-                    let key = &keys[position * stride..][..dim];
-                    let expected: f32 = query.iter().zip(key).map(|(q, k)| q * k).sum();
-                    assert!(
-                        (score - 0.125 * expected).abs() < 1e-5,
-                        "score {position} of {num_positions}, width {dim}"
-                    );
-                }
-                let weights = random_input(num_positions);
-                let mut out = vec![f32::NAN; dim];
-                weighted_rows(&weights, &keys, stride, &mut out);
-                for (index, out) in out.iter().enumerate() {
-                    let expected: f32 = (0..num_positions)
-                        .map(|position| weights[position] * keys[position * stride + index])
-                        .sum();
-                    assert!(
-                        (out - expected).abs() < 1e-4,
-                        "value {index} of {num_positions}, width {dim}"
-                    );
-                }
-            }
-        }
     }
 
     #[test]
