@@ -288,7 +288,7 @@ impl Worker {
             prompt_seconds: started.elapsed().as_secs_f64(),
             num_cached_prompt_tokens: running.num_cached_prompt_tokens,
         });
-        if sent.is_err() || matches!(self.sample(index, logits), Outcome::Done) {
+        if sent.is_err() || matches!(self.sample(index, &logits), Outcome::Done) {
             self.running.remove(index);
         }
     }
@@ -314,7 +314,7 @@ impl Worker {
         let mut done = Vec::new();
         match stepped {
             Ok(all_logits) => {
-                for (&index, logits) in indices.iter().zip(all_logits) {
+                for (&index, logits) in indices.iter().zip(all_logits.rows()) {
                     if matches!(self.sample(index, logits), Outcome::Done) {
                         done.push(index);
                     }
@@ -337,7 +337,7 @@ impl Worker {
 
     /// Samples the next token of `running[index]` from `logits` and tells its caller; the
     /// same order of checks as a generation alone: end of text, the token limit, cancellation.
-    fn sample(&mut self, index: usize, logits: Vec<f32>) -> Outcome {
+    fn sample(&mut self, index: usize, logits: &[f32]) -> Outcome {
         let running = &mut self.running[index];
         let sampled = running.job.sampler.sample(logits).map_err(text);
         let token = match sampled {

@@ -26,12 +26,11 @@ impl Sampler {
         }
     }
 
-    pub(crate) fn sample(&mut self, logits: Vec<f32>) -> candle_core::Result<u32> {
+    pub(crate) fn sample(&mut self, logits: &[f32]) -> candle_core::Result<u32> {
         match self {
-            Sampler::Greedy => argmax(&logits),
+            Sampler::Greedy => argmax(logits),
             Sampler::Random(processor) => {
-                let num_logits = logits.len();
-                processor.sample(&Tensor::from_vec(logits, num_logits, &Device::Cpu)?)
+                processor.sample(&Tensor::from_slice(logits, logits.len(), &Device::Cpu)?)
             }
         }
     }
@@ -147,7 +146,7 @@ mod tests {
         let tensor = Tensor::from_slice(&logits, logits.len(), &Device::Cpu).unwrap();
         for _ in 0..20 {
             assert_eq!(
-                ours.sample(logits.clone()).unwrap(),
+                ours.sample(&logits).unwrap(),
                 theirs.sample(&tensor).unwrap()
             );
         }
