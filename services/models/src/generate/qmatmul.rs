@@ -44,10 +44,10 @@ const GROUP: usize = 4;
 /// More activation rows than this split across threads by rows (a prompt chunk), fewer by
 /// panels (a generation step, one row per answer).
 const FEW_ROWS: usize = 8;
-/// From this many activation rows on, quantizing them and placing a batched step's results
-/// run on every thread: prompts ran ~20 % faster so and eight answers at once ~13 %; with two
-/// or four answers the extra fork-joins cost as much as they saved (`gen_bench`,
-/// `batch_bench`, docs/benchmarks.md).
+/// From this many activation rows on, quantizing them runs on every thread: prompts ran ~20 %
+/// faster so and eight answers at once ~13 % (with placing a batched step's results, which
+/// tasks now write in place); with two or four answers the extra fork-joins cost as much as
+/// they saved (`gen_bench`, `batch_bench`, docs/benchmarks.md).
 const PARALLEL_ROWS: usize = 8;
 /// How far ahead of its position a kernel asks for weight bytes (a page). One token streams
 /// every weight once (~100 MB for SmolLM2-135M), and on these VMs the hardware prefetcher
