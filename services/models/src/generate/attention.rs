@@ -42,7 +42,7 @@ pub fn attention_scores(
     #[cfg(target_arch = "x86_64")]
     if has_fast_path() {
         // SAFETY: AVX2 and FMA checked just above; every key lies inside `keys` (asserted).
-        return unsafe { attention_scores_avx2(query, keys, stride, scale, scores) };
+        return unsafe { group_scores_avx2::<1>(query, keys, stride, scale, scores) };
     }
     for (position, score) in scores.iter_mut().enumerate() {
         let key = &keys[position * stride..][..dim];
@@ -64,111 +64,13 @@ pub fn weighted_rows(weights: &[f32], values: &[f32], stride: usize, out: &mut [
     #[cfg(target_arch = "x86_64")]
     if has_fast_path() {
         // SAFETY: as in `attention_scores`.
-        return unsafe { weighted_rows_avx2(weights, values, stride, out) };
+        return unsafe { group_weighted_avx2::<1>(weights, values, stride, out) };
     }
     out.fill(0.0);
     for (position, &weight) in weights.iter().enumerate() {
         let value = &values[position * stride..][..dim];
         for (out, &value) in out.iter_mut().zip(value) {
             *out += weight * value;
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn attention_scores_avx2(
-    query: &[f32],
-    keys: &[f32],
-    stride: usize,
-    scale: f32,
-    scores: &mut [f32],
-) {
-    use std::arch::x86_64::*;
-    let (dim, num_positions) = (query.len(), scores.len());
-    let whole = dim / 8 * 8;
-    let scale = _mm_set1_ps(scale);
-    let mut first = 0;
-    while first < num_positions {
-        // Four positions; past the last one, the last one again (results dropped), so that
-        // every position goes through this same sum.
-        let key: [*const f32; 4] = std::array::from_fn(|lane| {
-            keys.as_ptr()
-                .add((first + lane).min(num_positions - 1) * stride)
-        });
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut d = 0;
-        while d < whole {
-            let q = _mm256_loadu_ps(query.as_ptr().add(d));
-            for lane in 0..4 {
-                acc[lane] = _mm256_fmadd_ps(q, _mm256_loadu_ps(key[lane].add(d)), acc[lane]);
-            }
-            d += 8;
-        }
-        // Lane sums of the four accumulators side by side: [Σ0, Σ1, Σ2, Σ3].
-        let pairs = _mm256_hadd_ps(
-            _mm256_hadd_ps(acc[0], acc[1]),
-            _mm256_hadd_ps(acc[2], acc[3]),
-        );
-        let mut sums = [0.0_f32; 4];
-        _mm_storeu_ps(
-            sums.as_mut_ptr(),
-            _mm_add_ps(
-                _mm256_castps256_ps128(pairs),
-                _mm256_extractf128_ps(pairs, 1),
-            ),
-        );
-        for (lane, sum) in sums.iter_mut().enumerate() {
-            for d in whole..dim {
-                *sum += *query.get_unchecked(d) * *key[lane].add(d);
-            }
-        }
-        let mut scaled = [0.0_f32; 4];
-        _mm_storeu_ps(
-            scaled.as_mut_ptr(),
-            _mm_mul_ps(_mm_loadu_ps(sums.as_ptr()), scale),
-        );
-        let count = (num_positions - first).min(4);
-        scores[first..first + count].copy_from_slice(&scaled[..count]);
-        first += 4;
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn weighted_rows_avx2(weights: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
-    use std::arch::x86_64::*;
-    /// Values summed per pass over the positions: eight 8-lane sums in registers.
-    const SLAB: usize = 64;
-    let dim = out.len();
-    let mut start = 0;
-    while start + SLAB <= dim {
-        let mut acc = [_mm256_setzero_ps(); SLAB / 8];
-        for (position, &weight) in weights.iter().enumerate() {
-            let weight = _mm256_set1_ps(weight);
-            let value = values.as_ptr().add(position * stride + start);
-            for (index, acc) in acc.iter_mut().enumerate() {
-                *acc = _mm256_fmadd_ps(weight, _mm256_loadu_ps(value.add(8 * index)), *acc);
-            }
-        }
-        for (index, acc) in acc.iter().enumerate() {
-            _mm256_storeu_ps(out.as_mut_ptr().add(start + 8 * index), *acc);
-        }
-        start += SLAB;
-    }
-    while start + 8 <= dim {
-        let mut acc = _mm256_setzero_ps();
-        for (position, &weight) in weights.iter().enumerate() {
-            let value = values.as_ptr().add(position * stride + start);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(weight), _mm256_loadu_ps(value), acc);
-        }
-        _mm256_storeu_ps(out.as_mut_ptr().add(start), acc);
-        start += 8;
-    }
-    for (offset, out) in out.iter_mut().enumerate().skip(start) {
-        *out = 0.0;
-        for (position, &weight) in weights.iter().enumerate() {
-            *out = weight.mul_add(*values.as_ptr().add(position * stride + offset), *out);
         }
     }
 }
@@ -291,8 +193,9 @@ pub fn group_weighted_rows(
 }
 
 /// `H` heads' scores, four positions at a time: each key vector is loaded once for the `H`
-/// heads; each head's sums are those of `attention_scores_avx2` (the same fused products in
-/// the same order, the same horizontal sum, tail and scaling).
+/// heads (a dot product per position with its own horizontal sum spent more on the sum than
+/// on the products). Each head's sums do not depend on `H`: the same fused products in the
+/// same order, the same horizontal sum, tail and scaling.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn group_scores_avx2<const H: usize>(
@@ -358,8 +261,8 @@ unsafe fn group_scores_avx2<const H: usize>(
 }
 
 /// `H` heads' weighted sums, 32 values at a time: each value vector is loaded once for the
-/// `H` heads; each value's sum is that of `weighted_rows_avx2` (fused, positions in order,
-/// from zero), which does not depend on how many values share a pass.
+/// `H` heads. Each value's sum (fused, positions in order, from zero) does not depend on `H`
+/// or on how many values share a pass.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn group_weighted_avx2<const H: usize>(
