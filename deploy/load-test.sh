@@ -35,7 +35,12 @@ trap cleanup EXIT
 
 echo "== machine"
 lscpu | grep -E 'Model name|^CPU\(s\)'
-echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%Y-%m-%dT%H:%MZ)"
+# The checkout's commit names the binaries only when they were built from it.
+if [[ -n "${VELLUM_BIN:-}" || -n "${LOAD_BIN:-}" ]]; then
+  echo "binaries $vellum, $load (prebuilt: not necessarily this checkout), $(date -u +%Y-%m-%dT%H:%MZ)"
+else
+  echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%Y-%m-%dT%H:%MZ)"
+fi
 
 data=${LOAD_DATA_DIR:-$work/data}
 if [[ -z "${LOAD_DATA_DIR:-}" ]]; then
