@@ -108,9 +108,7 @@ pub fn group_attention_scores(
     }
     #[cfg(target_arch = "x86_64")]
     if has_fast_path() {
-        let mut first = 0;
-        while first < heads {
-            let count = (heads - first).min(HEADS_AT_ONCE);
+        for (first, count) in head_blocks(heads) {
             let queries = &queries[first * dim..(first + count) * dim];
             let scores = &mut scores[first * num_positions..(first + count) * num_positions];
             // SAFETY: AVX2 and FMA checked just above; every key lies inside `keys`, and
@@ -122,7 +120,6 @@ pub fn group_attention_scores(
                     _ => group_scores_avx2::<1>(queries, keys, stride, scale, scores),
                 }
             }
-            first += count;
         }
         return;
     }
@@ -167,9 +164,7 @@ pub fn group_weighted_rows(
     );
     #[cfg(target_arch = "x86_64")]
     if has_fast_path() {
-        let mut first = 0;
-        while first < heads {
-            let count = (heads - first).min(HEADS_AT_ONCE);
+        for (first, count) in head_blocks(heads) {
             let weights = &weights[first * num_positions..(first + count) * num_positions];
             let out = &mut out[first * dim..(first + count) * dim];
             // SAFETY: as in `group_attention_scores`.
@@ -180,7 +175,6 @@ pub fn group_weighted_rows(
                     _ => group_weighted_avx2::<1>(weights, values, stride, out),
                 }
             }
-            first += count;
         }
         return;
     }
@@ -190,6 +184,14 @@ pub fn group_weighted_rows(
     {
         weighted_rows(weights, values, stride, out);
     }
+}
+
+/// The first head and the number of heads of each register block of `heads` heads (three,
+/// then the two or one left).
+fn head_blocks(heads: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..heads)
+        .step_by(HEADS_AT_ONCE)
+        .map(move |first| (first, (heads - first).min(HEADS_AT_ONCE)))
 }
 
 /// `H` heads' scores, four positions at a time: each key vector is loaded once for the `H`

@@ -538,7 +538,6 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
 
 /// A batched step's output, written in place from every task ([`QuantizedMatrix::forward`]):
 /// its start and length.
-#[derive(Clone, Copy)]
 struct Target(*mut f32, usize);
 
 // SAFETY: the tasks that share a `Target` write disjoint ranges of it, and the output it
