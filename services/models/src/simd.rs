@@ -36,7 +36,10 @@ impl Kernel {
     pub fn runs_here(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            // F16C too: the kernels widen f16 factors (every AVX2 CPU has it).
+            let avx2 = is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c");
             match self {
                 Kernel::Scalar => true,
                 Kernel::Avx2 => avx2,

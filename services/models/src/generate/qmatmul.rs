@@ -705,48 +705,117 @@ fn quantize_row(row: &[f32]) -> QuantizedRow {
     quantize_row_with(row, has_fast_path())
 }
 
-/// [`quantize_row`], each block through the AVX2 helper (`simd`) or the portable loop: the
+/// [`quantize_row`], the blocks through the AVX2 helper (`simd`) or the portable loop: the
 /// same bytes either way (test `quantized_rows_are_the_same_bytes_on_both_paths`).
 fn quantize_row_with(row: &[f32], simd: bool) -> QuantizedRow {
     let num_blocks = row.len() / BLOCK;
     let mut quantized = QuantizedRow {
-        scales: Vec::with_capacity(num_blocks),
-        sums: Vec::with_capacity(num_blocks),
-        offsets: Vec::with_capacity(num_blocks),
+        scales: vec![0.0; num_blocks],
+        sums: vec![0.0; num_blocks],
+        offsets: vec![0; num_blocks],
         values: vec![0; num_blocks * BLOCK],
     };
-    for (block, values) in row
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: `simd` only where `has_fast_path` found AVX2, FMA and F16C.
+        unsafe { quantize_blocks_avx2(row, &mut quantized) };
+        return quantized;
+    }
+    let _ = simd;
+    quantize_blocks(row, &mut quantized);
+    quantized
+}
+
+/// [`quantize_row`] with AVX2 in three passes over the row's blocks: the scales, then the
+/// values and their sums, then the f16 rounding of eight blocks' scales and sums at once.
+/// Block by block, each block's chain (its maximum, two divisions, the values, their sum, four
+/// f16 conversions) ran one after the other: ~90 cycles a block, on the calling thread while
+/// the other waited (the serial part of every product). The same bytes as the portable loop.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_blocks_avx2(row: &[f32], quantized: &mut QuantizedRow) {
+    use std::arch::x86_64::*;
+    let QuantizedRow {
+        scales,
+        sums,
+        offsets,
+        values,
+    } = quantized;
+    for (block, scale) in row.chunks_exact(BLOCK).zip(scales.iter_mut()) {
+        *scale = block_max_abs_avx2(block) / 127.0;
+    }
+    // The inverses, in `sums` until the last pass writes the sums there.
+    for (scale, inverse) in scales.iter().zip(sums.iter_mut()) {
+        *inverse = if *scale > 0.0 { 1.0 / *scale } else { 0.0 };
+    }
+    // The values; each block's Σ q in `offsets` until the last pass.
+    let blocks = row
+        .chunks_exact(BLOCK)
+        .zip(values.chunks_exact_mut(BLOCK))
+        .zip(sums.iter())
+        .zip(offsets.iter_mut());
+    for (((block, values), &inverse), sum) in blocks {
+        *sum = block_values_avx2(block, inverse, values);
+    }
+    // Scales and sums rounded to f16 as `f16::from_f32` rounds (to nearest, ties to even),
+    // `Σ q · scale` as f16 times f16 in f32 (`half`'s product), rounded to f16 again.
+    let round_f16 = |x: __m256| _mm256_cvtph_ps(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(x));
+    let eights = scales
+        .chunks_exact_mut(8)
+        .zip(sums.chunks_exact_mut(8))
+        .zip(offsets.chunks_exact_mut(8));
+    for ((scale, sum_out), offset) in eights {
+        let scale16 = round_f16(_mm256_loadu_ps(scale.as_ptr()));
+        let sum = _mm256_loadu_si256(offset.as_ptr().cast());
+        let product = round_f16(_mm256_mul_ps(round_f16(_mm256_cvtepi32_ps(sum)), scale16));
+        _mm256_storeu_ps(scale.as_mut_ptr(), scale16);
+        _mm256_storeu_ps(sum_out.as_mut_ptr(), product);
+        // −128 · Σ q (|Σ q| <= 32 · 128: no overflow either way).
+        let shifted = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32::<7>(sum));
+        _mm256_storeu_si256(offset.as_mut_ptr().cast(), shifted);
+    }
+    let done = scales.len() / 8 * 8;
+    let rest = scales[done..]
+        .iter_mut()
+        .zip(&mut sums[done..])
+        .zip(&mut offsets[done..]);
+    for ((scale, sum_out), offset) in rest {
+        let sum = *offset;
+        (*scale, *sum_out, *offset) = rounded_factors(*scale, sum);
+    }
+}
+
+/// A block's scale as stored (f16), `Σ q · scale` (f16 times f16, rounded to f16) and the
+/// offset `−128 · Σ q`.
+fn rounded_factors(scale: f32, sum: i32) -> (f32, f32, i32) {
+    // Stored rounded to f16, as ggml's Q8_1 blocks (and candle's) hold them, so that
+    // results match llama.cpp's and candle's products, not just approximate them.
+    let scale = f16::from_f32(scale);
+    (
+        scale.to_f32(),
+        (f16::from_f32(sum as f32) * scale).to_f32(),
+        -128 * sum,
+    )
+}
+
+/// Fills `quantized` (sized for `row`) block by block with the portable loop.
+fn quantize_blocks(row: &[f32], quantized: &mut QuantizedRow) {
+    let blocks = row
         .chunks_exact(BLOCK)
         .zip(quantized.values.chunks_exact_mut(BLOCK))
-    {
+        .zip(quantized.scales.iter_mut())
+        .zip(quantized.sums.iter_mut())
+        .zip(quantized.offsets.iter_mut());
+    for ((((block, values), scale_out), sum_out), offset_out) in blocks {
         let (Ok(block), Ok(values)) = (
             <&[f32; BLOCK]>::try_from(block),
             <&mut [i8; BLOCK]>::try_from(values),
         ) else {
             continue;
         };
-        #[cfg(target_arch = "x86_64")]
-        let (scale, sum) = if simd {
-            // SAFETY: `simd` only where `has_fast_path` found AVX2 and FMA.
-            unsafe { quantize_block_avx2(block, values) }
-        } else {
-            quantize_block(block, values)
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let (scale, sum) = {
-            let _ = simd;
-            quantize_block(block, values)
-        };
-        // Stored rounded to f16, as ggml's Q8_1 blocks (and candle's) hold them, so that
-        // results match llama.cpp's and candle's products, not just approximate them.
-        let scale = f16::from_f32(scale);
-        quantized.scales.push(scale.to_f32());
-        quantized
-            .sums
-            .push((f16::from_f32(sum as f32) * scale).to_f32());
-        quantized.offsets.push(-128 * sum);
+        let (scale, sum) = quantize_block(block, values);
+        (*scale_out, *sum_out, *offset_out) = rounded_factors(scale, sum);
     }
-    quantized
 }
 
 /// Adding 1.5·2²³ to a whole number in -127..=127 puts it in the low bits of the sum's
@@ -781,32 +850,50 @@ fn quantize_block(block: &[f32; BLOCK], values: &mut [i8; BLOCK]) -> (f32, i32) 
     (scale, values.iter().map(|&q| i32::from(q)).sum())
 }
 
-/// [`quantize_block`] in four 8-lane vectors: the same maximum (`vmaxps` passes over a NaN
-/// as the portable comparison does), the same products, rounding half away from zero as
-/// `trunc` plus the sign where the remainder is at least one half, the same `MAGIC` bits
-/// truncated to bytes, and the sum from those bytes. A quarter of the time of the portable
-/// loop, which LLVM left scalar in its rounding and sum and which ran on one thread while
-/// the other waited (6 % of a four-answer step's samples).
+/// [`quantize_block`]'s largest magnitude in four 8-lane vectors: the same maximum (`vmaxps`
+/// passes over a NaN as the portable comparison does).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn block_max_abs_avx2(block: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    assert!(block.len() == BLOCK, "a block of {} values", block.len());
+    let magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF));
+    let mut lanes = _mm256_setzero_ps();
+    for i in 0..4 {
+        let vector = _mm256_loadu_ps(block.as_ptr().add(8 * i));
+        // `max_ps(a, b)` is `a > b ? a : b`: a NaN magnitude never replaces the lane.
+        lanes = _mm256_max_ps(_mm256_and_ps(vector, magnitude), lanes);
+    }
+    // Across the lanes: none is a NaN and all are at least +0, so the order does not matter.
+    let half_lanes = _mm_max_ps(
+        _mm256_castps256_ps128(lanes),
+        _mm256_extractf128_ps::<1>(lanes),
+    );
+    let half_lanes = _mm_max_ps(half_lanes, _mm_movehl_ps(half_lanes, half_lanes));
+    _mm_cvtss_f32(_mm_max_ss(half_lanes, _mm_movehdup_ps(half_lanes)))
+}
+
+/// [`quantize_block`]'s values for a block whose scale's inverse is `inverse`, in four 8-lane
+/// vectors; returns their sum. The same products, rounding half away from zero as `trunc`
+/// plus the sign where the remainder is at least one half, the same `MAGIC` bits truncated to
+/// bytes, and the sum from those bytes. A quarter of the time of the portable loop, which
+/// LLVM left scalar in its rounding and sum.
 // `i` indexes the four vectors and the values at once.
 #[allow(clippy::needless_range_loop)]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn quantize_block_avx2(block: &[f32; BLOCK], values: &mut [i8; BLOCK]) -> (f32, i32) {
+#[inline]
+unsafe fn block_values_avx2(block: &[f32], inverse: f32, values: &mut [i8]) -> i32 {
     use std::arch::x86_64::*;
-    let input: [__m256; 4] = std::array::from_fn(|i| _mm256_loadu_ps(block.as_ptr().add(8 * i)));
+    assert!(
+        block.len() == BLOCK && values.len() == BLOCK,
+        "a block of {} values into {}",
+        block.len(),
+        values.len()
+    );
+    let inverse = _mm256_set1_ps(inverse);
     let magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF));
-    let mut lanes = _mm256_setzero_ps();
-    for vector in input {
-        // `max_ps(a, b)` is `a > b ? a : b`: a NaN magnitude never replaces the lane.
-        lanes = _mm256_max_ps(_mm256_and_ps(vector, magnitude), lanes);
-    }
-    let mut across = [0.0_f32; 8];
-    _mm256_storeu_ps(across.as_mut_ptr(), lanes);
-    let max_abs = across
-        .iter()
-        .fold(0.0_f32, |max, &lane| if lane > max { lane } else { max });
-    let scale = max_abs / 127.0;
-    let inverse = _mm256_set1_ps(if scale > 0.0 { 1.0 / scale } else { 0.0 });
     let (half, one, magic) = (
         _mm256_set1_ps(0.5),
         _mm256_set1_ps(1.0),
@@ -816,7 +903,7 @@ unsafe fn quantize_block_avx2(block: &[f32; BLOCK], values: &mut [i8; BLOCK]) ->
     let magic_bits = _mm256_set1_epi32(MAGIC.to_bits() as i32);
     let mut bytes = [_mm256_setzero_si256(); 4];
     for i in 0..4 {
-        let x = _mm256_mul_ps(input[i], inverse);
+        let x = _mm256_mul_ps(_mm256_loadu_ps(block.as_ptr().add(8 * i)), inverse);
         let whole = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(x);
         let rest = _mm256_and_ps(_mm256_sub_ps(x, whole), magnitude);
         let up = _mm256_and_ps(
@@ -842,10 +929,11 @@ unsafe fn quantize_block_avx2(block: &[f32; BLOCK], values: &mut [i8; BLOCK]) ->
     // Σ q from the bytes: as unsigned q + 128, summed against zero in four 64-bit lanes.
     let offset = _mm256_xor_si256(packed, _mm256_set1_epi8(i8::MIN));
     let lane_sums = _mm256_sad_epu8(offset, _mm256_setzero_si256());
-    let mut sums = [0_i64; 4];
-    _mm256_storeu_si256(sums.as_mut_ptr().cast(), lane_sums);
-    let sum = sums.iter().sum::<i64>() - 128 * BLOCK as i64;
-    (scale, sum as i32)
+    let pair = _mm_add_epi64(
+        _mm256_castsi256_si128(lane_sums),
+        _mm256_extracti128_si256::<1>(lane_sums),
+    );
+    (_mm_cvtsi128_si64(pair) + _mm_extract_epi64::<1>(pair) - 128 * BLOCK as i64) as i32
 }
 
 fn f32_at(bytes: &[u8]) -> f32 {
@@ -1605,14 +1693,27 @@ mod tests {
             // Exact multiples of half a step: every value a tie or a whole number.
             *value = (index as f32 - 16.0) * 127.0 / 31.0 / 2.0;
         }
-        let (simd, portable) = (
-            quantize_row_with(&row, true),
-            quantize_row_with(&row, false),
-        );
-        assert_eq!(simd.values, portable.values);
-        assert_eq!(bits(&simd.scales), bits(&portable.scales));
-        assert_eq!(bits(&simd.sums), bits(&portable.sums));
-        assert_eq!(simd.offsets, portable.offsets);
+        // The SIMD path rounds the factors of eight blocks at once and the rest one by one:
+        // the special blocks in both parts, in rows of 64, 18 (SmolLM2's 576), 10 and 7 blocks.
+        let specials = &row[..10 * BLOCK];
+        let mut specials_last = row[10 * BLOCK..18 * BLOCK].to_vec();
+        specials_last.extend_from_slice(specials);
+        let rows = [
+            row.clone(),
+            row[..18 * BLOCK].to_vec(),
+            specials_last,
+            specials.to_vec(),
+            specials[..7 * BLOCK].to_vec(),
+            row[3 * BLOCK..10 * BLOCK].to_vec(),
+        ];
+        for row in &rows {
+            let (simd, portable) = (quantize_row_with(row, true), quantize_row_with(row, false));
+            assert_eq!(simd.values, portable.values);
+            assert_eq!(bits(&simd.scales), bits(&portable.scales));
+            assert_eq!(bits(&simd.sums), bits(&portable.sums));
+            assert_eq!(simd.offsets, portable.offsets);
+        }
+        let portable = quantize_row_with(&row, false);
         assert_eq!(
             &portable.values[..ties.len()],
             &[64, -64, 1, -1, 2, -3, 127, -127]
