@@ -15,6 +15,8 @@
 //! rotary tables), so outputs match up to float rounding; `tests/generator.rs` holds both
 //! implementations to llama.cpp's reference continuations.
 
+use std::sync::Mutex;
+
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{ggml_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
@@ -23,6 +25,7 @@ use rayon::prelude::*;
 use super::attention::{group_attention_scores, group_weighted_rows};
 use super::panel_cache::{MappedPanels, PanelCache, PanelWriter};
 use super::qmatmul::{has_fast_path, q4_k_as_q4_1, Q4_1Matrix, Q8_0Matrix};
+use super::team::{self, Team};
 use crate::embed::kernels::{exp, lane_sum, softmax_in_place};
 
 type CandleResult<T> = candle_core::Result<T>;
@@ -188,19 +191,30 @@ impl Linear {
     /// `input` holds `rows` rows of `in_dim`; returns the rows of all parts side by side. Each
     /// row's result is bit for bit what it would be alone (the rows of a batched step are
     /// different answers): our products have one arithmetic per row whatever runs beside it,
-    /// and candle's quantized matmul computes each row on its own anyway.
-    fn apply(&self, input: &[f32], rows: usize, in_dim: usize) -> CandleResult<Vec<f32>> {
+    /// and candle's quantized matmul computes each row on its own anyway. Our products run on
+    /// `team` when given (a generation step's), candle's on its own threads.
+    fn apply(
+        &self,
+        team: Option<&Team>,
+        input: &[f32],
+        rows: usize,
+        in_dim: usize,
+    ) -> CandleResult<Vec<f32>> {
         let parts = match self {
             Linear::Q4_1(matrix) => {
-                return matrix.forward(input, rows).map_err(candle_core::Error::Msg)
+                return matrix
+                    .forward_on(team, input, rows)
+                    .map_err(candle_core::Error::Msg)
             }
             Linear::Q8_0(matrix) => {
-                return matrix.forward(input, rows).map_err(candle_core::Error::Msg)
+                return matrix
+                    .forward_on(team, input, rows)
+                    .map_err(candle_core::Error::Msg)
             }
             Linear::Split(parts) => {
                 let outputs = parts
                     .iter()
-                    .map(|part| part.apply(input, rows, in_dim))
+                    .map(|part| part.apply(team, input, rows, in_dim))
                     .collect::<CandleResult<Vec<_>>>()?;
                 let widths: Vec<usize> = outputs.iter().map(|out| out.len() / rows).collect();
                 let mut joined = Vec::with_capacity(outputs.iter().map(Vec::len).sum());
@@ -738,6 +752,22 @@ impl Decoder {
                 );
             }
         }
+        if tokens.iter().all(|tokens| tokens.len() == 1) {
+            // A generation step: its ~150 parallel operations on one team of threads.
+            Team::with(|team| self.run_layers(Some(team), sequences, tokens))
+        } else {
+            self.run_layers(None, sequences, tokens)
+        }
+    }
+
+    /// [`Self::run`] after its checks; a generation step's operations on `team`.
+    fn run_layers(
+        &self,
+        team: Option<&Team>,
+        sequences: &mut [&mut Sequence],
+        tokens: &[&[u32]],
+    ) -> CandleResult<Logits> {
+        let kv_dim = self.shape.kv_dim();
         let num_rows: usize = tokens.iter().map(|tokens| tokens.len()).sum();
         let dim = self.shape.dim;
         let mut hidden = Vec::with_capacity(num_rows * dim);
@@ -748,7 +778,7 @@ impl Decoder {
         let qkv_width = self.shape.q_dim() + 2 * kv_dim;
         for (index, layer) in self.layers.iter().enumerate() {
             let normed = rms_norm_rows(&hidden, &layer.attention_norm, self.shape.norm_eps);
-            let mut qkv = layer.qkv.apply(&normed, num_rows, dim)?;
+            let mut qkv = layer.qkv.apply(team, &normed, num_rows, dim)?;
             if qkv.len() != num_rows * qkv_width {
                 candle_core::bail!(
                     "projection output has {} values, expected {}",
@@ -795,11 +825,43 @@ impl Decoder {
                         (rest, head) = (tail, end);
                     }
                 }
-                tasks.into_par_iter().for_each(|(row, head, out)| {
+                let attend = |row: usize, head: usize, out: &mut [f32]| {
                     let (cache, part, start, _) = &parts[row];
                     let queries = &part[head * head_dim..][..out.len()];
                     attend_heads(&self.shape, cache, queries, out, head, start + 1);
-                });
+                };
+                match team {
+                    Some(team) => {
+                        // Contiguous runs of tasks (the answers' caches read in order; one
+                        // task a run where there are few), two a thread, each behind a lock
+                        // of its own that one thread takes once. Claimed one by one, the 12
+                        // tasks of four answers interleaved over both threads cost 20 %.
+                        let (count, threads) = (tasks.len(), rayon::current_num_threads());
+                        let parts = if count <= 3 * threads {
+                            count
+                        } else {
+                            2 * threads
+                        };
+                        let mut tasks = tasks.into_iter();
+                        let runs: Vec<Mutex<Vec<_>>> = (0..parts)
+                            .map(|part| {
+                                let length = team::share(count, parts, part).len();
+                                Mutex::new(tasks.by_ref().take(length).collect())
+                            })
+                            .collect();
+                        team.run(runs.len(), &|run| {
+                            let mut run = runs[run]
+                                .lock()
+                                .unwrap_or_else(|poison| poison.into_inner());
+                            for (row, head, out) in run.iter_mut() {
+                                attend(*row, *head, out);
+                            }
+                        });
+                    }
+                    None => tasks
+                        .into_par_iter()
+                        .for_each(|(row, head, out)| attend(row, head, out)),
+                }
                 attention
             } else {
                 let attended = parts
@@ -814,15 +876,15 @@ impl Decoder {
             let projected =
                 layer
                     .attention_output
-                    .apply(&attention, num_rows, self.shape.q_dim())?;
+                    .apply(team, &attention, num_rows, self.shape.q_dim())?;
             add_in_place(&mut hidden, &projected);
 
             let normed = rms_norm_rows(&hidden, &layer.ffn_norm, self.shape.norm_eps);
-            let gate_up = layer.gate_up.apply(&normed, num_rows, dim)?;
+            let gate_up = layer.gate_up.apply(team, &normed, num_rows, dim)?;
             let activated = silu_gate(&gate_up, self.shape.feed_forward);
             let down = layer
                 .down
-                .apply(&activated, num_rows, self.shape.feed_forward)?;
+                .apply(team, &activated, num_rows, self.shape.feed_forward)?;
             add_in_place(&mut hidden, &down);
         }
 
@@ -834,7 +896,7 @@ impl Decoder {
             last_rows.extend_from_slice(&hidden[(row_end - 1) * dim..row_end * dim]);
         }
         let normed = rms_norm_rows(&last_rows, &self.final_norm, self.shape.norm_eps);
-        let values = self.output.apply(&normed, sequences.len(), dim)?;
+        let values = self.output.apply(team, &normed, sequences.len(), dim)?;
         Ok(Logits {
             vocab_size: values.len() / sequences.len(),
             values,
@@ -1117,7 +1179,7 @@ mod tests {
                         .expect("forward")
                 })
                 .collect();
-            let actual = mixed.apply(&values, rows, columns).expect("apply");
+            let actual = mixed.apply(None, &values, rows, columns).expect("apply");
             assert_eq!(actual.len(), rows * 64);
             for row in 0..rows {
                 let mut offset = 0;

@@ -15,6 +15,7 @@ pub(crate) mod qmatmul;
 mod remote;
 mod sampler;
 mod stream;
+mod team;
 mod template;
 mod tokenizer;
 mod weights;

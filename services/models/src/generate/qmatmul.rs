@@ -32,6 +32,8 @@ use std::marker::PhantomData;
 use half::f16;
 use rayon::prelude::*;
 
+use super::team::{self, Team};
+
 /// Values per block (weights and the 8-bit activations).
 const BLOCK: usize = 32;
 /// Weight rows per panel: one 512-bit vector of 32-bit sums.
@@ -387,6 +389,17 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
     /// transpose: returns `[num_rows, rows]`. Each row's result is bit for bit what it would be
     /// alone (see the module's comment).
     pub fn forward(&self, input: &[f32], num_rows: usize) -> Result<Vec<f32>, String> {
+        self.forward_on(None, input, num_rows)
+    }
+
+    /// [`Self::forward`]; a generation step's rows (a few) on `team`'s threads when given, else
+    /// on rayon's.
+    pub(crate) fn forward_on(
+        &self,
+        team: Option<&Team>,
+        input: &[f32],
+        num_rows: usize,
+    ) -> Result<Vec<f32>, String> {
         let quantized = self.quantize_rows(input, num_rows)?;
         let mut output = vec![0.0_f32; num_rows * self.rows];
         let num_panels = self.rows.div_ceil(PANEL);
@@ -405,6 +418,20 @@ impl<F: BlockFormat> QuantizedMatrix<F> {
                         self.panel_rows(panel, inputs, out);
                     }
                 });
+        } else if let Some(team) = team {
+            // A generation step on its team: each thread takes contiguous runs of panels (the
+            // weights streamed in order), two a thread so that one starting late evens out.
+            // Each (input row, panel) pair is written by one task only; see `Target`.
+            let tasks = 2 * rayon::current_num_threads();
+            let columns = self.rows;
+            let target = Target(output.as_mut_ptr(), output.len());
+            team.run(tasks, &|task| {
+                for panel in team::share(num_panels, tasks, task) {
+                    self.panel_results(panel, &quantized, |input_row, values| {
+                        target.write(input_row * columns + panel * PANEL, values);
+                    });
+                }
+            });
         } else if num_rows == 1 {
             // Generation, one answer: the panels split across threads.
             let per_task = panels_per_task(num_panels, rayon::current_num_threads());
