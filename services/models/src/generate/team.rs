@@ -25,6 +25,10 @@ use std::any::Any;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a helper spins for the next operation before it yields its core between looks.
+const SPIN_BEFORE_YIELDING: Duration = Duration::from_micros(50);
 
 /// One operation: `tasks` calls of `work`, each index handed out once by `next`.
 struct Operation<'a> {
@@ -141,12 +145,22 @@ impl Team {
     /// when the team is closed.
     fn help(&self) {
         let mut seen = 0;
+        let mut idle_since = None;
         while !self.closed.load(Ordering::Acquire) {
             let published = self.published.load(Ordering::SeqCst);
             if published == seen {
-                std::hint::spin_loop();
+                // Spinning through a step's serial parts (microseconds); past that (this
+                // thread's caller descheduled, say) the core goes to whatever else is waiting,
+                // such as the searches' embedder, at a yield per look.
+                let since = *idle_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < SPIN_BEFORE_YIELDING {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
                 continue;
             }
+            idle_since = None;
             seen = published;
             self.readers.fetch_add(1, Ordering::SeqCst);
             let operation = self.operation.load(Ordering::SeqCst);
