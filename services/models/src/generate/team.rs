@@ -72,9 +72,10 @@ pub(crate) struct Team {
 }
 
 impl Team {
-    /// Runs `body` with a team: this thread plus, inside a rayon pool, a helper on each of the
-    /// pool's other threads. Outside a pool, or in a pool of one, `body`'s operations run on
-    /// this thread alone.
+    /// Runs `body` with a team: this thread plus a helper on each other thread of the current
+    /// rayon pool. Called from outside a pool (tests' token-by-token comparisons), `body` runs on
+    /// rayon's global pool with its threads as the team, as its products did through rayon; in
+    /// a pool of one, on this thread alone.
     pub(crate) fn with<R: Send>(body: impl FnOnce(&Team) -> R + Send) -> R {
         let team = Team {
             operation: AtomicPtr::new(std::ptr::null_mut()),
@@ -83,7 +84,7 @@ impl Team {
             closed: AtomicBool::new(false),
         };
         let helpers = rayon::current_num_threads().saturating_sub(1);
-        if helpers == 0 || rayon::current_thread_index().is_none() {
+        if helpers == 0 {
             return body(&team);
         }
         rayon::scope(|scope| {
@@ -253,14 +254,23 @@ mod tests {
     }
 
     #[test]
-    fn outside_a_pool_the_caller_runs_everything() {
+    fn outside_a_pool_the_global_pool_runs_it() {
         let total = AtomicUsize::new(0);
+        let on_pool = AtomicUsize::new(0);
         Team::with(|team| {
             team.run(10, &|task| {
                 total.fetch_add(task, Ordering::Relaxed);
+                if rayon::current_thread_index().is_some() {
+                    on_pool.fetch_add(1, Ordering::Relaxed);
+                }
             })
         });
         assert_eq!(total.load(Ordering::Relaxed), 45);
+        assert_eq!(
+            on_pool.load(Ordering::Relaxed),
+            10,
+            "every task on the global pool"
+        );
     }
 
     #[test]
