@@ -795,7 +795,8 @@ impl Decoder {
                 let start = sequence.len();
                 parts.push((&mut sequence.cache[index], part, start, tokens.len()));
             }
-            let attention = if num_rows == parts.len() {
+            // A team only for a generation step: one new token each.
+            let attention = if let Some(team) = team {
                 // One new token each (a generation step): the heads of every sequence are
                 // one set of tasks; a task per sequence, each forking over its heads, left
                 // the threads waiting on one another for work this small. A task takes the
@@ -830,38 +831,31 @@ impl Decoder {
                     let queries = &part[head * head_dim..][..out.len()];
                     attend_heads(&self.shape, cache, queries, out, head, start + 1);
                 };
-                match team {
-                    Some(team) => {
-                        // Contiguous runs of tasks (the answers' caches read in order; one
-                        // task a run where there are few), two a thread, each behind a lock
-                        // of its own that one thread takes once. Claimed one by one, the 12
-                        // tasks of four answers interleaved over both threads cost 20 %.
-                        let (count, threads) = (tasks.len(), rayon::current_num_threads());
-                        let parts = if count <= 3 * threads {
-                            count
-                        } else {
-                            2 * threads
-                        };
-                        let mut tasks = tasks.into_iter();
-                        let runs: Vec<Mutex<Vec<_>>> = (0..parts)
-                            .map(|part| {
-                                let length = team::share(count, parts, part).len();
-                                Mutex::new(tasks.by_ref().take(length).collect())
-                            })
-                            .collect();
-                        team.run(runs.len(), &|run| {
-                            let mut run = runs[run]
-                                .lock()
-                                .unwrap_or_else(|poison| poison.into_inner());
-                            for (row, head, out) in run.iter_mut() {
-                                attend(*row, *head, out);
-                            }
-                        });
+                // Contiguous runs of tasks (the answers' caches read in order; one task a run
+                // where there are few), two a thread, each behind a lock of its own that one
+                // thread takes once. Claimed one by one, the 12 tasks of four answers
+                // interleaved over both threads cost 20 %.
+                let (count, threads) = (tasks.len(), rayon::current_num_threads());
+                let parts = if count <= 3 * threads {
+                    count
+                } else {
+                    2 * threads
+                };
+                let mut tasks = tasks.into_iter();
+                let runs: Vec<Mutex<Vec<_>>> = (0..parts)
+                    .map(|part| {
+                        let length = team::share(count, parts, part).len();
+                        Mutex::new(tasks.by_ref().take(length).collect())
+                    })
+                    .collect();
+                team.run(runs.len(), &|run| {
+                    let mut run = runs[run]
+                        .lock()
+                        .unwrap_or_else(|poison| poison.into_inner());
+                    for (row, head, out) in run.iter_mut() {
+                        attend(*row, *head, out);
                     }
-                    None => tasks
-                        .into_par_iter()
-                        .for_each(|(row, head, out)| attend(row, head, out)),
-                }
+                });
                 attention
             } else {
                 let attended = parts
