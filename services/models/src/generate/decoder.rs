@@ -325,11 +325,35 @@ struct Layer {
     down: Linear,
 }
 
-/// Keys and values of the positions seen so far, `[position][kv_dim]`, appended in place.
-#[derive(Default, Clone)]
+/// Keys and values of the positions seen so far, one buffer per key/value head,
+/// `[position][head_dim]`, appended in place. A head's attention reads its own buffer from
+/// start to end: in one `[position][kv_dim]` buffer it read a head's 256 bytes out of every
+/// 768 (SmolLM2), and on a CPU whose last-level cache does not hold the caches (AMD EPYC,
+/// 32 MB) generation after a 480-token prompt ran 40 % slower than after 40 tokens.
+#[derive(Clone)]
 struct LayerCache {
-    keys: Vec<f32>,
-    values: Vec<f32>,
+    keys: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+}
+
+impl LayerCache {
+    fn new(num_kv_heads: usize) -> Self {
+        LayerCache {
+            keys: vec![Vec::new(); num_kv_heads],
+            values: vec![Vec::new(); num_kv_heads],
+        }
+    }
+
+    fn heads_mut(&mut self) -> impl Iterator<Item = &mut Vec<f32>> {
+        self.keys.iter_mut().chain(self.values.iter_mut())
+    }
+
+    /// Positions held, given the heads' width.
+    fn positions(&self, head_dim: usize) -> usize {
+        self.keys
+            .first()
+            .map_or(0, |keys| keys.len() / head_dim.max(1))
+    }
 }
 
 /// One sequence's keys and values (a generation in progress, or a prompt prefix kept for the
@@ -339,6 +363,7 @@ struct LayerCache {
 pub(crate) struct Sequence {
     cache: Vec<LayerCache>,
     kv_dim: usize,
+    head_dim: usize,
     /// The tokens at the cached positions (one per position), so that a later prompt with the
     /// same beginning can keep their keys and values ([`Sequence::keep_common_prefix`]).
     tokens: Vec<u32>,
@@ -383,10 +408,9 @@ impl Sequence {
     /// grown a token at a time, each layer's cache was reallocated and copied at every
     /// doubling, on the decoder's pool while its other thread waited.
     pub(crate) fn reserve(&mut self, positions: usize) {
-        let values = positions.saturating_mul(self.kv_dim);
-        for cache in &mut self.cache {
-            cache.keys.reserve(values);
-            cache.values.reserve(values);
+        let values = positions.saturating_mul(self.head_dim);
+        for head in self.cache.iter_mut().flat_map(LayerCache::heads_mut) {
+            head.reserve(values);
         }
         self.tokens.reserve(positions);
     }
@@ -394,9 +418,8 @@ impl Sequence {
     /// Drops every cached position from `positions` on.
     pub(crate) fn truncate(&mut self, positions: usize) {
         let positions = positions.min(self.len());
-        for cache in &mut self.cache {
-            cache.keys.truncate(positions * self.kv_dim);
-            cache.values.truncate(positions * self.kv_dim);
+        for head in self.cache.iter_mut().flat_map(LayerCache::heads_mut) {
+            head.truncate(positions * self.head_dim);
         }
         self.tokens.truncate(positions);
     }
@@ -663,8 +686,9 @@ impl Decoder {
     /// A new, empty sequence for this model.
     pub(crate) fn new_sequence(&self) -> Sequence {
         Sequence {
-            cache: vec![LayerCache::default(); self.layers.len()],
+            cache: vec![LayerCache::new(self.shape.num_kv_heads); self.layers.len()],
             kv_dim: self.shape.kv_dim(),
+            head_dim: self.shape.head_dim,
             tokens: Vec::new(),
         }
     }
@@ -929,8 +953,13 @@ impl Decoder {
             for head in query_key.chunks_exact_mut(head_dim) {
                 rotate(head, cos, sin, shape.rope_neox);
             }
-            cache.keys.extend_from_slice(&query_key[q_dim..]);
-            cache.values.extend_from_slice(value);
+            let heads = query_key[q_dim..].chunks_exact(head_dim);
+            for (keys, key) in cache.keys.iter_mut().zip(heads) {
+                keys.extend_from_slice(key);
+            }
+            for (values, head) in cache.values.iter_mut().zip(value.chunks_exact(head_dim)) {
+                values.extend_from_slice(head);
+            }
         }
         Ok(())
     }
@@ -947,18 +976,17 @@ fn attend_heads(
     first_head: usize,
     num_positions: usize,
 ) {
-    let (kv_dim, head_dim) = (shape.kv_dim(), shape.head_dim);
+    let head_dim = shape.head_dim;
     let scale = 1.0 / (head_dim as f32).sqrt();
-    let group = shape.num_heads / shape.num_kv_heads;
-    let kv_offset = (first_head / group) * head_dim;
+    let kv_head = first_head / (shape.num_heads / shape.num_kv_heads);
     let heads = out.len() / head_dim;
     let mut scores = vec![0.0_f32; heads * num_positions];
-    let keys = &cache.keys[kv_offset..];
-    group_attention_scores(queries, head_dim, keys, kv_dim, scale, &mut scores);
+    let keys = &cache.keys[kv_head];
+    group_attention_scores(queries, head_dim, keys, head_dim, scale, &mut scores);
     for row in scores.chunks_exact_mut(num_positions) {
         softmax_in_place(row);
     }
-    group_weighted_rows(&scores, &cache.values[kv_offset..], kv_dim, head_dim, out);
+    group_weighted_rows(&scores, &cache.values[kv_head], head_dim, head_dim, out);
 }
 
 /// The attention output `[num_tokens, q_dim]` of positions `start..start + num_tokens`, whose
@@ -984,10 +1012,10 @@ fn attend_chunk(
             num_tokens * row_len
         );
     }
-    if cache.keys.len() < (start + num_tokens) * kv_dim {
+    if cache.positions(head_dim) < start + num_tokens {
         candle_core::bail!(
             "the cache holds {} positions, the chunk ends at {}",
-            cache.keys.len() / kv_dim,
+            cache.positions(head_dim),
             start + num_tokens
         );
     }
