@@ -2,7 +2,7 @@
 # The peer for generation speed: llama.cpp's llama-bench on the default SmolLM2 GGUF, 2 threads,
 # prompt processing of 512 tokens and generation of 128, next to Vellum's own gen_bench in the
 # same run. llama.cpp's source comes from PyPI (the llama-cpp-python sdist vendors it, pinned
-# below by SHA-256); it is built once into ~/.cache/vellum/llama.cpp-<version>.
+# by SHA-256); deploy/peer/llama-bench-build.sh builds it once per set of CPU flags.
 #
 # usage: deploy/llama-bench.sh
 set -euo pipefail
@@ -11,44 +11,7 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$repo_root/deploy/setup.sh"
 cd "$repo_root"
 
-version=0.3.36
-sha256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
-cache=$HOME/.cache/vellum
-src=$cache/llama_cpp_python-$version
-# Portable flags: never GGML_NATIVE (machines of this kind differ and a wrong guess dies on the
-# first matmul); AVX2/FMA always; AVX-512, and its VNNI (`vpdpbusd`, which Vellum's own kernels
-# use where the CPU has it: the peer gets the same instructions), only where this CPU has them;
-# AVX-VNNI (the VEX form) and AMX never. One build folder per set of flags.
-avx512=OFF vnni512=OFF
-grep -qw avx512f /proc/cpuinfo && avx512=ON
-[ $avx512 = ON ] && grep -qw avx512_vnni /proc/cpuinfo && grep -qw avx512vl /proc/cpuinfo && vnni512=ON
-build=$src/vendor/llama.cpp/build-avx512-$avx512-vnni-$vnni512
-bench=$build/bin/llama-bench
-if [ ! -x "$bench" ]; then
-  command -v cmake >/dev/null 2>&1 || {
-    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get install -y -qq cmake >/dev/null
-  }
-  mkdir -p "$cache"
-  tarball=$cache/llama_cpp_python-$version.tar.gz
-  if [ ! -f "$tarball" ]; then
-    venv=$(mktemp -d)
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet scikit-build-core
-    "$venv/bin/pip" download --quiet --no-deps --no-binary :all: --no-build-isolation \
-      -d "$cache" "llama-cpp-python==$version"
-    rm -rf "$venv"
-  fi
-  echo "$sha256  $tarball" | sha256sum -c --quiet
-  tar -xzf "$tarball" -C "$cache"
-  cmake -S "$src/vendor/llama.cpp" -B "$build" -DCMAKE_BUILD_TYPE=Release \
-    -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
-    -DGGML_AVX512=$avx512 -DGGML_AVX512_VNNI=$vnni512 -DGGML_AVX_VNNI=OFF \
-    -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF \
-    -DGGML_AMX_BF16=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-    -DLLAMA_BUILD_SERVER=OFF >/dev/null
-  cmake --build "$build" --target llama-bench -j "$(nproc)" >/dev/null
-fi
+source "$repo_root/deploy/peer/llama-bench-build.sh"
 
 types=${1:-Q4_1 Q4_K_M Q8_0}
 shipped="$VELLUM_MODELS_DIR/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -57,7 +20,7 @@ source "$repo_root/deploy/llama-cpp-venv.sh"
 cargo build --release --locked --workspace --all-targets
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-echo "== $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); llama.cpp AVX-512 $avx512, AVX-512 VNNI $vnni512"
+echo "== $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); $llama_cpp_flags"
 rows=()
 for type in $types; do
   if [ "$type" = Q4_1 ]; then

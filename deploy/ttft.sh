@@ -16,8 +16,7 @@ if [[ -z "${VELLUM_BIN:-}" ]]; then
   cargo build --release --locked --workspace --bins
 fi
 vellum=${VELLUM_BIN:-$CARGO_TARGET_DIR/release/vellum}
-bench=$HOME/.cache/vellum/llama_cpp_python-0.3.36/vendor/llama.cpp/build/bin/llama-bench
-[[ -x "$bench" ]] || deploy/llama-bench.sh > /dev/null
+source "$repo_root/deploy/peer/llama-bench-build.sh"
 model=${VELLUM_MODELS_DIR:-$repo_root/models}/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf
 work=$(mktemp -d)
 server_pid=
@@ -27,7 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "== machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); $llama_cpp_flags"
 "$vellum" --data-dir "$work/data" ingest docs --collection docs > /dev/null
 export VELLUM_ADMIN_PASSWORD="time to first token admin"
 "$vellum" --data-dir "$work/data" serve --listen 127.0.0.1:0 --policies policies/default \
