@@ -362,7 +362,6 @@ impl LayerCache {
 #[derive(Clone)]
 pub(crate) struct Sequence {
     cache: Vec<LayerCache>,
-    kv_dim: usize,
     head_dim: usize,
     /// The tokens at the cached positions (one per position), so that a later prompt with the
     /// same beginning can keep their keys and values ([`Sequence::keep_common_prefix`]).
@@ -687,7 +686,6 @@ impl Decoder {
     pub(crate) fn new_sequence(&self) -> Sequence {
         Sequence {
             cache: vec![LayerCache::new(self.shape.num_kv_heads); self.layers.len()],
-            kv_dim: self.shape.kv_dim(),
             head_dim: self.shape.head_dim,
             tokens: Vec::new(),
         }
@@ -760,12 +758,17 @@ impl Decoder {
                 tokens.len()
             );
         }
-        let kv_dim = self.shape.kv_dim();
         for (sequence, tokens) in sequences.iter().zip(tokens) {
             if tokens.is_empty() {
                 candle_core::bail!("no tokens to run");
             }
-            if sequence.cache.len() != self.layers.len() || sequence.kv_dim != kv_dim {
+            if sequence.cache.len() != self.layers.len()
+                || sequence.head_dim != self.shape.head_dim
+                || sequence
+                    .cache
+                    .iter()
+                    .any(|cache| cache.keys.len() != self.shape.num_kv_heads)
+            {
                 candle_core::bail!("the sequence belongs to another model");
             }
             let end = sequence.len() + tokens.len();
@@ -841,13 +844,13 @@ impl Decoder {
                 let mut tasks = Vec::with_capacity(num_rows * self.shape.num_kv_heads);
                 for (row, out) in attention.chunks_exact_mut(q_dim).enumerate() {
                     for (kv_head, out) in out.chunks_exact_mut(group * head_dim).enumerate() {
-                        tasks.push((row, kv_head * group, out));
+                        tasks.push((row, kv_head, out));
                     }
                 }
-                let attend = |row: usize, head: usize, out: &mut [f32]| {
+                let attend = |row: usize, kv_head: usize, out: &mut [f32]| {
                     let (cache, part, start, _) = &parts[row];
-                    let queries = &part[head * head_dim..][..out.len()];
-                    attend_heads(&self.shape, cache, queries, out, head, start + 1);
+                    let queries = &part[kv_head * out.len()..][..out.len()];
+                    attend_heads(&self.shape, cache, queries, out, kv_head, start + 1);
                 };
                 // Contiguous runs of tasks (the answers' caches read in order; one task a run
                 // where there are few), two a thread, each behind a lock of its own that one
@@ -959,20 +962,19 @@ impl Decoder {
     }
 }
 
-/// One new token's attention for the query heads `first_head..` of one key/value head
-/// (`queries` and `out` hold `out.len() / head_dim` heads) over the first `num_positions`
+/// One new token's attention for the query heads of key/value head `kv_head` (`queries` and
+/// `out` hold `out.len() / head_dim` heads) over the first `num_positions`
 /// positions of `cache` (its own included).
 fn attend_heads(
     shape: &Shape,
     cache: &LayerCache,
     queries: &[f32],
     out: &mut [f32],
-    first_head: usize,
+    kv_head: usize,
     num_positions: usize,
 ) {
     let head_dim = shape.head_dim;
     let scale = 1.0 / (head_dim as f32).sqrt();
-    let kv_head = first_head / (shape.num_heads / shape.num_kv_heads);
     let heads = out.len() / head_dim;
     let mut scores = vec![0.0_f32; heads * num_positions];
     let keys = &cache.keys[kv_head];
@@ -1024,8 +1026,7 @@ fn attend_chunk(
                 .chunks_exact_mut(group_width)
                 .zip(row[..q_dim].chunks_exact(group_width));
             for (kv_head, (out, queries)) in groups.enumerate() {
-                let first_head = kv_head * group_width / head_dim;
-                attend_heads(shape, cache, queries, out, first_head, start + token + 1);
+                attend_heads(shape, cache, queries, out, kv_head, start + token + 1);
             }
         });
     Ok(output)
