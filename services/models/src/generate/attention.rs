@@ -20,6 +20,11 @@ use super::qmatmul::has_fast_path;
 /// vector registers.
 const HEADS_AT_ONCE: usize = 3;
 
+/// How many positions ahead of the four it multiplies the scores' kernel asks for keys (and
+/// values, see [`group_scores_fetching_values`]). Measured on the AMD EPYC at four answers:
+/// 4 and 8 alike, 16 slightly slower, 32 to 128 slower still (docs/benchmarks.md).
+const AHEAD: usize = 8;
+
 /// One new token's attention scores over a cache: `scores[p] = scale · Σ query·key_p`, key `p`
 /// the `query.len()` values at `keys[p · stride..]`. Four positions at a time where the CPU
 /// has AVX2 and FMA (a dot product per position with its own horizontal sum spent more on
@@ -42,7 +47,7 @@ pub fn attention_scores(
     #[cfg(target_arch = "x86_64")]
     if has_fast_path() {
         // SAFETY: AVX2 and FMA checked just above; every key lies inside `keys` (asserted).
-        return unsafe { group_scores_avx2::<1>(query, keys, stride, scale, scores) };
+        return unsafe { group_scores_avx2::<1>(query, keys, None, stride, scale, scores) };
     }
     for (position, score) in scores.iter_mut().enumerate() {
         let key = &keys[position * stride..][..dim];
@@ -87,6 +92,36 @@ pub fn group_attention_scores(
     scale: f32,
     scores: &mut [f32],
 ) {
+    group_scores(queries, dim, keys, None, stride, scale, scores);
+}
+
+/// [`group_attention_scores`] that asks for the keys ahead of reading them, and for the
+/// `values` (laid out as the keys) that the weighted sum reads next: the same scores. For a
+/// generation step, whose caches come from memory (the weights it streamed through since the
+/// last step pushed them out of the processor's caches; a hundred positions of one head are
+/// too short a stream for the hardware prefetcher to get ahead of). A prompt's tokens find
+/// them in cache, where the extra instructions only cost (480-token prompts ~7 % slower).
+pub fn group_scores_fetching_values(
+    queries: &[f32],
+    dim: usize,
+    keys: &[f32],
+    values: &[f32],
+    stride: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
+    group_scores(queries, dim, keys, Some(values), stride, scale, scores);
+}
+
+fn group_scores(
+    queries: &[f32],
+    dim: usize,
+    keys: &[f32],
+    values: Option<&[f32]>,
+    stride: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
     assert!(
         dim > 0 && queries.len().is_multiple_of(dim),
         "queries are not whole heads"
@@ -105,9 +140,16 @@ pub fn group_attention_scores(
             dim <= stride && last * stride + dim <= keys.len(),
             "attention keys shorter than their positions"
         );
+        assert!(
+            values.is_none_or(|values| last * stride + dim <= values.len()),
+            "attention values shorter than their positions"
+        );
     }
     #[cfg(target_arch = "x86_64")]
     if has_fast_path() {
+        // The values are asked for by the first register block only (they are the same rows
+        // for all of the heads).
+        let mut values = values;
         for (first, count) in head_blocks(heads) {
             let queries = &queries[first * dim..(first + count) * dim];
             let scores = &mut scores[first * num_positions..(first + count) * num_positions];
@@ -115,11 +157,12 @@ pub fn group_attention_scores(
             // `queries` and `scores` hold `count` heads (asserted and sliced above).
             unsafe {
                 match count {
-                    3 => group_scores_avx2::<3>(queries, keys, stride, scale, scores),
-                    2 => group_scores_avx2::<2>(queries, keys, stride, scale, scores),
-                    _ => group_scores_avx2::<1>(queries, keys, stride, scale, scores),
+                    3 => group_scores_avx2::<3>(queries, keys, values, stride, scale, scores),
+                    2 => group_scores_avx2::<2>(queries, keys, values, stride, scale, scores),
+                    _ => group_scores_avx2::<1>(queries, keys, values, stride, scale, scores),
                 }
             }
+            values = None;
         }
         return;
     }
@@ -197,12 +240,14 @@ fn head_blocks(heads: usize) -> impl Iterator<Item = (usize, usize)> {
 /// `H` heads' scores, four positions at a time: each key vector is loaded once for the `H`
 /// heads (a dot product per position with its own horizontal sum spent more on the sum than
 /// on the products). Each head's sums do not depend on `H`: the same fused products in the
-/// same order, the same horizontal sum, tail and scaling.
+/// same order, the same horizontal sum, tail and scaling. Where `values` are given, the keys
+/// and values are asked for [`AHEAD`] positions before they are read.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn group_scores_avx2<const H: usize>(
     queries: &[f32],
     keys: &[f32],
+    values: Option<&[f32]>,
     stride: usize,
     scale: f32,
     scores: &mut [f32],
@@ -210,6 +255,24 @@ unsafe fn group_scores_avx2<const H: usize>(
     use std::arch::x86_64::*;
     let dim = queries.len() / H;
     let num_positions = scores.len() / H;
+    // Every line of position `position`'s key (and value) row: a hint, which cannot fault,
+    // for positions inside the cache only.
+    let fetch = |position: usize| {
+        let Some(values) = values else {
+            return;
+        };
+        for rows in [keys, values] {
+            let row = rows.as_ptr().add(position * stride);
+            let mut offset = 0;
+            while offset < dim {
+                _mm_prefetch::<_MM_HINT_T0>(row.add(offset).cast());
+                offset += 16;
+            }
+        }
+    };
+    for position in 0..AHEAD.min(num_positions) {
+        fetch(position);
+    }
     let whole = dim / 8 * 8;
     let scale = _mm_set1_ps(scale);
     let query: [*const f32; H] = std::array::from_fn(|head| queries.as_ptr().add(head * dim));
@@ -219,6 +282,9 @@ unsafe fn group_scores_avx2<const H: usize>(
             keys.as_ptr()
                 .add((first + lane).min(num_positions - 1) * stride)
         });
+        for position in (first + AHEAD..first + AHEAD + 4).take_while(|&p| p < num_positions) {
+            fetch(position);
+        }
         let mut acc = [[_mm256_setzero_ps(); 4]; H];
         let mut d = 0;
         while d < whole {
@@ -387,6 +453,18 @@ mod tests {
                     let queries = random_input(heads * dim);
                     let mut scores = vec![f32::NAN; heads * num_positions];
                     group_attention_scores(&queries, dim, &keys, stride, 0.125, &mut scores);
+                    // Asking for the values too changes nothing in the scores.
+                    let mut fetching = vec![f32::NAN; heads * num_positions];
+                    group_scores_fetching_values(
+                        &queries,
+                        dim,
+                        &keys,
+                        &values,
+                        stride,
+                        0.125,
+                        &mut fetching,
+                    );
+                    assert_eq!(bits(&fetching), bits(&scores));
                     let weights = random_input(heads * num_positions);
                     let mut out = vec![f32::NAN; heads * dim];
                     group_weighted_rows(&weights, &values, stride, dim, &mut out);

@@ -22,7 +22,7 @@ use candle_core::quantized::{ggml_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use rayon::prelude::*;
 
-use super::attention::{group_attention_scores, group_weighted_rows};
+use super::attention::{group_attention_scores, group_scores_fetching_values, group_weighted_rows};
 use super::panel_cache::{MappedPanels, PanelCache, PanelWriter};
 use super::qmatmul::{has_fast_path, q4_k_as_q4_1, Q4_1Matrix, Q8_0Matrix};
 use super::team::{self, Team};
@@ -850,7 +850,7 @@ impl Decoder {
                 let attend = |row: usize, kv_head: usize, out: &mut [f32]| {
                     let (cache, part, start, _) = &parts[row];
                     let queries = &part[kv_head * out.len()..][..out.len()];
-                    attend_heads(&self.shape, cache, queries, out, kv_head, start + 1);
+                    attend_heads(&self.shape, cache, queries, out, kv_head, start + 1, true);
                 };
                 // Contiguous runs of tasks (the answers' caches read in order; one task a run
                 // where there are few), two a thread, each behind a lock of its own that one
@@ -964,7 +964,9 @@ impl Decoder {
 
 /// One new token's attention for the query heads of key/value head `kv_head` (`queries` and
 /// `out` hold `out.len() / head_dim` heads) over the first `num_positions`
-/// positions of `cache` (its own included).
+/// positions of `cache` (its own included). `from_memory` for a generation step, whose
+/// cache the kernel then asks for ahead of reading it (a prompt chunk's is in cache); the
+/// same result either way.
 fn attend_heads(
     shape: &Shape,
     cache: &LayerCache,
@@ -972,17 +974,31 @@ fn attend_heads(
     out: &mut [f32],
     kv_head: usize,
     num_positions: usize,
+    from_memory: bool,
 ) {
     let head_dim = shape.head_dim;
     let scale = 1.0 / (head_dim as f32).sqrt();
     let heads = out.len() / head_dim;
     let mut scores = vec![0.0_f32; heads * num_positions];
     let keys = &cache.keys[kv_head];
-    group_attention_scores(queries, head_dim, keys, head_dim, scale, &mut scores);
+    let values = &cache.values[kv_head];
+    if from_memory {
+        group_scores_fetching_values(
+            queries,
+            head_dim,
+            keys,
+            values,
+            head_dim,
+            scale,
+            &mut scores,
+        );
+    } else {
+        group_attention_scores(queries, head_dim, keys, head_dim, scale, &mut scores);
+    }
     for row in scores.chunks_exact_mut(num_positions) {
         softmax_in_place(row);
     }
-    group_weighted_rows(&scores, &cache.values[kv_head], head_dim, head_dim, out);
+    group_weighted_rows(&scores, values, head_dim, head_dim, out);
 }
 
 /// The attention output `[num_tokens, q_dim]` of positions `start..start + num_tokens`, whose
@@ -1026,7 +1042,15 @@ fn attend_chunk(
                 .chunks_exact_mut(group_width)
                 .zip(row[..q_dim].chunks_exact(group_width));
             for (kv_head, (out, queries)) in groups.enumerate() {
-                attend_heads(shape, cache, queries, out, kv_head, start + token + 1);
+                attend_heads(
+                    shape,
+                    cache,
+                    queries,
+                    out,
+                    kv_head,
+                    start + token + 1,
+                    false,
+                );
             }
         });
     Ok(output)
