@@ -4,8 +4,11 @@
 //! //! as Q8_0 and Q4_1, on the detected kernel and on each other one this CPU runs; and one head
 //! of single-token attention over 550 cached positions (the scores' dot products and the
 //! weighted sum of values), the AVX2 helpers against the portable loops they replaced, and
-//! the three query heads of one SmolLM2 key/value head (keys and values `[position][192]`, as
-//! the cache holds them), one at a time against grouped. And the embedder's int8 linear layer (MiniLM's feed-forward
+//! the three query heads of one SmolLM2 key/value head (keys and values `[position][64]`, one
+//! buffer per key/value head as the cache holds them), one at a time against grouped; and a
+//! step's attention over caches that come from memory (eight answers, 30 layers, three
+//! key/value heads, 200 positions: 74 MB, more than a last-level cache), the scores asking for
+//! keys and values ahead of reading them against not. And the embedder's int8 linear layer (MiniLM's feed-forward
 //! input, 384 -> 1,536, over 256 tokens) on each kernel this CPU runs against candle's f32
 //! matmul. Correctness is tested in `generate/qmatmul.rs` (SIMD against scalar, against the
 //! dequantized weights, and against candle), `generate/attention.rs` (grouped heads bit for
@@ -18,8 +21,8 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use vellum_models::kernels::{
-    attention_scores, group_attention_scores, group_weighted_rows, has_fast_path, weighted_rows,
-    Int8Linear, Kernel, Q4_1Matrix, Q8_0Matrix,
+    attention_scores, group_attention_scores, group_scores_fetching_values, group_weighted_rows,
+    has_fast_path, weighted_rows, Int8Linear, Kernel, Q4_1Matrix, Q8_0Matrix,
 };
 
 fn random(rows: usize, columns: usize) -> Tensor {
@@ -149,10 +152,11 @@ fn bench_attention(c: &mut Criterion) {
     });
     group.finish();
 
-    // Three query heads sharing one key/value head of three, as a generation step runs them.
-    let (heads, kv_dim) = (3, 192);
+    // Three query heads sharing one key/value head, as a generation step runs them: the head's
+    // keys and values in buffers of their own, `[position][head_dim]`.
+    let heads = 3;
     let queries = values(heads * head_dim);
-    let (keys, cached) = (values(positions * kv_dim), values(positions * kv_dim));
+    let (keys, cached) = (values(positions * head_dim), values(positions * head_dim));
     let mut group = c.benchmark_group("attention_kv_group");
     group.throughput(Throughput::Elements((heads * positions) as u64));
     group.bench_function("head_by_head", |b| {
@@ -163,8 +167,8 @@ fn bench_attention(c: &mut Criterion) {
                 .zip(out.chunks_exact_mut(head_dim))
             {
                 let mut scores = vec![0.0_f32; positions];
-                attention_scores(query, &keys, kv_dim, 1.0, &mut scores);
-                weighted_rows(&scores, &cached, kv_dim, out);
+                attention_scores(query, &keys, head_dim, 1.0, &mut scores);
+                weighted_rows(&scores, &cached, head_dim, out);
             }
             out
         })
@@ -173,12 +177,76 @@ fn bench_attention(c: &mut Criterion) {
         b.iter(|| {
             let mut scores = vec![0.0_f32; heads * positions];
             let queries = std::hint::black_box(&queries);
-            group_attention_scores(queries, head_dim, &keys, kv_dim, 1.0, &mut scores);
+            group_attention_scores(queries, head_dim, &keys, head_dim, 1.0, &mut scores);
             let mut out = vec![0.0_f32; heads * head_dim];
-            group_weighted_rows(&scores, &cached, kv_dim, head_dim, &mut out);
+            group_weighted_rows(&scores, &cached, head_dim, head_dim, &mut out);
             out
         })
     });
+    group.finish();
+
+    // A four-answer step's attention as a step meets it: per layer, each answer's three
+    // key/value heads (~100 positions), then that layer's weights (2.8 MB of SmolLM2-135M's
+    // 85) streamed through, which pushes the caches out before the next step reads them.
+    let (answers, layers, kv_heads, positions) = (4, 30, 3, 104);
+    let caches: Vec<(Vec<f32>, Vec<f32>)> = (0..answers * layers * kv_heads)
+        .map(|_| (values(positions * head_dim), values(positions * head_dim)))
+        .collect();
+    let weights: Vec<u64> = (0..85_000_000 / 8).map(|value| value as u64).collect();
+    let per_layer = weights.len() / layers;
+    let mut group = c.benchmark_group("attention_step_between_weights");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(
+        (caches.len() * heads * positions) as u64,
+    ));
+    // The weights alone, for the attention's share of the other two.
+    group.bench_function("weights_alone", |b| {
+        b.iter(|| {
+            weights
+                .chunks(per_layer)
+                .map(|layer| layer.iter().fold(0_u64, |sum, &w| sum ^ w))
+                .fold(0_u64, |all, layer| all ^ layer)
+        })
+    });
+    for fetching in [false, true] {
+        let name = if fetching { "asking_ahead" } else { "plain" };
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut out = vec![0.0_f32; heads * head_dim];
+                let mut scores = vec![0.0_f32; heads * positions];
+                let mut streamed = 0_u64;
+                for (layer, layer_caches) in caches.chunks(answers * kv_heads).enumerate() {
+                    for (keys, cached) in layer_caches {
+                        let queries = std::hint::black_box(&queries);
+                        if fetching {
+                            group_scores_fetching_values(
+                                queries,
+                                head_dim,
+                                keys,
+                                cached,
+                                head_dim,
+                                1.0,
+                                &mut scores,
+                            );
+                        } else {
+                            group_attention_scores(
+                                queries,
+                                head_dim,
+                                keys,
+                                head_dim,
+                                1.0,
+                                &mut scores,
+                            );
+                        }
+                        group_weighted_rows(&scores, cached, head_dim, head_dim, &mut out);
+                    }
+                    let layer_weights = &weights[layer * per_layer..][..per_layer];
+                    streamed = layer_weights.iter().fold(streamed, |sum, &w| sum ^ w);
+                }
+                (out, streamed)
+            })
+        });
+    }
     group.finish();
 }
 

@@ -26,7 +26,8 @@ pub use registry::{list_models, sha256_file, ModelInfo, ModelKind};
 pub mod kernels {
     pub use crate::embed::int8::Int8Linear;
     pub use crate::generate::attention::{
-        attention_scores, group_attention_scores, group_weighted_rows, weighted_rows,
+        attention_scores, group_attention_scores, group_scores_fetching_values,
+        group_weighted_rows, weighted_rows,
     };
     pub use crate::generate::qmatmul::{has_fast_path, Q4_1Matrix, Q8_0Matrix};
     pub use crate::simd::Kernel;
