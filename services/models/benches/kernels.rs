@@ -6,9 +6,9 @@
 //! weighted sum of values), the AVX2 helpers against the portable loops they replaced, and
 //! the three query heads of one SmolLM2 key/value head (keys and values `[position][64]`, one
 //! buffer per key/value head as the cache holds them), one at a time against grouped; and a
-//! step's attention over caches that come from memory (eight answers, 30 layers, three
-//! key/value heads, 200 positions: 74 MB, more than a last-level cache), the scores asking for
-//! keys and values ahead of reading them against not. And the embedder's int8 linear layer (MiniLM's feed-forward
+//! four-answer step's attention (30 layers, three key/value heads, 104 positions), each layer's
+//! caches followed by that layer's share of 85 MB of weights streamed through, with the scores
+//! asking for keys and values ahead of reading them and without, beside the weights alone. And the embedder's int8 linear layer (MiniLM's feed-forward
 //! input, 384 -> 1,536, over 256 tokens) on each kernel this CPU runs against candle's f32
 //! matmul. Correctness is tested in `generate/qmatmul.rs` (SIMD against scalar, against the
 //! dequantized weights, and against candle), `generate/attention.rs` (grouped heads bit for

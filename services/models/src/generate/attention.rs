@@ -113,7 +113,9 @@ pub fn group_scores_fetching_values(
     group_scores(queries, dim, keys, Some(values), stride, scale, scores);
 }
 
-fn group_scores(
+/// [`group_attention_scores`], asking for the keys and `values` ahead where `values` are given
+/// ([`group_scores_fetching_values`]).
+pub(crate) fn group_scores(
     queries: &[f32],
     dim: usize,
     keys: &[f32],
@@ -151,6 +153,7 @@ fn group_scores(
         // for all of the heads).
         let mut values = values;
         for (first, count) in head_blocks(heads) {
+            let values = values.take();
             let queries = &queries[first * dim..(first + count) * dim];
             let scores = &mut scores[first * num_positions..(first + count) * num_positions];
             // SAFETY: AVX2 and FMA checked just above; every key lies inside `keys`, and
@@ -162,7 +165,6 @@ fn group_scores(
                     _ => group_scores_avx2::<1>(queries, keys, values, stride, scale, scores),
                 }
             }
-            values = None;
         }
         return;
     }

@@ -22,7 +22,7 @@ use candle_core::quantized::{ggml_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use rayon::prelude::*;
 
-use super::attention::{group_attention_scores, group_scores_fetching_values, group_weighted_rows};
+use super::attention::{group_scores, group_weighted_rows};
 use super::panel_cache::{MappedPanels, PanelCache, PanelWriter};
 use super::qmatmul::{has_fast_path, q4_k_as_q4_1, Q4_1Matrix, Q8_0Matrix};
 use super::team::{self, Team};
@@ -982,19 +982,8 @@ fn attend_heads(
     let mut scores = vec![0.0_f32; heads * num_positions];
     let keys = &cache.keys[kv_head];
     let values = &cache.values[kv_head];
-    if from_memory {
-        group_scores_fetching_values(
-            queries,
-            head_dim,
-            keys,
-            values,
-            head_dim,
-            scale,
-            &mut scores,
-        );
-    } else {
-        group_attention_scores(queries, head_dim, keys, head_dim, scale, &mut scores);
-    }
+    let fetch = from_memory.then_some(values.as_slice());
+    group_scores(queries, head_dim, keys, fetch, head_dim, scale, &mut scores);
     for row in scores.chunks_exact_mut(num_positions) {
         softmax_in_place(row);
     }
