@@ -4,10 +4,11 @@
 //! The prompts are short so that the figure is about generation, not prompt processing.
 //!
 //! Run with `cargo run --release -p vellum-models --example batch_bench -- [MODEL.gguf]` (the
-//! default model as in `gen_bench`). `RUNS` sets the runs per concurrency (2; the best is
-//! kept); `AT_ONCE` the concurrencies (`1,2,4,8`; the first is the peer, e.g. `1,4` to profile
-//! one). Ends with one line per concurrency, `batch N ratio R`, R the aggregate rate over the
-//! single-stream rate measured in the same run.
+//! default model as in `gen_bench`). `RUNS` sets the rounds (2), each a run of every
+//! concurrency in turn; `AT_ONCE` the concurrencies (`1,2,4,8`; the first is the peer, e.g.
+//! `1,4` to profile one). Prints each concurrency's best run, then one line per concurrency,
+//! `batch N ratio R`: R the median over the rounds of the aggregate rate over the single
+//! stream's rate in the same round.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -65,10 +66,16 @@ fn main() -> Result<(), Box<dyn Error>> {
     // Warm-up: page in the weights, start the thread pool.
     generate(&generator, &params, TOPICS[0])?;
 
-    let mut rates = Vec::new();
-    for concurrency in at_once {
-        let mut best = (0.0_f64, 0, 0.0_f64);
-        for _ in 0..runs {
+    // The runs go round the concurrencies (1, 4, 1, 4, ...) rather than one concurrency after
+    // the other, and each run's ratio is against the single stream of the same round: this
+    // VM's speed drifts by tens of percent over minutes, so rates measured minutes apart (the
+    // best single run against the best batched one) made ratios from 2.2 to 2.8 for the same
+    // binary.
+    let mut rounds: Vec<Vec<f64>> = Vec::with_capacity(runs);
+    let mut best = vec![(0.0_f64, 0_usize, 0.0_f64); at_once.len()];
+    for _ in 0..runs {
+        let mut round = Vec::with_capacity(at_once.len());
+        for (slot, &concurrency) in at_once.iter().enumerate() {
             let start = Instant::now();
             let counts: Vec<usize> = std::thread::scope(|scope| {
                 let handles: Vec<_> = TOPICS[..concurrency]
@@ -86,21 +93,34 @@ fn main() -> Result<(), Box<dyn Error>> {
             let seconds = start.elapsed().as_secs_f64();
             let tokens: usize = counts.iter().sum();
             let rate = tokens as f64 / seconds;
-            if rate > best.0 {
-                best = (rate, tokens, seconds);
+            round.push(rate);
+            if rate > best[slot].0 {
+                best[slot] = (rate, tokens, seconds);
             }
         }
-        let (rate, tokens, seconds) = best;
-        println!(
-            "{concurrency} at once: {tokens} tokens in {seconds:.2}s, {rate:.1} tokens/s \
-             (largest step so far: {})",
-            generator.largest_batch()
-        );
-        rates.push((concurrency, rate));
+        rounds.push(round);
     }
-    let single = rates.first().map_or(1.0, |&(_, rate)| rate);
-    for (concurrency, rate) in rates {
-        println!("batch {concurrency} ratio {:.2}", rate / single);
+    for (&concurrency, &(rate, tokens, seconds)) in at_once.iter().zip(&best) {
+        println!("{concurrency} at once: {tokens} tokens in {seconds:.2}s, {rate:.1} tokens/s (best run)");
+    }
+    println!(
+        "largest step: {} generations; most prompts read in one pass: {}",
+        generator.largest_batch(),
+        generator.most_prompts_at_once()
+    );
+    for (slot, &concurrency) in at_once.iter().enumerate() {
+        let mut ratios: Vec<f64> = rounds.iter().map(|round| round[slot] / round[0]).collect();
+        ratios.sort_by(f64::total_cmp);
+        let median = match ratios.len() {
+            0 => 1.0,
+            n if n % 2 == 1 => ratios[n / 2],
+            n => (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0,
+        };
+        let spread = match (ratios.first(), ratios.last()) {
+            (Some(low), Some(high)) => format!("{low:.2}-{high:.2}"),
+            _ => String::new(),
+        };
+        println!("batch {concurrency} ratio {median:.2} (rounds {spread})");
     }
     Ok(())
 }

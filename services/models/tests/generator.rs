@@ -465,6 +465,13 @@ fn concurrent_generations_share_steps_and_each_equals_its_answer_alone() {
         generator.largest_batch() >= 2,
         "the four generations never shared a step"
     );
+    // Every prompt runs in chunks (its system turn, then the rest, the long question's in
+    // two), and the worker reads the next chunks of all waiting prompts in one pass as far as
+    // a chunk's worth of tokens goes: some of the four meet in a pass.
+    assert!(
+        generator.most_prompts_at_once() >= 2,
+        "no two prompts were read in one pass"
+    );
     for ((question, alone), (together, streamed)) in questions.iter().zip(&alone).zip(&together) {
         assert_eq!(together.text, alone.text, "{question}");
         assert_eq!(streamed, &together.text);

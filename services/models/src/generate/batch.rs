@@ -8,12 +8,13 @@
 //!
 //! How: one worker thread owns the running sequences. Callers send a [`Job`] and receive
 //! [`Event`]s on a channel of their own; they do the detokenizing and stop-sequence checks
-//! themselves, on their own thread. Each round the worker admits new jobs, runs one prompt
-//! chunk of the oldest job still reading its prompt (so a long prompt does not stall the
-//! answers in progress for seconds), then one batched step ([`Decoder::step`]) over every
-//! sequence that is generating. Each sequence has its own KV cache and sampler, and its
-//! logits are bit for bit those it would get alone, so an answer does not depend on what ran
-//! beside it (a receipt's replay runs alone).
+//! themselves, on their own thread. Each round the worker admits new jobs and runs one pass
+//! of the model ([`Decoder::advance`]) over the next prompt chunk of the jobs still reading
+//! their prompts (oldest first, up to a chunk's worth of tokens, so that a long prompt does
+//! not stall the answers in progress for seconds) and the next token of every sequence that
+//! is generating. Each sequence has its own KV cache and sampler, and its logits are bit for
+//! bit those it would get alone, so an answer does not depend on what ran beside it (a
+//! receipt's replay runs alone).
 //!
 //! A job ends at the end-of-text token, at its token limit, when its [`CancelFlag`] is set
 //! (the HTTP layer sets it when the client goes away), or when its caller stops listening
@@ -66,15 +67,23 @@ pub(crate) enum Event {
 /// The handle callers submit jobs through; the worker thread ends when it is dropped.
 pub(crate) struct Batcher {
     jobs: Sender<Job>,
-    /// The most sequences one step has run (for tests and diagnostics).
-    largest_batch: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
+}
+
+/// What the worker has done so far (for tests and diagnostics).
+#[derive(Default)]
+struct Counters {
+    /// The most sequences one pass has stepped (given their next token).
+    largest_batch: AtomicUsize,
+    /// The most jobs' prompt chunks one pass has read.
+    most_prompts_at_once: AtomicUsize,
 }
 
 impl Batcher {
     /// Starts the worker for `decoder`; `end_ids` are the tokens that end a generation.
     pub(crate) fn start(decoder: Arc<Decoder>, end_ids: Vec<u32>) -> std::io::Result<Batcher> {
         let (jobs, incoming) = mpsc::channel();
-        let largest_batch = Arc::new(AtomicUsize::new(0));
+        let counters = Arc::new(Counters::default());
         // The generation's own threads, one per core: its steps and their parallel operations
         // run there, so that each step is handed over once, and searches (the embedder, on
         // rayon's global pool) are scheduled beside them by the OS rather than queued behind
@@ -83,19 +92,21 @@ impl Batcher {
             .thread_name(|index| format!("vellum-decode-{index}"))
             .build()
             .map_err(std::io::Error::other)?;
-        let worker = Worker::new(decoder, end_ids, incoming, Arc::clone(&largest_batch), pool);
+        let worker = Worker::new(decoder, end_ids, incoming, Arc::clone(&counters), pool);
         std::thread::Builder::new()
             .name("vellum-generate".into())
             .spawn(move || worker.run())?;
-        Ok(Batcher {
-            jobs,
-            largest_batch,
-        })
+        Ok(Batcher { jobs, counters })
     }
 
-    /// The most sequences one step has run so far.
+    /// The most sequences one pass has stepped so far.
     pub(crate) fn largest_batch(&self) -> usize {
-        self.largest_batch.load(Ordering::Relaxed)
+        self.counters.largest_batch.load(Ordering::Relaxed)
+    }
+
+    /// The most jobs' prompt chunks one pass has read so far.
+    pub(crate) fn most_prompts_at_once(&self) -> usize {
+        self.counters.most_prompts_at_once.load(Ordering::Relaxed)
     }
 
     /// Queues `job`; its events arrive on the receiver of `job.events`.
@@ -125,6 +136,14 @@ struct Running {
     num_generated_tokens: usize,
 }
 
+/// What a job does in a pass.
+enum Part {
+    /// Reads this chunk of its prompt.
+    Prompt(std::ops::Range<usize>),
+    /// Runs its next token.
+    Step(u32),
+}
+
 enum Outcome {
     Continue,
     Done,
@@ -139,7 +158,7 @@ struct Worker {
     running: Vec<Running>,
     /// The last shared system turn's keys and values.
     system_prompt: Option<Sequence>,
-    largest_batch: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
     pool: rayon::ThreadPool,
 }
 
@@ -148,12 +167,12 @@ impl Worker {
         decoder: Arc<Decoder>,
         end_ids: Vec<u32>,
         incoming: Receiver<Job>,
-        largest_batch: Arc<AtomicUsize>,
+        counters: Arc<Counters>,
         pool: rayon::ThreadPool,
     ) -> Worker {
         Worker {
             pool,
-            largest_batch,
+            counters,
             decoder,
             end_ids,
             incoming,
@@ -183,8 +202,7 @@ impl Worker {
                 self.admit(job);
             }
             self.drop_cancelled();
-            self.prompt_chunk();
-            self.generation_step();
+            self.round();
         }
     }
 
@@ -239,95 +257,111 @@ impl Worker {
         });
     }
 
-    /// Runs one prompt chunk of the first job still reading its prompt.
-    fn prompt_chunk(&mut self) {
-        let Some(index) = self
-            .running
+    /// One forward over this round's members: the next prompt chunk of each job reading its
+    /// prompt, oldest first, as many as fit in [`PROMPT_CHUNK_TOKENS`] tokens (the oldest
+    /// always), and the next token of every generating sequence. Jobs that arrive together
+    /// read the weights once for all their prompts, and the answers in progress take their
+    /// step in the same pass instead of a pass of their own; a long prompt still runs a chunk
+    /// a round, so it does not stall them for more than a chunk. Each job's chunks are fixed
+    /// when it is admitted, so its logits are those it gets alone.
+    fn round(&mut self) {
+        let mut budget = PROMPT_CHUNK_TOKENS;
+        let mut prompts_closed = false;
+        let mut members: Vec<(usize, Part)> = Vec::new();
+        for (index, running) in self.running.iter_mut().enumerate() {
+            match &mut running.phase {
+                Phase::Prompt { chunks, started } => {
+                    let Some(chunk) = chunks.first() else {
+                        continue;
+                    };
+                    let fits = chunk.len() <= budget || budget == PROMPT_CHUNK_TOKENS;
+                    if prompts_closed || !fits {
+                        // Later jobs wait their turn rather than pass an older one.
+                        prompts_closed = true;
+                        continue;
+                    }
+                    budget = budget.saturating_sub(chunk.len());
+                    started.get_or_insert_with(Instant::now);
+                    members.push((index, Part::Prompt(chunk.clone())));
+                }
+                Phase::Generating { next } => members.push((index, Part::Step(*next))),
+            }
+        }
+        if members.is_empty() {
+            return;
+        }
+        let num_prompts = members
             .iter()
-            .position(|running| matches!(running.phase, Phase::Prompt { .. }))
-        else {
-            return;
+            .filter(|(_, part)| matches!(part, Part::Prompt(_)))
+            .count();
+        self.counters
+            .largest_batch
+            .fetch_max(members.len() - num_prompts, Ordering::Relaxed);
+        self.counters
+            .most_prompts_at_once
+            .fetch_max(num_prompts, Ordering::Relaxed);
+
+        let ran = {
+            let mut sequences = Vec::with_capacity(members.len());
+            let mut tokens: Vec<&[u32]> = Vec::with_capacity(members.len());
+            let mut member = members.iter().peekable();
+            for (index, running) in self.running.iter_mut().enumerate() {
+                let Some((_, part)) = member.next_if(|(at, _)| *at == index) else {
+                    continue;
+                };
+                tokens.push(match part {
+                    Part::Prompt(chunk) => &running.job.prompt[chunk.clone()],
+                    Part::Step(next) => std::slice::from_ref(next),
+                });
+                sequences.push(&mut running.sequence);
+            }
+            let decoder = &self.decoder;
+            catch(&self.pool, || decoder.advance(&mut sequences, &tokens))
         };
-        let decoder = Arc::clone(&self.decoder);
-        let running = &mut self.running[index];
-        let Phase::Prompt { chunks, started } = &mut running.phase else {
-            return;
-        };
-        let started = *started.get_or_insert_with(Instant::now);
-        let Some(chunk) = chunks.first().cloned() else {
-            return;
-        };
-        chunks.remove(0);
-        let is_last = chunks.is_empty();
-        let tokens = &running.job.prompt[chunk.clone()];
-        let pool = &self.pool;
-        let ran = catch(pool, || {
-            decoder.forward(&mut running.sequence, tokens, chunk.start)
-        })
-        .and_then(|logits| logits.squeeze(0).and_then(|l| l.to_vec1()).map_err(text));
         let logits = match ran {
             Ok(logits) => logits,
             Err(message) => {
-                let _ = running.job.events.send(Event::Failed(message));
-                self.running.remove(index);
+                // A model fault: every sequence of the pass has a partly written cache.
+                for &(index, _) in members.iter().rev() {
+                    let running = self.running.remove(index);
+                    let _ = running.job.events.send(Event::Failed(message.clone()));
+                }
                 return;
             }
         };
-        let job = &running.job;
-        if job.share_system_prompt
-            && job.system_prefix > 0
-            && chunk.end == job.system_prefix
-            && running.sequence.len() == job.system_prefix
-        {
-            self.system_prompt = Some(running.sequence.clone());
-        }
-        if !is_last {
-            return;
-        }
-        let sent = running.job.events.send(Event::Prefilled {
-            prompt_seconds: started.elapsed().as_secs_f64(),
-            num_cached_prompt_tokens: running.num_cached_prompt_tokens,
-        });
-        if sent.is_err() || matches!(self.sample(index, &logits), Outcome::Done) {
-            self.running.remove(index);
-        }
-    }
 
-    /// One batched step over every generating sequence.
-    fn generation_step(&mut self) {
-        let (mut sequences, mut tokens, mut indices) = (Vec::new(), Vec::new(), Vec::new());
-        for (index, running) in self.running.iter_mut().enumerate() {
-            if let Phase::Generating { next } = running.phase {
-                sequences.push(&mut running.sequence);
-                tokens.push(next);
-                indices.push(index);
-            }
-        }
-        if indices.is_empty() {
-            return;
-        }
-        self.largest_batch
-            .fetch_max(indices.len(), Ordering::Relaxed);
-        let decoder = Arc::clone(&self.decoder);
-        let stepped = catch(&self.pool, || decoder.step(&mut sequences, &tokens));
-        drop(sequences);
         let mut done = Vec::new();
-        match stepped {
-            Ok(all_logits) => {
-                for (&index, logits) in indices.iter().zip(all_logits.rows()) {
-                    if matches!(self.sample(index, logits), Outcome::Done) {
-                        done.push(index);
-                    }
+        for ((index, part), logits) in members.into_iter().zip(logits.rows()) {
+            if let Part::Prompt(chunk) = part {
+                let running = &mut self.running[index];
+                let Phase::Prompt { chunks, started } = &mut running.phase else {
+                    continue;
+                };
+                chunks.remove(0);
+                let is_last = chunks.is_empty();
+                let started = *started.get_or_insert_with(Instant::now);
+                let job = &running.job;
+                if job.share_system_prompt
+                    && job.system_prefix > 0
+                    && chunk.end == job.system_prefix
+                    && running.sequence.len() == job.system_prefix
+                {
+                    self.system_prompt = Some(running.sequence.clone());
+                }
+                if !is_last {
+                    continue;
+                }
+                let sent = running.job.events.send(Event::Prefilled {
+                    prompt_seconds: started.elapsed().as_secs_f64(),
+                    num_cached_prompt_tokens: running.num_cached_prompt_tokens,
+                });
+                if sent.is_err() {
+                    done.push(index);
+                    continue;
                 }
             }
-            Err(message) => {
-                for &index in &indices {
-                    let _ = self.running[index]
-                        .job
-                        .events
-                        .send(Event::Failed(message.clone()));
-                }
-                done = indices;
+            if matches!(self.sample(index, logits), Outcome::Done) {
+                done.push(index);
             }
         }
         for index in done.into_iter().rev() {

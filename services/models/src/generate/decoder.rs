@@ -357,8 +357,8 @@ impl LayerCache {
 }
 
 /// One sequence's keys and values (a generation in progress, or a prompt prefix kept for the
-/// next one): separate from the weights, so that one [`Decoder`] runs many sequences, and a
-/// batched step ([`Decoder::step`]) advances several at once.
+/// next one): separate from the weights, so that one [`Decoder`] runs many sequences, and one
+/// pass ([`Decoder::advance`]) advances several at once.
 #[derive(Clone)]
 pub(crate) struct Sequence {
     cache: Vec<LayerCache>,
@@ -712,17 +712,16 @@ impl Decoder {
         Tensor::from_vec(logits.values, (1, logits.vocab_size), &Device::Cpu)
     }
 
-    /// One generation step of several sequences: `tokens[i]` goes at the end of
-    /// `sequences[i]`. Returns each sequence's logits. The weights are read once for all of
-    /// them, and each sequence's logits are bit for bit what [`Self::forward`] gives it alone
-    /// (same kernels per row, its own cache for attention).
-    pub(crate) fn step(
+    /// Runs `tokens[i]` at the end of `sequences[i]` for every `i` in one pass (prompt chunks
+    /// and generation steps alike) and returns each sequence's logits after its last token.
+    /// The weights are read once for all of them, and each sequence's logits are bit for bit
+    /// those it gets with the same tokens alone.
+    pub(crate) fn advance(
         &self,
         sequences: &mut [&mut Sequence],
-        tokens: &[u32],
+        tokens: &[&[u32]],
     ) -> CandleResult<Logits> {
-        let tokens: Vec<&[u32]> = tokens.iter().map(std::slice::from_ref).collect();
-        self.run(sequences, &tokens)
+        self.run(sequences, tokens)
     }
 
     /// Appends token `token`'s embedding to `hidden`.
@@ -1206,11 +1205,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_prompt_gives_the_same_logits_in_chunks_as_a_token_at_a_time() {
-        // The shipped SmolLM2: a prompt chunk's attention and a generated token's are the
-        // same kernels over the same positions, and every product's row is its own, so how a
-        // prompt is cut into chunks changes no bit of its logits.
+    /// The shipped SmolLM2 on Vellum's decoder.
+    fn shipped_decoder() -> Decoder {
         let models_dir = std::env::var_os("VELLUM_MODELS_DIR")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| {
@@ -1224,7 +1220,15 @@ mod tests {
         );
         let mut file = std::fs::File::open(&path).expect("open");
         let content = Content::read(&mut file).expect("gguf");
-        let decoder = Decoder::load("llama", &content, &mut file, 256, None).expect("load");
+        Decoder::load("llama", &content, &mut file, 256, None).expect("load")
+    }
+
+    #[test]
+    fn a_prompt_gives_the_same_logits_in_chunks_as_a_token_at_a_time() {
+        // A prompt chunk's attention and a generated token's are the same kernels over the
+        // same positions, and every product's row is its own, so how a prompt is cut into
+        // chunks changes no bit of its logits.
+        let decoder = shipped_decoder();
         let tokens: Vec<u32> = (0..41_u32).map(|i| (i * 997 + 13) % 49_152).collect();
         let logits = |chunks: &[usize]| -> Vec<u32> {
             let mut sequence = decoder.new_sequence();
@@ -1248,6 +1252,60 @@ mod tests {
         assert_eq!(logits(&[6, 13, 22]), whole);
         assert_eq!(logits(&[9, 1, 31]), whole);
         assert_eq!(logits(&[1; 41]), whole, "a token at a time, as generated");
+    }
+
+    #[test]
+    fn one_pass_over_prompt_chunks_and_steps_gives_each_sequence_its_logits_alone() {
+        // The batch worker's pass: two prompts' chunks (one from the start, one after a
+        // prefix) and two generation steps, at different depths, together.
+        let decoder = shipped_decoder();
+        let tokens = |seed: u32, count: u32| -> Vec<u32> {
+            (0..count).map(|i| (i * 997 + seed) % 49_152).collect()
+        };
+        let bits = |values: &[f32]| -> Vec<u32> { values.iter().map(|v| v.to_bits()).collect() };
+        // (tokens already in the cache, tokens of this pass)
+        let work = [
+            (tokens(1, 0), tokens(2, 17)),
+            (tokens(3, 9), tokens(4, 6)),
+            (tokens(5, 23), tokens(6, 1)),
+            (tokens(7, 4), tokens(8, 1)),
+        ];
+        let prefilled = || -> Vec<Sequence> {
+            work.iter()
+                .map(|(before, _)| {
+                    let mut sequence = decoder.new_sequence();
+                    if !before.is_empty() {
+                        decoder.forward(&mut sequence, before, 0).expect("prefix");
+                    }
+                    sequence
+                })
+                .collect()
+        };
+        let alone: Vec<Vec<u32>> = prefilled()
+            .iter_mut()
+            .zip(&work)
+            .map(|(sequence, (before, now))| {
+                let logits = decoder
+                    .forward(sequence, now, before.len())
+                    .expect("alone")
+                    .flatten_all()
+                    .and_then(|logits| logits.to_vec1::<f32>())
+                    .expect("values");
+                bits(&logits)
+            })
+            .collect();
+        let mut sequences = prefilled();
+        let mut each: Vec<&mut Sequence> = sequences.iter_mut().collect();
+        let now: Vec<&[u32]> = work.iter().map(|(_, now)| now.as_slice()).collect();
+        let together = decoder.advance(&mut each, &now).expect("together");
+        let together: Vec<Vec<u32>> = together.rows().map(bits).collect();
+        assert_eq!(together.len(), work.len());
+        for (index, (together, alone)) in together.iter().zip(&alone).enumerate() {
+            assert!(together == alone, "sequence {index}'s logits differ");
+        }
+        for (sequence, (before, now)) in sequences.iter().zip(&work) {
+            assert_eq!(sequence.len(), before.len() + now.len());
+        }
     }
 
     #[test]

@@ -558,6 +558,15 @@ impl GgufGenerator {
             .map_or(0, batch::Batcher::largest_batch)
     }
 
+    /// The most generations whose prompts one pass of the model has read together (0 before
+    /// any, always for models that run one generation at a time). For tests and diagnostics.
+    #[doc(hidden)]
+    pub fn most_prompts_at_once(&self) -> usize {
+        self.batcher
+            .as_ref()
+            .map_or(0, batch::Batcher::most_prompts_at_once)
+    }
+
     /// Returns the model's `general.architecture` (`llama`, `qwen2` or `phi3`).
     pub fn architecture(&self) -> &str {
         &self.architecture
