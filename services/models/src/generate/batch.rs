@@ -231,6 +231,14 @@ impl Worker {
                 chunk_start = chunk_end;
             }
         }
+        if chunks.is_empty() {
+            // Nothing to run would leave it waiting for ever (a caller checks for an empty
+            // prompt first; this is the worker not trusting that).
+            let _ = job
+                .events
+                .send(Event::Failed("the prompt has no tokens to run".into()));
+            return;
+        }
         self.running.push(Running {
             job,
             sequence,
