@@ -113,11 +113,15 @@ fn main() -> Result<(), Box<dyn Error>> {
         };
         for run in 0..runs {
             let generation = generator.generate(&messages, &params, &mut |_: &str| {})?;
+            // The rate counts the tokens computed: a prompt without a system message keeps
+            // the template's own beginning from the run before.
+            let computed = generation.num_prompt_tokens - generation.num_cached_prompt_tokens;
             println!(
-                "  run {run}: prompt {} tokens in {:.2}s = {:.1} tok/s; generated {} tokens ({:?}) in {:.2}s = {:.1} tok/s",
+                "  run {run}: prompt {} tokens ({} kept) in {:.2}s = {:.1} tok/s; generated {} tokens ({:?}) in {:.2}s = {:.1} tok/s",
                 generation.num_prompt_tokens,
+                generation.num_cached_prompt_tokens,
                 generation.prompt_seconds,
-                generation.num_prompt_tokens as f64 / generation.prompt_seconds,
+                computed as f64 / generation.prompt_seconds,
                 generation.num_generated_tokens,
                 generation.stop_reason,
                 generation.generation_seconds,

@@ -337,7 +337,8 @@ fn unsupported_architecture_names_the_file_and_the_architecture() {
 /// A system prompt shared between requests (`share_system_prompt`): the second request that
 /// begins with it keeps its keys and values instead of computing them again, and every output
 /// is exactly what an unshared run gives, for a prompt longer than one prefill chunk too. A
-/// request with another system prompt keeps nothing, and unshared requests never keep any.
+/// request with another system prompt keeps nothing, and unshared requests never keep any; a
+/// request without a system message shares the template's own beginning.
 #[test]
 fn a_shared_system_prompt_is_computed_once_and_changes_no_output() {
     // Its own generator: the shared one's cache is used by tests running beside this one.
@@ -398,9 +399,33 @@ fn a_shared_system_prompt_is_computed_once_and_changes_no_output() {
     let changed = run(&other, true);
     assert_eq!(changed.num_cached_prompt_tokens, 0);
     assert!(run(&other, true).num_cached_prompt_tokens > 0);
-    // No system message: nothing is shared.
+    // No system message: the template's own beginning (SmolLM2's default system turn and the
+    // user turn's opening) is shared whatever the setting, since no caller wrote it, and
+    // changes no output: the rendered prompt run raw (nothing shared, one chunk) gives the
+    // same text.
     let user_only = [ChatMessage::user("What is an indemnity clause?")];
-    assert_eq!(run(&user_only, true).num_cached_prompt_tokens, 0);
+    let first = run(&user_only, false);
+    assert_eq!(first.num_cached_prompt_tokens, 0);
+    let again = run(&[ChatMessage::user("Who signs a contract?")], false);
+    assert!(
+        (10..again.num_prompt_tokens).contains(&again.num_cached_prompt_tokens),
+        "{} of {} prompt tokens kept",
+        again.num_cached_prompt_tokens,
+        again.num_prompt_tokens
+    );
+    let rendered = generator
+        .render_chat(&user_only)
+        .unwrap_or_else(|err| panic!("render: {err}"));
+    let raw = generator
+        .generate_raw(&rendered, &greedy(40), &mut |_| {})
+        .unwrap_or_else(|err| panic!("generate: {err}"));
+    assert_eq!(raw.num_cached_prompt_tokens, 0);
+    let shared = run(&user_only, false);
+    assert!(shared.num_cached_prompt_tokens > 10);
+    assert_eq!(shared.text, raw.text);
+    assert_eq!(first.text, raw.text);
+    // The service's system prompt is still kept beside the template's.
+    assert!(run(&other, true).num_cached_prompt_tokens > 0);
 }
 
 #[test]

@@ -33,11 +33,16 @@ use super::{CancelFlag, StopReason, PROMPT_CHUNK_TOKENS};
 /// wait here, in order.
 pub(crate) const MAX_BATCH: usize = 8;
 
+/// System turns kept for reuse (~46 KB a token for SmolLM2: 1.1 MB for its 24-token default
+/// turn): the service's answer, brief and summary prompts and the template's own, without
+/// evicting one another as a single slot did.
+const KEPT_SYSTEM_TURNS: usize = 4;
+
 /// A generation for the worker.
 pub(crate) struct Job {
     pub(crate) prompt: Vec<u32>,
-    /// The first tokens of `prompt` that are the system message's turn (0 if none): they run
-    /// as a chunk of their own.
+    /// The first tokens of `prompt` that are its system turn (a system message's, or the
+    /// template's own before a user's message; 0 if none): they run as a chunk of their own.
     pub(crate) system_prefix: usize,
     /// Reuse (and keep) the system turn's keys and values across jobs.
     pub(crate) share_system_prompt: bool,
@@ -156,8 +161,9 @@ struct Worker {
     /// Jobs received but not yet running (more than [`MAX_BATCH`]).
     waiting: std::collections::VecDeque<Job>,
     running: Vec<Running>,
-    /// The last shared system turn's keys and values.
-    system_prompt: Option<Sequence>,
+    /// The shared system turns' keys and values, the most recently computed last (at most
+    /// [`KEPT_SYSTEM_TURNS`]): the service's own system prompts and the template's.
+    system_turns: Vec<Sequence>,
     counters: Arc<Counters>,
     pool: rayon::ThreadPool,
 }
@@ -178,7 +184,7 @@ impl Worker {
             incoming,
             waiting: Default::default(),
             running: Vec::new(),
-            system_prompt: None,
+            system_turns: Vec::new(),
         }
     }
 
@@ -209,7 +215,7 @@ impl Worker {
     /// Starts a job: its sequence begins with the shared system turn when that is cached.
     fn admit(&mut self, job: Job) {
         let prefix = job.system_prefix.min(job.prompt.len());
-        let cached = self.system_prompt.as_ref().filter(|cached| {
+        let cached = self.system_turns.iter().find(|cached| {
             job.share_system_prompt && prefix > 0 && cached.tokens() == &job.prompt[..prefix]
         });
         let (mut sequence, start) = match cached {
@@ -354,7 +360,13 @@ impl Worker {
                     && chunk.end == job.system_prefix
                     && running.sequence.len() == job.system_prefix
                 {
-                    self.system_prompt = Some(running.sequence.clone());
+                    let turn = running.sequence.clone();
+                    self.system_turns
+                        .retain(|kept| kept.tokens() != turn.tokens());
+                    self.system_turns.push(turn);
+                    if self.system_turns.len() > KEPT_SYSTEM_TURNS {
+                        self.system_turns.remove(0);
+                    }
                 }
                 if !is_last {
                     continue;

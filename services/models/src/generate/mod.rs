@@ -339,6 +339,9 @@ pub struct GgufGenerator {
     model: Mutex<ModelWeights>,
     /// Generations, batched, where the model runs on Vellum's own decoder.
     batcher: Option<batch::Batcher>,
+    /// The tokens that every prompt opening with a user's message begins with, whatever the
+    /// user wrote ([`template_prefix`]).
+    template_prefix: Vec<u32>,
 }
 
 impl std::fmt::Debug for GgufGenerator {
@@ -536,6 +539,7 @@ impl GgufGenerator {
             ),
             _ => None,
         };
+        let template_prefix = template_prefix(&template, &tokenizer);
         Ok(GgufGenerator {
             identity,
             model_name,
@@ -546,6 +550,7 @@ impl GgufGenerator {
             device: candle_device,
             model: Mutex::new(model),
             batcher,
+            template_prefix,
         })
     }
 
@@ -648,43 +653,55 @@ impl GgufGenerator {
 
     /// Returns how many of `tokens` (the rendered `messages`) are the system message's turn,
     /// when it tokenizes the same on its own as inside the prompt; else 0.
-    fn system_prefix_len(&self, messages: &[ChatMessage], tokens: &[u32]) -> usize {
+    /// How many of `tokens` (the prompt of `messages`) are its system turn, and whether their
+    /// keys and values may be kept for other requests. A system message's turn is shared only
+    /// with `share_system_prompt` (the caller vouches that it is Vellum's own text, not a
+    /// user's). Without a system message, the template's own beginning ([`template_prefix`]:
+    /// SmolLM2's and Qwen2's default system turn and the user turn's opening) is always shared:
+    /// it holds nothing a caller wrote, so that another request's timing can show nothing
+    /// but that such requests are made.
+    fn system_prefix(
+        &self,
+        messages: &[ChatMessage],
+        tokens: &[u32],
+        share_system_prompt: bool,
+    ) -> (usize, bool) {
+        // Shorter than the prompt, so the prompt's last token still runs and gives logits.
+        let leads = |prefix: &[u32]| prefix.len() < tokens.len() && tokens.starts_with(prefix);
         let Some(system) = messages.first().filter(|first| first.role == "system") else {
-            return 0;
+            let prefix = &self.template_prefix;
+            return if !prefix.is_empty() && !messages.is_empty() && leads(prefix) {
+                (prefix.len(), true)
+            } else {
+                (0, false)
+            };
         };
         if messages.len() < 2 {
-            return 0;
+            return (0, false);
         }
         let Ok(prefix) = self.template.render(std::slice::from_ref(system), false) else {
-            return 0;
+            return (0, false);
         };
         match self.tokenizer.encode_prompt(&prefix) {
-            // Shorter than the prompt, so the prompt's last token still runs and gives logits.
-            Ok(prefix_tokens)
-                if prefix_tokens.len() < tokens.len() && tokens.starts_with(&prefix_tokens) =>
-            {
-                prefix_tokens.len()
+            Ok(prefix_tokens) if leads(&prefix_tokens) => {
+                (prefix_tokens.len(), share_system_prompt)
             }
-            _ => 0,
+            _ => (0, false),
         }
     }
 
-    /// Generates after `prompt_tokens`, whose first `system_prefix` tokens are the system
-    /// message's turn (0 if none): they run as a chunk of their own, and with
-    /// [`GenerationParams::share_system_prompt`] their keys and values are kept for the next
-    /// request that begins with them.
+    /// Generates after `prompt_tokens`, whose first `system_prefix` tokens are the system turn
+    /// (0 if none, [`Self::system_prefix`]): they run as a chunk of their own, and with
+    /// `share` their keys and values are kept for the next request that begins with them.
     fn run(
         &self,
         prompt_tokens: Vec<u32>,
         system_prefix: usize,
+        share: bool,
         params: &GenerationParams,
         on_token: &mut dyn FnMut(&str),
     ) -> Result<Generation> {
-        let shared_prefix = if params.share_system_prompt {
-            system_prefix
-        } else {
-            0
-        };
+        let shared_prefix = if share { system_prefix } else { 0 };
         validate(params)?;
         if prompt_tokens.is_empty() {
             return Err(Error::InvalidRequest("the prompt is empty".into()));
@@ -715,7 +732,7 @@ impl GgufGenerator {
                 .submit(batch::Job {
                     prompt: prompt_tokens,
                     system_prefix,
-                    share_system_prompt: params.share_system_prompt,
+                    share_system_prompt: share,
                     max_new_tokens,
                     sampler,
                     cancel: params.cancel.clone(),
@@ -850,6 +867,29 @@ impl GgufGenerator {
     }
 }
 
+/// The tokens every prompt opening with a user's message begins with, whatever the user
+/// wrote: the common beginning of the template rendered for two different messages (for
+/// SmolLM2, its default system turn and `<|im_start|>user\n`, 24 tokens of a 39-token
+/// question). Empty where the template cannot render them or they share nothing. A prompt
+/// uses it only where its own tokens begin with exactly these ([`GgufGenerator::run`]'s
+/// caller checks), so a tokenizer that joins the boundary differently shares nothing.
+fn template_prefix(template: &ChatTemplate, tokenizer: &GgufTokenizer) -> Vec<u32> {
+    let render = |content: &str| template.render(&[ChatMessage::user(content)], true).ok();
+    let (Some(first), Some(second)) = (render("A"), render("B")) else {
+        return Vec::new();
+    };
+    let common = first
+        .char_indices()
+        .zip(second.chars())
+        .find(|((_, one), other)| one != other)
+        .map_or(first.len().min(second.len()), |((at, _), _)| at);
+    first
+        .get(..common)
+        .filter(|text| !text.is_empty())
+        .and_then(|text| tokenizer.encode_prompt(text).ok())
+        .unwrap_or_default()
+}
+
 /// Runs a prompt from position 0, `PROMPT_CHUNK_TOKENS` at a time, and returns the logits of its
 /// last token.
 fn prefill(model: &mut ModelWeights, prompt_tokens: &[u32], device: &Device) -> Result<Tensor> {
@@ -926,8 +966,9 @@ impl Generator for GgufGenerator {
             .tokenizer
             .encode_prompt(&prompt)
             .map_err(Error::Tokenizer)?;
-        let system_prefix = self.system_prefix_len(&escaped, &tokens);
-        self.run(tokens, system_prefix, params, on_token)
+        let (system_prefix, share) =
+            self.system_prefix(&escaped, &tokens, params.share_system_prompt);
+        self.run(tokens, system_prefix, share, params, on_token)
     }
 
     fn generate_raw(
@@ -940,7 +981,7 @@ impl Generator for GgufGenerator {
             .tokenizer
             .encode_prompt(prompt)
             .map_err(Error::Tokenizer)?;
-        self.run(tokens, 0, params, on_token)
+        self.run(tokens, 0, false, params, on_token)
     }
 
     fn render_chat(&self, messages: &[ChatMessage]) -> Result<String> {
