@@ -708,20 +708,8 @@ impl Decoder {
                 sequence.len()
             );
         }
-        let logits = self.run(&mut [sequence], &[tokens])?;
+        let logits = self.advance(&mut [sequence], &[tokens])?;
         Tensor::from_vec(logits.values, (1, logits.vocab_size), &Device::Cpu)
-    }
-
-    /// Runs `tokens[i]` at the end of `sequences[i]` for every `i` in one pass (prompt chunks
-    /// and generation steps alike) and returns each sequence's logits after its last token.
-    /// The weights are read once for all of them, and each sequence's logits are bit for bit
-    /// those it gets with the same tokens alone.
-    pub(crate) fn advance(
-        &self,
-        sequences: &mut [&mut Sequence],
-        tokens: &[&[u32]],
-    ) -> CandleResult<Logits> {
-        self.run(sequences, tokens)
     }
 
     /// Appends token `token`'s embedding to `hidden`.
@@ -747,9 +735,15 @@ impl Decoder {
         Ok(())
     }
 
-    /// Runs `tokens[i]` at the end of `sequences[i]` for every `i`, and returns the logits of
-    /// each sequence's last token.
-    fn run(&self, sequences: &mut [&mut Sequence], tokens: &[&[u32]]) -> CandleResult<Logits> {
+    /// Runs `tokens[i]` at the end of `sequences[i]` for every `i` in one pass (prompt chunks
+    /// and generation steps alike) and returns each sequence's logits after its last token.
+    /// The weights are read once for all of them, and each sequence's logits are bit for bit
+    /// those it gets with the same tokens alone.
+    pub(crate) fn advance(
+        &self,
+        sequences: &mut [&mut Sequence],
+        tokens: &[&[u32]],
+    ) -> CandleResult<Logits> {
         if sequences.len() != tokens.len() || sequences.is_empty() {
             candle_core::bail!(
                 "{} sequences for {} token lists",
@@ -786,7 +780,7 @@ impl Decoder {
         }
     }
 
-    /// [`Self::run`] after its checks; a generation step's operations on `team`.
+    /// [`Self::advance`] after its checks; a generation step's operations on `team`.
     fn run_layers(
         &self,
         team: Option<&Team>,
@@ -991,7 +985,7 @@ fn attend_heads(
 
 /// The attention output `[num_tokens, q_dim]` of positions `start..start + num_tokens`, whose
 /// keys and values `cache` already holds ([`Decoder::append_positions`]): a prompt chunk (a
-/// step's single new tokens go through [`attend_heads`] directly, see `Decoder::run`). Each
+/// step's single new tokens go through [`attend_heads`] directly, see `Decoder::advance`). Each
 /// token through the same grouped kernels as a generated token, over the positions up to its
 /// own, so a prompt's attention is the same whether it runs in chunks or a token at a time.
 /// Through candle's matrix products (a score matrix per key/value head, masked afterwards)

@@ -651,8 +651,6 @@ impl GgufGenerator {
         Ok(gaps)
     }
 
-    /// Returns how many of `tokens` (the rendered `messages`) are the system message's turn,
-    /// when it tokenizes the same on its own as inside the prompt; else 0.
     /// How many of `tokens` (the prompt of `messages`) are its system turn, and whether their
     /// keys and values may be kept for other requests. A system message's turn is shared only
     /// with `share_system_prompt` (the caller vouches that it is Vellum's own text, not a
